@@ -1,0 +1,2 @@
+/* tarheel-sim — placeholder. */
+int main(void) { return 0; }

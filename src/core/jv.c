@@ -1,0 +1,1 @@
+/* stub */ #include "core/jv.h"

@@ -1,0 +1,1 @@
+/* stub */ #include "net/httpc.h"

@@ -1,0 +1,1 @@
+int th_test_support_placeholder;
