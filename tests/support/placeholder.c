@@ -1,1 +1,0 @@
-int th_test_support_placeholder;
