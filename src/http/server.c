@@ -1,0 +1,211 @@
+/*
+ * server — routes and webhook intake (see server.h).
+ *
+ * Intake steps, in this order (crash tests kill the daemon between them):
+ *   1. find the platform from the path; read the store id from the body;
+ *   2. verify with the store's configured strategy and secret (the app's
+ *      when the store is not connected yet) — never the strategy the request
+ *      claims;
+ *   3. parse the event;
+ *   4. for an Easy Mode authorize, store the tokens (creating the connection);
+ *      for an uninstall, mark the connection disconnected;
+ *   5. commit raw body + dedupe key + job in one transaction;
+ *   6. answer 200 (or 503 when step 4 or 5 could not commit).
+ */
+#include "http/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/httpd.h"
+#include "platform/platform.h"
+
+struct server {
+    struct server_config cfg;
+    struct httpd *httpd;
+};
+
+static void reply(struct httpd_resp *resp, int status, const char *code, const char *msg)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    /* msg comes from our own error text; quote characters are escaped. */
+    if (buf_printf(&b, "{\"ok\":%s,\"code\":\"%s\",\"message\":\"", status < 300 ? "true" : "false",
+                   code))
+        TH_BUG("uncapped buffer");
+    for (const char *p = msg; p && *p; p++) {
+        int rc = (*p == '"' || *p == '\\') ? buf_printf(&b, "\\%c", *p)
+                 : ((unsigned char)*p < 0x20) ? buf_puts(&b, " ")
+                                              : buf_append(&b, p, 1);
+        if (rc) TH_BUG("uncapped buffer");
+    }
+    if (buf_puts(&b, "\"}")) TH_BUG("uncapped buffer");
+    httpd_resp_set(resp, status, "application/json", b.data, b.len);
+    buf_release(&b);
+}
+
+static const char *req_header(void *arg, const char *name)
+{
+    return httpd_req_header(arg, name);
+}
+
+static const struct server_app *app_for(const struct server *s, enum model_platform p)
+{
+    return p == MODEL_PLATFORM_ZID ? &s->cfg.zid : &s->cfg.salla;
+}
+
+static void intake(struct server *s, const struct platform_ops *p, const struct httpd_req *req,
+                   struct httpd_resp *resp)
+{
+    size_t len;
+    const char *body = httpd_req_body(req, &len);
+    struct th_err err = {0};
+    int64_t store_id = 0;
+    int rc = p->peek_store(body, len, &store_id, &err);
+    if (rc) {
+        reply(resp, 400, th_err_name(rc), err.msg);
+        return;
+    }
+    struct store_conn c = {0};
+    int known = 0;
+    rc = store_conn_find(s->cfg.store, p->platform, store_id, &c, &err);
+    if (rc == 0) known = 1;
+    else if (rc != TH_ENOTFOUND) {
+        reply(resp, 503, th_err_name(rc), "the store is unavailable; retry later");
+        log_error("intake_store_failed", "platform=%s store=%lld msg=\"%s\"", p->name,
+                  (long long)store_id, err.msg);
+        return;
+    }
+    const struct server_app *app = app_for(s, p->platform);
+    struct platform_auth auth = {
+        .strategy = known && c.webhook_strategy ? c.webhook_strategy : app->webhook_strategy,
+        .secret = known && c.webhook_secret ? c.webhook_secret : app->webhook_secret};
+    rc = p->verify(&auth, req_header, (void *)req, body, len, &err);
+    if (rc) {
+        log_warn("intake_rejected", "platform=%s store=%lld reason=auth", p->name,
+                 (long long)store_id);
+        reply(resp, 401, th_err_name(rc), err.msg);
+        goto out;
+    }
+    struct platform_event ev;
+    rc = p->parse_event(body, len, &ev, &err);
+    if (rc) {
+        reply(resp, 400, th_err_name(rc), err.msg);
+        goto out;
+    }
+
+    if (ev.kind == PLATFORM_EV_AUTHORIZE || (ev.kind == PLATFORM_EV_UNINSTALL && known)) {
+        if (!known) {
+            c.platform = p->platform;
+            c.store_id = store_id;
+            c.connected_at = time(NULL);
+            c.trigger = MODEL_STATUS_NEW;
+            c.api_base = xstrdup(app->api_base);
+            c.qoyod_base = xstrdup(s->cfg.qoyod_base);
+            c.qoyod_api_key = xstrdup(s->cfg.qoyod_api_key);
+            c.inventory_id = s->cfg.inventory_id;
+            c.webhook_secret = xstrdup(app->webhook_secret);
+            c.webhook_strategy = xstrdup(app->webhook_strategy ? app->webhook_strategy
+                                                                : "signature");
+        }
+        free(c.status);
+        if (ev.kind == PLATFORM_EV_AUTHORIZE) {
+            free(c.access_token);
+            free(c.refresh_token);
+            c.access_token = xstrdup(ev.access_token);
+            c.refresh_token = xstrdup(ev.refresh_token);
+            c.token_expires_at = ev.expires_at;
+            c.status = xstrdup("active");
+        } else {
+            c.status = xstrdup("disconnected");
+        }
+        rc = store_conn_put(s->cfg.store, &c, &err);
+        if (rc) {
+            reply(resp, 503, th_err_name(rc), "could not record the tokens; retry later");
+            goto out;
+        }
+        known = 1;
+        log_info(ev.kind == PLATFORM_EV_AUTHORIZE ? "store_authorized" : "store_uninstalled",
+                 "platform=%s store=%lld conn=%lld", p->name, (long long)store_id,
+                 (long long)c.id);
+    }
+    if (!known) {
+        /* A verified event from a store that never installed the app: keep
+         * nothing, but do not make the platform retry forever. */
+        reply(resp, 202, "TH_ENOTFOUND", "store not connected to tarheel; event ignored");
+        goto out;
+    }
+
+    int dup = 0;
+    rc = store_event_ingest(s->cfg.store, c.id, ev.dedupe_key, ev.name,
+                            ev.kind == PLATFORM_EV_ORDER ? ev.order_id : 0, body, len, &dup,
+                            &err);
+    if (rc) {
+        log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"", p->name,
+                  (long long)store_id, th_err_name(rc), err.msg);
+        reply(resp, 503, th_err_name(rc), "could not store the event; retry later");
+        goto out;
+    }
+    log_info("intake_accepted", "platform=%s store=%lld event=%s order=%lld duplicate=%d", p->name,
+             (long long)store_id, ev.name, (long long)ev.order_id, dup);
+    reply(resp, 200, dup ? "duplicate" : "accepted", "");
+out:
+    store_conn_release(&c);
+}
+
+static void route(void *arg, const struct httpd_req *req, struct httpd_resp *resp)
+{
+    struct server *s = arg;
+    const char *path = httpd_req_path(req);
+    const char *method = httpd_req_method(req);
+    if (strncmp(path, "/webhooks/", 10) == 0) {
+        const struct platform_ops *p = platform_by_name(path + 10);
+        if (!p) {
+            reply(resp, 404, "TH_ENOTFOUND", "unknown platform in the webhook URL");
+        } else if (strcmp(method, "POST") != 0) {
+            reply(resp, 405, "TH_EINVAL", "webhooks are delivered with POST");
+        } else {
+            intake(s, p, req, resp);
+        }
+        return;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        reply(resp, 200, "ok", "");
+        return;
+    }
+    reply(resp, 404, "TH_ENOTFOUND", "no such endpoint");
+}
+
+int server_open(struct server **out, const struct server_config *cfg, struct th_err *err)
+{
+    struct server *s = xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
+    struct httpd_config hc = {.listen = cfg->listen,
+                              .max_body = SERVER_MAX_BODY,
+                              .threads = cfg->threads ? cfg->threads : 4,
+                              .handler = route,
+                              .arg = s};
+    int rc = httpd_open(&s->httpd, &hc, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void server_close(struct server *s)
+{
+    if (!s) return;
+    httpd_close(s->httpd);
+    free(s);
+}
+
+uint16_t server_port(const struct server *s)
+{
+    return httpd_port(s->httpd);
+}

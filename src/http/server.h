@@ -1,0 +1,52 @@
+/*
+ * server — tarheel's HTTP front: webhook intake and health (the REST API and
+ * dashboard join here later).
+ *
+ * Owns the route table and the intake rules (STYLE C9): a delivery is
+ * verified with the strategy configured for its store (or the app's own
+ * secret for a store not yet connected), its raw body, dedupe key and the
+ * job it causes are committed in one transaction, and only then is it
+ * answered 200. Bad signature → 401, malformed → 400, oversized → 413
+ * (httpd), store cannot commit → 503 so the platform retries. It never calls
+ * a platform or Qoyod: the worker does.
+ */
+#ifndef TH_HTTP_SERVER_H
+#define TH_HTTP_SERVER_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "store/store.h"
+
+/* Webhook bodies larger than this are refused with 413: the largest order
+ * payload seen is ~200 KiB; 1 MiB bounds memory per connection. */
+#define SERVER_MAX_BODY (1024u * 1024)
+
+/* App-level settings per platform: what a delivery from a store that is not
+ * connected yet (Easy Mode install) is verified with, and where its API is. */
+struct server_app {
+    const char *webhook_secret;   /* the app's webhook secret (secret) */
+    const char *webhook_strategy; /* "signature" (default) | "token" */
+    const char *api_base;         /* "https://api.salla.dev/admin/v2" */
+};
+
+struct server_config {
+    const char *listen;           /* "127.0.0.1:8080" */
+    struct store *store;          /* borrowed */
+    unsigned threads;             /* HTTP threads; 0 = 4 */
+    struct server_app salla;
+    struct server_app zid;
+    /* Defaults given to a connection created by an Easy Mode install. */
+    const char *qoyod_base;
+    const char *qoyod_api_key;
+    int64_t inventory_id;
+};
+
+struct server;
+
+int server_open(struct server **out, const struct server_config *cfg,
+                struct th_err *err) TH_MUST_CHECK;
+void server_close(struct server *s);
+uint16_t server_port(const struct server *s);
+
+#endif

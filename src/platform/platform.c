@@ -1,0 +1,22 @@
+/* platform — the registry of store-platform adapters (see platform.h). */
+#include "platform/platform.h"
+
+#include <string.h>
+
+#include "platform/salla.h"
+
+static const struct platform_ops *const adapters[] = {&salla_platform_ops};
+
+const struct platform_ops *platform_by_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof adapters / sizeof adapters[0]; i++)
+        if (strcmp(adapters[i]->name, name) == 0) return adapters[i];
+    return NULL;
+}
+
+const struct platform_ops *platform_by_id(enum model_platform p)
+{
+    for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++)
+        if (adapters[i]->platform == p) return adapters[i];
+    return NULL;
+}

@@ -1,0 +1,96 @@
+/*
+ * platform — what every store-platform adapter (spoke) provides.
+ *
+ * Owns the contract between the hub and the spokes: an adapter turns its
+ * platform's webhooks and orders into tarheel's terms (an event with a dedupe
+ * key and an order id; a canonical struct model_order) and nothing else. It
+ * never touches the store or Qoyod. Adding Shopify means writing
+ * platform/shopify_*.c with one `const struct platform_ops` and listing it in
+ * platform.c; no other module changes.
+ */
+#ifndef TH_PLATFORM_PLATFORM_H
+#define TH_PLATFORM_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "model/order.h"
+#include "net/httpc.h"
+
+/* What a webhook delivery means to tarheel, once verified and parsed. */
+struct platform_event {
+    char name[64];             /* the platform's event name: "order.created" */
+    int64_t store_id;          /* the platform's merchant id */
+    int64_t order_id;          /* 0 when the event is not about an order */
+    char dedupe_key[72];       /* stable per delivery content: redelivery → same key */
+    int kind;                  /* PLATFORM_EV_* */
+    /* For PLATFORM_EV_AUTHORIZE (Easy Mode tokens); secrets, never logged. */
+    char access_token[1024];
+    char refresh_token[1024];
+    int64_t expires_at;        /* unix seconds */
+};
+
+enum {
+    PLATFORM_EV_OTHER = 0,     /* accepted and stored, no action */
+    PLATFORM_EV_ORDER = 1,     /* something happened to an order: fetch it and act */
+    PLATFORM_EV_AUTHORIZE = 2, /* tokens for a store (install / update) */
+    PLATFORM_EV_UNINSTALL = 3, /* the app was removed: disconnect */
+};
+
+/* Credentials the intake checks a delivery against (per connection). */
+struct platform_auth {
+    const char *strategy;      /* "signature" | "token" | "basic" */
+    const char *secret;
+};
+
+/* How to reach one store's API (all borrowed; secrets never logged). */
+struct platform_conn {
+    int64_t store_id;
+    const char *api_base;      /* "https://api.salla.dev/admin/v2" */
+    const char *access_token;  /* Bearer token */
+    const char *manager_token; /* Zid's second token; NULL elsewhere */
+};
+
+/* The request headers an adapter may need, by name (borrowed). */
+typedef const char *(*platform_header_fn)(void *arg, const char *name);
+
+struct platform_ops {
+    /* Required. "salla", "zid". */
+    const char *name;
+    enum model_platform platform;
+    /* Required. Reads only the store id from an unverified body, so the
+     * intake can find the connection whose secret verifies it. Returns 0,
+     * TH_EPARSE (malformed: answer 400) or TH_ENOTFOUND (no store id). */
+    int (*peek_store)(const char *body, size_t len, int64_t *store_id, struct th_err *err);
+    /* Required. Verifies a delivery with the strategy configured for the
+     * store (never the one the request claims). Constant-time. Returns 0 or
+     * TH_EAUTH (answer 401). */
+    int (*verify)(const struct platform_auth *auth, platform_header_fn header, void *arg,
+                  const char *body, size_t len, struct th_err *err);
+    /* Required. Parses a verified delivery. Returns 0 or TH_EPARSE. */
+    int (*parse_event)(const char *body, size_t len, struct platform_event *out,
+                       struct th_err *err);
+    /* Required. Maps the platform's order JSON (as its order API returns
+     * it, envelope or bare) into a new canonical order. Returns 0 or
+     * TH_EPARSE / TH_EMONEY / TH_ETOOBIG with err naming the field. An item
+     * without SKU is NOT an error here (the worker fails the order with a
+     * reason in plain words). */
+    int (*order_map)(const char *json, size_t len, int64_t store_id, struct model_order **out,
+                     struct th_err *err);
+    /* Required. Fetches the authoritative order from the platform and maps
+     * it (order_map). Failures keep httpc's classification (TH_ETEMP,
+     * TH_EUNKNOWN cannot happen for a GET, TH_EAUTH when the token is
+     * refused, TH_ENOTFOUND when the order does not exist). */
+    int (*order_fetch)(struct httpc *hc, const struct platform_conn *c, int64_t order_id,
+                       struct model_order **out, struct th_err *err);
+};
+
+/* The adapter for a platform name or enum; NULL when unknown. */
+const struct platform_ops *platform_by_name(const char *name);
+const struct platform_ops *platform_by_id(enum model_platform p);
+
+/* Constant-time string equality (lengths may leak, contents do not). */
+int platform_secure_eq(const char *a, const char *b);
+
+#endif

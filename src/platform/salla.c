@@ -1,0 +1,384 @@
+/*
+ * salla — the Salla adapter (see salla.h).
+ *
+ * Discounts: Salla lists every discount in amounts.discounts[] (order level)
+ * and repeats the part attributed to an item in that item's
+ * amounts.total_discount (the order.created example shows the same 5.00 in
+ * both). The canonical order keeps item discounts on their lines and only
+ * the unattributed remainder as order_discount, so nothing is counted twice.
+ */
+#include "platform/salla.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/jv.h"
+#include "core/money.h"
+#include "core/xmalloc.h"
+
+/* ---------------------------------------------------------------------- */
+/* Mappings                                                                 */
+
+enum model_status salla_status_map(const char *slug)
+{
+    static const struct {
+        const char *slug;
+        enum model_status st;
+    } map[] = {
+        {"under_review", MODEL_STATUS_NEW},      {"in_progress", MODEL_STATUS_READY},
+        {"delivering", MODEL_STATUS_IN_TRANSIT}, {"shipped", MODEL_STATUS_IN_TRANSIT},
+        {"completed", MODEL_STATUS_COMPLETED},   {"delivered", MODEL_STATUS_COMPLETED},
+        {"canceled", MODEL_STATUS_CANCELLED},    {"restored", MODEL_STATUS_REFUNDED},
+    };
+    for (size_t i = 0; slug && i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(map[i].slug, slug) == 0) return map[i].st;
+    return MODEL_STATUS_OTHER;
+}
+
+enum model_item_kind salla_kind_map(const char *type)
+{
+    static const struct {
+        const char *type;
+        enum model_item_kind kind;
+    } map[] = {
+        {"product", MODEL_ITEM_PRODUCT},  {"food", MODEL_ITEM_PRODUCT},
+        {"service", MODEL_ITEM_SERVICE},  {"digital", MODEL_ITEM_SERVICE},
+        {"codes", MODEL_ITEM_SERVICE},    {"booking", MODEL_ITEM_SERVICE},
+        {"donating", MODEL_ITEM_SERVICE}, {"group_products", MODEL_ITEM_BUNDLE},
+    };
+    for (size_t i = 0; type && i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(map[i].type, type) == 0) return map[i].kind;
+    return MODEL_ITEM_UNKNOWN;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Webhooks                                                                 */
+
+static int peek_store(const char *body, size_t len, int64_t *store_id, struct th_err *err)
+{
+    json_t *root = jv_parse(body, len, JV_MAX_DEPTH, err);
+    if (!root) return err ? err->code : TH_EPARSE;
+    int rc = jv_get_id(root, "merchant", store_id, err);
+    json_decref(root);
+    if (rc == TH_ENOTFOUND)
+        return th_err_set(err, TH_ENOTFOUND, "the webhook has no \"merchant\" (store id)");
+    return rc;
+}
+
+int platform_secure_eq(const char *a, const char *b)
+{
+    if (!a || !b) return 0;
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++) diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0;
+}
+
+static int verify(const struct platform_auth *auth, platform_header_fn header, void *arg,
+                  const char *body, size_t len, struct th_err *err)
+{
+    if (!auth->secret || !*auth->secret)
+        return th_err_set(err, TH_EAUTH, "no webhook secret is configured for this store: "
+                          "set it with `tarheel connect salla --webhook-secret`");
+    if (auth->strategy && strcasecmp(auth->strategy, "token") == 0) {
+        const char *got = header(arg, "Authorization");
+        if (got && strncasecmp(got, "Bearer ", 7) == 0) got += 7; /* tolerated [I] */
+        if (!platform_secure_eq(got, auth->secret))
+            return th_err_set(err, TH_EAUTH, "the Authorization header does not match the "
+                              "store's webhook secret (token strategy)");
+        return 0;
+    }
+    /* Signature strategy (Salla's default): hex HMAC-SHA256 of the raw body. */
+    const char *got = header(arg, "X-Salla-Signature");
+    if (!got)
+        return th_err_set(err, TH_EAUTH, "the X-Salla-Signature header is missing");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    HMAC(EVP_sha256(), auth->secret, (int)strlen(auth->secret), (const unsigned char *)body, len,
+         md, &mdlen);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned i = 0; i < mdlen; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    char lower[2 * EVP_MAX_MD_SIZE + 1];
+    size_t n = strlen(got);
+    if (n >= sizeof lower) n = sizeof lower - 1;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)((got[i] >= 'A' && got[i] <= 'F') ? got[i] + 32 : got[i]);
+    lower[n] = '\0';
+    if (!platform_secure_eq(lower, hex))
+        return th_err_set(err, TH_EAUTH, "the X-Salla-Signature does not match the body: check "
+                          "the store's webhook secret");
+    return 0;
+}
+
+static void sha256_hex(const char *body, size_t len, char *out, size_t n)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(body, len, md, &mdlen, EVP_sha256(), NULL);
+    size_t o = 0;
+    for (unsigned i = 0; i < mdlen && o + 3 <= n; i++, o += 2) snprintf(out + o, 3, "%02x", md[i]);
+}
+
+static int parse_event(const char *body, size_t len, struct platform_event *out,
+                       struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root = jv_parse(body, len, JV_MAX_DEPTH, err);
+    if (!root) return err ? err->code : TH_EPARSE;
+    int rc = 0;
+    const char *ev = jv_get_str(root, "event");
+    if (!ev || strlen(ev) >= sizeof out->name) {
+        rc = th_err_set(err, TH_EPARSE, "the webhook has no \"event\" name");
+        goto done;
+    }
+    snprintf(out->name, sizeof out->name, "%s", ev);
+    if ((rc = jv_get_id(root, "merchant", &out->store_id, err)) != 0) {
+        if (rc == TH_ENOTFOUND) rc = th_err_set(err, TH_EPARSE, "the webhook has no \"merchant\"");
+        goto done;
+    }
+    /* No delivery id exists (salla.md §3.1): a redelivery carries the same
+     * bytes, so the body's digest is the dedupe key. */
+    sha256_hex(body, len, out->dedupe_key, sizeof out->dedupe_key);
+    json_t *data = json_object_get(root, "data");
+    if (strncmp(ev, "order.", 6) == 0) {
+        out->kind = PLATFORM_EV_ORDER;
+        json_t *nested = json_object_get(data, "order"); /* order.status.updated shape */
+        rc = jv_get_id(json_is_object(nested) ? nested : data, "id", &out->order_id, err);
+        if (rc) {
+            rc = th_err_set(err, TH_EPARSE, "order event '%s' has no order id", ev);
+            goto done;
+        }
+    } else if (strcmp(ev, "app.store.authorize") == 0) {
+        out->kind = PLATFORM_EV_AUTHORIZE;
+        const char *at = jv_get_str(data, "access_token"), *rt = jv_get_str(data, "refresh_token");
+        if (!at || strlen(at) >= sizeof out->access_token || (rt && strlen(rt) >=
+                                                               sizeof out->refresh_token)) {
+            rc = th_err_set(err, TH_EPARSE, "app.store.authorize without a usable access_token");
+            goto done;
+        }
+        snprintf(out->access_token, sizeof out->access_token, "%s", at);
+        snprintf(out->refresh_token, sizeof out->refresh_token, "%s", rt ? rt : "");
+        /* Here `expires` is an absolute unix time (salla.md §2.4). */
+        int64_t exp = 0;
+        if (jv_get_id(data, "expires", &exp, NULL) == 0)
+            out->expires_at = exp > 1000000000 ? exp : (int64_t)time(NULL) + exp;
+    } else if (strcmp(ev, "app.uninstalled") == 0) {
+        out->kind = PLATFORM_EV_UNINSTALL;
+    }
+done:
+    json_decref(root);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Orders                                                                   */
+
+/* "2022-06-26 12:21:45.000000" in Asia/Riyadh (UTC+3, no DST) → unix UTC. */
+static time_t riyadh_time(const json_t *dateobj)
+{
+    const char *s = json_is_string(dateobj) ? json_string_value(dateobj)
+                                            : jv_get_str(dateobj, "date");
+    struct tm tm = {0};
+    if (!s || sscanf(s, "%d-%d-%d %d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                     &tm.tm_min, &tm.tm_sec) < 3)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return timegm(&tm) - 3 * 3600;
+}
+
+static char *dup_text(const json_t *o, const char *key)
+{
+    char buf[MODEL_MAX_TEXT];
+    const char *v = jv_get_text(o, key, buf, sizeof buf);
+    return v && *v ? xstrdup(v) : NULL;
+}
+
+/* Money member `key` of o ({"amount":..} object, number or string); absent
+ * counts as 0. */
+static int money_at(const json_t *o, const char *key, int64_t *out, struct th_err *err)
+{
+    *out = 0;
+    int rc = jv_get_money(o, key, out, err);
+    return rc == TH_ENOTFOUND ? 0 : rc;
+}
+
+/* Tax object {"percent": "15.00", "amount": {"amount": 22.5}} → bp, halalas. */
+static int tax_at(const json_t *o, int32_t *bp, int64_t *amount, struct th_err *err)
+{
+    json_t *tax = json_object_get(o, "tax");
+    int64_t pct = 0;
+    int rc = jv_get_dec(tax, "percent", 2, &pct, err);
+    if (rc && rc != TH_ENOTFOUND) return rc;
+    if (pct < 0 || pct > 10000) return th_err_set(err, TH_EPARSE, "tax percent out of range");
+    *bp = (int32_t)pct;
+    return money_at(tax, "amount", amount, err);
+}
+
+static void phone_of(const json_t *cust, char *out, size_t n)
+{
+    char num[64] = "", code[16] = "";
+    jv_get_text(cust, "mobile", num, sizeof num);
+    jv_get_text(cust, "mobile_code", code, sizeof code);
+    if (!num[0]) {
+        out[0] = '\0';
+    } else if (num[0] == '+' || !code[0]) {
+        snprintf(out, n, "%s", num);
+    } else {
+        snprintf(out, n, "%s%s", code, num);
+    }
+}
+
+static int map_order(const json_t *d, int64_t store_id, struct model_order *o, struct th_err *err)
+{
+    int rc;
+    o->platform = MODEL_PLATFORM_SALLA;
+    o->store_id = store_id;
+    if ((rc = jv_get_id(d, "id", &o->order_id, err)) != 0)
+        return th_err_set(err, TH_EPARSE, "the Salla order has no id");
+    o->number = dup_text(d, "reference_id");
+    if (!o->number) o->number = xasprintf("%lld", (long long)o->order_id);
+
+    json_t *st = json_object_get(d, "status");
+    const char *slug = json_is_object(st) ? jv_get_str(st, "slug") : NULL;
+    o->status = salla_status_map(slug);
+    o->status_raw = xstrdup(slug ? slug : json_is_string(st) ? json_string_value(st) : "");
+    o->created_at = riyadh_time(json_object_get(d, "date"));
+    o->updated_at = riyadh_time(json_object_get(d, "updated_at"));
+    if (!o->updated_at) o->updated_at = o->created_at;
+    o->payment_method = dup_text(d, "payment_method");
+    o->currency = dup_text(d, "currency");
+    if (!o->currency) o->currency = xstrdup("SAR");
+
+    json_t *c = json_object_get(d, "customer");
+    if (json_is_object(c)) {
+        if (jv_get_id(c, "id", &o->customer.platform_id, NULL) != 0) o->customer.platform_id = 0;
+        const char *first = jv_get_str(c, "first_name"), *last = jv_get_str(c, "last_name");
+        const char *name = jv_get_str(c, "name");
+        if (first || last)
+            o->customer.name = xasprintf("%s%s%s", first ? first : "", first && last ? " " : "",
+                                         last ? last : "");
+        else if (name)
+            o->customer.name = xstrdup(name);
+        o->customer.email = dup_text(c, "email");
+        char phone[96];
+        phone_of(c, phone, sizeof phone);
+        o->customer.phone = phone[0] ? xstrdup(phone) : NULL;
+        o->customer.city = dup_text(c, "city");
+        o->customer.country = dup_text(c, "country");
+    }
+
+    json_t *items = json_object_get(d, "items");
+    if (!json_is_array(items) || json_array_size(items) == 0)
+        return th_err_set(err, TH_EPARSE, "Salla order %s has no items", o->number);
+    if (json_array_size(items) > MODEL_MAX_LINES)
+        return th_err_set(err, TH_ELIMIT, "Salla order %s has %zu items; at most %d are "
+                          "supported", o->number, json_array_size(items), MODEL_MAX_LINES);
+    int64_t item_discounts = 0;
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        struct model_line *l = model_order_add_line(o);
+        l->name = dup_text(it, "name");
+        if (!l->name) l->name = xstrdup("?");
+        l->sku = dup_text(it, "sku");
+        if ((rc = jv_get_dec(it, "quantity", 0, &l->quantity, err)) != 0)
+            return th_err_set(err, TH_EPARSE, "item '%s' has no quantity", l->name);
+        json_t *am = json_object_get(it, "amounts");
+        if ((rc = jv_get_money(am, "price_without_tax", &l->unit_price, err)) != 0)
+            return th_err_set(err, TH_EPARSE, "item '%s' has no price_without_tax", l->name);
+        if ((rc = money_at(am, "total_discount", &l->discount, err)) != 0) return rc;
+        if ((rc = tax_at(am, &l->tax_rate_bp, &l->tax, err)) != 0) return rc;
+        item_discounts += l->discount;
+        json_t *prod = json_object_get(it, "product");
+        const char *type = jv_get_str(prod, "type");
+        if (!type) type = jv_get_str(it, "product_type");
+        l->platform_type = xstrdup(type ? type : "");
+        l->kind = salla_kind_map(type);
+        if (jv_get_id(prod, "id", &l->platform_product_id, NULL) != 0)
+            if (jv_get_id(it, "product_id", &l->platform_product_id, NULL) != 0)
+                l->platform_product_id = 0;
+    }
+
+    json_t *am = json_object_get(d, "amounts");
+    if ((rc = money_at(am, "shipping_cost", &o->shipping, err)) != 0) return rc;
+    if ((rc = money_at(am, "cash_on_delivery", &o->cod_fee, err)) != 0) return rc;
+    if ((rc = tax_at(am, &o->fees_tax_rate_bp, &o->tax, err)) != 0) return rc;
+    int64_t discounts = 0;
+    json_t *dl = json_object_get(am, "discounts"), *disc;
+    json_array_foreach(dl, i, disc) {
+        int64_t v = 0;
+        if ((rc = money_at(disc, "discount", &v, err)) != 0) return rc;
+        discounts += v;
+    }
+    o->order_discount = discounts > item_discounts ? discounts - item_discounts : 0;
+    json_t *total = json_object_get(am, "total");
+    if (!total) total = json_object_get(d, "total");
+    if (!total || jv_to_dec(json_is_object(total) ? json_object_get(total, "amount") : total, 2,
+                            &o->total, err) != 0)
+        return th_err_set(err, TH_EPARSE, "Salla order %s has no total", o->number);
+    return 0;
+}
+
+static int order_map(const char *json, size_t len, int64_t store_id, struct model_order **out,
+                     struct th_err *err)
+{
+    json_t *root = jv_parse(json, len, JV_MAX_DEPTH, err);
+    if (!root) return err ? err->code : TH_EPARSE;
+    /* API answers wrap the order in {"status","success","data"}; order
+     * webhooks put it in data, or in data.order for order.status.updated. */
+    const json_t *d = root;
+    json_t *data = json_object_get(root, "data");
+    if (json_is_object(data)) d = data;
+    json_t *nested = json_object_get(d, "order");
+    if (json_is_object(nested) && !json_object_get(d, "items")) d = nested;
+    struct model_order *o = model_order_new();
+    int rc = map_order(d, store_id, o, err);
+    json_decref(root);
+    if (rc) {
+        model_order_free(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+static int order_fetch(struct httpc *hc, const struct platform_conn *c, int64_t order_id,
+                       struct model_order **out, struct th_err *err)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s/orders/%lld", c->api_base, (long long)order_id);
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    const char *hdrs[] = {auth, "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(auth);
+    if (rc == 0) {
+        rc = order_map(r.body.data, r.body.len, c->store_id, out, err);
+    } else if (r.status == 404) {
+        rc = th_err_set(err, TH_ENOTFOUND, "Salla has no order %lld in store %lld (deleted?)",
+                        (long long)order_id, (long long)c->store_id);
+    } else if (rc == TH_EAUTH) {
+        th_err_set(err, TH_EAUTH, "Salla refused the store's access token (HTTP %ld): the "
+                   "token expired or the app was uninstalled", r.status);
+    }
+    httpc_resp_release(&r);
+    return rc;
+}
+
+const struct platform_ops salla_platform_ops = {
+    .name = "salla",
+    .platform = MODEL_PLATFORM_SALLA,
+    .peek_store = peek_store,
+    .verify = verify,
+    .parse_event = parse_event,
+    .order_map = order_map,
+    .order_fetch = order_fetch,
+};

@@ -1,0 +1,128 @@
+/*
+ * qoyod — the Qoyod API client (the accounting side of the hub).
+ *
+ * Owns every request tarheel makes to Qoyod (../shared/api/qoyod.md): the
+ * API-KEY header, envelopes, Ransack lookups, the "404 with a string body
+ * means an empty list" quirk, money on the wire as decimal strings, and the
+ * mapping of Qoyod's answers to TH_E* codes. It keeps no state between calls
+ * beyond the HTTP connection and never retries: every failure is returned
+ * classified (TH_ETEMP, TH_EPERM, TH_EUNKNOWN, TH_EAUTH; TH_ENOTFOUND for a
+ * lookup that found nothing) and the worker decides. It must not log secrets.
+ *
+ * One struct qoyod is one account (base URL + API key) used by one thread at
+ * a time.
+ */
+#ifndef TH_QOYOD_QOYOD_H
+#define TH_QOYOD_QOYOD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "model/order.h"
+#include "net/httpc.h"
+
+/* Lines per invoice sent to Qoyod; the order model's own limit is the same. */
+#define QOYOD_MAX_LINES MODEL_MAX_LINES
+
+struct qoyod;
+
+/* base: "https://api.qoyod.com/2.0" (no trailing slash needed). api_key is
+ * copied and only ever sent in the API-KEY header. Returns new. */
+struct qoyod *qoyod_new(const char *base, const char *api_key, const struct httpc_config *cfg);
+void qoyod_free(struct qoyod *q);
+
+/* HTTP status of the last answer (0 when none), for diagnostics and tests. */
+long qoyod_last_status(const struct qoyod *q);
+
+struct qoyod_inventory {
+    int64_t id;
+    char name[128];
+    char ar_name[128];
+};
+
+/* Lists inventory locations (Qoyod returns all, unpaged). Validates the key:
+ * a wrong key is TH_EAUTH with a message saying so. *out is new (free()). */
+int qoyod_inventories(struct qoyod *q, struct qoyod_inventory **out, size_t *n,
+                      struct th_err *err) TH_MUST_CHECK;
+
+/* Finds an active customer by exact phone (then email when phone is empty
+ * or not found). TH_ENOTFOUND when none. */
+int qoyod_contact_find(struct qoyod *q, const char *phone, const char *email, int64_t *id,
+                       struct th_err *err) TH_MUST_CHECK;
+/* Creates a customer from the canonical customer (name required; "Cash
+ * customer"/"عميل نقدي" when used for the shared cash contact). */
+int qoyod_contact_create(struct qoyod *q, const struct model_customer *c, int64_t *id,
+                         struct th_err *err) TH_MUST_CHECK;
+
+/* Finds a product by exact SKU (q[sku_eq], verified in the answer: Qoyod is
+ * not trusted to have filtered). TH_ENOTFOUND when none; TH_ECONFLICT when
+ * several products share the SKU (the merchant must fix that). */
+int qoyod_product_find_sku(struct qoyod *q, const char *sku, int64_t *id,
+                           struct th_err *err) TH_MUST_CHECK;
+
+struct qoyod_product_spec {
+    const char *sku;
+    const char *name_ar;
+    const char *name_en;
+    const char *type;          /* "Product" | "Service" | "Expense" | "RawMaterial" | "Recipe" */
+    int track_quantity;
+    int64_t selling_price;     /* halalas, tax-exclusive */
+    int64_t buying_price;      /* halalas */
+    int64_t unit_type_id;      /* 0 = 6 (piece) */
+    int64_t category_id;       /* 0 = 1 (General) */
+    int64_t tax_id;            /* 0 = 1 (15 % VAT) */
+    int64_t sales_account_id;  /* 0 = let Qoyod default */
+    int64_t expense_account_id;
+};
+int qoyod_product_create(struct qoyod *q, const struct qoyod_product_spec *p, int64_t *id,
+                         struct th_err *err) TH_MUST_CHECK;
+
+struct qoyod_line_spec {
+    int64_t product_id;
+    const char *description;
+    int64_t quantity;          /* whole units */
+    int64_t unit_price;        /* halalas, tax-exclusive */
+    int64_t discount;          /* halalas off the line (sent as discount_type "amount") */
+    int32_t tax_rate_bp;       /* 1500 = 15 % */
+};
+
+struct qoyod_invoice_spec {
+    int64_t contact_id;
+    const char *reference;     /* unique per account; the exactly-once key */
+    const char *description;
+    const char *issue_date;    /* "YYYY-MM-DD" */
+    const char *due_date;      /* NULL = issue_date */
+    int approved;              /* 1 "Approved", 0 "Draft" */
+    int64_t inventory_id;
+    const char *payment_method; /* ZATCA code or NULL */
+    size_t nlines;
+    const struct qoyod_line_spec *lines;
+};
+
+struct qoyod_invoice_info {
+    int64_t id;
+    char reference[128];
+    char status[32];           /* "Draft", "Approved", "Partially Paid", "Paid" */
+    int64_t total;             /* halalas */
+    int64_t due;               /* halalas */
+};
+
+/* Looks an invoice up by its reference (q[reference_eq]). TH_ENOTFOUND when
+ * there is none: this is how an unknown outcome is settled. */
+int qoyod_invoice_find(struct qoyod *q, const char *reference, struct qoyod_invoice_info *out,
+                       struct th_err *err) TH_MUST_CHECK;
+/* Creates an invoice. A duplicate reference comes back as TH_ECONFLICT. */
+int qoyod_invoice_create(struct qoyod *q, const struct qoyod_invoice_spec *s,
+                         struct qoyod_invoice_info *out, struct th_err *err) TH_MUST_CHECK;
+
+/* Finds a payment (receipt) by reference among the invoice payments
+ * (q[reference_eq]). TH_ENOTFOUND when none; *id set otherwise. */
+int qoyod_payment_find(struct qoyod *q, const char *reference, int64_t *id,
+                       struct th_err *err) TH_MUST_CHECK;
+/* Pays an invoice: POST /invoice_payments. */
+int qoyod_payment_create(struct qoyod *q, int64_t invoice_id, int64_t account_id,
+                         int64_t amount, const char *date, const char *reference,
+                         int64_t *id, struct th_err *err) TH_MUST_CHECK;
+
+#endif

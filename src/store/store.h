@@ -1,0 +1,170 @@
+/*
+ * store — tarheel's durable state behind one interface (STYLE C10).
+ *
+ * Owns every table: connections (a store linked to a Qoyod account, with its
+ * tokens and settings), raw webhook events, jobs, per-order transfer state and
+ * history, and the store-id → Qoyod-id mappings. It is the only code that
+ * writes them. It makes no remote calls and no policy decisions: the worker
+ * decides, the store records. Backends are `struct store_ops` tables chosen by
+ * the database URL ("sqlite:/path/file.db", a bare path, or later
+ * "postgres://..."); every backend must pass tests/unit/store/test_store.c.
+ *
+ * Durability contract (STYLE C9): when a write function returns 0, the data
+ * is committed (SQLite: WAL with synchronous=FULL). store_event_ingest stores
+ * the raw event, its dedupe key and the job it causes in ONE transaction, so
+ * a webhook is answered 200 only after all three are on disk.
+ *
+ * Threads: a struct store may be used from several threads at once; each
+ * call is atomic. All strings in result structs are copies owned by the
+ * struct (release with the matching _release function).
+ */
+#ifndef TH_STORE_STORE_H
+#define TH_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "model/order.h"
+
+/* Longest raw event body stored (matches the intake's body cap). */
+#define STORE_MAX_EVENT_BODY (1024u * 1024)
+
+/* ---------------------------------------------------------------------- */
+/* Transfer state of an order: one enum, persisted (never renumber). The
+ * transitions and who performs them live in worker/transfer.c. */
+enum store_xfer {
+    STORE_XFER_NOT_TRANSFERRED = 0, /* known, not (yet) sent to Qoyod */
+    STORE_XFER_TRANSFERRING = 1,    /* a worker holds it; remote calls may be in flight */
+    STORE_XFER_TRANSFERRED = 2,     /* exactly one invoice exists in Qoyod; ids recorded */
+    STORE_XFER_FAILED = 3,          /* permanent failure; reason says what to fix */
+    STORE_XFER_SKIPPED = 4,         /* deliberately not transferred (before connection date, ...) */
+};
+
+/* A store connected to a Qoyod account, with the merchant's settings. */
+struct store_conn {
+    int64_t id;                   /* tarheel's id; 0 before the first put */
+    enum model_platform platform;
+    int64_t store_id;             /* the platform's merchant id */
+    char *name;
+    /* platform credentials (secrets: never logged) */
+    char *access_token;
+    char *refresh_token;
+    int64_t token_expires_at;     /* unix seconds; 0 unknown */
+    char *webhook_secret;
+    char *webhook_strategy;       /* "signature" | "token" | "basic" */
+    char *api_base;               /* platform API base URL ("https://api.salla.dev/admin/v2") */
+    char *status;                 /* "active" | "needs_reinstall" | "disconnected" */
+    int64_t connected_at;         /* unix seconds; orders created before are not auto-sent */
+    /* Qoyod side */
+    char *qoyod_base;             /* "https://api.qoyod.com/2.0" */
+    char *qoyod_api_key;          /* secret */
+    int64_t inventory_id;         /* the chosen Qoyod inventory location */
+    int64_t payment_account_id;   /* Qoyod cash/bank account for payments */
+    /* settings */
+    enum model_status trigger;    /* NEW (default), READY, IN_TRANSIT or COMPLETED */
+    int customer_per_invoice;     /* 1: a Qoyod contact per customer; 0: one cash customer */
+    int number_by_order;          /* 1: invoice reference = order number */
+    int financial_invoice;        /* 1: invoice + payment (Paid); 0: Approved only */
+};
+
+/* An order as tarheel tracks it. */
+struct store_order {
+    int64_t conn_id;
+    int64_t order_id;             /* platform order id */
+    char *number;                 /* merchant-visible number */
+    enum model_status status;     /* last known platform status */
+    enum store_xfer xfer;
+    int reason_code;              /* TH_E* of the last failure, 0 if none */
+    char *reason;                 /* plain words, for the merchant */
+    int attempts;
+    int64_t total;                /* store total, halalas */
+    int64_t qoyod_total;          /* invoice total in Qoyod, halalas (after transfer) */
+    int64_t qoyod_invoice_id;
+    char *qoyod_reference;
+    int64_t qoyod_payment_id;
+    int64_t created_at, updated_at, transferred_at; /* unix seconds */
+};
+
+struct store_job {
+    int64_t id;
+    int64_t conn_id;
+    int64_t order_id;
+    int attempts;                 /* claims so far, including this one */
+    int64_t run_after;            /* unix ms */
+};
+
+struct store;
+
+/* Opens (creating and migrating when needed) the database named by url.
+ * On success *out must be closed with store_close. */
+int store_open(struct store **out, const char *url, struct th_err *err) TH_MUST_CHECK;
+void store_close(struct store *s);
+
+/* ---- connections ---- */
+/* Inserts or updates by (platform, store_id); sets c->id. */
+int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err) TH_MUST_CHECK;
+/* TH_ENOTFOUND when absent. out is filled with copies (store_conn_release). */
+int store_conn_get(struct store *s, int64_t id, struct store_conn *out,
+                   struct th_err *err) TH_MUST_CHECK;
+int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
+                    struct store_conn *out, struct th_err *err) TH_MUST_CHECK;
+void store_conn_release(struct store_conn *c);
+
+/* ---- intake ---- */
+/*
+ * In one transaction: records the raw event under dedupe_key (unique per
+ * connection) and, when order_id != 0, makes sure a runnable job exists for
+ * that order (one pending job per order: a new event for an order whose job
+ * is pending only makes it due now). *duplicate is set to 1 (and nothing is
+ * written) when dedupe_key was seen before. Returns TH_EDB / TH_EDISKFULL
+ * when the commit failed (the caller answers 503).
+ */
+int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
+                       const char *event, int64_t order_id, const char *body, size_t len,
+                       int *duplicate, struct th_err *err) TH_MUST_CHECK;
+
+/* ---- jobs ---- */
+/* Claims the oldest due job whose lease is free, leasing it to `worker` for
+ * lease_ms; a job whose lease expired (its worker died) is claimable again.
+ * Never hands out two jobs of the same order at once. Returns 0 with *out
+ * filled, or TH_ENOTFOUND when nothing is due. */
+int store_job_claim(struct store *s, const char *worker, int64_t lease_ms,
+                    struct store_job *out, struct th_err *err) TH_MUST_CHECK;
+/* Finishes a job (deletes it). */
+int store_job_done(struct store *s, int64_t job_id, struct th_err *err) TH_MUST_CHECK;
+/* Releases a job to run again at run_after (unix ms), noting the error. */
+int store_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
+                    struct th_err *err) TH_MUST_CHECK;
+/* Queues a job for an order now (manual "send to Qoyod", retry failed). */
+int store_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id,
+                      struct th_err *err) TH_MUST_CHECK;
+/* Number of jobs not finished (for tests, the demo and health). */
+int store_job_count(struct store *s, int64_t *n, struct th_err *err) TH_MUST_CHECK;
+
+/* ---- orders ---- */
+/* TH_ENOTFOUND when tarheel does not know the order. */
+int store_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct store_order *out,
+                    struct th_err *err) TH_MUST_CHECK;
+/* Inserts or replaces the whole row (the worker owns the state logic). */
+int store_order_put(struct store *s, const struct store_order *o,
+                    struct th_err *err) TH_MUST_CHECK;
+/* Appends to the order's history: what happened, in plain words. */
+int store_order_note(struct store *s, int64_t conn_id, int64_t order_id, const char *what,
+                     const char *detail, struct th_err *err) TH_MUST_CHECK;
+/* Lists orders of a connection (0 = all) ordered by created_at, id; calls fn
+ * for each (borrowed for the call). xfer < 0 means any state. */
+int store_order_list(struct store *s, int64_t conn_id, int xfer,
+                     void (*fn)(void *arg, const struct store_order *o), void *arg,
+                     struct th_err *err) TH_MUST_CHECK;
+void store_order_release(struct store_order *o);
+
+/* ---- mappings: platform key -> Qoyod id, per connection ---- */
+/* kind: "product" (key = SKU), "contact" (key = platform customer id or
+ * "cash"), "category", ... TH_ENOTFOUND when absent. */
+int store_map_get(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                  int64_t *qoyod_id, struct th_err *err) TH_MUST_CHECK;
+int store_map_put(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                  int64_t qoyod_id, struct th_err *err) TH_MUST_CHECK;
+
+#endif

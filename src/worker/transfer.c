@@ -1,0 +1,512 @@
+/*
+ * transfer — the order state machine and delivery to Qoyod (see transfer.h
+ * for the diagram).
+ *
+ * Design notes.
+ *  - Exactly once: the invoice's `reference` is a pure function of the
+ *    order (transfer_reference). Before creating, any attempt after the first
+ *    looks the reference up; a create whose answer was lost (TH_EUNKNOWN) or
+ *    that Qoyod refuses as a duplicate (TH_ECONFLICT) is settled by the same
+ *    lookup. The payment uses "PAY-" + the invoice reference the same way.
+ *  - The order is re-fetched from the platform on every run: webhooks are
+ *    hints (late, duplicated, out of order); the platform's answer is truth.
+ *  - Money: the invoice lines are built so that Qoyod's own arithmetic
+ *    (qoyod.md §4.8: line_total = round2((q × price − discount) × (1 + t)))
+ *    reproduces the store's total. It is computed here before sending; when
+ *    it cannot match to the halala the order fails with both totals in the
+ *    reason, and nothing is posted.
+ *  - Order-level discounts (coupons) are spread over the item lines in
+ *    proportion to their net value; the remainder halalas go to the first
+ *    lines, in order. XXX: rounding adjustments belong to issue 6.
+ */
+#include "worker/transfer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/money.h"
+#include "core/xmalloc.h"
+#include "platform/platform.h"
+#include "qoyod/qoyod.h"
+
+/* Attempts (claims of the job) before a transfer that keeps failing
+ * temporarily is declared failed: with the worker's backoff capped at 10
+ * minutes this is roughly three hours of an unreachable service. */
+#define TRANSFER_MAX_ATTEMPTS 25
+
+/* ---------------------------------------------------------------------- */
+/* Rules                                                                    */
+
+int transfer_triggered(enum model_status trigger, enum model_status st)
+{
+    if (trigger < MODEL_STATUS_NEW || trigger > MODEL_STATUS_COMPLETED) trigger = MODEL_STATUS_NEW;
+    return st >= trigger && st <= MODEL_STATUS_COMPLETED;
+}
+
+int transfer_edge_ok(enum store_xfer from, enum store_xfer to)
+{
+    static const unsigned char edges[5][5] = {
+        /* to:        NOT  ING  ED   FAIL SKIP */
+        /* NOT  */ {1, 1, 0, 1, 1},
+        /* ING  */ {0, 1, 1, 1, 0},
+        /* ED   */ {0, 0, 1, 0, 0},
+        /* FAIL */ {0, 1, 0, 1, 1},
+        /* SKIP */ {0, 1, 0, 0, 1},
+    };
+    if ((unsigned)from > 4 || (unsigned)to > 4) return 0;
+    return edges[from][to];
+}
+
+void transfer_reference(const struct store_conn *c, const struct model_order *o, char *out,
+                        size_t n)
+{
+    if (c->number_by_order && o->number && *o->number)
+        snprintf(out, n, "%s", o->number);
+    else
+        snprintf(out, n, "TH-%s-%lld", model_platform_name(o->platform), (long long)o->order_id);
+}
+
+/* The one place a transfer state changes: refuses edges not in the diagram. */
+static int set_state(struct store *st, struct store_order *so, enum store_xfer to, int code,
+                     const char *reason, struct th_err *err)
+{
+    if (!transfer_edge_ok(so->xfer, to))
+        TH_BUG("transfer edge %d -> %d for order %lld", so->xfer, to, (long long)so->order_id);
+    so->xfer = to;
+    so->reason_code = code;
+    free(so->reason);
+    so->reason = reason ? xstrdup(reason) : NULL;
+    if (to == STORE_XFER_TRANSFERRED) so->transferred_at = time(NULL);
+    int rc = store_order_put(st, so, err);
+    if (rc) return rc;
+    static const char *const names[] = {"not transferred", "transferring", "transferred",
+                                        "failed", "skipped"};
+    return store_order_note(st, so->conn_id, so->order_id, names[to], reason ? reason : "", err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Qoyod side                                                               */
+
+static void riyadh_date(time_t t, char out[32])
+{
+    if (!t) t = time(NULL);
+    t += 3 * 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 32, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+static const char *qoyod_type(enum model_item_kind k)
+{
+    switch (k) {
+    case MODEL_ITEM_PRODUCT: return "Product";
+    case MODEL_ITEM_SERVICE: return "Service";
+    case MODEL_ITEM_BUNDLE: return "Recipe";
+    default: return NULL;
+    }
+}
+
+static int contact_for(struct store *st, struct qoyod *q, const struct store_conn *c,
+                       const struct model_order *o, int64_t *id, struct th_err *err)
+{
+    char key[32];
+    int per_customer = c->customer_per_invoice && o->customer.platform_id;
+    if (per_customer) snprintf(key, sizeof key, "%lld", (long long)o->customer.platform_id);
+    else snprintf(key, sizeof key, "cash");
+    int rc = store_map_get(st, c->id, "contact", key, id, err);
+    if (rc != TH_ENOTFOUND) return rc;
+    struct model_customer cash = {.name = "عميل نقدي - Cash customer"};
+    const struct model_customer *who = per_customer ? &o->customer : &cash;
+    rc = TH_ENOTFOUND;
+    if (per_customer && (who->phone || who->email))
+        rc = qoyod_contact_find(q, who->phone, who->email, id, err);
+    if (rc == TH_ENOTFOUND) {
+        struct model_customer named = *who;
+        if (!named.name || !*named.name) named.name = "Customer";
+        rc = qoyod_contact_create(q, &named, id, err);
+    }
+    if (rc) return rc;
+    return store_map_put(st, c->id, "contact", key, *id, err);
+}
+
+static int product_for(struct store *st, struct qoyod *q, const struct store_conn *c,
+                       const char *sku, const char *name, enum model_item_kind kind,
+                       const char *platform_type, int64_t price, int64_t *id, struct th_err *err)
+{
+    int rc = store_map_get(st, c->id, "product", sku, id, err);
+    if (rc != TH_ENOTFOUND) return rc;
+    rc = qoyod_product_find_sku(q, sku, id, err);
+    if (rc == TH_ENOTFOUND) {
+        const char *type = qoyod_type(kind);
+        if (!type)
+            return th_err_set(err, TH_EPERM,
+                              "item '%s' (SKU %s) has the product type '%s', which tarheel does "
+                              "not know how to create in Qoyod: create the product in Qoyod with "
+                              "this SKU, then retry",
+                              name, sku, platform_type && *platform_type ? platform_type : "none");
+        struct qoyod_product_spec spec = {.sku = sku,
+                                          .name_ar = name,
+                                          .name_en = name,
+                                          .type = type,
+                                          .track_quantity = kind == MODEL_ITEM_PRODUCT,
+                                          .selling_price = price};
+        rc = qoyod_product_create(q, &spec, id, err);
+    }
+    if (rc) return rc;
+    return store_map_put(st, c->id, "product", sku, *id, err);
+}
+
+/* Spreads `total` over n weights (largest first gets the remainder). */
+static void spread(int64_t total, const int64_t *w, int64_t *out, size_t n)
+{
+    int64_t sum = 0, given = 0;
+    for (size_t i = 0; i < n; i++) sum += w[i];
+    for (size_t i = 0; i < n; i++) {
+        int64_t share = 0;
+        if (sum > 0 && money_muldiv(total, w[i], sum, &share) != 0) share = 0;
+        if (share > w[i]) share = w[i];
+        if (share > total - given) share = total - given;
+        out[i] = share;
+        given += share;
+    }
+    for (size_t i = 0; i < n && given != total; i++) {
+        int64_t room = w[i] - out[i], d = total - given;
+        if (d > 0 && room > 0) {
+            int64_t add = d < room ? d : room;
+            out[i] += add;
+            given += add;
+        } else if (d < 0 && out[i] > 0) {
+            int64_t sub = -d < out[i] ? -d : out[i];
+            out[i] -= sub;
+            given -= sub;
+        }
+    }
+}
+
+/* Qoyod's line total: round2((q × price − discount) × (1 + bp/10000)). */
+static int64_t qoyod_line_total(const struct qoyod_line_spec *l)
+{
+    int64_t net = l->quantity * l->unit_price - l->discount, v = 0;
+    if (money_muldiv(net, 10000 + l->tax_rate_bp, 10000, &v) != 0) return INT64_MIN;
+    return v;
+}
+
+struct lines {
+    size_t n;
+    struct qoyod_line_spec *l;
+    char **desc;
+};
+
+static void lines_release(struct lines *ls)
+{
+    for (size_t i = 0; i < ls->n; i++) free(ls->desc[i]);
+    free(ls->desc);
+    free(ls->l);
+}
+
+static int fee_line(struct store *st, struct qoyod *q, const struct store_conn *c,
+                    struct lines *ls, const char *sku, const char *name, int64_t amount,
+                    int32_t bp, struct th_err *err)
+{
+    if (amount <= 0) return 0;
+    int64_t pid;
+    int rc = product_for(st, q, c, sku, name, MODEL_ITEM_SERVICE, "service", amount, &pid, err);
+    if (rc) return rc;
+    struct qoyod_line_spec *l = &ls->l[ls->n];
+    ls->desc[ls->n] = xstrdup(name);
+    *l = (struct qoyod_line_spec){.product_id = pid,
+                                  .description = ls->desc[ls->n],
+                                  .quantity = 1,
+                                  .unit_price = amount,
+                                  .tax_rate_bp = bp};
+    ls->n++;
+    return 0;
+}
+
+static int build_lines(struct store *st, struct qoyod *q, const struct store_conn *c,
+                       const struct model_order *o, struct lines *ls, struct th_err *err)
+{
+    ls->l = xcalloc(o->nlines + 2, sizeof *ls->l);
+    ls->desc = xcalloc(o->nlines + 2, sizeof *ls->desc);
+    int64_t *w = xcalloc(o->nlines, sizeof *w), *share = xcalloc(o->nlines, sizeof *share);
+    for (size_t i = 0; i < o->nlines; i++)
+        w[i] = o->lines[i].quantity * o->lines[i].unit_price - o->lines[i].discount;
+    spread(o->order_discount, w, share, o->nlines);
+    int rc = 0;
+    for (size_t i = 0; i < o->nlines && rc == 0; i++) {
+        const struct model_line *ml = &o->lines[i];
+        int64_t pid;
+        rc = product_for(st, q, c, ml->sku, ml->name, ml->kind, ml->platform_type, ml->unit_price,
+                         &pid, err);
+        if (rc) break;
+        ls->desc[ls->n] = xstrdup(ml->name);
+        ls->l[ls->n] = (struct qoyod_line_spec){.product_id = pid,
+                                                .description = ls->desc[ls->n],
+                                                .quantity = ml->quantity,
+                                                .unit_price = ml->unit_price,
+                                                .discount = ml->discount + share[i],
+                                                .tax_rate_bp = ml->tax_rate_bp};
+        ls->n++;
+    }
+    free(w);
+    free(share);
+    if (rc == 0)
+        rc = fee_line(st, q, c, ls, "SHIPPING", "الشحن - Shipping", o->shipping,
+                      o->fees_tax_rate_bp, err);
+    if (rc == 0)
+        rc = fee_line(st, q, c, ls, "COD", "الدفع عند الاستلام - Cash on delivery", o->cod_fee,
+                      o->fees_tax_rate_bp, err);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct delivery {
+    int64_t invoice_id, payment_id, qoyod_total;
+};
+
+static int deliver(struct transfer_env *env, const struct store_conn *c,
+                   const struct model_order *o, const struct store_order *so, struct delivery *out,
+                   struct th_err *err)
+{
+    struct qoyod *q = qoyod_new(c->qoyod_base, c->qoyod_api_key, &env->qoyod_cfg);
+    struct lines ls = {0};
+    char ref[160];
+    transfer_reference(c, o, ref, sizeof ref);
+    int look_first = so->attempts > 1;
+    struct qoyod_invoice_info inv = {0};
+    int64_t contact = 0;
+    int rc = 0;
+
+    /* An earlier attempt may already have created the invoice. */
+    if (look_first) {
+        rc = qoyod_invoice_find(q, ref, &inv, err);
+        if (rc == 0) goto pay;
+        if (rc != TH_ENOTFOUND) goto out;
+    }
+    if ((rc = contact_for(env->store, q, c, o, &contact, err)) != 0) goto out;
+    if ((rc = build_lines(env->store, q, c, o, &ls, err)) != 0) goto out;
+
+    int64_t expect = 0;
+    for (size_t i = 0; i < ls.n; i++) expect += qoyod_line_total(&ls.l[i]);
+    if (expect != o->total) {
+        char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX], d[MONEY_FMT_MAX];
+        rc = th_err_set(err, TH_EMONEY,
+                        "Qoyod's line arithmetic gives %s but the store's total is %s "
+                        "(difference %s): nothing was posted",
+                        money_format(expect, a, sizeof a), money_format(o->total, b, sizeof b),
+                        money_format(o->total - expect, d, sizeof d));
+        goto out;
+    }
+
+    char date[32], desc[160];
+    riyadh_date(o->created_at, date);
+    snprintf(desc, sizeof desc, "%s order %s", model_platform_name(o->platform),
+             o->number ? o->number : "");
+    struct qoyod_invoice_spec spec = {.contact_id = contact,
+                                      .reference = ref,
+                                      .description = desc,
+                                      .issue_date = date,
+                                      .approved = 1,
+                                      .inventory_id = c->inventory_id ? c->inventory_id : 1,
+                                      .payment_method = o->payment_method &&
+                                                                strcmp(o->payment_method, "cod") == 0
+                                                            ? "10"
+                                                            : "48",
+                                      .nlines = ls.n,
+                                      .lines = ls.l};
+    rc = qoyod_invoice_create(q, &spec, &inv, err);
+    if (rc == TH_EUNKNOWN || rc == TH_ECONFLICT) {
+        /* The answer was lost, or Qoyod says the reference exists: settle
+         * by looking it up. Not found after a lost answer means it was not
+         * created; retry later (the next attempt looks first again). */
+        struct th_err e2;
+        int was = rc;
+        rc = qoyod_invoice_find(q, ref, &inv, &e2);
+        if (rc == TH_ENOTFOUND)
+            rc = was == TH_EUNKNOWN ? th_err_set(err, TH_ETEMP, "%s; the invoice was not created, "
+                                                 "will retry", err->msg)
+                                    : th_err_set(err, TH_EPERM, "%s", err->msg);
+        else if (rc)
+            *err = e2;
+        else
+            log_info("transfer_invoice_recovered", "conn=%lld order=%lld ref=%s cause=%s",
+                     (long long)c->id, (long long)o->order_id, ref, th_err_name(was));
+    }
+    if (rc) goto out;
+
+pay:
+    out->invoice_id = inv.id;
+    out->qoyod_total = inv.total;
+    if (c->financial_invoice && inv.due > 0) {
+        char pref[200], date2[32];
+        snprintf(pref, sizeof pref, "PAY-%s", ref);
+        riyadh_date(o->created_at, date2);
+        rc = TH_ENOTFOUND;
+        if (look_first) rc = qoyod_payment_find(q, pref, &out->payment_id, err);
+        if (rc == TH_ENOTFOUND) {
+            int64_t account = c->payment_account_id ? c->payment_account_id : 8;
+            rc = qoyod_payment_create(q, inv.id, account, inv.due, date2, pref, &out->payment_id,
+                                      err);
+            if (rc == TH_EUNKNOWN || rc == TH_ECONFLICT) {
+                struct th_err e2;
+                int was = rc;
+                rc = qoyod_payment_find(q, pref, &out->payment_id, &e2);
+                if (rc == TH_ENOTFOUND)
+                    rc = th_err_set(err, was == TH_EUNKNOWN ? TH_ETEMP : TH_EPERM, "%s", err->msg);
+                else if (rc)
+                    *err = e2;
+            }
+        }
+    }
+out:
+    lines_release(&ls);
+    qoyod_free(q);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static int first_missing_sku(const struct model_order *o, struct th_err *err)
+{
+    for (size_t i = 0; i < o->nlines; i++)
+        if (!o->lines[i].sku || !*o->lines[i].sku)
+            return th_err_set(err, TH_EPERM,
+                              "item '%s' has no SKU in %s: give the product a SKU in the store "
+                              "(it must match the product's SKU in Qoyod), then retry",
+                              o->lines[i].name ? o->lines[i].name : "?",
+                              o->platform == MODEL_PLATFORM_ZID ? "Zid" : "Salla");
+    return 0;
+}
+
+int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id,
+                 struct transfer_result *res, struct th_err *err)
+{
+    memset(res, 0, sizeof *res);
+    res->verdict = TRANSFER_DONE;
+    struct store_conn c = {0};
+    struct store_order so = {0};
+    struct model_order *o = NULL;
+    struct th_err e = {0};
+    int rc = store_conn_get(env->store, conn_id, &c, err);
+    if (rc == TH_ENOTFOUND) return 0; /* the connection was removed: drop the job */
+    if (rc) return rc;
+
+    rc = store_order_get(env->store, conn_id, order_id, &so, err);
+    if (rc == TH_ENOTFOUND) {
+        memset(&so, 0, sizeof so);
+        so.conn_id = conn_id;
+        so.order_id = order_id;
+        so.xfer = STORE_XFER_NOT_TRANSFERRED;
+        rc = 0;
+    }
+    if (rc) goto out;
+    res->xfer = so.xfer;
+
+    if (c.status && strcmp(c.status, "active") != 0) {
+        /* Tokens are being renewed or the store must be reinstalled: keep
+         * the job, check again later. */
+        res->verdict = TRANSFER_RETRY;
+        res->retry_after_ms = 60000;
+        goto out;
+    }
+
+    const struct platform_ops *p = platform_by_id(c.platform);
+    if (!p) TH_BUG("connection %lld has unknown platform %d", (long long)c.id, c.platform);
+    struct platform_conn pc = {.store_id = c.store_id,
+                               .api_base = c.api_base,
+                               .access_token = c.access_token};
+    int frc = p->order_fetch(env->platform_http, &pc, order_id, &o, &e);
+    if (frc == TH_ETEMP || frc == TH_EUNKNOWN || frc == TH_EAUTH || frc == TH_ERATE) {
+        log_warn("transfer_fetch_retry", "conn=%lld order=%lld code=%s", (long long)conn_id,
+                 (long long)order_id, th_err_name(frc));
+        res->verdict = TRANSFER_RETRY;
+        goto out;
+    }
+    if (frc) {
+        if (so.xfer != STORE_XFER_TRANSFERRED) {
+            so.attempts++;
+            rc = set_state(env->store, &so, STORE_XFER_FAILED, frc, e.msg, err);
+        }
+        res->xfer = so.xfer;
+        goto out;
+    }
+
+    /* Refresh what we know of the order. */
+    free(so.number);
+    so.number = xstrdup(o->number);
+    so.status = o->status;
+    so.total = o->total;
+    so.created_at = o->created_at;
+    so.updated_at = o->updated_at;
+
+    if (so.xfer == STORE_XFER_TRANSFERRED) {
+        /* XXX issue 6: cancellations and refunds after transfer become
+         * credit notes. Until then the change is recorded. */
+        if (o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED)
+            rc = store_order_note(env->store, conn_id, order_id, "needs credit note",
+                                  model_status_name(o->status), err);
+        else
+            rc = store_order_put(env->store, &so, err);
+        goto out;
+    }
+    if (o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED) {
+        rc = set_state(env->store, &so, STORE_XFER_SKIPPED, 0,
+                       "cancelled in the store before it was transferred", err);
+        res->xfer = so.xfer;
+        goto out;
+    }
+    if (!transfer_triggered(c.trigger, o->status)) {
+        rc = store_order_put(env->store, &so, err); /* waits for its trigger status */
+        goto out;
+    }
+
+    int vrc = first_missing_sku(o, &e);
+    if (!vrc) vrc = model_order_check(o, &e);
+    if (vrc) {
+        so.attempts++;
+        rc = set_state(env->store, &so, STORE_XFER_FAILED, vrc, e.msg, err);
+        res->xfer = so.xfer;
+        goto out;
+    }
+
+    so.attempts++;
+    if ((rc = set_state(env->store, &so, STORE_XFER_TRANSFERRING, 0, NULL, err)) != 0) goto out;
+    struct delivery d = {0};
+    int drc = deliver(env, &c, o, &so, &d, &e);
+    if (drc == 0) {
+        char ref[160];
+        transfer_reference(&c, o, ref, sizeof ref);
+        so.qoyod_invoice_id = d.invoice_id;
+        so.qoyod_payment_id = d.payment_id;
+        so.qoyod_total = d.qoyod_total;
+        free(so.qoyod_reference);
+        so.qoyod_reference = xstrdup(ref);
+        rc = set_state(env->store, &so, STORE_XFER_TRANSFERRED, 0, NULL, err);
+        log_info("transfer_done", "conn=%lld order=%lld invoice=%lld ref=%s attempts=%d",
+                 (long long)conn_id, (long long)order_id, (long long)d.invoice_id, ref,
+                 so.attempts);
+    } else if ((drc == TH_ETEMP || drc == TH_EUNKNOWN || drc == TH_ERATE) &&
+               so.attempts < TRANSFER_MAX_ATTEMPTS) {
+        free(so.reason);
+        so.reason = xstrdup(e.msg);
+        so.reason_code = drc;
+        rc = store_order_put(env->store, &so, err);
+        res->verdict = TRANSFER_RETRY;
+        log_warn("transfer_retry", "conn=%lld order=%lld attempt=%d code=%s", (long long)conn_id,
+                 (long long)order_id, so.attempts, th_err_name(drc));
+    } else {
+        rc = set_state(env->store, &so, STORE_XFER_FAILED, drc, e.msg, err);
+        log_warn("transfer_failed", "conn=%lld order=%lld code=%s", (long long)conn_id,
+                 (long long)order_id, th_err_name(drc));
+    }
+    res->xfer = so.xfer;
+out:
+    model_order_free(o);
+    store_order_release(&so);
+    store_conn_release(&c);
+    return rc;
+}

@@ -1,0 +1,175 @@
+/* worker — job threads and retry timing (see worker.h). */
+#include "worker/worker.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "worker/transfer.h"
+
+struct worker {
+    struct worker_config cfg;
+    pthread_t threads[WORKER_MAX_THREADS];
+    unsigned nthreads;
+    pthread_mutex_t lock;
+    int stopping;
+};
+
+int64_t worker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t worker_backoff_ms(int attempts, uint64_t rnd, long base_ms)
+{
+    int64_t base = base_ms > 0 ? base_ms : WORKER_BACKOFF_BASE_MS;
+    if (attempts < 1) attempts = 1;
+    int64_t d = base;
+    for (int i = 1; i < attempts && d < WORKER_BACKOFF_MAX_MS; i++) d *= 2;
+    if (d > WORKER_BACKOFF_MAX_MS) d = WORKER_BACKOFF_MAX_MS;
+    /* jitter in [-25 %, +25 %] */
+    int64_t span = d / 2;
+    if (span > 0) d = d - d / 4 + (int64_t)(rnd % (uint64_t)(span + 1));
+    return d;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* Claims and runs one job. Returns 1 when a job ran, 0 when none was due,
+ * or a negative store error. */
+static int run_one(const struct worker_config *cfg, struct transfer_env *env, const char *owner,
+                   uint64_t *rng, struct th_err *err)
+{
+    struct store_job job;
+    int64_t lease = cfg->lease_ms > 0 ? cfg->lease_ms : 120000;
+    int rc = store_job_claim(cfg->store, owner, lease, &job, err);
+    if (rc == TH_ENOTFOUND) return 0;
+    if (rc) return rc;
+    struct transfer_result res;
+    struct th_err terr = {0};
+    rc = transfer_run(env, job.conn_id, job.order_id, &res, &terr);
+    if (rc) {
+        /* The store failed mid-transfer: run the job again soon. */
+        log_error("worker_store_failed", "job=%lld order=%lld code=%s msg=\"%s\"",
+                  (long long)job.id, (long long)job.order_id, th_err_name(rc), terr.msg);
+        res.verdict = TRANSFER_RETRY;
+        res.retry_after_ms = 0;
+    }
+    if (res.verdict == TRANSFER_RETRY) {
+        int64_t delay = res.retry_after_ms > 0
+                            ? res.retry_after_ms
+                            : worker_backoff_ms(job.attempts, xorshift(rng), cfg->backoff_base_ms);
+        rc = store_job_retry(cfg->store, job.id, worker_now_ms() + delay,
+                             terr.msg[0] ? terr.msg : "retry", err);
+    } else {
+        rc = store_job_done(cfg->store, job.id, err);
+    }
+    return rc ? rc : 1;
+}
+
+static void env_init(struct transfer_env *env, const struct worker_config *cfg)
+{
+    env->store = cfg->store;
+    env->platform_http = httpc_new(&cfg->http);
+    env->qoyod_cfg = cfg->http;
+}
+
+int worker_drain(const struct worker_config *cfg, int64_t deadline_ms, struct th_err *err)
+{
+    struct transfer_env env;
+    env_init(&env, cfg);
+    uint64_t rng = (uint64_t)worker_now_ms();
+    int rc = 0;
+    while (worker_now_ms() < deadline_ms) {
+        rc = run_one(cfg, &env, "drain", &rng, err);
+        if (rc <= 0) break;
+        rc = 0;
+    }
+    httpc_free(env.platform_http);
+    return rc < 0 ? rc : 0;
+}
+
+struct thread_arg {
+    struct worker *w;
+    unsigned index;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_arg *ta = p;
+    struct worker *w = ta->w;
+    char owner[64];
+    snprintf(owner, sizeof owner, "%s-%d-%u", w->cfg.name ? w->cfg.name : "worker", (int)getpid(),
+             ta->index);
+    uint64_t rng = (uint64_t)worker_now_ms() ^ ((uint64_t)ta->index << 32);
+    free(ta);
+    struct transfer_env env;
+    env_init(&env, &w->cfg);
+    long idle = w->cfg.idle_poll_ms > 0 ? w->cfg.idle_poll_ms : 200;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        int stop = w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        if (stop) break;
+        struct th_err err = {0};
+        int rc = run_one(&w->cfg, &env, owner, &rng, &err);
+        if (rc == 1) continue;
+        if (rc < 0)
+            log_error("worker_claim_failed", "worker=%s code=%s msg=\"%s\"", owner,
+                      th_err_name(rc), err.msg);
+        struct timespec ts = {idle / 1000, (idle % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    httpc_free(env.platform_http);
+    return NULL;
+}
+
+int worker_start(struct worker **out, const struct worker_config *cfg, struct th_err *err)
+{
+    struct worker *w = xcalloc(1, sizeof *w);
+    w->cfg = *cfg;
+    unsigned n = cfg->threads ? cfg->threads : 4;
+    if (n > WORKER_MAX_THREADS)
+        return free(w), th_err_set(err, TH_EINVAL, "at most %d worker threads",
+                                   WORKER_MAX_THREADS);
+    pthread_mutex_init(&w->lock, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        struct thread_arg *ta = xmalloc(sizeof *ta);
+        ta->w = w;
+        ta->index = i;
+        if (pthread_create(&w->threads[i], NULL, thread_main, ta) != 0) {
+            free(ta);
+            w->nthreads = i;
+            worker_stop(w);
+            return th_err_set(err, TH_EINTERNAL, "cannot start worker thread %u", i);
+        }
+    }
+    w->nthreads = n;
+    *out = w;
+    return 0;
+}
+
+void worker_stop(struct worker *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_mutex_unlock(&w->lock);
+    for (unsigned i = 0; i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}

@@ -1,0 +1,58 @@
+/*
+ * worker — the scheduler: threads that claim jobs from the store, run the
+ * transfer state machine on each, and decide when to retry.
+ *
+ * Owns retry timing (backoff with jitter, capped; Retry-After honoured) and
+ * the worker threads' lifecycle. Jobs are claimed with a lease, so a worker
+ * that dies leaves its job to be claimed again after the lease expires; the
+ * transfer's reference lookup makes that re-run safe. It must not make
+ * remote calls itself (transfer.c does) nor write order state.
+ */
+#ifndef TH_WORKER_WORKER_H
+#define TH_WORKER_WORKER_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "net/httpc.h"
+#include "store/store.h"
+
+/* Backoff: first retry after WORKER_BACKOFF_BASE_MS, doubling, capped at
+ * WORKER_BACKOFF_MAX_MS (ten minutes keeps a long outage to ~6 calls an
+ * hour per order), with up to ±25 % jitter so stores do not retry in step. */
+#define WORKER_BACKOFF_BASE_MS 1000
+#define WORKER_BACKOFF_MAX_MS (10 * 60 * 1000)
+/* Threads per process: remote calls dominate, so a few threads per core. */
+#define WORKER_MAX_THREADS 64
+
+struct worker_config {
+    struct store *store;     /* borrowed; must outlive the worker */
+    unsigned threads;        /* 0 = 4 */
+    int64_t lease_ms;        /* 0 = 120000 */
+    long idle_poll_ms;       /* sleep when no job is due; 0 = 200 */
+    long backoff_base_ms;    /* 0 = WORKER_BACKOFF_BASE_MS (tests use small values) */
+    struct httpc_config http;
+    const char *name;        /* lease owner prefix; NULL = "worker" */
+};
+
+struct worker;
+
+/* Starts the threads. On success worker_stop is mandatory. */
+int worker_start(struct worker **out, const struct worker_config *cfg,
+                 struct th_err *err) TH_MUST_CHECK;
+/* Asks the threads to finish their current job and joins them. NULL ok. */
+void worker_stop(struct worker *w);
+
+/* Runs due jobs on the calling thread until none is due or deadline (unix
+ * ms) passes. Returns 0, or a store error. For the CLI and tests. */
+int worker_drain(const struct worker_config *cfg, int64_t deadline_ms,
+                 struct th_err *err) TH_MUST_CHECK;
+
+/* The delay before retry number `attempts` (1-based), given a random value;
+ * pure, for tests. base_ms 0 = WORKER_BACKOFF_BASE_MS. */
+int64_t worker_backoff_ms(int attempts, uint64_t rnd, long base_ms);
+
+/* Unix time in ms (the store's clock for run_after and leases). */
+int64_t worker_now_ms(void);
+
+#endif
