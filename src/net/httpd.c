@@ -254,7 +254,8 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, struct th_er
     sa->sin_port = htons((uint16_t)port);
     if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
     if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return th_err_set(err, TH_EINVAL, "listen host '%s' is not an IPv4 address", host);
+        return th_err_set(err, TH_EINVAL, "listen address '%s': '%s' is not an IPv4 address",
+                          listen, host);
     return 0;
 }
 

@@ -1,0 +1,152 @@
+/*
+ * store_int — what a storage backend implements, and what store.c gives it.
+ *
+ * Private to src/store/ and to the store's tests: it defines struct store (the
+ * part every backend shares), the backend vtable struct store_ops (STYLE
+ * C10), and the clock seam. Callers outside src/store/ and tests/unit/store/
+ * must include store/store.h only. Nothing here talks to a database.
+ */
+#ifndef TH_STORE_STORE_INT_H
+#define TH_STORE_STORE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "store/store.h"
+
+/* Jobs claimed from one store_job_claim call is always one; this bounds how
+ * many concurrent store_event_ingest calls one group commit may join, so one
+ * commit never holds the writer for more than a few ms (each item is one
+ * small insert and one upsert; 64 is far above the intake's thread count). */
+#define STORE_MAX_BATCH 64
+
+/*
+ * The shared head of every backend's handle. A backend allocates its own
+ * struct whose FIRST member is a struct store, and returns a pointer to that
+ * member from ops->open; store.c fills ops and the clock after open returns.
+ */
+struct store {
+    const struct store_ops *ops; /* set by store.c */
+    int64_t (*now_ms)(void *arg); /* the clock, unix ms; never NULL after store_open */
+    void *now_arg;                /* its argument */
+};
+
+/*
+ * A storage backend. Every slot is REQUIRED (store.c calls them without a
+ * NULL check) unless marked optional. Unless a slot says otherwise:
+ *  - it is called only through the matching public store_* function, which
+ *    has already checked that s and the out-pointers are not NULL;
+ *  - it may be called from several threads at once on the same s, and must
+ *    make each call atomic (store.h "Threads");
+ *  - it returns 0 on success, or a negative TH_E* code with err filled in
+ *    (err may be NULL); a write returns 0 only after it is durable
+ *    (store.h "Durability contract");
+ *  - on failure out-structs are left zeroed, so _release on them is safe;
+ *  - strings it fills into result structs are new copies (xstrdup).
+ * The meaning of each operation is the public function's, in store.h; the
+ * notes below add only what a backend must know beyond that.
+ */
+struct store_ops {
+    const char *name; /* "sqlite", for messages */
+
+    /* Called by store_open with the URL's location part (for SQLite a file
+     * path, never NULL or empty). Creates and migrates the database when
+     * needed. On success stores the backend's handle (its struct store
+     * member) in *out and returns 0; on failure has freed everything it
+     * built, and returns TH_EIO (cannot create or open the file: the message
+     * names the path), TH_EDB or TH_ECONFIG (schema newer than this build). */
+    int (*open)(struct store **out, const char *location, struct th_err *err);
+    /* Called once by store_close, after every other call on s returned.
+     * Frees everything; must not fail (there is nobody to tell). */
+    void (*close)(struct store *s);
+
+    /* c->platform and c->store_id are set. When c->id == 0 upserts by
+     * (platform, store_id); when c->id != 0 updates that row (TH_ENOTFOUND
+     * if absent, TH_ECONFLICT if another row has the same platform and
+     * store_id). Sets c->id on success. */
+    int (*conn_put)(struct store *s, struct store_conn *c, struct th_err *err);
+    /* out was zeroed by store.c. TH_ENOTFOUND when absent. */
+    int (*conn_get)(struct store *s, int64_t id, struct store_conn *out, struct th_err *err);
+    /* out was zeroed by store.c. TH_ENOTFOUND when absent. */
+    int (*conn_find)(struct store *s, enum model_platform p, int64_t store_id,
+                     struct store_conn *out, struct th_err *err);
+
+    /* store.c has checked dedupe_key and event are non-NULL and non-empty,
+     * body is non-NULL when len > 0, len <= STORE_MAX_EVENT_BODY, and has
+     * set *duplicate = 0. The job's run_after is s->now_ms. An unknown
+     * conn_id gives TH_ENOTFOUND. */
+    int (*event_ingest)(struct store *s, int64_t conn_id, const char *dedupe_key,
+                        const char *event, int64_t order_id, const char *body, size_t len,
+                        int *duplicate, struct th_err *err);
+
+    /* worker is non-NULL and non-empty, lease_ms > 0; "now" is s->now_ms.
+     * Returns TH_ENOTFOUND (out zeroed) when nothing is due. */
+    int (*job_claim)(struct store *s, const char *worker, int64_t lease_ms,
+                     struct store_job *out, struct th_err *err);
+    /* TH_ENOTFOUND when no job has that id. When an event for the order
+     * arrived while the job was leased, the job is not deleted but made due
+     * now (with attempts reset), so that event is not lost. */
+    int (*job_done)(struct store *s, int64_t job_id, struct th_err *err);
+    /* error may be NULL. Clears the lease. TH_ENOTFOUND when absent. */
+    int (*job_retry)(struct store *s, int64_t job_id, int64_t run_after, const char *error,
+                     struct th_err *err);
+    /* Same job upsert as event_ingest, without an event. An unknown
+     * conn_id gives TH_ENOTFOUND. */
+    int (*job_enqueue)(struct store *s, int64_t conn_id, int64_t order_id, struct th_err *err);
+    int (*job_count)(struct store *s, int64_t *n, struct th_err *err);
+
+    /* out was zeroed by store.c. TH_ENOTFOUND when absent. */
+    int (*order_get)(struct store *s, int64_t conn_id, int64_t order_id,
+                     struct store_order *out, struct th_err *err);
+    /* An unknown o->conn_id gives TH_ENOTFOUND. */
+    int (*order_put)(struct store *s, const struct store_order *o, struct th_err *err);
+    /* what is non-NULL; detail may be NULL. The timestamp is s->now_ms. */
+    int (*order_note)(struct store *s, int64_t conn_id, int64_t order_id, const char *what,
+                      const char *detail, struct th_err *err);
+    /* fn is non-NULL. Must not hold any lock while calling fn: callbacks
+     * may call back into the store (the CLI's "retry failed" enqueues from
+     * its callback). Either fails without calling fn, or calls it for every
+     * row and returns 0. */
+    int (*order_list)(struct store *s, int64_t conn_id, int xfer,
+                      void (*fn)(void *arg, const struct store_order *o), void *arg,
+                      struct th_err *err);
+    /* Optional (NULL: store_order_history returns TH_ECONFIG). Calls fn for
+     * each history entry of the order, oldest first, under the same rules
+     * as order_list; strings are borrowed for the call (detail may be ""). */
+    int (*order_history)(struct store *s, int64_t conn_id, int64_t order_id,
+                         void (*fn)(void *arg, int64_t ts_ms, const char *what,
+                                    const char *detail),
+                         void *arg, struct th_err *err);
+
+    /* kind and key are non-NULL and non-empty. TH_ENOTFOUND when absent. */
+    int (*map_get)(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                   int64_t *qoyod_id, struct th_err *err);
+    /* Inserts or replaces the id. An unknown conn_id gives TH_ENOTFOUND. */
+    int (*map_put)(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                   int64_t qoyod_id, struct th_err *err);
+};
+
+/* The default clock: CLOCK_REALTIME in ms (the worker's worker_now_ms uses
+ * the same clock for run_after values it passes in). */
+int64_t store_clock_real(void *arg);
+
+/* Replaces s's clock (fn NULL restores the real one). For tests: must be
+ * called before other threads use s. */
+void store_clock_set(struct store *s, int64_t (*fn)(void *arg), void *arg);
+
+/* Now, by s's clock, in unix ms. */
+static inline int64_t store_now_ms(struct store *s)
+{
+    return s->now_ms(s->now_arg);
+}
+
+/* Lists an order's history, oldest first (see store_ops.order_history).
+ * Not in store.h yet because nothing outside the store reads history; the
+ * CLI's `orders show` will, and then this moves there. */
+int store_order_history(struct store *s, int64_t conn_id, int64_t order_id,
+                        void (*fn)(void *arg, int64_t ts_ms, const char *what,
+                                   const char *detail),
+                        void *arg, struct th_err *err) TH_MUST_CHECK;
+
+#endif

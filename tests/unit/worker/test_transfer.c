@@ -1,0 +1,545 @@
+/*
+ * Tests for src/worker/transfer.c (and worker.c's drain): orders from a
+ * scripted Salla order API go through the real store (SQLite, temp file) to
+ * the Qoyod emulator, with the emulator's faults on. Every case asserts the
+ * exact number of invoices in Qoyod and the order's final state.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "net/httpd.h"
+#include "sim/qoyod_sim.h"
+#include "store/store.h"
+#include "th_test.h"
+#include "worker/transfer.h"
+#include "worker/worker.h"
+
+#define KEY "k1"
+#define STORE 5550001
+#define TOKEN "salla-token"
+
+/* ---------------------------------------------------------------------- */
+/* A scripted Salla order API: GET /admin/v2/orders/<id>                    */
+
+#define MAX_ORDERS 16
+struct salla_stub {
+    struct httpd *d;
+    char base[96];
+    pthread_mutex_t lock;
+    int64_t ids[MAX_ORDERS];
+    char *json[MAX_ORDERS];
+    int n;
+    int gets;
+};
+
+static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_resp *resp)
+{
+    struct salla_stub *st = arg;
+    const char *auth = httpd_req_header(req, "Authorization");
+    if (!auth || strcmp(auth, "Bearer " TOKEN) != 0) {
+        httpd_resp_set(resp, 401, "application/json",
+                       "{\"status\":401,\"success\":false,\"error\":{\"code\":\"Unauthorized\","
+                       "\"message\":\"The access token is invalid\"}}", 104);
+        return;
+    }
+    long long id = 0;
+    if (sscanf(httpd_req_path(req), "/admin/v2/orders/%lld", &id) != 1) {
+        httpd_resp_text(resp, 404, "no route");
+        return;
+    }
+    pthread_mutex_lock(&st->lock);
+    st->gets++;
+    for (int i = 0; i < st->n; i++)
+        if (st->ids[i] == id) {
+            httpd_resp_set(resp, 200, "application/json", st->json[i], strlen(st->json[i]));
+            pthread_mutex_unlock(&st->lock);
+            return;
+        }
+    pthread_mutex_unlock(&st->lock);
+    httpd_resp_set(resp, 404, "application/json",
+                   "{\"success\":false,\"status\":404,\"error\":{\"code\":404,\"message\":\"gone\"}}",
+                   66);
+}
+
+struct order_spec {
+    int64_t id;
+    const char *number;
+    const char *slug;
+    const char *sku;      /* "" for none */
+    int qty;
+    int64_t price;        /* halalas, tax-exclusive */
+    int64_t discount;     /* item discount, halalas */
+    int tax_bp;
+    int64_t shipping;
+    int64_t cod;
+    int64_t customer_id;
+    const char *phone;
+};
+
+static char *dec(int64_t h)
+{
+    return xasprintf("%s%lld.%02lld", h < 0 ? "-" : "", (long long)(h < 0 ? -h : h) / 100,
+                     (long long)(h < 0 ? -h : h) % 100);
+}
+
+/* round(v * bp / 10000), half away from zero, v >= 0 */
+static int64_t vat(int64_t v, int bp)
+{
+    return (v * bp + 5000) / 10000;
+}
+
+static char *order_json(const struct order_spec *o)
+{
+    int64_t net = o->qty * o->price - o->discount;
+    int64_t tax = vat(net, o->tax_bp) + vat(o->shipping, o->tax_bp) + vat(o->cod, o->tax_bp);
+    int64_t total = net + o->shipping + o->cod + tax;
+    char *p = dec(o->price), *d = dec(o->discount), *sh = dec(o->shipping), *cd = dec(o->cod),
+         *tx = dec(tax), *tt = dec(total), *lt = dec(vat(net, o->tax_bp)), *sub = dec(o->qty * o->price);
+    char *j = xasprintf(
+        "{\"status\":200,\"success\":true,\"data\":{\"id\":%lld,\"reference_id\":\"%s\","
+        "\"date\":{\"date\":\"2026-11-20 10:00:00.000000\",\"timezone_type\":3,"
+        "\"timezone\":\"Asia/Riyadh\"},\"status\":{\"id\":1,\"name\":\"x\",\"slug\":\"%s\"},"
+        "\"payment_method\":\"%s\",\"currency\":\"SAR\",\"amounts\":{\"sub_total\":{\"amount\":%s,"
+        "\"currency\":\"SAR\"},\"shipping_cost\":{\"amount\":%s,\"currency\":\"SAR\"},"
+        "\"cash_on_delivery\":{\"amount\":%s,\"currency\":\"SAR\"},\"tax\":{\"percent\":\"%d.%02d\","
+        "\"amount\":{\"amount\":%s,\"currency\":\"SAR\"}},\"discounts\":[%s%s%s],"
+        "\"total\":{\"amount\":%s,\"currency\":\"SAR\"}},\"customer\":{\"id\":%lld,"
+        "\"first_name\":\"سارة\",\"last_name\":\"Ali\",\"mobile\":\"%s\",\"mobile_code\":\"+966\","
+        "\"email\":\"c%lld@example.com\"},\"items\":[{\"id\":1,\"name\":\"قميص أزرق\","
+        "\"sku\":\"%s\",\"quantity\":%d,\"amounts\":{\"price_without_tax\":{\"amount\":%s},"
+        "\"total_discount\":{\"amount\":%s},\"tax\":{\"percent\":\"%d.%02d\",\"amount\":{"
+        "\"amount\":%s}},\"total\":{\"amount\":%s}},\"product\":{\"id\":77,\"type\":\"product\"}}]}}",
+        (long long)o->id, o->number, o->slug, o->cod ? "cod" : "mada", sub, sh, cd, o->tax_bp / 100,
+        o->tax_bp % 100, tx, o->discount ? "{\"title\":\"c\",\"discount\":\"" : "",
+        o->discount ? d : "", o->discount ? "\"}" : "", tt, (long long)o->customer_id, o->phone,
+        (long long)o->customer_id, o->sku, o->qty, p, d, o->tax_bp / 100, o->tax_bp % 100, lt, sub);
+    free(p), free(d), free(sh), free(cd), free(tx), free(tt), free(lt), free(sub);
+    return j;
+}
+
+static void stub_put(struct salla_stub *st, const struct order_spec *o)
+{
+    char *j = order_json(o);
+    pthread_mutex_lock(&st->lock);
+    for (int i = 0; i < st->n; i++)
+        if (st->ids[i] == o->id) {
+            free(st->json[i]);
+            st->json[i] = j;
+            pthread_mutex_unlock(&st->lock);
+            return;
+        }
+    assert_true(st->n < MAX_ORDERS);
+    st->ids[st->n] = o->id;
+    st->json[st->n++] = j;
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Fixture                                                                  */
+
+struct fx {
+    char dir[64];
+    struct store *store;
+    struct sim *qoyod;
+    struct salla_stub salla;
+    struct store_conn conn;
+    int64_t product_id;
+};
+
+static void qoyod_post(struct fx *f, const char *path, const char *body, int64_t *id)
+{
+    const char *h[] = {"API-KEY: " KEY, "Content-Type: application/json", NULL};
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->qoyod, "/2.0%s", path), h, body, &r);
+    if (r.status != 201 && r.status != 200) fail_msg("POST %s: %ld %s", path, r.status, r.body);
+    if (id) {
+        json_t *obj = json_object_iter_value(json_object_iter(r.json));
+        *id = json_integer_value(json_object_get(obj, "id"));
+    }
+    tt_resp_release(&r);
+}
+
+/* A product with SKU-1 and 50 in stock at inventory 1. */
+static void seed_qoyod(struct fx *f)
+{
+    qoyod_post(f, "/products",
+               "{\"product\":{\"sku\":\"SKU-1\",\"name_ar\":\"قميص\",\"name_en\":\"Shirt\","
+               "\"type\":\"Product\",\"product_unit_type_id\":6,\"category_id\":1,\"tax_id\":1,"
+               "\"track_quantity\":\"1\",\"sale_item\":\"1\",\"selling_price\":\"100.0\","
+               "\"sales_account_id\":17,\"purchase_item\":\"1\",\"buying_price\":\"60.0\","
+               "\"expense_account_id\":12}}",
+               &f->product_id);
+    char *adj = xasprintf("{\"inventory_adjustment\":{\"inventory_id\":1,\"revenue_account_id\":18,"
+                          "\"expense_account_id\":12,\"date\":\"2026-11-01\",\"line_items\":[{"
+                          "\"product_id\":%lld,\"actual_quantity\":50,\"rate\":60}]}}",
+                          (long long)f->product_id);
+    qoyod_post(f, "/inventory_adjustments", adj, NULL);
+    free(adj);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/th_transferXXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char *url = xasprintf("sqlite:%s/t.db", f->dir);
+    struct th_err err;
+    if (store_open(&f->store, url, &err) != 0) fail_msg("store: %s", err.msg);
+    free(url);
+    f->qoyod = tt_sim_start(&qoyod_sim_ops, (const char *[]){"api-key", KEY, NULL});
+    pthread_mutex_init(&f->salla.lock, NULL);
+    struct httpd_config hc = {.listen = "127.0.0.1:0", .handler = stub_handler, .arg = &f->salla};
+    assert_int_equal(httpd_open(&f->salla.d, &hc, &err), 0);
+    snprintf(f->salla.base, sizeof f->salla.base, "http://127.0.0.1:%u/admin/v2",
+             httpd_port(f->salla.d));
+    seed_qoyod(f);
+
+    struct store_conn *c = &f->conn;
+    c->platform = MODEL_PLATFORM_SALLA;
+    c->store_id = STORE;
+    c->access_token = xstrdup(TOKEN);
+    c->webhook_secret = xstrdup("s");
+    c->webhook_strategy = xstrdup("signature");
+    c->api_base = xstrdup(f->salla.base);
+    c->status = xstrdup("active");
+    c->qoyod_base = xasprintf("%s/2.0", sim_base_url(f->qoyod));
+    c->qoyod_api_key = xstrdup(KEY);
+    c->inventory_id = 1;
+    c->trigger = MODEL_STATUS_NEW;
+    c->customer_per_invoice = 1;
+    c->number_by_order = 1;
+    c->financial_invoice = 1;
+    assert_int_equal(store_conn_put(f->store, c, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    httpd_close(f->salla.d);
+    for (int i = 0; i < f->salla.n; i++) free(f->salla.json[i]);
+    tt_sim_stop(f->qoyod);
+    store_conn_release(&f->conn);
+    store_close(f->store);
+    char *cmd = xasprintf("rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(f);
+    return 0;
+}
+
+static void save_conn(struct fx *f)
+{
+    struct th_err err;
+    assert_int_equal(store_conn_put(f->store, &f->conn, &err), 0);
+}
+
+/* Ingests an order event (dedupe key given) and runs jobs until none is left
+ * or 20 s pass. */
+static void event(struct fx *f, int64_t order_id, const char *key)
+{
+    int dup = 0;
+    struct th_err err;
+    assert_int_equal(store_event_ingest(f->store, f->conn.id, key, "order.updated", order_id, "{}",
+                                        2, &dup, &err),
+                     0);
+}
+
+static void drain(struct fx *f)
+{
+    struct worker_config wc = {.store = f->store, .backoff_base_ms = 5};
+    struct th_err err;
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(worker_drain(&wc, worker_now_ms() + 20000, &err), 0);
+        int64_t n = 0;
+        assert_int_equal(store_job_count(f->store, &n, &err), 0);
+        if (n == 0) return;
+        tt_sleep_ms(10);
+    }
+    fail_msg("jobs did not finish");
+}
+
+static struct store_order get_order(struct fx *f, int64_t id)
+{
+    struct store_order o;
+    struct th_err err;
+    if (store_order_get(f->store, f->conn.id, id, &o, &err) != 0)
+        fail_msg("order %lld not in the store: %s", (long long)id, err.msg);
+    return o;
+}
+
+/* Invoices in Qoyod with this reference (0 when the index is empty). */
+static int invoices_with_ref(struct fx *f, const char *ref)
+{
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/2.0/invoices?q%%5Breference_eq%%5D=%s", ref), h, NULL, &r);
+    int n = r.status == 200 ? (int)json_array_size(json_object_get(r.json, "invoices")) : 0;
+    if (r.status != 200 && r.status != 404) fail_msg("invoice lookup: %ld %s", r.status, r.body);
+    tt_resp_release(&r);
+    return n;
+}
+
+static json_t *the_invoice(struct fx *f, const char *ref)
+{
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/2.0/invoices?q%%5Breference_eq%%5D=%s", ref), h, NULL, &r);
+    json_t *inv = json_incref(json_array_get(json_object_get(r.json, "invoices"), 0));
+    tt_resp_release(&r);
+    assert_non_null(inv);
+    return inv;
+}
+
+static const struct order_spec base = {.id = 9001,
+                                       .number = "1001",
+                                       .slug = "under_review",
+                                       .sku = "SKU-1",
+                                       .qty = 2,
+                                       .price = 10000,
+                                       .tax_bp = 1500,
+                                       .shipping = 2000,
+                                       .customer_id = 71,
+                                       .phone = "501112233"};
+
+/* ---------------------------------------------------------------------- */
+
+static void test_happy_path_paid_invoice(void **state)
+{
+    struct fx *f = *state;
+    stub_put(&f->salla, &base);
+    event(f, base.id, "k1");
+    drain(f);
+    struct store_order o = get_order(f, base.id);
+    assert_int_equal(o.xfer, STORE_XFER_TRANSFERRED);
+    assert_string_equal(o.qoyod_reference, "1001");
+    /* 2 × 100 + 20 shipping, 15 % VAT = 253.00 */
+    assert_int_equal(o.total, 25300);
+    assert_int_equal(o.qoyod_total, 25300);
+    assert_true(o.qoyod_payment_id > 0);
+    store_order_release(&o);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+    json_t *inv = the_invoice(f, "1001");
+    assert_string_equal(json_string_value(json_object_get(inv, "status")), "Paid");
+    assert_string_equal(json_string_value(json_object_get(inv, "total")), "253.0");
+    json_decref(inv);
+}
+
+static void test_duplicates_and_manual_resend_make_one_invoice(void **state)
+{
+    struct fx *f = *state;
+    stub_put(&f->salla, &base);
+    event(f, base.id, "same");
+    event(f, base.id, "same");
+    event(f, base.id, "other-delivery");
+    drain(f);
+    struct th_err err;
+    assert_int_equal(store_job_enqueue(f->store, f->conn.id, base.id, &err), 0);
+    drain(f);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", -2), 1);
+}
+
+/* Each fault on invoice creation still ends with exactly one invoice. */
+static void test_faults_on_invoice_create(void **state)
+{
+    struct fx *f = *state;
+    static const char *faults[] = {
+        "{\"match\":\"POST /2.0/invoices\",\"mode\":\"commit_then_drop\",\"count\":1}",
+        "{\"match\":\"POST /2.0/invoices\",\"mode\":\"reset\",\"count\":1}",
+        "{\"match\":\"POST /2.0/invoices\",\"mode\":\"error\",\"status\":503,\"count\":2}",
+        "{\"match\":\"POST /2.0/invoices\",\"mode\":\"error\",\"status\":500,\"count\":1}",
+        "{\"match\":\"POST /2.0/invoices\",\"mode\":\"rate_limit\",\"retry_after\":0,\"count\":2}",
+        "{\"match\":\"* /2.0/*\",\"mode\":\"latency\",\"latency_ms\":20,\"count\":5}",
+        "{\"match\":\"POST /2.0/invoice_payments\",\"mode\":\"commit_then_drop\",\"count\":1}",
+        /* the answer is lost, and the lookup that settles it fails once too */
+        "{\"faults\":[{\"match\":\"POST /2.0/invoices\",\"mode\":\"commit_then_drop\","
+        "\"count\":1},{\"match\":\"GET /2.0/invoices\",\"mode\":\"error\",\"status\":503,"
+        "\"count\":1}]}",
+    };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        struct order_spec o = base;
+        char num[16];
+        snprintf(num, sizeof num, "F%zu", i);
+        o.id = 7000 + (int64_t)i;
+        o.number = num;
+        stub_put(&f->salla, &o);
+        tt_faults(f->qoyod, faults[i]);
+        event(f, o.id, num);
+        drain(f);
+        struct store_order so = get_order(f, o.id);
+        if (so.xfer != STORE_XFER_TRANSFERRED)
+            fail_msg("fault %s: state %d reason %s", faults[i], so.xfer, so.reason);
+        store_order_release(&so);
+        int n = invoices_with_ref(f, num);
+        if (n != 1) fail_msg("fault %s: %d invoices", faults[i], n);
+        json_t *inv = the_invoice(f, num);
+        assert_string_equal(json_string_value(json_object_get(inv, "status")), "Paid");
+        json_decref(inv);
+        struct tt_resp r;
+        tt_http("DELETE", tt_url(f->qoyod, "/_sim/faults"), NULL, NULL, &r);
+        tt_resp_release(&r);
+    }
+}
+
+static void test_missing_sku_fails_with_reason(void **state)
+{
+    struct fx *f = *state;
+    struct order_spec o = base;
+    o.sku = "";
+    stub_put(&f->salla, &o);
+    event(f, o.id, "x");
+    drain(f);
+    struct store_order so = get_order(f, o.id);
+    assert_int_equal(so.xfer, STORE_XFER_FAILED);
+    assert_non_null(strstr(so.reason, "item 'قميص أزرق' has no SKU in Salla"));
+    store_order_release(&so);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", -2), 0);
+}
+
+static void test_trigger_waits_for_status(void **state)
+{
+    struct fx *f = *state;
+    f->conn.trigger = MODEL_STATUS_COMPLETED;
+    save_conn(f);
+    stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    drain(f);
+    struct store_order so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_NOT_TRANSFERRED);
+    assert_int_equal(so.status, MODEL_STATUS_NEW);
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 0);
+
+    struct order_spec done = base;
+    done.slug = "completed";
+    stub_put(&f->salla, &done);
+    event(f, base.id, "b");
+    drain(f);
+    so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+}
+
+static void test_settings_financial_off_and_own_numbering(void **state)
+{
+    struct fx *f = *state;
+    f->conn.financial_invoice = 0;
+    f->conn.number_by_order = 0;
+    save_conn(f);
+    stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    drain(f);
+    char ref[64];
+    snprintf(ref, sizeof ref, "TH-salla-%lld", (long long)base.id);
+    assert_int_equal(invoices_with_ref(f, ref), 1);
+    json_t *inv = the_invoice(f, ref);
+    assert_string_equal(json_string_value(json_object_get(inv, "status")), "Approved");
+    json_decref(inv);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoice_payments", -2), 0);
+}
+
+static void test_cancelled_before_transfer_is_skipped(void **state)
+{
+    struct fx *f = *state;
+    struct order_spec o = base;
+    o.slug = "canceled";
+    stub_put(&f->salla, &o);
+    event(f, o.id, "c");
+    drain(f);
+    struct store_order so = get_order(f, o.id);
+    assert_int_equal(so.xfer, STORE_XFER_SKIPPED);
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 0);
+}
+
+static void test_wrong_qoyod_key_fails_plainly(void **state)
+{
+    struct fx *f = *state;
+    free(f->conn.qoyod_api_key);
+    f->conn.qoyod_api_key = xstrdup("wrong");
+    save_conn(f);
+    stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    drain(f);
+    struct store_order so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_FAILED);
+    assert_int_equal(so.reason_code, TH_EAUTH);
+    assert_null(strstr(so.reason, "wrong")); /* the key itself is never shown */
+    store_order_release(&so);
+}
+
+/* Once customer and product are known, an order costs one invoice create
+ * plus one payment: no lookups. */
+static void test_known_customer_and_product_cost_two_calls(void **state)
+{
+    struct fx *f = *state;
+    stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    drain(f);
+    struct order_spec o2 = base;
+    o2.id = 9002;
+    o2.number = "1002";
+    stub_put(&f->salla, &o2);
+    struct tt_resp r;
+    tt_http("DELETE", tt_url(f->qoyod, "/_sim/requests"), NULL, NULL, &r);
+    tt_resp_release(&r);
+    event(f, o2.id, "b");
+    drain(f);
+    assert_int_equal(tt_count_requests(f->qoyod, NULL, NULL, -2), 2);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", 201), 1);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoice_payments", 201), 1);
+}
+
+static void test_rules(void **state)
+{
+    assert_true(transfer_triggered(MODEL_STATUS_NEW, MODEL_STATUS_COMPLETED));
+    assert_true(transfer_triggered(MODEL_STATUS_READY, MODEL_STATUS_READY));
+    assert_false(transfer_triggered(MODEL_STATUS_READY, MODEL_STATUS_NEW));
+    assert_false(transfer_triggered(MODEL_STATUS_NEW, MODEL_STATUS_OTHER));
+    assert_false(transfer_triggered(MODEL_STATUS_NEW, MODEL_STATUS_CANCELLED));
+    /* Every edge not in the diagram is refused. */
+    static const int allowed[5][5] = {
+        {1, 1, 0, 1, 1}, {0, 1, 1, 1, 0}, {0, 0, 1, 0, 0}, {0, 1, 0, 1, 1}, {0, 1, 0, 0, 1}};
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 5; b++)
+            assert_int_equal(transfer_edge_ok(a, b), allowed[a][b]);
+    assert_int_equal(worker_backoff_ms(1, 0, 1000), 750);
+    for (int n = 1; n < 40; n++) {
+        int64_t d = worker_backoff_ms(n, (uint64_t)n * 7919, 1000);
+        assert_true(d >= 750 && d <= WORKER_BACKOFF_MAX_MS + WORKER_BACKOFF_MAX_MS / 4);
+    }
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rules),
+        cmocka_unit_test_setup_teardown(test_happy_path_paid_invoice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_and_manual_resend_make_one_invoice, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_faults_on_invoice_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_sku_fails_with_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trigger_waits_for_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings_financial_off_and_own_numbering, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_before_transfer_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_qoyod_key_fails_plainly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_customer_and_product_cost_two_calls, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
