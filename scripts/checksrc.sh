@@ -44,7 +44,9 @@ for f in $(git ls-files 'src/*.c' 'sim/*.c' 2>/dev/null); do
     echo "checksrc: $f:$l: banned call (use core/xmalloc.h, snprintf, strtol)"; done | grep . && fail=1
 done
 
-if grep -nE '\b(float|double)\b' src/core/money.c src/core/money.h 2>/dev/null; then
+# Code lines only: comments may explain why there is no floating point.
+if grep -nHE '\b(float|double)\b' src/core/money.c src/core/money.h 2>/dev/null \
+    | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//)'; then
   say "floating point in the money module"
 fi
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "sim/qoyod_sim.h"
 #include "sim/salla_sim.h"
 #include "sim/sim.h"
@@ -55,9 +56,8 @@ int main(int argc, char **argv)
     }
 
     struct sim_config cfg = {.listen = "127.0.0.1:0", .seed = 1};
-    const char **names = calloc((size_t)argc, sizeof *names);
-    const char **values = calloc((size_t)argc, sizeof *values);
-    if (!names || !values) return 1;
+    const char **names = xcalloc((size_t)argc, sizeof *names);
+    const char **values = xcalloc((size_t)argc, sizeof *values);
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {

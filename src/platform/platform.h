@@ -84,6 +84,13 @@ struct platform_ops {
      * refused, TH_ENOTFOUND when the order does not exist). */
     int (*order_fetch)(struct httpc *hc, const struct platform_conn *c, int64_t order_id,
                        struct model_order **out, struct th_err *err);
+    /* Optional. The store's current stock of the product behind an order
+     * line (product id, and the line's SKU to pick a variant): *tracked is 0
+     * when the platform does not count it (unlimited), else *qty is the
+     * quantity on hand now, after the store deducted its own orders. Used to
+     * book the opening balance when tarheel creates the product in Qoyod. */
+    int (*product_stock)(struct httpc *hc, const struct platform_conn *c, int64_t product_id,
+                         const char *sku, int64_t *qty, int *tracked, struct th_err *err);
 };
 
 /* The adapter for a platform name or enum; NULL when unknown. */

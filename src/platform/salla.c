@@ -373,6 +373,57 @@ static int order_fetch(struct httpc *hc, const struct platform_conn *c, int64_t 
     return rc;
 }
 
+/* GET /products/{id}: `quantity` for a simple product, `skus[].stock_quantity`
+ * of the variant whose sku matches; `unlimited_quantity` means untracked. */
+static int product_stock(struct httpc *hc, const struct platform_conn *c, int64_t product_id,
+                         const char *sku, int64_t *qty, int *tracked, struct th_err *err)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s/products/%lld", c->api_base, (long long)product_id);
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    const char *hdrs[] = {auth, "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(auth);
+    if (rc) {
+        if (r.status == 404)
+            rc = th_err_set(err, TH_ENOTFOUND, "Salla has no product %lld", (long long)product_id);
+        httpc_resp_release(&r);
+        return rc;
+    }
+    json_t *root = jv_parse(r.body.data, r.body.len, JV_MAX_DEPTH, err);
+    httpc_resp_release(&r);
+    if (!root) return err ? err->code : TH_EPARSE;
+    json_t *d = json_object_get(root, "data");
+    if (!json_is_object(d)) d = root;
+    int unlimited = 0;
+    if (jv_get_bool(d, "unlimited_quantity", &unlimited, NULL) != 0) unlimited = 0;
+    *tracked = !unlimited;
+    *qty = 0;
+    rc = 0;
+    json_t *skus = json_object_get(d, "skus"), *v;
+    size_t i;
+    int matched = 0;
+    json_array_foreach(skus, i, v) {
+        const char *s = jv_get_str(v, "sku");
+        if (sku && s && strcmp(s, sku) == 0) {
+            int un = 0;
+            if (jv_get_bool(v, "unlimited_quantity", &un, NULL) == 0 && un) *tracked = 0;
+            rc = jv_get_dec(v, "stock_quantity", 0, qty, err);
+            matched = 1;
+            break;
+        }
+    }
+    if (!matched) rc = jv_get_dec(d, "quantity", 0, qty, err);
+    if (rc == TH_ENOTFOUND) {
+        *qty = 0;
+        rc = 0;
+    }
+    json_decref(root);
+    return rc;
+}
+
 const struct platform_ops salla_platform_ops = {
     .name = "salla",
     .platform = MODEL_PLATFORM_SALLA,
@@ -381,4 +432,5 @@ const struct platform_ops salla_platform_ops = {
     .parse_event = parse_event,
     .order_map = order_map,
     .order_fetch = order_fetch,
+    .product_stock = product_stock,
 };

@@ -27,7 +27,7 @@
  * member from ops->open; store.c fills ops and the clock after open returns.
  */
 struct store {
-    const struct store_ops *ops; /* set by store.c */
+    const struct store_ops *ops;  /* set by store.c */
     int64_t (*now_ms)(void *arg); /* the clock, unix ms; never NULL after store_open */
     void *now_arg;                /* its argument */
 };
@@ -76,14 +76,14 @@ struct store_ops {
      * body is non-NULL when len > 0, len <= STORE_MAX_EVENT_BODY, and has
      * set *duplicate = 0. The job's run_after is s->now_ms. An unknown
      * conn_id gives TH_ENOTFOUND. */
-    int (*event_ingest)(struct store *s, int64_t conn_id, const char *dedupe_key,
-                        const char *event, int64_t order_id, const char *body, size_t len,
-                        int *duplicate, struct th_err *err);
+    int (*event_ingest)(struct store *s, int64_t conn_id, const char *dedupe_key, const char *event,
+                        int64_t order_id, const char *body, size_t len, int *duplicate,
+                        struct th_err *err);
 
     /* worker is non-NULL and non-empty, lease_ms > 0; "now" is s->now_ms.
      * Returns TH_ENOTFOUND (out zeroed) when nothing is due. */
-    int (*job_claim)(struct store *s, const char *worker, int64_t lease_ms,
-                     struct store_job *out, struct th_err *err);
+    int (*job_claim)(struct store *s, const char *worker, int64_t lease_ms, struct store_job *out,
+                     struct th_err *err);
     /* TH_ENOTFOUND when no job has that id. When an event for the order
      * arrived while the job was leased, the job is not deleted but made due
      * now (with attempts reset), so that event is not lost. */
@@ -97,8 +97,8 @@ struct store_ops {
     int (*job_count)(struct store *s, int64_t *n, struct th_err *err);
 
     /* out was zeroed by store.c. TH_ENOTFOUND when absent. */
-    int (*order_get)(struct store *s, int64_t conn_id, int64_t order_id,
-                     struct store_order *out, struct th_err *err);
+    int (*order_get)(struct store *s, int64_t conn_id, int64_t order_id, struct store_order *out,
+                     struct th_err *err);
     /* An unknown o->conn_id gives TH_ENOTFOUND. */
     int (*order_put)(struct store *s, const struct store_order *o, struct th_err *err);
     /* what is non-NULL; detail may be NULL. The timestamp is s->now_ms. */
@@ -115,8 +115,7 @@ struct store_ops {
      * each history entry of the order, oldest first, under the same rules
      * as order_list; strings are borrowed for the call (detail may be ""). */
     int (*order_history)(struct store *s, int64_t conn_id, int64_t order_id,
-                         void (*fn)(void *arg, int64_t ts_ms, const char *what,
-                                    const char *detail),
+                         void (*fn)(void *arg, int64_t ts_ms, const char *what, const char *detail),
                          void *arg, struct th_err *err);
 
     /* kind and key are non-NULL and non-empty. TH_ENOTFOUND when absent. */
@@ -145,8 +144,7 @@ static inline int64_t store_now_ms(struct store *s)
  * Not in store.h yet because nothing outside the store reads history; the
  * CLI's `orders show` will, and then this moves there. */
 int store_order_history(struct store *s, int64_t conn_id, int64_t order_id,
-                        void (*fn)(void *arg, int64_t ts_ms, const char *what,
-                                   const char *detail),
+                        void (*fn)(void *arg, int64_t ts_ms, const char *what, const char *detail),
                         void *arg, struct th_err *err) TH_MUST_CHECK;
 
 #endif

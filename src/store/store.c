@@ -1,0 +1,272 @@
+/*
+ * store — picks a backend from the database URL and checks arguments before
+ * dispatching through its struct store_ops (see store.h and store_int.h).
+ *
+ * Everything a backend may assume (non-NULL out-pointers, zeroed result
+ * structs, a bounded event body, a set *duplicate) is established here,
+ * once, so backends do not repeat the checks and cannot disagree about them.
+ */
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_int.h"
+#include "store/store_sqlite.h"
+
+/* ---------------------------------------------------------------------- */
+/* Clock */
+
+int64_t store_clock_real(void *arg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void store_clock_set(struct store *s, int64_t (*fn)(void *arg), void *arg)
+{
+    s->now_ms = fn ? fn : store_clock_real;
+    s->now_arg = fn ? arg : NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Open and close */
+
+static int has_prefix(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+int store_open(struct store **out, const char *url, struct th_err *err)
+{
+    if (!out) return th_err_set(err, TH_EINVAL, "store_open: no place for the handle");
+    *out = NULL;
+    if (!url || !*url)
+        return th_err_set(err, TH_ECONFIG, "no database given (set --db or TARHEEL_DB)");
+
+    const struct store_ops *ops;
+    const char *location;
+    if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
+        return th_err_set(err, TH_ECONFIG,
+                          "PostgreSQL support is not built yet; use sqlite:/path/file.db");
+    } else if (has_prefix(url, "sqlite:")) {
+        ops = &store_sqlite_ops;
+        location = url + strlen("sqlite:");
+        /* Accept the common "sqlite:///abs/path" spelling too. */
+        if (has_prefix(location, "//")) location += 2;
+    } else if (strstr(url, "://")) {
+        return th_err_set(err, TH_ECONFIG,
+                          "unknown database URL '%s': use sqlite:/path/file.db or a file path",
+                          url);
+    } else {
+        ops = &store_sqlite_ops;
+        location = url;
+    }
+    if (!*location) return th_err_set(err, TH_ECONFIG, "database URL '%s' names no file", url);
+
+    struct store *s = NULL;
+    int rc = ops->open(&s, location, err);
+    if (rc) return rc;
+    s->ops = ops;
+    store_clock_set(s, NULL, NULL);
+    *out = s;
+    return 0;
+}
+
+void store_close(struct store *s)
+{
+    if (s) s->ops->close(s);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connections */
+
+static void xfree(char **p)
+{
+    free(*p);
+    *p = NULL;
+}
+
+void store_conn_release(struct store_conn *c)
+{
+    if (!c) return;
+    xfree(&c->name);
+    xfree(&c->access_token);
+    xfree(&c->refresh_token);
+    xfree(&c->webhook_secret);
+    xfree(&c->webhook_strategy);
+    xfree(&c->api_base);
+    xfree(&c->status);
+    xfree(&c->qoyod_base);
+    xfree(&c->qoyod_api_key);
+    memset(c, 0, sizeof *c);
+}
+
+int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
+{
+    if (!s || !c) return th_err_set(err, TH_EINVAL, "store_conn_put: no store or connection");
+    if (c->platform != MODEL_PLATFORM_SALLA && c->platform != MODEL_PLATFORM_ZID)
+        return th_err_set(err, TH_EINVAL, "connection has an unknown platform %d",
+                          (int)c->platform);
+    return s->ops->conn_put(s, c, err);
+}
+
+int store_conn_get(struct store *s, int64_t id, struct store_conn *out, struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conn_get: no store or result");
+    memset(out, 0, sizeof *out);
+    return s->ops->conn_get(s, id, out, err);
+}
+
+int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
+                    struct store_conn *out, struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conn_find: no store or result");
+    memset(out, 0, sizeof *out);
+    return s->ops->conn_find(s, p, store_id, out, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Intake */
+
+int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key, const char *event,
+                       int64_t order_id, const char *body, size_t len, int *duplicate,
+                       struct th_err *err)
+{
+    if (!s || !duplicate)
+        return th_err_set(err, TH_EINVAL, "store_event_ingest: no store or duplicate flag");
+    *duplicate = 0;
+    if (!dedupe_key || !*dedupe_key)
+        return th_err_set(err, TH_EINVAL, "event for connection %lld has no dedupe key",
+                          (long long)conn_id);
+    if (!event || !*event)
+        return th_err_set(err, TH_EINVAL, "event for connection %lld has no name",
+                          (long long)conn_id);
+    if (len > 0 && !body) return th_err_set(err, TH_EINVAL, "event %s has no body", dedupe_key);
+    if (len > STORE_MAX_EVENT_BODY)
+        return th_err_set(err, TH_ETOOBIG,
+                          "event %s body is %zu bytes; the store keeps at most %u (the intake's "
+                          "body cap)",
+                          dedupe_key, len, STORE_MAX_EVENT_BODY);
+    return s->ops->event_ingest(s, conn_id, dedupe_key, event, order_id, body ? body : "", len,
+                                duplicate, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Jobs */
+
+int store_job_claim(struct store *s, const char *worker, int64_t lease_ms, struct store_job *out,
+                    struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_job_claim: no store or result");
+    memset(out, 0, sizeof *out);
+    if (!worker || !*worker) return th_err_set(err, TH_EINVAL, "a job claim needs a worker name");
+    if (lease_ms <= 0)
+        return th_err_set(err, TH_EINVAL, "lease of %lld ms for worker %s: must be positive",
+                          (long long)lease_ms, worker);
+    return s->ops->job_claim(s, worker, lease_ms, out, err);
+}
+
+int store_job_done(struct store *s, int64_t job_id, struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_job_done: no store");
+    return s->ops->job_done(s, job_id, err);
+}
+
+int store_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
+                    struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_job_retry: no store");
+    return s->ops->job_retry(s, job_id, run_after, error, err);
+}
+
+int store_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id, struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_job_enqueue: no store");
+    return s->ops->job_enqueue(s, conn_id, order_id, err);
+}
+
+int store_job_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    if (!s || !n) return th_err_set(err, TH_EINVAL, "store_job_count: no store or result");
+    *n = 0;
+    return s->ops->job_count(s, n, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Orders */
+
+void store_order_release(struct store_order *o)
+{
+    if (!o) return;
+    xfree(&o->number);
+    xfree(&o->reason);
+    xfree(&o->qoyod_reference);
+    memset(o, 0, sizeof *o);
+}
+
+int store_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct store_order *out,
+                    struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_order_get: no store or result");
+    memset(out, 0, sizeof *out);
+    return s->ops->order_get(s, conn_id, order_id, out, err);
+}
+
+int store_order_put(struct store *s, const struct store_order *o, struct th_err *err)
+{
+    if (!s || !o) return th_err_set(err, TH_EINVAL, "store_order_put: no store or order");
+    return s->ops->order_put(s, o, err);
+}
+
+int store_order_note(struct store *s, int64_t conn_id, int64_t order_id, const char *what,
+                     const char *detail, struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_order_note: no store");
+    if (!what || !*what)
+        return th_err_set(err, TH_EINVAL, "history note for order %lld says nothing",
+                          (long long)order_id);
+    return s->ops->order_note(s, conn_id, order_id, what, detail, err);
+}
+
+int store_order_list(struct store *s, int64_t conn_id, int xfer,
+                     void (*fn)(void *arg, const struct store_order *o), void *arg,
+                     struct th_err *err)
+{
+    if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_order_list: no store or callback");
+    return s->ops->order_list(s, conn_id, xfer, fn, arg, err);
+}
+
+int store_order_history(struct store *s, int64_t conn_id, int64_t order_id,
+                        void (*fn)(void *arg, int64_t ts_ms, const char *what, const char *detail),
+                        void *arg, struct th_err *err)
+{
+    if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_order_history: no store or callback");
+    if (!s->ops->order_history)
+        return th_err_set(err, TH_ECONFIG, "the %s store cannot list order history", s->ops->name);
+    return s->ops->order_history(s, conn_id, order_id, fn, arg, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Mappings */
+
+int store_map_get(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                  int64_t *qoyod_id, struct th_err *err)
+{
+    if (!s || !qoyod_id) return th_err_set(err, TH_EINVAL, "store_map_get: no store or result");
+    *qoyod_id = 0;
+    if (!kind || !*kind || !key || !*key)
+        return th_err_set(err, TH_EINVAL, "mapping lookup needs a kind and a key");
+    return s->ops->map_get(s, conn_id, kind, key, qoyod_id, err);
+}
+
+int store_map_put(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                  int64_t qoyod_id, struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_map_put: no store");
+    if (!kind || !*kind || !key || !*key)
+        return th_err_set(err, TH_EINVAL, "mapping needs a kind and a key");
+    return s->ops->map_put(s, conn_id, kind, key, qoyod_id, err);
+}

@@ -1,0 +1,1227 @@
+/*
+ * store_sqlite — the SQLite backend (see store_sqlite.h and store_int.h).
+ *
+ * Design notes.
+ *
+ * One connection, one mutex. Every call takes db_mu for its whole length, so
+ * calls are atomic with respect to each other and SQLite itself runs in
+ * single-thread mode (SQLITE_OPEN_NOMUTEX). A connection pool would let
+ * readers run beside the writer, but SQLite has one writer anyway and the
+ * hot paths (ingest, claim) all write; correctness first. Other processes
+ * (the CLI beside `tarheel serve`) are handled by busy_timeout.
+ *
+ * Durability. WAL with synchronous=FULL: a COMMIT returns after the WAL is
+ * fsynced, so a write function that returned 0 survives a crash or power
+ * loss (store.h). Multi-statement writes run in BEGIN IMMEDIATE, which takes
+ * the write lock up front, so they cannot fail half-way on a lock upgrade.
+ *
+ * Group commit (ingest only). store_event_ingest callers append a request to
+ * a queue under q_mu. Whoever finds no leader becomes the leader: it takes up
+ * to STORE_MAX_BATCH queued requests and runs them in ONE transaction, each
+ * inside its own SAVEPOINT (so one bad request, say an unknown connection,
+ * is rolled back alone), then COMMITs once and wakes everybody. Callers that
+ * arrived meanwhile queue up behind it and the next leader takes them all:
+ * under load one fsync covers many webhooks. Every caller still returns only
+ * after the COMMIT holding its event succeeded (or with the error that made
+ * it fail), so "on disk before acknowledged" holds per request. With one
+ * caller at a time a batch is one request and the cost is two savepoint
+ * statements.
+ *
+ * Jobs. A UNIQUE index on jobs(conn_id, order_id) makes "one pending job per
+ * order" a fact of the schema; claim therefore can never hand out two jobs
+ * of one order. A job is free when lease_owner IS NULL or its lease_until
+ * passed (the worker died). An event for an order whose job is leased right
+ * now sets jobs.rerun: store_job_done then makes the job due again instead
+ * of deleting it, because the running worker may have fetched the order
+ * before that change.
+ *
+ *     (none) --ingest/enqueue--> pending --claim--> leased --done--> (deleted)
+ *                                   ^                 |  \--done, rerun=1--+
+ *                                   +----retry--------+  (lease expires:   |
+ *                                   +------------------  claimable again)--+
+ *
+ * Schema. Numbered migrations in `migrations[]`, applied in order; PRAGMA
+ * user_version is the number applied. Never edit an applied migration: add
+ * the next one. Times ending in _ms are unix ms, others unix seconds (as in
+ * the structs of store.h).
+ */
+#include "store/store_sqlite.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+
+/* ---------------------------------------------------------------------- */
+/* Schema */
+
+static const char *const migrations[] = {
+    /* 1: the initial schema. */
+    "CREATE TABLE connections ("
+    "  id INTEGER PRIMARY KEY,"
+    "  platform INTEGER NOT NULL,"
+    "  store_id INTEGER NOT NULL,"
+    "  name TEXT,"
+    "  access_token TEXT,"
+    "  refresh_token TEXT,"
+    "  token_expires_at INTEGER NOT NULL DEFAULT 0,"
+    "  webhook_secret TEXT,"
+    "  webhook_strategy TEXT,"
+    "  api_base TEXT,"
+    "  status TEXT,"
+    "  connected_at INTEGER NOT NULL DEFAULT 0,"
+    "  qoyod_base TEXT,"
+    "  qoyod_api_key TEXT,"
+    "  inventory_id INTEGER NOT NULL DEFAULT 0,"
+    "  payment_account_id INTEGER NOT NULL DEFAULT 0,"
+    "  trigger_status INTEGER NOT NULL DEFAULT 1,"
+    "  customer_per_invoice INTEGER NOT NULL DEFAULT 0,"
+    "  number_by_order INTEGER NOT NULL DEFAULT 0,"
+    "  financial_invoice INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (platform, store_id)"
+    ");"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  dedupe_key TEXT NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  order_id INTEGER NOT NULL DEFAULT 0,"
+    "  received_at_ms INTEGER NOT NULL,"
+    "  format INTEGER NOT NULL DEFAULT 1,"
+    "  body BLOB NOT NULL,"
+    "  UNIQUE (conn_id, dedupe_key)"
+    ");"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  order_id INTEGER NOT NULL,"
+    "  run_after_ms INTEGER NOT NULL,"
+    "  lease_owner TEXT,"
+    "  lease_until_ms INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  rerun INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  created_at_ms INTEGER NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX jobs_one_per_order ON jobs (conn_id, order_id);"
+    "CREATE INDEX jobs_due ON jobs (run_after_ms, id);"
+    "CREATE TABLE orders ("
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  order_id INTEGER NOT NULL,"
+    "  number TEXT,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  xfer INTEGER NOT NULL DEFAULT 0,"
+    "  reason_code INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  total INTEGER NOT NULL DEFAULT 0,"
+    "  qoyod_total INTEGER NOT NULL DEFAULT 0,"
+    "  qoyod_invoice_id INTEGER NOT NULL DEFAULT 0,"
+    "  qoyod_reference TEXT,"
+    "  qoyod_payment_id INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL DEFAULT 0,"
+    "  transferred_at INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conn_id, order_id)"
+    ");"
+    "CREATE INDEX orders_by_created ON orders (created_at, order_id);"
+    "CREATE INDEX orders_by_xfer ON orders (xfer, created_at, order_id);"
+    "CREATE TABLE order_history ("
+    "  id INTEGER PRIMARY KEY,"
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  order_id INTEGER NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  what TEXT NOT NULL,"
+    "  detail TEXT"
+    ");"
+    "CREATE INDEX order_history_by_order ON order_history (conn_id, order_id, id);"
+    "CREATE TRIGGER order_history_no_update BEFORE UPDATE ON order_history"
+    "  BEGIN SELECT RAISE(ABORT, 'order_history is append-only'); END;"
+    "CREATE TRIGGER order_history_no_delete BEFORE DELETE ON order_history"
+    "  BEGIN SELECT RAISE(ABORT, 'order_history is append-only'); END;"
+    "CREATE TABLE mappings ("
+    "  id INTEGER PRIMARY KEY,"
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  qoyod_id INTEGER NOT NULL,"
+    "  updated_at_ms INTEGER NOT NULL,"
+    "  UNIQUE (conn_id, kind, key)"
+    ");",
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
+               "STORE_SQLITE_SCHEMA_VERSION must equal the number of migrations");
+
+/* ---------------------------------------------------------------------- */
+/* Statements, prepared once at open */
+
+#define CONN_COLS                                                                                  \
+    "platform, store_id, name, access_token, refresh_token, token_expires_at, webhook_secret, "    \
+    "webhook_strategy, api_base, status, connected_at, qoyod_base, qoyod_api_key, inventory_id, "  \
+    "payment_account_id, trigger_status, customer_per_invoice, number_by_order, "                  \
+    "financial_invoice"
+
+#define ORDER_COLS                                                                                 \
+    "conn_id, order_id, number, status, xfer, reason_code, reason, attempts, total, qoyod_total, " \
+    "qoyod_invoice_id, qoyod_reference, qoyod_payment_id, created_at, updated_at, transferred_at"
+
+/* The job upsert shared by ingest and enqueue: ?1 conn, ?2 order, ?3 now.
+ * A pending job only becomes due now; a leased one is marked for a rerun. */
+#define JOB_UPSERT_SQL                                                                             \
+    "INSERT INTO jobs (conn_id, order_id, run_after_ms, created_at_ms) VALUES (?1, ?2, ?3, ?3) "   \
+    "ON CONFLICT (conn_id, order_id) DO UPDATE SET "                                               \
+    "  run_after_ms = MIN(run_after_ms, excluded.run_after_ms),"                                   \
+    "  rerun = CASE WHEN lease_owner IS NOT NULL AND lease_until_ms >= excluded.run_after_ms "     \
+    "          THEN 1 ELSE rerun END"
+
+enum stmt {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
+    S_CONN_UPSERT,
+    S_CONN_UPDATE,
+    S_CONN_BY_ID,
+    S_CONN_BY_KEY,
+    S_EVENT_INSERT,
+    S_JOB_UPSERT,
+    S_JOB_CLAIM,
+    S_JOB_DELETE,
+    S_JOB_RERUN,
+    S_JOB_RETRY,
+    S_JOB_COUNT,
+    S_ORDER_GET,
+    S_ORDER_PUT,
+    S_ORDER_LIST,
+    S_NOTE,
+    S_HISTORY,
+    S_MAP_GET,
+    S_MAP_PUT,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT item",
+    [S_RELEASE] = "RELEASE item",
+    [S_ROLLBACK_TO] = "ROLLBACK TO item",
+    [S_CONN_UPSERT] =
+        "INSERT INTO connections (" CONN_COLS ") VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
+        "ON CONFLICT (platform, store_id) DO UPDATE SET name = excluded.name, access_token = "
+        "excluded.access_token, refresh_token = excluded.refresh_token, token_expires_at = "
+        "excluded.token_expires_at, webhook_secret = excluded.webhook_secret, webhook_strategy = "
+        "excluded.webhook_strategy, api_base = excluded.api_base, status = excluded.status, "
+        "connected_at = excluded.connected_at, qoyod_base = excluded.qoyod_base, qoyod_api_key = "
+        "excluded.qoyod_api_key, inventory_id = excluded.inventory_id, payment_account_id = "
+        "excluded.payment_account_id, trigger_status = excluded.trigger_status, "
+        "customer_per_invoice = excluded.customer_per_invoice, number_by_order = "
+        "excluded.number_by_order, financial_invoice = excluded.financial_invoice RETURNING id",
+    [S_CONN_UPDATE] =
+        "UPDATE connections SET platform = ?1, store_id = ?2, name = ?3, access_token = ?4, "
+        "refresh_token = ?5, token_expires_at = ?6, webhook_secret = ?7, webhook_strategy = ?8, "
+        "api_base = ?9, status = ?10, connected_at = ?11, qoyod_base = ?12, qoyod_api_key = ?13, "
+        "inventory_id = ?14, payment_account_id = ?15, trigger_status = ?16, "
+        "customer_per_invoice = ?17, number_by_order = ?18, financial_invoice = ?19 WHERE id = ?20",
+    [S_CONN_BY_ID] = "SELECT id, " CONN_COLS " FROM connections WHERE id = ?1",
+    [S_CONN_BY_KEY] =
+        "SELECT id, " CONN_COLS " FROM connections WHERE platform = ?1 AND store_id = ?2",
+    /* ON CONFLICT on the dedupe key only, rather than INSERT OR IGNORE: OR
+     * IGNORE would also swallow a NOT NULL violation and report it as a
+     * duplicate. changes() == 0 means the key was seen before. */
+    [S_EVENT_INSERT] =
+        "INSERT INTO events (conn_id, dedupe_key, event, order_id, received_at_ms, format, body) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (conn_id, dedupe_key) DO NOTHING",
+    [S_JOB_UPSERT] = JOB_UPSERT_SQL,
+    /* ?1 worker, ?2 now, ?3 lease_until. */
+    [S_JOB_CLAIM] =
+        "UPDATE jobs SET lease_owner = ?1, lease_until_ms = ?3, attempts = attempts + 1, "
+        "rerun = 0 WHERE id = (SELECT id FROM jobs WHERE run_after_ms <= ?2 AND "
+        "(lease_owner IS NULL OR lease_until_ms < ?2) ORDER BY run_after_ms, id LIMIT 1) "
+        "RETURNING id, conn_id, order_id, attempts, run_after_ms",
+    [S_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 AND rerun = 0",
+    [S_JOB_RERUN] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
+                    "attempts = 0, last_error = NULL, run_after_ms = ?2 WHERE id = ?1",
+    [S_JOB_RETRY] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
+                    "run_after_ms = ?2, last_error = ?3 WHERE id = ?1",
+    [S_JOB_COUNT] = "SELECT COUNT(*) FROM jobs",
+    [S_ORDER_GET] = "SELECT " ORDER_COLS " FROM orders WHERE conn_id = ?1 AND order_id = ?2",
+    [S_ORDER_PUT] =
+        "INSERT INTO orders (" ORDER_COLS ") VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+        "ON CONFLICT (conn_id, order_id) DO UPDATE SET number = excluded.number, status = "
+        "excluded.status, xfer = excluded.xfer, reason_code = excluded.reason_code, reason = "
+        "excluded.reason, attempts = excluded.attempts, total = excluded.total, qoyod_total = "
+        "excluded.qoyod_total, qoyod_invoice_id = excluded.qoyod_invoice_id, qoyod_reference = "
+        "excluded.qoyod_reference, qoyod_payment_id = excluded.qoyod_payment_id, created_at = "
+        "excluded.created_at, updated_at = excluded.updated_at, transferred_at = "
+        "excluded.transferred_at",
+    [S_ORDER_LIST] = "SELECT " ORDER_COLS " FROM orders WHERE (?1 = 0 OR conn_id = ?1) AND "
+                     "(?2 < 0 OR xfer = ?2) ORDER BY created_at, order_id, conn_id",
+    [S_NOTE] = "INSERT INTO order_history (conn_id, order_id, ts_ms, what, detail) "
+               "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_HISTORY] = "SELECT ts_ms, what, detail FROM order_history WHERE conn_id = ?1 AND "
+                  "order_id = ?2 ORDER BY id",
+    [S_MAP_GET] = "SELECT qoyod_id FROM mappings WHERE conn_id = ?1 AND kind = ?2 AND key = ?3",
+    [S_MAP_PUT] = "INSERT INTO mappings (conn_id, kind, key, qoyod_id, updated_at_ms) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conn_id, kind, key) DO UPDATE SET "
+                  "qoyod_id = excluded.qoyod_id, updated_at_ms = excluded.updated_at_ms",
+};
+
+/* ---------------------------------------------------------------------- */
+/* The handle */
+
+/* One queued store_event_ingest call (lives on its caller's stack). */
+struct ingest_req {
+    int64_t conn_id;
+    const char *key, *event;
+    int64_t order_id;
+    const char *body;
+    size_t len;
+    int64_t now_ms;
+    struct th_err *err; /* the caller's; written by the leader */
+    int duplicate;
+    int rc;
+    int done; /* under q_mu: the leader finished this request */
+    struct ingest_req *next;
+};
+
+struct sq {
+    struct store base; /* first: store.c sees only this */
+    char *path;
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+    pthread_mutex_t db_mu; /* the connection and every statement */
+    /* group commit */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    struct ingest_req *q_head, **q_tail;
+    int leader; /* a caller is running a batch */
+};
+
+static struct sq *sq_of(struct store *s)
+{
+    return (struct sq *)s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Errors */
+
+/* Maps SQLite result code src of the operation described by fmt to a TH_E*
+ * code and fills err. Call with db_mu held, before anything else runs on the
+ * connection (sqlite3_errmsg describes the most recent call). */
+static int fail(struct sq *q, int src, struct th_err *err, const char *fmt, ...) TH_PRINTF(4, 5);
+static int fail(struct sq *q, int src, struct th_err *err, const char *fmt, ...)
+{
+    char op[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(op, sizeof op, fmt, ap);
+    va_end(ap);
+    switch (src & 0xff) {
+    case SQLITE_FULL:
+        return th_err_set(err, TH_EDISKFULL, "%s: the disk holding the database %s is full", op,
+                          q->path);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return th_err_set(err, TH_EDB,
+                          "%s: the database %s is busy (another process held it locked for %d "
+                          "ms); retry",
+                          op, q->path, STORE_SQLITE_BUSY_MS);
+    case SQLITE_CONSTRAINT:
+        if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+            return th_err_set(err, TH_ENOTFOUND, "%s: no such connection", op);
+        if (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return th_err_set(err, TH_ECONFLICT, "%s: the record already exists (%s)", op,
+                              sqlite3_errmsg(q->db));
+        break;
+    default:
+        break;
+    }
+    return th_err_set(err, TH_EDB, "%s: %s (database %s)", op, sqlite3_errmsg(q->db), q->path);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Statement helpers (db_mu held) */
+
+/* Clears a cached statement for its next use. */
+static void done_with(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Steps st to completion (no rows expected). Returns the SQLite code. */
+static int run(sqlite3_stmt *st)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    }
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Runs one of the statements that take no parameters (BEGIN, COMMIT, ...). */
+static int plain(struct sq *q, enum stmt which)
+{
+    int rc = run(q->st[which]);
+    sqlite3_reset(q->st[which]);
+    return rc;
+}
+
+/* Rolls back the open transaction, if SQLite has not already done so. */
+static void rollback(struct sq *q)
+{
+    if (!sqlite3_get_autocommit(q->db)) (void)plain(q, S_ROLLBACK);
+}
+
+/* Binds a string, NULL as SQL NULL. The string must outlive the step. */
+static void bind_str(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+/* A new copy of a text column, NULL for SQL NULL. */
+static char *col_str(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+/* Starts a write transaction; on failure err is filled. */
+static int begin(struct sq *q, struct th_err *err, const char *op)
+{
+    int rc = plain(q, S_BEGIN);
+    return rc ? fail(q, rc, err, "%s: begin", op) : 0;
+}
+
+/* Commits; on failure rolls back and fills err. */
+static int commit(struct sq *q, struct th_err *err, const char *op)
+{
+    int rc = plain(q, S_COMMIT);
+    if (rc == SQLITE_OK) return 0;
+    int code = fail(q, rc, err, "%s: commit", op);
+    rollback(q);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Open and close */
+
+static void sq_free(struct sq *q)
+{
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(q->st[i]);
+    if (q->db) sqlite3_close_v2(q->db);
+    pthread_mutex_destroy(&q->db_mu);
+    pthread_mutex_destroy(&q->q_mu);
+    pthread_cond_destroy(&q->q_cv);
+    free(q->path);
+    free(q);
+}
+
+/* Errors while the file is being opened or set up mean the path is wrong or
+ * unusable (missing directory, read-only place, not a database): say so. */
+static int open_fail(struct sq *q, int src, struct th_err *err, const char *what)
+{
+    const char *msg = q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(src);
+    switch (src & 0xff) {
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_AUTH:
+        return th_err_set(err, TH_EIO,
+                          "cannot %s the database %s: %s (does the directory exist, and may "
+                          "tarheel write there?)",
+                          what, q->path, msg);
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return th_err_set(err, TH_EDB, "cannot %s the database %s: %s (is it a tarheel database?)",
+                          what, q->path, msg);
+    default:
+        return fail(q, src, err, "cannot %s the database", what);
+    }
+}
+
+/* Runs one PRAGMA (or other SQL without results that matter). */
+static int pragma(struct sq *q, const char *sql, struct th_err *err)
+{
+    int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+    return rc ? open_fail(q, rc, err, "set up") : 0;
+}
+
+/* Reads an integer-valued PRAGMA into *v. */
+static int pragma_int(struct sq *q, const char *sql, int64_t *v, struct th_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc) return open_fail(q, rc, err, "read");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    int code = rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : open_fail(q, rc, err, "read");
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* Turns on WAL and checks it stuck (it cannot on some file systems). */
+static int set_wal(struct sq *q, struct th_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+    if (rc) return open_fail(q, rc, err, "set up");
+    rc = sqlite3_step(st);
+    int code = 0;
+    if (rc != SQLITE_ROW) {
+        code = open_fail(q, rc, err, "set up");
+    } else {
+        const unsigned char *mode = sqlite3_column_text(st, 0);
+        if (!mode || strcmp((const char *)mode, "wal") != 0)
+            code = th_err_set(err, TH_EDB,
+                              "the database %s cannot use write-ahead logging (journal mode "
+                              "stayed '%s'); put it on a local file system",
+                              q->path, mode ? (const char *)mode : "?");
+    }
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* Applies the migrations the file lacks, all in one transaction. */
+static int migrate(struct sq *q, struct th_err *err)
+{
+    int64_t v = 0;
+    int rc = pragma_int(q, "PRAGMA user_version", &v, err);
+    if (rc) return rc;
+    if (v == STORE_SQLITE_SCHEMA_VERSION) return 0;
+    if (v > STORE_SQLITE_SCHEMA_VERSION || v < 0)
+        return th_err_set(err, TH_ECONFIG,
+                          "the database %s has schema version %lld but this tarheel knows only "
+                          "up to %d; run a newer tarheel",
+                          q->path, (long long)v, STORE_SQLITE_SCHEMA_VERSION);
+    if ((rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
+        return open_fail(q, rc, err, "migrate");
+    /* Another process may have migrated between our read and our lock. */
+    if ((rc = pragma_int(q, "PRAGMA user_version", &v, err)) != 0) goto out;
+    for (; v < STORE_SQLITE_SCHEMA_VERSION; v++) {
+        int src = sqlite3_exec(q->db, migrations[v], NULL, NULL, NULL);
+        if (src) {
+            rc = fail(q, src, err, "schema migration %lld", (long long)v + 1);
+            goto out;
+        }
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SQLITE_SCHEMA_VERSION);
+    int src = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+    if (!src) src = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+    if (src) rc = fail(q, src, err, "schema migration: commit");
+out:
+    if (rc && !sqlite3_get_autocommit(q->db)) sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Test builds only: TH_TEST_STORE_MAX_PAGES caps the file's size in pages,
+ * so tests can make the "disk" fill up (STYLE C15). */
+static int test_knobs(struct sq *q, struct th_err *err)
+{
+#ifdef TH_TEST_BUILD
+    const char *v = getenv("TH_TEST_STORE_MAX_PAGES");
+    if (v && *v) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA max_page_count = %ld", strtol(v, NULL, 10));
+        return pragma(q, sql, err);
+    }
+#endif
+    return 0;
+}
+
+static int sq_open(struct store **out, const char *location, struct th_err *err)
+{
+    struct sq *q = xcalloc(1, sizeof *q);
+    q->path = xstrdup(location);
+    pthread_mutex_init(&q->db_mu, NULL);
+    pthread_mutex_init(&q->q_mu, NULL);
+    pthread_cond_init(&q->q_cv, NULL);
+    q->q_tail = &q->q_head;
+
+    int rc = sqlite3_open_v2(
+        location, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc) {
+        rc = open_fail(q, rc, err, "open");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(q->db, 1);
+    sqlite3_busy_timeout(q->db, STORE_SQLITE_BUSY_MS);
+    if ((rc = set_wal(q, err)) || (rc = pragma(q, "PRAGMA synchronous=FULL", err)) ||
+        (rc = pragma(q, "PRAGMA foreign_keys=ON", err)) || (rc = test_knobs(q, err)) ||
+        (rc = migrate(q, err)))
+        goto fail;
+    for (int i = 0; i < S_COUNT; i++) {
+        int src =
+            sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
+        if (src) {
+            rc = fail(q, src, err, "prepare statement %d", i);
+            goto fail;
+        }
+    }
+    *out = &q->base;
+    return 0;
+fail:
+    sq_free(q);
+    return rc;
+}
+
+static void sq_close(struct store *s)
+{
+    sq_free(sq_of(s));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connections */
+
+static void bind_conn(sqlite3_stmt *st, const struct store_conn *c)
+{
+    sqlite3_bind_int(st, 1, (int)c->platform);
+    sqlite3_bind_int64(st, 2, c->store_id);
+    bind_str(st, 3, c->name);
+    bind_str(st, 4, c->access_token);
+    bind_str(st, 5, c->refresh_token);
+    sqlite3_bind_int64(st, 6, c->token_expires_at);
+    bind_str(st, 7, c->webhook_secret);
+    bind_str(st, 8, c->webhook_strategy);
+    bind_str(st, 9, c->api_base);
+    bind_str(st, 10, c->status);
+    sqlite3_bind_int64(st, 11, c->connected_at);
+    bind_str(st, 12, c->qoyod_base);
+    bind_str(st, 13, c->qoyod_api_key);
+    sqlite3_bind_int64(st, 14, c->inventory_id);
+    sqlite3_bind_int64(st, 15, c->payment_account_id);
+    sqlite3_bind_int(st, 16, (int)c->trigger);
+    sqlite3_bind_int(st, 17, c->customer_per_invoice);
+    sqlite3_bind_int(st, 18, c->number_by_order);
+    sqlite3_bind_int(st, 19, c->financial_invoice);
+}
+
+/* Reads "id, CONN_COLS" from the current row. */
+static void read_conn(sqlite3_stmt *st, struct store_conn *c)
+{
+    c->id = sqlite3_column_int64(st, 0);
+    c->platform = (enum model_platform)sqlite3_column_int(st, 1);
+    c->store_id = sqlite3_column_int64(st, 2);
+    c->name = col_str(st, 3);
+    c->access_token = col_str(st, 4);
+    c->refresh_token = col_str(st, 5);
+    c->token_expires_at = sqlite3_column_int64(st, 6);
+    c->webhook_secret = col_str(st, 7);
+    c->webhook_strategy = col_str(st, 8);
+    c->api_base = col_str(st, 9);
+    c->status = col_str(st, 10);
+    c->connected_at = sqlite3_column_int64(st, 11);
+    c->qoyod_base = col_str(st, 12);
+    c->qoyod_api_key = col_str(st, 13);
+    c->inventory_id = sqlite3_column_int64(st, 14);
+    c->payment_account_id = sqlite3_column_int64(st, 15);
+    c->trigger = (enum model_status)sqlite3_column_int(st, 16);
+    c->customer_per_invoice = sqlite3_column_int(st, 17);
+    c->number_by_order = sqlite3_column_int(st, 18);
+    c->financial_invoice = sqlite3_column_int(st, 19);
+}
+
+static int sq_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int code = 0;
+    pthread_mutex_lock(&q->db_mu);
+    if (c->id == 0) {
+        sqlite3_stmt *st = q->st[S_CONN_UPSERT];
+        bind_conn(st, c);
+        int rc = sqlite3_step(st);
+        int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        if (rc == SQLITE_ROW)
+            rc = run(st);
+        else if (rc == SQLITE_DONE)
+            rc = SQLITE_INTERNAL; /* RETURNING always gives a row */
+        if (rc)
+            code = fail(q, rc, err, "save connection for %s store %lld",
+                        model_platform_name(c->platform), (long long)c->store_id);
+        else
+            c->id = id;
+        done_with(st);
+    } else {
+        sqlite3_stmt *st = q->st[S_CONN_UPDATE];
+        bind_conn(st, c);
+        sqlite3_bind_int64(st, 20, c->id);
+        int rc = run(st);
+        if (rc)
+            code = fail(q, rc, err, "update connection %lld (%s store %lld)", (long long)c->id,
+                        model_platform_name(c->platform), (long long)c->store_id);
+        else if (sqlite3_changes(q->db) == 0)
+            code =
+                th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)c->id);
+        done_with(st);
+    }
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* Runs a bound connection query and fills out from its one row. */
+static int conn_query(struct sq *q, sqlite3_stmt *st, struct store_conn *out, struct th_err *err,
+                      const char *what)
+{
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        read_conn(st, out);
+    else if (rc == SQLITE_DONE)
+        code = th_err_set(err, TH_ENOTFOUND, "%s is not connected to tarheel", what);
+    else
+        code = fail(q, rc, err, "read %s", what);
+    done_with(st);
+    return code;
+}
+
+static int sq_conn_get(struct store *s, int64_t id, struct store_conn *out, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    char what[64];
+    snprintf(what, sizeof what, "connection %lld", (long long)id);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_CONN_BY_ID];
+    sqlite3_bind_int64(st, 1, id);
+    int code = conn_query(q, st, out, err, what);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_conn_find(struct store *s, enum model_platform p, int64_t store_id,
+                        struct store_conn *out, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    char what[64];
+    snprintf(what, sizeof what, "%s store %lld", model_platform_name(p), (long long)store_id);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_CONN_BY_KEY];
+    sqlite3_bind_int(st, 1, (int)p);
+    sqlite3_bind_int64(st, 2, store_id);
+    int code = conn_query(q, st, out, err, what);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Intake, with group commit (design notes at the top) */
+
+/* Queues (or refreshes) the job for an order, at run_after = now_ms. */
+static int job_upsert(struct sq *q, int64_t conn_id, int64_t order_id, int64_t now_ms)
+{
+    sqlite3_stmt *st = q->st[S_JOB_UPSERT];
+    sqlite3_bind_int64(st, 1, conn_id);
+    sqlite3_bind_int64(st, 2, order_id);
+    sqlite3_bind_int64(st, 3, now_ms);
+    int rc = run(st);
+    done_with(st);
+    return rc;
+}
+
+/* Writes one request's event and job inside the open transaction. Returns
+ * the SQLite code; *dup is set when the dedupe key was seen before. */
+static int ingest_one(struct sq *q, const struct ingest_req *r, int *dup)
+{
+    sqlite3_stmt *st = q->st[S_EVENT_INSERT];
+    sqlite3_bind_int64(st, 1, r->conn_id);
+    bind_str(st, 2, r->key);
+    bind_str(st, 3, r->event);
+    sqlite3_bind_int64(st, 4, r->order_id);
+    sqlite3_bind_int64(st, 5, r->now_ms);
+    sqlite3_bind_int(st, 6, STORE_SQLITE_EVENT_FORMAT);
+    sqlite3_bind_blob64(st, 7, r->body, r->len, SQLITE_STATIC);
+    int rc = run(st);
+    done_with(st);
+    if (rc) return rc;
+    if (sqlite3_changes(q->db) == 0) {
+        *dup = 1;
+        return SQLITE_OK;
+    }
+    return r->order_id != 0 ? job_upsert(q, r->conn_id, r->order_id, r->now_ms) : SQLITE_OK;
+}
+
+/* Gives every request from `from` on the failure in e. */
+static void fail_all(struct ingest_req *from, const struct th_err *e)
+{
+    for (struct ingest_req *r = from; r; r = r->next) {
+        r->duplicate = 0;
+        r->rc = th_err_set(r->err, e->code, "%s", e->msg);
+    }
+}
+
+/* Runs a batch of requests (linked by next, NULL-terminated) in one
+ * transaction, setting each one's rc, err and duplicate. db_mu held. */
+static void run_batch(struct sq *q, struct ingest_req *batch)
+{
+    struct th_err e = {0};
+    if (begin(q, &e, "store event") != 0) {
+        fail_all(batch, &e);
+        return;
+    }
+    for (struct ingest_req *r = batch; r; r = r->next) {
+        int dup = 0;
+        int rc = plain(q, S_SAVEPOINT);
+        if (!rc) rc = ingest_one(q, r, &dup);
+        if (rc == SQLITE_OK) {
+            rc = plain(q, S_RELEASE);
+            if (rc == SQLITE_OK) {
+                r->rc = 0;
+                r->duplicate = dup;
+                continue;
+            }
+        }
+        fail(q, rc, &e, "store event %s for connection %lld (order %lld)", r->key,
+             (long long)r->conn_id, (long long)r->order_id);
+        if (sqlite3_get_autocommit(q->db)) {
+            /* SQLite rolled the whole transaction back (disk full, I/O
+             * error): nothing of this batch was written. */
+            fail_all(batch, &e);
+            return;
+        }
+        (void)plain(q, S_ROLLBACK_TO);
+        (void)plain(q, S_RELEASE);
+        r->duplicate = 0;
+        r->rc = th_err_set(r->err, e.code, "%s", e.msg);
+    }
+    if (commit(q, &e, "store event") != 0) fail_all(batch, &e);
+}
+
+static int sq_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
+                           const char *event, int64_t order_id, const char *body, size_t len,
+                           int *duplicate, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    struct ingest_req me = {.conn_id = conn_id,
+                            .key = dedupe_key,
+                            .event = event,
+                            .order_id = order_id,
+                            .body = body,
+                            .len = len,
+                            .now_ms = store_now_ms(s),
+                            .err = err};
+    pthread_mutex_lock(&q->q_mu);
+    *q->q_tail = &me;
+    q->q_tail = &me.next;
+    while (!me.done) {
+        if (q->leader) {
+            pthread_cond_wait(&q->q_cv, &q->q_mu);
+            continue;
+        }
+        /* Lead: take up to STORE_MAX_BATCH requests off the queue. */
+        q->leader = 1;
+        struct ingest_req *batch = q->q_head, *last = batch;
+        for (int n = 1; n < STORE_MAX_BATCH && last->next; n++)
+            last = last->next;
+        q->q_head = last->next;
+        if (!q->q_head) q->q_tail = &q->q_head;
+        last->next = NULL;
+        pthread_mutex_unlock(&q->q_mu);
+
+        pthread_mutex_lock(&q->db_mu);
+        run_batch(q, batch);
+        pthread_mutex_unlock(&q->db_mu);
+
+        pthread_mutex_lock(&q->q_mu);
+        /* Read next before marking done: a done request's owner may return
+         * (and its stack frame go) as soon as we release q_mu. */
+        for (struct ingest_req *r = batch, *next; r; r = next) {
+            next = r->next;
+            r->done = 1;
+        }
+        q->leader = 0;
+        pthread_cond_broadcast(&q->q_cv);
+    }
+    pthread_mutex_unlock(&q->q_mu);
+    *duplicate = me.duplicate;
+    return me.rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Jobs */
+
+static int sq_job_claim(struct store *s, const char *worker, int64_t lease_ms,
+                        struct store_job *out, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, "claim a job");
+    if (code) goto out;
+    sqlite3_stmt *st = q->st[S_JOB_CLAIM];
+    bind_str(st, 1, worker);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, now + lease_ms);
+    int rc = sqlite3_step(st);
+    int found = rc == SQLITE_ROW;
+    if (found) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->conn_id = sqlite3_column_int64(st, 1);
+        out->order_id = sqlite3_column_int64(st, 2);
+        out->attempts = sqlite3_column_int(st, 3);
+        out->run_after = sqlite3_column_int64(st, 4);
+        rc = run(st);
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    if (rc) code = fail(q, rc, err, "claim a job for worker %s", worker);
+    done_with(st);
+    if (code) {
+        rollback(q);
+        memset(out, 0, sizeof *out);
+        goto out;
+    }
+    if ((code = commit(q, err, "claim a job")) != 0) {
+        memset(out, 0, sizeof *out);
+        goto out;
+    }
+    if (!found) code = th_err_set(err, TH_ENOTFOUND, "no job is due");
+out:
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_job_done(struct store *s, int64_t job_id, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, "finish a job");
+    if (code) goto out;
+    sqlite3_stmt *st = q->st[S_JOB_DELETE];
+    sqlite3_bind_int64(st, 1, job_id);
+    int rc = run(st);
+    done_with(st);
+    if (rc == SQLITE_OK && sqlite3_changes(q->db) == 0) {
+        /* Not deleted: either an event arrived while it ran, or no job. */
+        st = q->st[S_JOB_RERUN];
+        sqlite3_bind_int64(st, 1, job_id);
+        sqlite3_bind_int64(st, 2, now);
+        rc = run(st);
+        done_with(st);
+        if (rc == SQLITE_OK && sqlite3_changes(q->db) == 0)
+            code = th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+    }
+    if (rc) code = fail(q, rc, err, "finish job %lld", (long long)job_id);
+    if (code)
+        rollback(q);
+    else
+        code = commit(q, err, "finish a job");
+out:
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
+                        struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_JOB_RETRY];
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, run_after);
+    bind_str(st, 3, error);
+    int rc = run(st);
+    int code = 0;
+    if (rc)
+        code = fail(q, rc, err, "reschedule job %lld", (long long)job_id);
+    else if (sqlite3_changes(q->db) == 0)
+        code = th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    int rc = job_upsert(q, conn_id, order_id, now);
+    int code = rc ? fail(q, rc, err, "queue order %lld of connection %lld", (long long)order_id,
+                         (long long)conn_id)
+                  : 0;
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_job_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_JOB_COUNT];
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        code = fail(q, rc, err, "count jobs");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Orders and history */
+
+/* Reads ORDER_COLS from the current row. */
+static void read_order(sqlite3_stmt *st, struct store_order *o)
+{
+    o->conn_id = sqlite3_column_int64(st, 0);
+    o->order_id = sqlite3_column_int64(st, 1);
+    o->number = col_str(st, 2);
+    o->status = (enum model_status)sqlite3_column_int(st, 3);
+    o->xfer = (enum store_xfer)sqlite3_column_int(st, 4);
+    o->reason_code = sqlite3_column_int(st, 5);
+    o->reason = col_str(st, 6);
+    o->attempts = sqlite3_column_int(st, 7);
+    o->total = sqlite3_column_int64(st, 8);
+    o->qoyod_total = sqlite3_column_int64(st, 9);
+    o->qoyod_invoice_id = sqlite3_column_int64(st, 10);
+    o->qoyod_reference = col_str(st, 11);
+    o->qoyod_payment_id = sqlite3_column_int64(st, 12);
+    o->created_at = sqlite3_column_int64(st, 13);
+    o->updated_at = sqlite3_column_int64(st, 14);
+    o->transferred_at = sqlite3_column_int64(st, 15);
+}
+
+static int sq_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct store_order *out,
+                        struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_ORDER_GET];
+    sqlite3_bind_int64(st, 1, conn_id);
+    sqlite3_bind_int64(st, 2, order_id);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        read_order(st, out);
+    else if (rc == SQLITE_DONE)
+        code = th_err_set(err, TH_ENOTFOUND, "order %lld of connection %lld is not known",
+                          (long long)order_id, (long long)conn_id);
+    else
+        code = fail(q, rc, err, "read order %lld of connection %lld", (long long)order_id,
+                    (long long)conn_id);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_order_put(struct store *s, const struct store_order *o, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_ORDER_PUT];
+    sqlite3_bind_int64(st, 1, o->conn_id);
+    sqlite3_bind_int64(st, 2, o->order_id);
+    bind_str(st, 3, o->number);
+    sqlite3_bind_int(st, 4, (int)o->status);
+    sqlite3_bind_int(st, 5, (int)o->xfer);
+    sqlite3_bind_int(st, 6, o->reason_code);
+    bind_str(st, 7, o->reason);
+    sqlite3_bind_int(st, 8, o->attempts);
+    sqlite3_bind_int64(st, 9, o->total);
+    sqlite3_bind_int64(st, 10, o->qoyod_total);
+    sqlite3_bind_int64(st, 11, o->qoyod_invoice_id);
+    bind_str(st, 12, o->qoyod_reference);
+    sqlite3_bind_int64(st, 13, o->qoyod_payment_id);
+    sqlite3_bind_int64(st, 14, o->created_at);
+    sqlite3_bind_int64(st, 15, o->updated_at);
+    sqlite3_bind_int64(st, 16, o->transferred_at);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "save order %lld of connection %lld", (long long)o->order_id,
+                         (long long)o->conn_id)
+                  : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_order_note(struct store *s, int64_t conn_id, int64_t order_id, const char *what,
+                         const char *detail, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_NOTE];
+    sqlite3_bind_int64(st, 1, conn_id);
+    sqlite3_bind_int64(st, 2, order_id);
+    sqlite3_bind_int64(st, 3, now);
+    bind_str(st, 4, what);
+    bind_str(st, 5, detail);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "note history of order %lld of connection %lld",
+                         (long long)order_id, (long long)conn_id)
+                  : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/*
+ * Lists copy the rows out under db_mu and call fn after releasing it, so fn
+ * may call the store (see store_ops.order_list).
+ * XXX the whole result is held in memory; fine for the CLI's listings of a
+ * few thousand orders, but a paged API (issue 7) should add LIMIT/OFFSET.
+ */
+static int sq_order_list(struct store *s, int64_t conn_id, int xfer,
+                         void (*fn)(void *arg, const struct store_order *o), void *arg,
+                         struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    struct store_order *rows = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_ORDER_LIST];
+    sqlite3_bind_int64(st, 1, conn_id);
+    sqlite3_bind_int(st, 2, xfer < 0 ? -1 : xfer);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = xrealloc(rows, cap * sizeof *rows);
+        }
+        memset(&rows[n], 0, sizeof rows[n]);
+        read_order(st, &rows[n++]);
+    }
+    int code = rc == SQLITE_DONE ? 0 : fail(q, rc, err, "list orders");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!code) fn(arg, &rows[i]);
+        store_order_release(&rows[i]);
+    }
+    free(rows);
+    return code;
+}
+
+struct note_row {
+    int64_t ts_ms;
+    char *what, *detail;
+};
+
+static int sq_order_history(struct store *s, int64_t conn_id, int64_t order_id,
+                            void (*fn)(void *arg, int64_t ts_ms, const char *what,
+                                       const char *detail),
+                            void *arg, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    struct note_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_HISTORY];
+    sqlite3_bind_int64(st, 1, conn_id);
+    sqlite3_bind_int64(st, 2, order_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = xrealloc(rows, cap * sizeof *rows);
+        }
+        rows[n].ts_ms = sqlite3_column_int64(st, 0);
+        rows[n].what = col_str(st, 1);
+        rows[n].detail = col_str(st, 2);
+        n++;
+    }
+    int code = rc == SQLITE_DONE ? 0
+                                 : fail(q, rc, err, "read history of order %lld of connection %lld",
+                                        (long long)order_id, (long long)conn_id);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!code)
+            fn(arg, rows[i].ts_ms, rows[i].what ? rows[i].what : "",
+               rows[i].detail ? rows[i].detail : "");
+        free(rows[i].what);
+        free(rows[i].detail);
+    }
+    free(rows);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Mappings */
+
+static int sq_map_get(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                      int64_t *qoyod_id, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_MAP_GET];
+    sqlite3_bind_int64(st, 1, conn_id);
+    bind_str(st, 2, kind);
+    bind_str(st, 3, key);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        *qoyod_id = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        code = th_err_set(err, TH_ENOTFOUND, "no Qoyod %s is mapped to '%s' (connection %lld)",
+                          kind, key, (long long)conn_id);
+    else
+        code = fail(q, rc, err, "read %s mapping '%s' of connection %lld", kind, key,
+                    (long long)conn_id);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_map_put(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                      int64_t qoyod_id, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_MAP_PUT];
+    sqlite3_bind_int64(st, 1, conn_id);
+    bind_str(st, 2, kind);
+    bind_str(st, 3, key);
+    sqlite3_bind_int64(st, 4, qoyod_id);
+    sqlite3_bind_int64(st, 5, now);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "save %s mapping '%s' of connection %lld", kind, key,
+                         (long long)conn_id)
+                  : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .conn_put = sq_conn_put,
+    .conn_get = sq_conn_get,
+    .conn_find = sq_conn_find,
+    .event_ingest = sq_event_ingest,
+    .job_claim = sq_job_claim,
+    .job_done = sq_job_done,
+    .job_retry = sq_job_retry,
+    .job_enqueue = sq_job_enqueue,
+    .job_count = sq_job_count,
+    .order_get = sq_order_get,
+    .order_put = sq_order_put,
+    .order_note = sq_order_note,
+    .order_list = sq_order_list,
+    .order_history = sq_order_history,
+    .map_get = sq_map_get,
+    .map_put = sq_map_put,
+};

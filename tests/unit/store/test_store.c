@@ -1,0 +1,1002 @@
+/*
+ * Tests for src/store/: the store.h contract (every backend must pass the
+ * tests above the "SQLite backend" banner) plus checks of the SQLite file
+ * itself. Each test gets a fresh database in a fresh temporary directory,
+ * deleted afterwards; time is driven through the store's clock seam.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "core/xmalloc.h"
+#include "store/store.h"
+#include "store/store_int.h"
+#include "store/store_sqlite.h"
+
+struct fx {
+    char dir[64];
+    char path[128];
+    struct store *s;
+    int64_t now; /* the store's clock, unix ms */
+    struct store_conn conn;
+};
+
+static int64_t fake_clock(void *arg)
+{
+    return ((struct fx *)arg)->now;
+}
+
+static void must(int rc, const struct th_err *err)
+{
+    if (rc != 0) fail_msg("store call failed: %d %s: %s", rc, th_err_name(rc), err->msg);
+}
+
+static void open_store(struct fx *f)
+{
+    struct th_err err = {0};
+    must(store_open(&f->s, f->path, &err), &err);
+    store_clock_set(f->s, fake_clock, f);
+}
+
+static void reopen(struct fx *f)
+{
+    store_close(f->s);
+    f->s = NULL;
+    open_store(f);
+}
+
+static void conn_fill(struct store_conn *c, int64_t store_id)
+{
+    memset(c, 0, sizeof *c);
+    c->platform = MODEL_PLATFORM_SALLA;
+    c->store_id = store_id;
+    c->name = xasprintf("Store %lld", (long long)store_id);
+    c->access_token = xstrdup("at-1");
+    c->refresh_token = xstrdup("rt-1");
+    c->token_expires_at = 1700000000;
+    c->webhook_secret = xstrdup("whsec");
+    c->webhook_strategy = xstrdup("signature");
+    c->api_base = xstrdup("https://api.salla.dev/admin/v2");
+    c->status = xstrdup("active");
+    c->connected_at = 1690000000;
+    c->qoyod_base = xstrdup("https://api.qoyod.com/2.0");
+    c->qoyod_api_key = xstrdup("qk-1");
+    c->inventory_id = 7;
+    c->payment_account_id = 8;
+    c->trigger = MODEL_STATUS_COMPLETED;
+    c->customer_per_invoice = 1;
+    c->number_by_order = 1;
+    c->financial_invoice = 0;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/th_storeXXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
+    f->now = 1000000;
+    open_store(f);
+    conn_fill(&f->conn, 1001);
+    struct th_err err = {0};
+    must(store_conn_put(f->s, &f->conn, &err), &err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    store_conn_release(&f->conn);
+    store_close(f->s);
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
+        unlink(p);
+    }
+    assert_int_equal(rmdir(f->dir), 0);
+    free(f);
+    return 0;
+}
+
+/* One integer from a query on the file, through a separate connection. */
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Runs SQL on the file through a separate connection. */
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+static int64_t job_count(struct fx *f)
+{
+    int64_t n = -1;
+    struct th_err err = {0};
+    must(store_job_count(f->s, &n, &err), &err);
+    return n;
+}
+
+/* Ingests an event for order_id under key; returns *duplicate. */
+static int ingest(struct fx *f, const char *key, int64_t order_id)
+{
+    char body[128];
+    int len = snprintf(body, sizeof body, "{\"event\":\"order.updated\",\"id\":%lld}",
+                       (long long)order_id);
+    int dup = -1;
+    struct th_err err = {0};
+    must(store_event_ingest(f->s, f->conn.id, key, "order.updated", order_id, body, (size_t)len,
+                            &dup, &err),
+         &err);
+    return dup;
+}
+
+static struct store_job claim(struct fx *f, const char *worker, int64_t lease_ms)
+{
+    struct store_job j;
+    struct th_err err = {0};
+    must(store_job_claim(f->s, worker, lease_ms, &j, &err), &err);
+    return j;
+}
+
+static void claim_none(struct fx *f)
+{
+    struct store_job j;
+    struct th_err err = {0};
+    int rc = store_job_claim(f->s, "w", 1000, &j, &err);
+    if (rc != TH_ENOTFOUND)
+        fail_msg("expected no due job, got rc=%d job=%lld order=%lld", rc, (long long)j.id,
+                 (long long)j.order_id);
+    assert_int_equal(j.id, 0);
+}
+
+static void assert_conn_equal(const struct store_conn *a, const struct store_conn *b)
+{
+    assert_int_equal(a->id, b->id);
+    assert_int_equal(a->platform, b->platform);
+    assert_int_equal(a->store_id, b->store_id);
+    assert_string_equal(a->name, b->name);
+    assert_string_equal(a->access_token, b->access_token);
+    assert_string_equal(a->refresh_token, b->refresh_token);
+    assert_int_equal(a->token_expires_at, b->token_expires_at);
+    assert_string_equal(a->webhook_secret, b->webhook_secret);
+    assert_string_equal(a->webhook_strategy, b->webhook_strategy);
+    assert_string_equal(a->api_base, b->api_base);
+    assert_string_equal(a->status, b->status);
+    assert_int_equal(a->connected_at, b->connected_at);
+    assert_string_equal(a->qoyod_base, b->qoyod_base);
+    assert_string_equal(a->qoyod_api_key, b->qoyod_api_key);
+    assert_int_equal(a->inventory_id, b->inventory_id);
+    assert_int_equal(a->payment_account_id, b->payment_account_id);
+    assert_int_equal(a->trigger, b->trigger);
+    assert_int_equal(a->customer_per_invoice, b->customer_per_invoice);
+    assert_int_equal(a->number_by_order, b->number_by_order);
+    assert_int_equal(a->financial_invoice, b->financial_invoice);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connections */
+
+static void test_conn_put_get_find(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    assert_true(f->conn.id > 0);
+
+    struct store_conn got;
+    must(store_conn_get(f->s, f->conn.id, &got, &err), &err);
+    assert_conn_equal(&got, &f->conn);
+    store_conn_release(&got);
+    /* release frees and zeroes */
+    assert_null(got.name);
+    assert_int_equal(got.id, 0);
+
+    must(store_conn_find(f->s, MODEL_PLATFORM_SALLA, 1001, &got, &err), &err);
+    assert_conn_equal(&got, &f->conn);
+    store_conn_release(&got);
+
+    /* NULL strings stay NULL */
+    struct store_conn bare = {.platform = MODEL_PLATFORM_ZID, .store_id = 5};
+    must(store_conn_put(f->s, &bare, &err), &err);
+    must(store_conn_get(f->s, bare.id, &got, &err), &err);
+    assert_null(got.name);
+    assert_null(got.access_token);
+    assert_int_equal(got.platform, MODEL_PLATFORM_ZID);
+    store_conn_release(&got);
+
+    assert_int_equal(store_conn_get(f->s, 424242, &got, &err), TH_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "424242"));
+    assert_null(got.name);
+    assert_int_equal(store_conn_find(f->s, MODEL_PLATFORM_ZID, 1001, &got, &err), TH_ENOTFOUND);
+    assert_int_equal(store_conn_find(f->s, MODEL_PLATFORM_SALLA, 1002, &got, &err), TH_ENOTFOUND);
+}
+
+static void test_conn_update_and_unique(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int64_t id = f->conn.id;
+
+    /* update through the id */
+    free(f->conn.access_token);
+    f->conn.access_token = xstrdup("at-2");
+    f->conn.financial_invoice = 1;
+    must(store_conn_put(f->s, &f->conn, &err), &err);
+    assert_int_equal(f->conn.id, id);
+    struct store_conn got;
+    must(store_conn_get(f->s, id, &got, &err), &err);
+    assert_string_equal(got.access_token, "at-2");
+    assert_int_equal(got.financial_invoice, 1);
+    store_conn_release(&got);
+
+    /* a put without id for the same (platform, store_id) updates that row */
+    struct store_conn again;
+    conn_fill(&again, 1001);
+    free(again.status);
+    again.status = xstrdup("needs_reinstall");
+    must(store_conn_put(f->s, &again, &err), &err);
+    assert_int_equal(again.id, id);
+    must(store_conn_get(f->s, id, &got, &err), &err);
+    assert_string_equal(got.status, "needs_reinstall");
+    store_conn_release(&got);
+    store_conn_release(&again);
+
+    /* the same merchant id on the other platform is another connection */
+    struct store_conn zid;
+    conn_fill(&zid, 1001);
+    zid.platform = MODEL_PLATFORM_ZID;
+    must(store_conn_put(f->s, &zid, &err), &err);
+    assert_true(zid.id > 0);
+    assert_true(zid.id != id);
+
+    /* moving a connection onto another's (platform, store_id) conflicts */
+    zid.platform = MODEL_PLATFORM_SALLA;
+    assert_int_equal(store_conn_put(f->s, &zid, &err), TH_ECONFLICT);
+    must(store_conn_get(f->s, zid.id, &got, &err), &err);
+    assert_int_equal(got.platform, MODEL_PLATFORM_ZID);
+    store_conn_release(&got);
+    store_conn_release(&zid);
+
+    /* an id that does not exist */
+    struct store_conn ghost;
+    conn_fill(&ghost, 77);
+    ghost.id = 9999;
+    assert_int_equal(store_conn_put(f->s, &ghost, &err), TH_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "9999"));
+    store_conn_release(&ghost);
+
+    /* an unknown platform is refused before the database */
+    struct store_conn badp = {.platform = (enum model_platform)9, .store_id = 1};
+    assert_int_equal(store_conn_put(f->s, &badp, &err), TH_EINVAL);
+
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM connections"), 2);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Intake */
+
+static void test_ingest_creates_job(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(job_count(f), 0);
+    assert_int_equal(ingest(f, "evt-1", 5001), 0);
+    assert_int_equal(job_count(f), 1);
+    struct store_job j = claim(f, "w1", 60000);
+    assert_true(j.id > 0);
+    assert_int_equal(j.conn_id, f->conn.id);
+    assert_int_equal(j.order_id, 5001);
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(j.run_after, f->now);
+
+    /* an event about no order stores the event but queues nothing */
+    assert_int_equal(ingest(f, "app-installed-1", 0), 0);
+    assert_int_equal(job_count(f), 1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 2);
+}
+
+static void test_ingest_duplicate(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(ingest(f, "evt-1", 5001), 0);
+    assert_int_equal(ingest(f, "evt-1", 5001), 1);
+    assert_int_equal(job_count(f), 1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 1);
+
+    /* after the job finished, a redelivery still creates nothing */
+    struct th_err err = {0};
+    struct store_job j = claim(f, "w1", 60000);
+    must(store_job_done(f->s, j.id, &err), &err);
+    assert_int_equal(job_count(f), 0);
+    assert_int_equal(ingest(f, "evt-1", 5001), 1);
+    assert_int_equal(job_count(f), 0);
+
+    /* dedupe keys are per connection */
+    struct store_conn other;
+    conn_fill(&other, 2002);
+    must(store_conn_put(f->s, &other, &err), &err);
+    int dup = -1;
+    must(store_event_ingest(f->s, other.id, "evt-1", "order.created", 5001, "{}", 2, &dup, &err),
+         &err);
+    assert_int_equal(dup, 0);
+    assert_int_equal(job_count(f), 1);
+    store_conn_release(&other);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 2);
+}
+
+static void test_two_events_one_job(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(ingest(f, "evt-a", 5001), 0);
+    f->now += 10;
+    assert_int_equal(ingest(f, "evt-b", 5001), 0);
+    assert_int_equal(job_count(f), 1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 2);
+    /* the job kept its first due time */
+    struct store_job j = claim(f, "w1", 60000);
+    assert_int_equal(j.run_after, f->now - 10);
+    claim_none(f);
+}
+
+static void test_ingest_rejects(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int dup = -1;
+    /* unknown connection: nothing written */
+    assert_int_equal(store_event_ingest(f->s, 4242, "k", "order.created", 1, "{}", 2, &dup, &err),
+                     TH_ENOTFOUND);
+    assert_int_equal(dup, 0);
+    assert_int_equal(job_count(f), 0);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 0);
+
+    assert_int_equal(
+        store_event_ingest(f->s, f->conn.id, "", "order.created", 1, "{}", 2, &dup, &err),
+        TH_EINVAL);
+    assert_int_equal(
+        store_event_ingest(f->s, f->conn.id, NULL, "order.created", 1, "{}", 2, &dup, &err),
+        TH_EINVAL);
+    assert_int_equal(store_event_ingest(f->s, f->conn.id, "k", NULL, 1, "{}", 2, &dup, &err),
+                     TH_EINVAL);
+
+    /* body size: limit - 1 and limit are kept, limit + 1 is refused */
+    size_t cap = STORE_MAX_EVENT_BODY;
+    char *big = xmalloc(cap + 1);
+    memset(big, 'x', cap + 1);
+    must(
+        store_event_ingest(f->s, f->conn.id, "big-1", "order.created", 1, big, cap - 1, &dup, &err),
+        &err);
+    must(store_event_ingest(f->s, f->conn.id, "big-2", "order.created", 2, big, cap, &dup, &err),
+         &err);
+    assert_int_equal(
+        store_event_ingest(f->s, f->conn.id, "big-3", "order.created", 3, big, cap + 1, &dup, &err),
+        TH_ETOOBIG);
+    free(big);
+    assert_int_equal(job_count(f), 2);
+    assert_int_equal(raw_int(f->path, "SELECT length(body) FROM events WHERE dedupe_key = 'big-2'"),
+                     (int64_t)cap);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Jobs */
+
+static void test_claim_oldest_first_and_run_after(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int64_t t0 = f->now;
+    assert_int_equal(ingest(f, "e3", 3), 0);
+    f->now += 100;
+    assert_int_equal(ingest(f, "e1", 1), 0);
+    f->now += 100;
+    assert_int_equal(ingest(f, "e2", 2), 0);
+
+    struct store_job a = claim(f, "w1", 60000);
+    struct store_job b = claim(f, "w1", 60000);
+    struct store_job c = claim(f, "w2", 60000);
+    assert_int_equal(a.order_id, 3);
+    assert_int_equal(a.run_after, t0);
+    assert_int_equal(b.order_id, 1);
+    assert_int_equal(c.order_id, 2);
+    claim_none(f);
+
+    /* retry later: not due before run_after, due exactly at it */
+    must(store_job_retry(f->s, b.id, f->now + 5000, "qoyod answered 503", &err), &err);
+    must(store_job_done(f->s, a.id, &err), &err);
+    must(store_job_done(f->s, c.id, &err), &err);
+    assert_int_equal(job_count(f), 1);
+    f->now += 4999;
+    claim_none(f);
+    f->now += 1;
+    struct store_job b2 = claim(f, "w3", 60000);
+    assert_int_equal(b2.id, b.id);
+    assert_int_equal(b2.order_id, 1);
+    assert_int_equal(b2.attempts, 2);
+    assert_int_equal(b2.run_after, f->now);
+    must(store_job_done(f->s, b2.id, &err), &err);
+    assert_int_equal(job_count(f), 0);
+    claim_none(f);
+
+    /* unknown job ids */
+    assert_int_equal(store_job_done(f->s, b2.id, &err), TH_ENOTFOUND);
+    assert_int_equal(store_job_retry(f->s, 777, f->now, "x", &err), TH_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "777"));
+
+    /* argument checks */
+    struct store_job j;
+    assert_int_equal(store_job_claim(f->s, "", 1000, &j, &err), TH_EINVAL);
+    assert_int_equal(store_job_claim(f->s, "w", 0, &j, &err), TH_EINVAL);
+}
+
+static void test_claim_one_per_order_and_rerun(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    assert_int_equal(ingest(f, "e1", 42), 0);
+    struct store_job j = claim(f, "w1", 60000);
+    assert_int_equal(j.order_id, 42);
+
+    /* a new event while the job runs: still one job, not claimable */
+    f->now += 10;
+    assert_int_equal(ingest(f, "e2", 42), 0);
+    assert_int_equal(job_count(f), 1);
+    claim_none(f);
+    must(store_job_enqueue(f->s, f->conn.id, 42, &err), &err);
+    assert_int_equal(job_count(f), 1);
+    claim_none(f);
+
+    /* finishing it keeps the job for the event that came in meanwhile */
+    must(store_job_done(f->s, j.id, &err), &err);
+    assert_int_equal(job_count(f), 1);
+    struct store_job again = claim(f, "w2", 60000);
+    assert_int_equal(again.id, j.id);
+    assert_int_equal(again.order_id, 42);
+    assert_int_equal(again.attempts, 1);
+    must(store_job_done(f->s, again.id, &err), &err);
+    assert_int_equal(job_count(f), 0);
+}
+
+static void test_expired_lease_reclaimed(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    assert_int_equal(ingest(f, "e1", 9), 0);
+    struct store_job j = claim(f, "dead-worker", 500);
+    assert_int_equal(j.attempts, 1);
+    f->now += 500; /* lease_until = now: still held */
+    claim_none(f);
+    f->now += 1;
+    struct store_job k = claim(f, "w2", 500);
+    assert_int_equal(k.id, j.id);
+    assert_int_equal(k.order_id, 9);
+    assert_int_equal(k.attempts, 2);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM jobs WHERE lease_owner = 'w2'"), 1);
+    must(store_job_done(f->s, k.id, &err), &err);
+    assert_int_equal(job_count(f), 0);
+}
+
+static void test_enqueue(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    must(store_job_enqueue(f->s, f->conn.id, 77, &err), &err);
+    must(store_job_enqueue(f->s, f->conn.id, 77, &err), &err);
+    assert_int_equal(job_count(f), 1);
+    /* enqueue makes a job that waits on backoff due now */
+    struct store_job j = claim(f, "w1", 60000);
+    must(store_job_retry(f->s, j.id, f->now + 3600000, "later", &err), &err);
+    claim_none(f);
+    must(store_job_enqueue(f->s, f->conn.id, 77, &err), &err);
+    struct store_job k = claim(f, "w1", 60000);
+    assert_int_equal(k.id, j.id);
+    assert_int_equal(k.attempts, 2);
+    assert_int_equal(k.run_after, f->now);
+    assert_int_equal(store_job_enqueue(f->s, 31337, 1, &err), TH_ENOTFOUND);
+    assert_int_equal(job_count(f), 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Orders and history */
+
+static struct store_order order_make(int64_t conn_id, int64_t id, int64_t created,
+                                     enum store_xfer x)
+{
+    struct store_order o = {.conn_id = conn_id,
+                            .order_id = id,
+                            .status = MODEL_STATUS_COMPLETED,
+                            .xfer = x,
+                            .attempts = 2,
+                            .total = 11500,
+                            .qoyod_total = 11500,
+                            .qoyod_invoice_id = 900 + id,
+                            .qoyod_payment_id = 800 + id,
+                            .created_at = created,
+                            .updated_at = created + 5,
+                            .transferred_at = created + 9};
+    o.number = xasprintf("N-%lld", (long long)id);
+    o.qoyod_reference = xasprintf("REF-%lld", (long long)id);
+    if (x == STORE_XFER_FAILED) {
+        o.reason_code = TH_EPERM;
+        o.reason = xstrdup("SKU 'A-1' is missing in Qoyod");
+    }
+    return o;
+}
+
+static void assert_order_equal(const struct store_order *a, const struct store_order *b)
+{
+    assert_int_equal(a->conn_id, b->conn_id);
+    assert_int_equal(a->order_id, b->order_id);
+    assert_string_equal(a->number, b->number);
+    assert_int_equal(a->status, b->status);
+    assert_int_equal(a->xfer, b->xfer);
+    assert_int_equal(a->reason_code, b->reason_code);
+    if (b->reason)
+        assert_string_equal(a->reason, b->reason);
+    else
+        assert_null(a->reason);
+    assert_int_equal(a->attempts, b->attempts);
+    assert_int_equal(a->total, b->total);
+    assert_int_equal(a->qoyod_total, b->qoyod_total);
+    assert_int_equal(a->qoyod_invoice_id, b->qoyod_invoice_id);
+    assert_string_equal(a->qoyod_reference, b->qoyod_reference);
+    assert_int_equal(a->qoyod_payment_id, b->qoyod_payment_id);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->updated_at, b->updated_at);
+    assert_int_equal(a->transferred_at, b->transferred_at);
+}
+
+struct listed {
+    int n;
+    int64_t ids[16];
+    struct store *s; /* set: the callback re-enters the store */
+};
+
+static void collect(void *arg, const struct store_order *o)
+{
+    struct listed *l = arg;
+    if (l->n < 16) l->ids[l->n] = o->order_id;
+    l->n++;
+    if (l->s) {
+        struct th_err err = {0};
+        must(store_job_enqueue(l->s, o->conn_id, o->order_id, &err), &err);
+    }
+}
+
+static void test_orders(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_order o1 = order_make(f->conn.id, 11, 300, STORE_XFER_TRANSFERRED);
+    struct store_order o2 = order_make(f->conn.id, 12, 100, STORE_XFER_FAILED);
+    struct store_order o3 = order_make(f->conn.id, 13, 200, STORE_XFER_FAILED);
+    must(store_order_put(f->s, &o1, &err), &err);
+    must(store_order_put(f->s, &o2, &err), &err);
+    must(store_order_put(f->s, &o3, &err), &err);
+
+    struct store_order got;
+    must(store_order_get(f->s, f->conn.id, 12, &got, &err), &err);
+    assert_order_equal(&got, &o2);
+    store_order_release(&got);
+    assert_null(got.number);
+    assert_int_equal(got.order_id, 0);
+
+    /* put replaces the whole row */
+    store_order_release(&o2);
+    o2 = order_make(f->conn.id, 12, 100, STORE_XFER_NOT_TRANSFERRED);
+    o2.attempts = 5;
+    must(store_order_put(f->s, &o2, &err), &err);
+    must(store_order_get(f->s, f->conn.id, 12, &got, &err), &err);
+    assert_order_equal(&got, &o2);
+    assert_null(got.reason);
+    store_order_release(&got);
+
+    assert_int_equal(store_order_get(f->s, f->conn.id, 99, &got, &err), TH_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "99"));
+    assert_int_equal(store_order_get(f->s, f->conn.id + 1, 11, &got, &err), TH_ENOTFOUND);
+
+    /* list: all, ordered by created_at */
+    struct listed l = {0};
+    must(store_order_list(f->s, 0, -1, collect, &l, &err), &err);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.ids[0], 12);
+    assert_int_equal(l.ids[1], 13);
+    assert_int_equal(l.ids[2], 11);
+    /* by state */
+    memset(&l, 0, sizeof l);
+    must(store_order_list(f->s, f->conn.id, STORE_XFER_FAILED, collect, &l, &err), &err);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.ids[0], 13);
+    memset(&l, 0, sizeof l);
+    must(store_order_list(f->s, f->conn.id, STORE_XFER_SKIPPED, collect, &l, &err), &err);
+    assert_int_equal(l.n, 0);
+    /* by connection */
+    memset(&l, 0, sizeof l);
+    must(store_order_list(f->s, f->conn.id + 1, -1, collect, &l, &err), &err);
+    assert_int_equal(l.n, 0);
+    /* a callback may call the store (the CLI's "retry failed" does) */
+    memset(&l, 0, sizeof l);
+    l.s = f->s;
+    must(store_order_list(f->s, 0, -1, collect, &l, &err), &err);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(job_count(f), 3);
+
+    /* an order of an unknown connection */
+    struct store_order ghost = order_make(5555, 1, 1, STORE_XFER_NOT_TRANSFERRED);
+    assert_int_equal(store_order_put(f->s, &ghost, &err), TH_ENOTFOUND);
+    store_order_release(&ghost);
+
+    store_order_release(&o1);
+    store_order_release(&o2);
+    store_order_release(&o3);
+}
+
+struct notes {
+    int n;
+    int64_t ts[8];
+    char what[8][64], detail[8][64];
+};
+
+static void note_cb(void *arg, int64_t ts_ms, const char *what, const char *detail)
+{
+    struct notes *ns = arg;
+    if (ns->n < 8) {
+        ns->ts[ns->n] = ts_ms;
+        snprintf(ns->what[ns->n], sizeof ns->what[0], "%s", what);
+        snprintf(ns->detail[ns->n], sizeof ns->detail[0], "%s", detail);
+    }
+    ns->n++;
+}
+
+static void test_history(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int64_t t0 = f->now;
+    must(store_order_note(f->s, f->conn.id, 11, "transferring", "attempt 1", &err), &err);
+    f->now += 250;
+    must(store_order_note(f->s, f->conn.id, 11, "transferred", NULL, &err), &err);
+    must(store_order_note(f->s, f->conn.id, 12, "failed", "no SKU", &err), &err);
+    assert_int_equal(store_order_note(f->s, f->conn.id, 11, "", "x", &err), TH_EINVAL);
+    assert_int_equal(store_order_note(f->s, 6060, 11, "x", "y", &err), TH_ENOTFOUND);
+
+    struct notes ns = {0};
+    must(store_order_history(f->s, f->conn.id, 11, note_cb, &ns, &err), &err);
+    assert_int_equal(ns.n, 2);
+    assert_int_equal(ns.ts[0], t0);
+    assert_string_equal(ns.what[0], "transferring");
+    assert_string_equal(ns.detail[0], "attempt 1");
+    assert_int_equal(ns.ts[1], t0 + 250);
+    assert_string_equal(ns.what[1], "transferred");
+    assert_string_equal(ns.detail[1], "");
+    memset(&ns, 0, sizeof ns);
+    must(store_order_history(f->s, f->conn.id, 13, note_cb, &ns, &err), &err);
+    assert_int_equal(ns.n, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Mappings */
+
+static void test_mappings(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int64_t id = -1;
+    assert_int_equal(store_map_get(f->s, f->conn.id, "product", "SKU-1", &id, &err), TH_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "SKU-1"));
+    assert_int_equal(id, 0);
+    must(store_map_put(f->s, f->conn.id, "product", "SKU-1", 501, &err), &err);
+    must(store_map_put(f->s, f->conn.id, "contact", "SKU-1", 601, &err), &err);
+    must(store_map_get(f->s, f->conn.id, "product", "SKU-1", &id, &err), &err);
+    assert_int_equal(id, 501);
+    must(store_map_get(f->s, f->conn.id, "contact", "SKU-1", &id, &err), &err);
+    assert_int_equal(id, 601);
+    /* update */
+    must(store_map_put(f->s, f->conn.id, "product", "SKU-1", 502, &err), &err);
+    must(store_map_get(f->s, f->conn.id, "product", "SKU-1", &id, &err), &err);
+    assert_int_equal(id, 502);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM mappings"), 2);
+    /* per connection */
+    assert_int_equal(store_map_get(f->s, f->conn.id + 1, "product", "SKU-1", &id, &err),
+                     TH_ENOTFOUND);
+    assert_int_equal(store_map_put(f->s, 8080, "product", "SKU-1", 1, &err), TH_ENOTFOUND);
+    assert_int_equal(store_map_put(f->s, f->conn.id, "", "SKU-1", 1, &err), TH_EINVAL);
+    assert_int_equal(store_map_get(f->s, f->conn.id, "product", NULL, &id, &err), TH_EINVAL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Durability and opening */
+
+static void test_reopen_keeps_everything(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    assert_int_equal(ingest(f, "e1", 31), 0);
+    assert_int_equal(ingest(f, "e2", 32), 0);
+    struct store_job j = claim(f, "w1", 60000);
+    must(store_job_retry(f->s, j.id, f->now + 1000, "boom", &err), &err);
+    struct store_order o = order_make(f->conn.id, 31, 10, STORE_XFER_FAILED);
+    must(store_order_put(f->s, &o, &err), &err);
+    must(store_order_note(f->s, f->conn.id, 31, "failed", "boom", &err), &err);
+    must(store_map_put(f->s, f->conn.id, "product", "S", 5, &err), &err);
+
+    reopen(f);
+
+    struct store_conn c;
+    must(store_conn_get(f->s, f->conn.id, &c, &err), &err);
+    assert_conn_equal(&c, &f->conn);
+    store_conn_release(&c);
+    assert_int_equal(job_count(f), 2);
+    assert_int_equal(ingest(f, "e1", 31), 1); /* the dedupe key survived */
+    struct store_job k = claim(f, "w1", 60000);
+    assert_int_equal(k.order_id, 32);
+    claim_none(f); /* order 31 still waits for its retry time */
+    f->now += 1000;
+    k = claim(f, "w1", 60000);
+    assert_int_equal(k.order_id, 31);
+    assert_int_equal(k.attempts, 2);
+    struct store_order got;
+    must(store_order_get(f->s, f->conn.id, 31, &got, &err), &err);
+    assert_order_equal(&got, &o);
+    store_order_release(&got);
+    store_order_release(&o);
+    struct notes ns = {0};
+    must(store_order_history(f->s, f->conn.id, 31, note_cb, &ns, &err), &err);
+    assert_int_equal(ns.n, 1);
+    assert_string_equal(ns.detail[0], "boom");
+    int64_t id = 0;
+    must(store_map_get(f->s, f->conn.id, "product", "S", &id, &err), &err);
+    assert_int_equal(id, 5);
+}
+
+static void test_open_twice_and_urls(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    /* a second handle on the same file (as the CLI beside the daemon) */
+    struct store *s2;
+    char *url = xasprintf("sqlite:%s", f->path);
+    must(store_open(&s2, url, &err), &err);
+    struct store_conn c;
+    must(store_conn_find(s2, MODEL_PLATFORM_SALLA, 1001, &c, &err), &err);
+    assert_int_equal(c.id, f->conn.id);
+    store_conn_release(&c);
+    store_close(s2);
+    free(url);
+    url = xasprintf("sqlite://%s", f->path);
+    must(store_open(&s2, url, &err), &err);
+    store_close(s2);
+    free(url);
+    reopen(f);
+    reopen(f);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
+                     6);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM connections"), 1);
+
+    struct store *bad = (struct store *)&err; /* must be overwritten with NULL */
+    assert_int_equal(store_open(&bad, "postgres://db.example/tarheel", &err), TH_ECONFIG);
+    assert_non_null(strstr(err.msg, "PostgreSQL support is not built yet"));
+    assert_null(bad);
+    assert_int_equal(store_open(&bad, "", &err), TH_ECONFIG);
+    assert_int_equal(store_open(&bad, "sqlite:", &err), TH_ECONFIG);
+    assert_int_equal(store_open(&bad, "mysql://x/y", &err), TH_ECONFIG);
+}
+
+static void test_bad_paths(void **state)
+{
+    struct th_err err = {0};
+    struct store *s = NULL;
+    static const char *const paths[] = {
+        "/nonexistent-th-dir/sub/t.db",        /* no such directory */
+        "sqlite:/nonexistent-th-dir/sub/t.db", /* same, as a URL */
+        "/proc/th-store-test.db",              /* read-only (even for root) */
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        memset(&err, 0, sizeof err);
+        int rc = store_open(&s, paths[i], &err);
+        if (rc != TH_EIO) fail_msg("%s: want TH_EIO, got %d (%s)", paths[i], rc, err.msg);
+        assert_null(s);
+        const char *p = strchr(paths[i], '/');
+        if (!strstr(err.msg, p)) fail_msg("message lacks the path %s: %s", p, err.msg);
+    }
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    raw_exec(f->path, "PRAGMA user_version = 99");
+    struct th_err err = {0};
+    struct store *s = NULL;
+    assert_int_equal(store_open(&s, f->path, &err), TH_ECONFIG);
+    assert_non_null(strstr(err.msg, "99"));
+    assert_null(s);
+    raw_exec(f->path, "PRAGMA user_version = 1");
+    open_store(f);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Concurrency */
+
+#define NTHREADS 4
+#define PER_THREAD 200
+
+struct worker_arg {
+    struct fx *f;
+    int index;
+    int dups, fails, notfound;
+};
+
+static void *ingest_thread(void *p)
+{
+    struct worker_arg *a = p;
+    for (int i = 0; i <= PER_THREAD + 1; i++) {
+        char key[64];
+        /* i == PER_THREAD repeats an earlier key; i == PER_THREAD + 1 names
+         * an unknown connection (must fail alone, not its batch mates) */
+        int k = i == PER_THREAD ? PER_THREAD / 2 : i;
+        snprintf(key, sizeof key, "t%d-e%d", a->index, k);
+        int64_t order = (int64_t)a->index * 100000 + k;
+        int64_t conn = i == PER_THREAD + 1 ? 987654 : a->f->conn.id;
+        int dup = -1;
+        struct th_err err = {0};
+        int rc = store_event_ingest(a->f->s, conn, key, "order.created", order, key, strlen(key),
+                                    &dup, &err);
+        if (rc == TH_ENOTFOUND)
+            a->notfound++;
+        else if (rc)
+            a->fails++;
+        else if (dup)
+            a->dups++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_ingest(void **state)
+{
+    struct fx *f = *state;
+    pthread_t t[NTHREADS];
+    struct worker_arg args[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++) {
+        args[i] = (struct worker_arg){.f = f, .index = i + 1};
+        assert_int_equal(pthread_create(&t[i], NULL, ingest_thread, &args[i]), 0);
+    }
+    int dups = 0, fails = 0, notfound = 0;
+    for (int i = 0; i < NTHREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        dups += args[i].dups;
+        fails += args[i].fails;
+        notfound += args[i].notfound;
+    }
+    assert_int_equal(fails, 0);
+    assert_int_equal(dups, NTHREADS);
+    assert_int_equal(notfound, NTHREADS);
+    assert_int_equal(job_count(f), NTHREADS * PER_THREAD);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), NTHREADS * PER_THREAD);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(DISTINCT order_id) FROM jobs"),
+                     NTHREADS * PER_THREAD);
+    /* every event body is the one sent with its key */
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) = "
+                                      "dedupe_key"),
+                     NTHREADS * PER_THREAD);
+}
+
+/* ---------------------------------------------------------------------- */
+/* SQLite backend: the file itself */
+
+static void test_sqlite_file(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(ingest(f, "evt-x", 5), 0);
+    assert_int_equal(raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT format FROM events WHERE dedupe_key = 'evt-x'"),
+                     STORE_SQLITE_EVENT_FORMAT);
+    assert_int_equal(raw_int(f->path, "SELECT received_at_ms FROM events"), f->now);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) = "
+                                      "'{\"event\":\"order.updated\",\"id\":5}'"),
+                     1);
+    /* history is append-only */
+    struct th_err err = {0};
+    must(store_order_note(f->s, f->conn.id, 5, "seen", NULL, &err), &err);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "DELETE FROM order_history", NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "UPDATE order_history SET what = 'x'", NULL, NULL, NULL),
+                         SQLITE_OK);
+    /* the unique index enforces one job per order even behind our back */
+    char *sql = xasprintf("INSERT INTO jobs (conn_id, order_id, run_after_ms, created_at_ms) "
+                          "VALUES (%lld, 5, 0, 0)",
+                          (long long)f->conn.id);
+    assert_int_not_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    free(sql);
+    sqlite3_close(db);
+}
+
+static void test_sqlite_disk_full(void **state)
+{
+#ifndef TH_TEST_BUILD
+    skip();
+#else
+    struct fx *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    setenv("TH_TEST_STORE_MAX_PAGES", "64", 1); /* 64 pages of 4 KiB */
+    open_store(f);
+    unsetenv("TH_TEST_STORE_MAX_PAGES");
+    char *body = xmalloc(16384);
+    memset(body, 'b', 16384);
+    int ok = 0, rc = 0;
+    struct th_err err = {0};
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "full-%d", i);
+        int dup = 0;
+        rc = store_event_ingest(f->s, f->conn.id, key, "order.created", 100 + i, body, 16384, &dup,
+                                &err);
+        if (rc == 0) ok++;
+    }
+    free(body);
+    if (rc != TH_EDISKFULL) fail_msg("want TH_EDISKFULL, got %d: %s", rc, err.msg);
+    assert_non_null(strstr(err.msg, f->path));
+    assert_true(ok > 0);
+    /* the failed event left nothing behind, and the store still works */
+    assert_int_equal(job_count(f), ok);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), ok);
+    reopen(f);
+    assert_int_equal(job_count(f), ok);
+#endif
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_conn_put_get_find, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_update_and_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_creates_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_events_one_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_rejects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_oldest_first_and_run_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_one_per_order_and_rerun, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_lease_reclaimed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enqueue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mappings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_twice_and_urls, setup, teardown),
+        cmocka_unit_test(test_bad_paths),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_ingest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_disk_full, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
