@@ -107,7 +107,7 @@ static void noop(void *arg, const struct httpd_req *req, struct httpd_resp *resp
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 5000;
-    int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 16;
+    int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 32;
     if (n <= 0 || threads <= 0 || threads > 256) {
         fprintf(stderr, "usage: bench_ingest [N_REQUESTS] [CLIENT_THREADS<=256]\n");
         return 2;
@@ -134,7 +134,7 @@ int main(int argc, char **argv)
     }
     store_conn_release(&c);
 
-    unsigned server_threads = 4;
+    unsigned server_threads = SERVER_THREADS_DEFAULT;
     struct httpd *nd;
     struct httpd_config nc = {.listen = "127.0.0.1:0", .threads = server_threads, .handler = noop};
     struct server *srv;

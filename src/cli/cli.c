@@ -532,7 +532,7 @@ static int cmd_serve(const struct args *a)
 {
     struct store *s = open_store(a);
     if (!s) return CLI_FAIL;
-    int64_t threads = 4, workers = 4, inv = 1;
+    int64_t threads = 0, workers = 4, inv = 1;
     if ((opt(a, "threads") && parse_i64(opt(a, "threads"), &threads)) ||
         (opt(a, "workers") && parse_i64(opt(a, "workers"), &workers)) ||
         (opt(a, "inventory") && parse_i64(opt(a, "inventory"), &inv))) {

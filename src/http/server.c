@@ -186,7 +186,7 @@ int server_open(struct server **out, const struct server_config *cfg, struct th_
     s->cfg = *cfg;
     struct httpd_config hc = {.listen = cfg->listen,
                               .max_body = SERVER_MAX_BODY,
-                              .threads = cfg->threads ? cfg->threads : 4,
+                              .threads = cfg->threads ? cfg->threads : SERVER_THREADS_DEFAULT,
                               .handler = route,
                               .arg = s};
     int rc = httpd_open(&s->httpd, &hc, err);

@@ -21,6 +21,10 @@
 /* Webhook bodies larger than this are refused with 413: the largest order
  * payload seen is ~200 KiB; 1 MiB bounds memory per connection. */
 #define SERVER_MAX_BODY (1024u * 1024)
+/* HTTP threads: an intake thread spends most of its time waiting for the
+ * group commit, so concurrency (not CPU) sets throughput; 32 lets up to 32
+ * deliveries share one fsync. */
+#define SERVER_THREADS_DEFAULT 32
 
 /* App-level settings per platform: what a delivery from a store that is not
  * connected yet (Easy Mode install) is verified with, and where its API is. */
@@ -33,7 +37,7 @@ struct server_app {
 struct server_config {
     const char *listen;           /* "127.0.0.1:8080" */
     struct store *store;          /* borrowed */
-    unsigned threads;             /* HTTP threads; 0 = 4 */
+    unsigned threads;             /* HTTP threads; 0 = SERVER_THREADS_DEFAULT */
     struct server_app salla;
     struct server_app zid;
     /* Defaults given to a connection created by an Easy Mode install. */

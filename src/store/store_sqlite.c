@@ -23,9 +23,15 @@
  * arrived meanwhile queue up behind it and the next leader takes them all:
  * under load one fsync covers many webhooks. Every caller still returns only
  * after the COMMIT holding its event succeeded (or with the error that made
- * it fail), so "on disk before acknowledged" holds per request. With one
- * caller at a time a batch is one request and the cost is two savepoint
- * statements.
+ * it fail), so "on disk before acknowledged" holds per request. The
+ * savepoint matters: SQLite may undo only the failing statement (say the job
+ * upsert on SQLITE_FULL), and committing the rest would keep an event
+ * without its job, whose redelivery would then be a "duplicate". A batch of
+ * one runs without a savepoint (any failure rolls it all back), so a lone
+ * caller pays only a mutex hand-off over a plain transaction.
+ * Throughput is bounded by (concurrent callers) / (fsync time): measured on
+ * the dev VM (fsync 0.45 ms), 1 caller ~2000/s, 4 callers ~4000/s (2.4 per
+ * commit), 16 callers ~10000/s (8 per commit).
  *
  * Jobs. A UNIQUE index on jobs(conn_id, order_id) makes "one pending job per
  * order" a fact of the schema; claim therefore can never hand out two jobs
@@ -773,12 +779,14 @@ static void run_batch(struct sq *q, struct ingest_req *batch)
         fail_all(batch, &e);
         return;
     }
+    /* A batch of one needs no savepoint: its failure rolls back everything. */
+    int many = batch->next != NULL;
     for (struct ingest_req *r = batch; r; r = r->next) {
         int dup = 0;
-        int rc = plain(q, S_SAVEPOINT);
+        int rc = many ? plain(q, S_SAVEPOINT) : SQLITE_OK;
         if (!rc) rc = ingest_one(q, r, &dup);
         if (rc == SQLITE_OK) {
-            rc = plain(q, S_RELEASE);
+            rc = many ? plain(q, S_RELEASE) : SQLITE_OK;
             if (rc == SQLITE_OK) {
                 r->rc = 0;
                 r->duplicate = dup;
@@ -787,9 +795,10 @@ static void run_batch(struct sq *q, struct ingest_req *batch)
         }
         fail(q, rc, &e, "store event %s for connection %lld (order %lld)", r->key,
              (long long)r->conn_id, (long long)r->order_id);
-        if (sqlite3_get_autocommit(q->db)) {
-            /* SQLite rolled the whole transaction back (disk full, I/O
-             * error): nothing of this batch was written. */
+        if (!many || sqlite3_get_autocommit(q->db)) {
+            /* Alone, or SQLite rolled the whole transaction back (disk
+             * full, I/O error): nothing of this batch is written. */
+            rollback(q);
             fail_all(batch, &e);
             return;
         }

@@ -319,6 +319,8 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
                                       .nlines = ls.n,
                                       .lines = ls.l};
     rc = qoyod_invoice_create(q, &spec, &inv, err);
+    /* An answer too large to read means the create may have happened. */
+    if (rc == TH_ETOOBIG) rc = TH_EUNKNOWN;
     if (rc == TH_EUNKNOWN || rc == TH_ECONFLICT) {
         /* The answer was lost, or Qoyod says the reference exists: settle
          * by looking it up. Not found after a lost answer means it was not
@@ -351,6 +353,7 @@ pay:
             int64_t account = c->payment_account_id ? c->payment_account_id : 8;
             rc = qoyod_payment_create(q, inv.id, account, inv.due, date2, pref, &out->payment_id,
                                       err);
+            if (rc == TH_ETOOBIG) rc = TH_EUNKNOWN;
             if (rc == TH_EUNKNOWN || rc == TH_ECONFLICT) {
                 struct th_err e2;
                 int was = rc;

@@ -4,6 +4,7 @@
  * the Qoyod emulator, with the emulator's faults on. Every case asserts the
  * exact number of invoices in Qoyod and the order's final state.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
