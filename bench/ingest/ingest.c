@@ -107,7 +107,7 @@ static void noop(void *arg, const struct httpd_req *req, struct httpd_resp *resp
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 5000;
-    int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 32;
+    int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 128;
     if (n <= 0 || threads <= 0 || threads > 256) {
         fprintf(stderr, "usage: bench_ingest [N_REQUESTS] [CLIENT_THREADS<=256]\n");
         return 2;

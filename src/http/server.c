@@ -14,6 +14,7 @@
  */
 #include "http/server.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,67 @@
 #include "net/httpd.h"
 #include "platform/platform.h"
 
+/* Connections seen recently, so that verifying a delivery does not wait for
+ * the database while a group commit holds it. An entry lives CACHE_TTL_S
+ * seconds: a changed webhook secret takes effect within that time. Entries
+ * are replaced on authorize/uninstall, which write the connection. */
+#define CACHE_SLOTS 256
+#define CACHE_TTL_S 5
+
+struct cached_conn {
+    enum model_platform platform;
+    int64_t store_id;
+    int64_t conn_id;
+    time_t loaded;
+    char strategy[16];
+    char secret[256];
+};
+
 struct server {
     struct server_config cfg;
     struct httpd *httpd;
+    pthread_mutex_t cache_lock;
+    struct cached_conn cache[CACHE_SLOTS];
 };
+
+static struct cached_conn *slot(struct server *s, enum model_platform p, int64_t store_id)
+{
+    uint64_t h = (uint64_t)store_id * 0x9e3779b97f4a7c15ULL + (uint64_t)p;
+    return &s->cache[(h >> 32) % CACHE_SLOTS];
+}
+
+/* Copies a fresh cache entry into *out; returns 1 on a hit. */
+static int cache_get(struct server *s, enum model_platform p, int64_t store_id,
+                     struct cached_conn *out)
+{
+    pthread_mutex_lock(&s->cache_lock);
+    struct cached_conn *e = slot(s, p, store_id);
+    int hit = e->conn_id && e->platform == p && e->store_id == store_id &&
+              time(NULL) - e->loaded < CACHE_TTL_S;
+    if (hit) *out = *e;
+    pthread_mutex_unlock(&s->cache_lock);
+    return hit;
+}
+
+static void cache_put(struct server *s, const struct store_conn *c)
+{
+    pthread_mutex_lock(&s->cache_lock);
+    struct cached_conn *e = slot(s, c->platform, c->store_id);
+    memset(e, 0, sizeof *e);
+    /* Secrets too long for the slot are simply not cached. */
+    if (c->webhook_secret && strlen(c->webhook_secret) < sizeof e->secret &&
+        (!c->webhook_strategy || strlen(c->webhook_strategy) < sizeof e->strategy) && c->status &&
+        strcmp(c->status, "active") == 0) {
+        e->platform = c->platform;
+        e->store_id = c->store_id;
+        e->conn_id = c->id;
+        e->loaded = time(NULL);
+        snprintf(e->strategy, sizeof e->strategy, "%s",
+                 c->webhook_strategy ? c->webhook_strategy : "signature");
+        snprintf(e->secret, sizeof e->secret, "%s", c->webhook_secret);
+    }
+    pthread_mutex_unlock(&s->cache_lock);
+}
 
 static void reply(struct httpd_resp *resp, int status, const char *code, const char *msg)
 {
@@ -58,6 +116,47 @@ static const struct server_app *app_for(const struct server *s, enum model_platf
     return p == MODEL_PLATFORM_ZID ? &s->cfg.zid : &s->cfg.salla;
 }
 
+/* Ingests an order (or other plain) event for a cached connection. Returns
+ * 0 when the event needs the slow path (authorize, uninstall), else 1 with
+ * resp filled. Same steps as intake(), without reading the connection. */
+static int fast_intake(struct server *s, const struct platform_ops *p,
+                       const struct httpd_req *req, const struct cached_conn *cc,
+                       struct httpd_resp *resp)
+{
+    size_t len;
+    const char *body = httpd_req_body(req, &len);
+    struct th_err err = {0};
+    struct platform_auth auth = {.strategy = cc->strategy, .secret = cc->secret};
+    int rc = p->verify(&auth, req_header, (void *)req, body, len, &err);
+    if (rc) {
+        log_warn("intake_rejected", "platform=%s store=%lld reason=auth", p->name,
+                 (long long)cc->store_id);
+        reply(resp, 401, th_err_name(rc), err.msg);
+        return 1;
+    }
+    struct platform_event ev;
+    rc = p->parse_event(body, len, &ev, &err);
+    if (rc) {
+        reply(resp, 400, th_err_name(rc), err.msg);
+        return 1;
+    }
+    if (ev.kind == PLATFORM_EV_AUTHORIZE || ev.kind == PLATFORM_EV_UNINSTALL) return 0;
+    int dup = 0;
+    rc = store_event_ingest(s->cfg.store, cc->conn_id, ev.dedupe_key, ev.name,
+                            ev.kind == PLATFORM_EV_ORDER ? ev.order_id : 0, body, len, &dup,
+                            &err);
+    if (rc) {
+        log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"", p->name,
+                  (long long)cc->store_id, th_err_name(rc), err.msg);
+        reply(resp, 503, th_err_name(rc), "could not store the event; retry later");
+        return 1;
+    }
+    log_debug("intake_accepted", "platform=%s store=%lld event=%s order=%lld duplicate=%d",
+              p->name, (long long)cc->store_id, ev.name, (long long)ev.order_id, dup);
+    reply(resp, 200, dup ? "duplicate" : "accepted", "");
+    return 1;
+}
+
 static void intake(struct server *s, const struct platform_ops *p, const struct httpd_req *req,
                    struct httpd_resp *resp)
 {
@@ -70,9 +169,12 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
         reply(resp, 400, th_err_name(rc), err.msg);
         return;
     }
+    struct cached_conn cc;
+    if (cache_get(s, p->platform, store_id, &cc) && fast_intake(s, p, req, &cc, resp)) return;
     struct store_conn c = {0};
     int known = 0;
     rc = store_conn_find(s->cfg.store, p->platform, store_id, &c, &err);
+    if (rc == 0) cache_put(s, &c);
     if (rc == 0) known = 1;
     else if (rc != TH_ENOTFOUND) {
         reply(resp, 503, th_err_name(rc), "the store is unavailable; retry later");
@@ -129,6 +231,7 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
             goto out;
         }
         known = 1;
+        cache_put(s, &c);
         log_info(ev.kind == PLATFORM_EV_AUTHORIZE ? "store_authorized" : "store_uninstalled",
                  "platform=%s store=%lld conn=%lld", p->name, (long long)store_id,
                  (long long)c.id);
@@ -184,6 +287,7 @@ int server_open(struct server **out, const struct server_config *cfg, struct th_
 {
     struct server *s = xcalloc(1, sizeof *s);
     s->cfg = *cfg;
+    pthread_mutex_init(&s->cache_lock, NULL);
     struct httpd_config hc = {.listen = cfg->listen,
                               .max_body = SERVER_MAX_BODY,
                               .threads = cfg->threads ? cfg->threads : SERVER_THREADS_DEFAULT,
@@ -202,6 +306,7 @@ void server_close(struct server *s)
 {
     if (!s) return;
     httpd_close(s->httpd);
+    pthread_mutex_destroy(&s->cache_lock);
     free(s);
 }
 

@@ -22,9 +22,9 @@
  * payload seen is ~200 KiB; 1 MiB bounds memory per connection. */
 #define SERVER_MAX_BODY (1024u * 1024)
 /* HTTP threads: an intake thread spends most of its time waiting for the
- * group commit, so concurrency (not CPU) sets throughput; 32 lets up to 32
+ * group commit, so concurrency (not CPU) sets throughput; 64 lets up to 64
  * deliveries share one fsync. */
-#define SERVER_THREADS_DEFAULT 32
+#define SERVER_THREADS_DEFAULT 64
 
 /* App-level settings per platform: what a delivery from a store that is not
  * connected yet (Easy Mode install) is verified with, and where its API is. */
