@@ -1,0 +1,1034 @@
+/*
+ * qoyod — the Qoyod API client (see qoyod.h and ../shared/api/qoyod.md).
+ *
+ * Design notes.
+ *
+ * One door. Every request goes through qy_call(), which builds the URL, sends
+ * the API-KEY header, records the HTTP status and turns the answer into a
+ * TH_E* code with a message in plain words. httpc already classifies
+ * transport failures and statuses (STYLE C7); qy_call() only refines the
+ * cases where Qoyod's answer says more than its status:
+ *
+ *   2xx, body readable          -> 0 and the parsed object
+ *   2xx, body unreadable        -> write: TH_EUNKNOWN (it was applied, but we
+ *                                  cannot tell what it became: look it up);
+ *                                  read: TH_ETEMP (an edge page, not Qoyod)
+ *   401                         -> TH_EAUTH, "generate a new key" (the key
+ *                                  itself is never written into a message)
+ *   404 + JSON string body
+ *       "... found nothing."    -> TH_ENOTFOUND on a lookup (Qoyod's empty
+ *                                  list, §2.4); anything else -> TH_EPERM,
+ *                                  because a wrong base URL must never read
+ *                                  as "no such invoice" (that would create a
+ *                                  duplicate)
+ *   422                         -> TH_EPERM with Qoyod's validation messages
+ *                                  flattened (all three shapes of §2.4);
+ *                                  TH_ECONFLICT when a create names a
+ *                                  reference that is already taken
+ *   3xx on a write              -> TH_EUNKNOWN (§1.1: may have been saved;
+ *                                  redirects are never followed)
+ *   everything else             -> httpc's class, with Qoyod's message
+ *
+ * Lookups (SKU, reference, phone, email) go through qy_scan(): Ransack
+ * filter, then every row is verified in the answer, because integrators
+ * report filters being ignored (§4.2). If a page holds rows that do not
+ * match, the filter was ignored and the scan reads further pages, stopping
+ * as §8 says (totalPages, a short or overlong page, a repeated first id) or
+ * at QY_MAX_SCAN_PAGES. Only verified rows count.
+ *
+ * Money goes out as decimal strings at scale 2 with at least one fraction
+ * digit ("100.0", "39.46": Qoyod's own style, §2.2), tax as a percent string
+ * from basis points ("15.0"), quantities as integers, ids as numbers (§1.4).
+ *
+ * The client never retries and never logs (STYLE C6): the worker decides.
+ */
+#include "qoyod/qoyod.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+/* core */
+#include "core/jv.h"
+#include "core/money.h"
+#include "core/xmalloc.h"
+
+/* Rows asked for per page on a lookup: Qoyod's documented maximum (§2.6;
+ * "per_page above 100 may fail"). */
+#define QY_PER_PAGE 100
+/* Pages a lookup reads when Qoyod ignores its filter (§4.2) before giving up
+ * with TH_ELIMIT: 20 × 100 rows covers any realistic catalogue while bounding
+ * the time one lookup can take (each page may take seconds). */
+#define QY_MAX_SCAN_PAGES 20
+/* Ids named in a "several records share this key" message. */
+#define QY_MAX_IDS_SHOWN 5
+
+struct qoyod {
+    char *base;       /* without a trailing slash */
+    char *key;        /* the API key, only ever sent in the header */
+    char *key_header; /* "API-KEY: <key>" */
+    struct httpc *http;
+    long last_status; /* of the last answer; 0 when none */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Lifecycle                                                                */
+
+struct qoyod *qoyod_new(const char *base, const char *api_key, const struct httpc_config *cfg)
+{
+    struct qoyod *q = xcalloc(1, sizeof *q);
+    q->base = xstrdup(base ? base : "");
+    size_t n = strlen(q->base);
+    while (n > 0 && q->base[n - 1] == '/')
+        q->base[--n] = '\0';
+    q->key = xstrdup(api_key ? api_key : "");
+    q->key_header = xasprintf("API-KEY: %s", q->key);
+    q->http = httpc_new(cfg);
+    return q;
+}
+
+void qoyod_free(struct qoyod *q)
+{
+    if (!q) return;
+    httpc_free(q->http);
+    /* The key should not linger in freed memory. */
+    memset(q->key, 0, strlen(q->key));
+    memset(q->key_header, 0, strlen(q->key_header));
+    free(q->key);
+    free(q->key_header);
+    free(q->base);
+    free(q);
+}
+
+long qoyod_last_status(const struct qoyod *q)
+{
+    return q ? q->last_status : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Messages                                                                 */
+
+/* A message being built into a fixed buffer; appends are truncated. */
+struct msg {
+    char s[TH_ERR_MSG_MAX];
+    size_t len;
+};
+
+static void msg_add(struct msg *m, const char *fmt, ...) TH_PRINTF(2, 3);
+static void msg_add(struct msg *m, const char *fmt, ...)
+{
+    if (m->len >= sizeof m->s - 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(m->s + m->len, sizeof m->s - m->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    m->len += (size_t)n;
+    if (m->len > sizeof m->s - 1) m->len = sizeof m->s - 1;
+}
+
+/* Copies text into a fixed field, cutting at a UTF-8 character boundary
+ * (names are often Arabic) rather than in the middle of a character. */
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Replaces every occurrence of the API key in err->msg: Qoyod or a proxy
+ * could echo the header back in an error body. Keys shorter than 4
+ * characters are not real keys (they are test keys) and would only mangle
+ * the text. */
+static void scrub_key(const struct qoyod *q, struct th_err *err)
+{
+    size_t kl = strlen(q->key);
+    if (!err || kl < 4) return;
+    char *hit, *from = err->msg;
+    while ((hit = strstr(from, q->key)) != NULL) {
+        static const char mask[] = "[API key]";
+        size_t tail = strlen(hit + kl);
+        size_t room = sizeof err->msg - (size_t)(hit - err->msg) - 1;
+        size_t ml = strlen(mask) < room ? strlen(mask) : room;
+        if (tail > room - ml) tail = room - ml;
+        memmove(hit + ml, hit + kl, tail);
+        memcpy(hit, mask, ml);
+        hit[ml + tail] = '\0';
+        from = hit + ml; /* the mask itself may contain the key */
+    }
+}
+
+/* Adds text from an answer, replacing control characters (an HTML page or a
+ * hostile body must not inject line breaks into a log line). */
+static void msg_add_clean(struct msg *m, const char *s, size_t max)
+{
+    char tmp[256];
+    size_t n = 0;
+    for (; s[n] && n < max && n < sizeof tmp - 1; n++)
+        tmp[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? ' ' : s[n];
+    tmp[n] = '\0';
+    msg_add(m, "%s%s", tmp, s[n] ? "..." : "");
+}
+
+static int json_text_add(struct msg *m, const json_t *v);
+
+/* Flattens a {field: [messages]} map: "reference has already been taken;
+ * contact can't be blank". Rails' "base" errors carry no field name. */
+static void errors_map_add(struct msg *m, const json_t *obj, const char *prefix, int *count)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        char field[128];
+        if (prefix && *prefix)
+            snprintf(field, sizeof field, "%s.%s", prefix, k);
+        else
+            snprintf(field, sizeof field, "%s", strcmp(k, "base") == 0 ? "" : k);
+        if (json_is_object(v)) {
+            errors_map_add(m, v, field, count);
+            continue;
+        }
+        size_t n = json_is_array(v) ? json_array_size(v) : 1;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *one = json_is_array(v) ? json_array_get(v, i) : v;
+            msg_add(m, "%s%s%s", (*count)++ ? "; " : "", field, field[0] ? " " : "");
+            if (!json_text_add(m, one)) msg_add(m, "is invalid");
+        }
+    }
+}
+
+/* Adds a scalar or a list of scalars as text. Returns 0 when v had nothing
+ * usable. */
+static int json_text_add(struct msg *m, const json_t *v)
+{
+    if (json_is_string(v)) {
+        msg_add_clean(m, json_string_value(v), 200);
+        return 1;
+    }
+    if (json_is_integer(v) || json_is_real(v)) {
+        char *d = jv_dump(v);
+        msg_add(m, "%s", d);
+        free(d);
+        return 1;
+    }
+    if (json_is_array(v)) {
+        int any = 0;
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (any) msg_add(m, "; ");
+            any |= json_text_add(m, json_array_get(v, i));
+        }
+        return any;
+    }
+    return 0;
+}
+
+/*
+ * Writes Qoyod's explanation found in an error body into m. Understands the
+ * three validation shapes of §2.4 ({"errors":{field:[msgs]}}, {"errors":
+ * [msgs]}, {field:[msgs]}), {"message":..} / {"error":..} (read in that
+ * order, as other clients do), a bare JSON string, and otherwise shows the
+ * start of the body. Returns 1 when something was added.
+ */
+static int explain_body(struct msg *m, const char *body, size_t len)
+{
+    if (len == 0) return 0;
+    json_error_t je;
+    json_t *v = json_loadb(body, len, JSON_DECODE_ANY, &je);
+    int done = 0;
+    if (json_is_object(v)) {
+        json_t *e = json_object_get(v, "errors");
+        json_t *mm = json_object_get(v, "message");
+        json_t *er = json_object_get(v, "error");
+        if (json_is_object(e)) {
+            int count = 0;
+            errors_map_add(m, e, NULL, &count);
+            done = count > 0;
+        } else if (e && json_text_add(m, e)) {
+            done = 1;
+        } else if (json_is_string(mm)) {
+            done = json_text_add(m, mm);
+        } else if (json_is_string(er)) {
+            done = json_text_add(m, er);
+        } else if (json_is_object(er) && json_is_string(json_object_get(er, "message"))) {
+            done = json_text_add(m, json_object_get(er, "message"));
+        } else {
+            int count = 0;
+            errors_map_add(m, v, NULL, &count);
+            done = count > 0;
+        }
+    } else if (v) {
+        done = json_text_add(m, v);
+    }
+    json_decref(v);
+    if (!done) {
+        msg_add_clean(m, body, 200);
+        done = 1;
+    }
+    return done;
+}
+
+/* Is body Qoyod's "empty list" answer: a JSON string saying it found nothing
+ * (§2.4: "We could not retrieve your Products, we found nothing.")? */
+static int is_empty_list_body(const char *body, size_t len)
+{
+    json_error_t je;
+    json_t *v = json_loadb(body, len, JSON_DECODE_ANY, &je);
+    int yes = json_is_string(v) && strcasestr(json_string_value(v), "found nothing") != NULL;
+    json_decref(v);
+    return yes;
+}
+
+/* Does a flattened validation message say a reference is already in use?
+ * Qoyod's wording for it is not captured (§10.4); Rails says "has already
+ * been taken". */
+static int says_reference_taken(const char *text)
+{
+    if (!strcasestr(text, "reference")) return 0;
+    static const char *const words[] = {"taken", "already", "unique", "duplicate", "exists"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcasestr(text, words[i])) return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The one door                                                             */
+
+struct qy_req {
+    const char *method;
+    const char *path;   /* below the base, query already escaped: "/invoices?q%5B..." */
+    const json_t *body; /* borrowed; NULL for none */
+    const char *what;   /* what we were doing, for messages: "create the invoice X" */
+    int lookup;         /* a 404 "found nothing" means an empty list */
+    int conflict;       /* a 422 "reference has already been taken" is TH_ECONFLICT */
+};
+
+static int is_write(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+/* Maps a finished exchange to a code (see the table at the top). */
+static int classify(struct qoyod *q, const struct qy_req *rq, int rc, struct httpc_resp *resp,
+                    const struct th_err *herr, json_t **out, struct th_err *err)
+{
+    const char *body = buf_cstr(&resp->body);
+    size_t len = resp->body.len;
+    long st = resp->status;
+    struct msg m = {0};
+
+    if (rc == 0) {
+        struct th_err perr = {0};
+        json_t *v = len ? jv_parse(body, len, JV_MAX_DEPTH, &perr) : NULL;
+        if (json_is_object(v)) {
+            *out = v;
+            return 0;
+        }
+        json_decref(v);
+        if (!perr.msg[0]) snprintf(perr.msg, sizeof perr.msg, "not a JSON object");
+        if (is_write(rq->method))
+            return th_err_set(err, TH_EUNKNOWN,
+                              "Qoyod accepted the request to %s (HTTP %ld) but its answer could "
+                              "not be read (%s): it may have been saved, so look it up before "
+                              "trying again",
+                              rq->what, st, perr.msg);
+        return th_err_set(err, TH_ETEMP,
+                          "Qoyod answered HTTP %ld to %s with something that is not its JSON "
+                          "(%s); will retry",
+                          st, rq->what, perr.msg);
+    }
+    if (st == 0) {
+        /* No answer: httpc has classified it (TEMP before sending, UNKNOWN
+         * for a write after sending) and says why. */
+        return th_err_set(err, rc, "Qoyod could not be asked to %s: %s", rq->what, herr->msg);
+    }
+    if (st == 401)
+        return th_err_set(err, TH_EAUTH,
+                          "Qoyod refused the API key: generate a new key in Qoyod → Settings → "
+                          "General Settings, press Save, and enter it again (HTTP 401 when asked "
+                          "to %s)",
+                          rq->what);
+    if (st == 403) {
+        msg_add(&m,
+                "Qoyod refused access (HTTP 403) when asked to %s: check that the company's "
+                "subscription includes API access and that the key belongs to this company",
+                rq->what);
+        if (len) {
+            msg_add(&m, " (Qoyod says: ");
+            explain_body(&m, body, len);
+            msg_add(&m, ")");
+        }
+        return th_err_set(err, TH_EAUTH, "%s", m.s);
+    }
+    if (st == 404) {
+        if (rq->lookup && is_empty_list_body(body, len))
+            return th_err_set(err, TH_ENOTFOUND, "Qoyod found nothing when asked to %s", rq->what);
+        msg_add(&m, "Qoyod answered HTTP 404 when asked to %s: ", rq->what);
+        if (!explain_body(&m, body, len)) msg_add(&m, "no body");
+        msg_add(&m, " (check the Qoyod address %s)", q->base);
+        return th_err_set(err, TH_EPERM, "%s", m.s);
+    }
+    if (st == 422) {
+        struct msg why = {0};
+        if (!explain_body(&why, body, len)) msg_add(&why, "no reason given");
+        int code = rq->conflict && says_reference_taken(why.s) ? TH_ECONFLICT : TH_EPERM;
+        msg_add(&m, "Qoyod refused to %s: %s", rq->what, why.s);
+        return th_err_set(err, code, "%s", m.s);
+    }
+    if (st >= 300 && st < 400 && is_write(rq->method))
+        return th_err_set(err, TH_EUNKNOWN,
+                          "Qoyod answered HTTP %ld (a redirect, not followed) when asked to %s: "
+                          "it may have been saved; check the Qoyod address %s",
+                          st, rq->what, q->base);
+    /* 429, 5xx, other 4xx: httpc's class stands; say what Qoyod said. */
+    msg_add(&m, "Qoyod answered HTTP %ld when asked to %s", st, rq->what);
+    if (resp->retry_after_s >= 0) msg_add(&m, " (retry after %ld s)", resp->retry_after_s);
+    if (len) {
+        msg_add(&m, ": ");
+        explain_body(&m, body, len);
+    }
+    if (rc == TH_EUNKNOWN) msg_add(&m, " (it may have been saved)");
+    return th_err_set(err, rc, "%s", m.s);
+}
+
+/* Performs one request. On 0, *out is the answer object (new; json_decref).
+ * Otherwise *out is NULL and err says what happened. */
+static int qy_call(struct qoyod *q, const struct qy_req *rq, json_t **out, struct th_err *err)
+{
+    *out = NULL;
+    char *url = xasprintf("%s%s", q->base, rq->path);
+    char *body = rq->body ? jv_dump(rq->body) : NULL;
+    const char *headers[] = {q->key_header, "Accept: application/json",
+                             body ? "Content-Type: application/json" : NULL, NULL};
+    struct httpc_resp resp;
+    httpc_resp_init(&resp);
+    struct th_err herr = {0};
+    int rc =
+        httpc_do(q->http, rq->method, url, headers, body, body ? strlen(body) : 0, &resp, &herr);
+    q->last_status = resp.status;
+    rc = classify(q, rq, rc, &resp, &herr, out, err);
+    scrub_key(q, err);
+    httpc_resp_release(&resp);
+    free(body);
+    free(url);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Verified lookups                                                         */
+
+/* Does obj[key] equal want exactly (case-insensitively when icase)? Numbers
+ * are compared as their text (a SKU or phone may arrive as a number). */
+static int field_equals(const json_t *obj, const char *key, const char *want, int icase)
+{
+    const json_t *v = json_object_get(obj, key);
+    char num[64];
+    const char *have = json_is_string(v)    ? json_string_value(v)
+                       : json_is_integer(v) ? jv_get_text(obj, key, num, sizeof num)
+                                            : NULL;
+    if (!have) return 0;
+    return icase ? strcasecmp(have, want) == 0 : strcmp(have, want) == 0;
+}
+
+/* A row filter: returns 1 when the row is one of those looked for. */
+typedef int (*qy_match_fn)(const json_t *row, const void *ctx);
+
+/*
+ * Reads path?query (query escaped, without paging) and collects the rows of
+ * list_key that match into *matches (new array; json_decref). Returns 0 (the
+ * array may be empty), or the failure. See the design notes for when it
+ * reads more than one page.
+ */
+static int qy_scan(struct qoyod *q, const char *path, const char *query, const char *list_key,
+                   const char *what, qy_match_fn match, const void *ctx, json_t **matches,
+                   struct th_err *err)
+{
+    json_t *found = json_array();
+    int64_t prev_first = INT64_MIN;
+    int rc = 0;
+    for (int page = 1;; page++) {
+        if (page > QY_MAX_SCAN_PAGES) {
+            rc = th_err_set(err, TH_ELIMIT,
+                            "Qoyod ignored the filter when asked to %s and tarheel stopped after "
+                            "%d pages of %d (QY_MAX_SCAN_PAGES)",
+                            what, QY_MAX_SCAN_PAGES, QY_PER_PAGE);
+            break;
+        }
+        char *p = xasprintf("%s?%s&page=%d&per_page=%d", path, query, page, QY_PER_PAGE);
+        struct qy_req rq = {.method = "GET", .path = p, .what = what, .lookup = 1};
+        json_t *ans = NULL;
+        rc = qy_call(q, &rq, &ans, err);
+        free(p);
+        if (rc == TH_ENOTFOUND) { /* an empty page: nothing more */
+            rc = 0;
+            th_err_clear(err);
+            break;
+        }
+        if (rc) break;
+        json_t *list = json_object_get(ans, list_key);
+        if (!json_is_array(list)) {
+            json_decref(ans);
+            rc = th_err_set(err, TH_EPERM,
+                            "Qoyod's answer when asked to %s has no \"%s\" list: its API may "
+                            "have changed",
+                            what, list_key);
+            break;
+        }
+        size_t n = json_array_size(list);
+        int64_t first = INT64_MIN;
+        if (n && jv_get_id(json_array_get(list, 0), "id", &first, NULL) != 0) first = INT64_MIN;
+        if (page > 1 && first != INT64_MIN && first == prev_first) {
+            json_decref(ans); /* Qoyod ignored `page` and repeated page 1 */
+            break;
+        }
+        prev_first = first;
+        int all = 1;
+        for (size_t i = 0; i < n; i++) {
+            json_t *row = json_array_get(list, i);
+            if (match(row, ctx))
+                json_array_append(found, row);
+            else
+                all = 0;
+        }
+        int64_t total_pages = 0;
+        int has_total =
+            jv_get_id(json_object_get(ans, "pagination"), "totalPages", &total_pages, NULL) == 0;
+        json_decref(ans);
+        if (all) break; /* the filter was honoured: this page says it all */
+        if (has_total ? page >= total_pages : n != QY_PER_PAGE) break;
+    }
+    if (rc) {
+        json_decref(found);
+        *matches = NULL;
+        return rc;
+    }
+    *matches = found;
+    return 0;
+}
+
+/* Gives an error another code, keeping its message and adding a note. */
+static int reclass(struct th_err *err, int code, const char *note)
+{
+    if (!err) return code;
+    char was[sizeof err->msg];
+    memcpy(was, err->msg, sizeof was);
+    return th_err_set(err, code, "%s%s", was, note);
+}
+
+/* "ids 3, 7, 9" for a message about several records sharing a key. */
+static void ids_add(struct msg *m, const json_t *rows)
+{
+    size_t n = json_array_size(rows);
+    for (size_t i = 0; i < n && i < QY_MAX_IDS_SHOWN; i++) {
+        int64_t id = 0;
+        if (jv_get_id(json_array_get(rows, i), "id", &id, NULL) != 0) id = 0;
+        msg_add(m, "%s%lld", i ? ", " : "", (long long)id);
+    }
+    if (n > QY_MAX_IDS_SHOWN) msg_add(m, ", ...");
+}
+
+/* The escaped query "q%5B<field>_eq%5D=<value>" plus extra (already escaped,
+ * may be NULL). Returns new text. */
+static char *eq_query(const char *field, const char *value, const char *extra)
+{
+    char *k = xasprintf("q[%s_eq]", field);
+    char *ek = httpc_escape(k);
+    char *ev = httpc_escape(value);
+    char *s = xasprintf("%s=%s%s%s", ek, ev, extra ? "&" : "", extra ? extra : "");
+    free(k);
+    free(ek);
+    free(ev);
+    return s;
+}
+
+/* The id of a row, as a 0 / TH_EPARSE result with a message. */
+static int row_id(const json_t *row, const char *what, int64_t *id, struct th_err *err)
+{
+    struct th_err e = {0};
+    if (jv_get_id(row, "id", id, &e) != 0)
+        return th_err_set(err, TH_EPARSE, "Qoyod's answer when asked to %s has no usable id (%s)",
+                          what, e.msg);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Inventories                                                              */
+
+int qoyod_inventories(struct qoyod *q, struct qoyod_inventory **out, size_t *n, struct th_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    /* Not paged (§2.6): one answer holds every inventory. */
+    struct qy_req rq = {
+        .method = "GET", .path = "/inventories", .what = "list the inventories", .lookup = 1};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    if (rc == TH_ENOTFOUND) {
+        th_err_clear(err);
+        return 0;
+    }
+    if (rc) return rc;
+    json_t *list = json_object_get(ans, "inventories");
+    if (!json_is_array(list)) {
+        json_decref(ans);
+        return th_err_set(err, TH_EPERM,
+                          "Qoyod's list of inventories has no \"inventories\" list: its API may "
+                          "have changed");
+    }
+    size_t cnt = json_array_size(list);
+    struct qoyod_inventory *v = cnt ? xcalloc(cnt, sizeof *v) : NULL;
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *row = json_array_get(list, i);
+        if ((rc = row_id(row, "list the inventories", &v[i].id, err)) != 0) break;
+        const char *name = jv_get_str(row, "name");
+        const char *ar = jv_get_str(row, "ar_name");
+        copy_text(v[i].name, sizeof v[i].name, name ? name : "");
+        copy_text(v[i].ar_name, sizeof v[i].ar_name, ar ? ar : "");
+    }
+    json_decref(ans);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Contacts (customers)                                                     */
+
+struct contact_key {
+    const char *field; /* "phone_number" | "email" */
+    const char *value;
+    int icase;
+};
+
+static int is_active(const json_t *row)
+{
+    const char *st = jv_get_str(row, "status");
+    return !st || strcmp(st, "Active") == 0; /* absent: Qoyod filtered it */
+}
+
+static int match_contact(const json_t *row, const void *ctx)
+{
+    const struct contact_key *k = ctx;
+    return is_active(row) && field_equals(row, k->field, k->value, k->icase);
+}
+
+/* Looks one key up; the lowest id wins when several customers share it (a
+ * merchant's duplicate customers are not worth stopping a transfer for). */
+static int contact_find_by(struct qoyod *q, const struct contact_key *k, int64_t *id,
+                           struct th_err *err)
+{
+    const char *label = strcmp(k->field, "email") == 0 ? "email" : "phone number";
+    char what[256];
+    snprintf(what, sizeof what, "find the active customer with %s %.160s", label, k->value);
+    char *extra = httpc_escape("q[status_eq]");
+    char *tail = xasprintf("%s=Active", extra);
+    char *query = eq_query(k->field, k->value, tail);
+    json_t *rows = NULL;
+    int rc = qy_scan(q, "/customers", query, "customers", what, match_contact, k, &rows, err);
+    free(extra);
+    free(tail);
+    free(query);
+    if (rc) return rc;
+    int64_t best = INT64_MAX;
+    rc = TH_ENOTFOUND;
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        int64_t x;
+        if (row_id(json_array_get(rows, i), what, &x, err) != 0) continue;
+        if (x < best) best = x;
+        rc = 0;
+    }
+    json_decref(rows);
+    if (rc)
+        return th_err_set(err, TH_ENOTFOUND, "Qoyod has no active customer with %s %.160s", label,
+                          k->value);
+    *id = best;
+    return 0;
+}
+
+int qoyod_contact_find(struct qoyod *q, const char *phone, const char *email, int64_t *id,
+                       struct th_err *err)
+{
+    int rc = TH_ENOTFOUND;
+    if (phone && *phone) {
+        struct contact_key k = {"phone_number", phone, 0};
+        rc = contact_find_by(q, &k, id, err);
+        if (rc != TH_ENOTFOUND) return rc;
+    }
+    if (email && *email) {
+        /* Email addresses are compared without case, as mail systems do. */
+        struct contact_key k = {"email", email, 1};
+        rc = contact_find_by(q, &k, id, err);
+    }
+    if (rc == TH_ENOTFOUND)
+        return th_err_set(err, TH_ENOTFOUND,
+                          "Qoyod has no active customer with phone number %.160s or email %.160s",
+                          phone && *phone ? phone : "(none)", email && *email ? email : "(none)");
+    return rc;
+}
+
+static void set_text(json_t *obj, const char *key, const char *v)
+{
+    if (v && *v) json_object_set_new(obj, key, json_string(v));
+}
+
+int qoyod_contact_create(struct qoyod *q, const struct model_customer *c, int64_t *id,
+                         struct th_err *err)
+{
+    if (!c->name || !*c->name)
+        return th_err_set(err, TH_EINVAL, "a Qoyod customer needs a name (none given)");
+    char what[256];
+    snprintf(what, sizeof what, "create the customer %.200s", c->name);
+    json_t *ct = json_object();
+    set_text(ct, "name", c->name);
+    set_text(ct, "phone_number", c->phone);
+    set_text(ct, "email", c->email);
+    json_object_set_new(ct, "status", json_string("Active"));
+    if ((c->city && *c->city) || (c->country && *c->country)) {
+        json_t *a = json_object();
+        set_text(a, "billing_city", c->city);
+        set_text(a, "billing_country", c->country);
+        json_object_set_new(ct, "billing_address", a);
+    }
+    json_t *body = json_pack("{s:o}", "contact", ct);
+    struct qy_req rq = {.method = "POST", .path = "/customers", .body = body, .what = what};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    json_decref(body);
+    if (rc) return rc;
+    json_t *rec = json_object_get(ans, "contact");
+    if (!rec && json_is_array(json_object_get(ans, "contacts")))
+        rec = json_array_get(json_object_get(ans, "contacts"), 0);
+    rc = row_id(rec, what, id, err);
+    json_decref(ans);
+    /* Created, but we cannot tell its id: the caller must look it up. */
+    return rc ? reclass(err, TH_EUNKNOWN, " (the customer was probably created)") : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Products                                                                 */
+
+static int match_sku(const json_t *row, const void *ctx)
+{
+    return field_equals(row, "sku", ctx, 0);
+}
+
+int qoyod_product_find_sku(struct qoyod *q, const char *sku, int64_t *id, struct th_err *err)
+{
+    if (!sku || !*sku) return th_err_set(err, TH_EINVAL, "no SKU to look up in Qoyod");
+    char what[256];
+    snprintf(what, sizeof what, "find the product with SKU %.200s", sku);
+    char *query = eq_query("sku", sku, NULL);
+    json_t *rows = NULL;
+    int rc = qy_scan(q, "/products", query, "products", what, match_sku, sku, &rows, err);
+    free(query);
+    if (rc) return rc;
+    size_t n = json_array_size(rows);
+    if (n == 0)
+        rc = th_err_set(err, TH_ENOTFOUND, "Qoyod has no product with SKU %.200s", sku);
+    else if (n > 1) {
+        struct msg m = {0};
+        msg_add(&m, "%zu products in Qoyod have the SKU %.200s (ids ", n, sku);
+        ids_add(&m, rows);
+        msg_add(&m, "): give each product its own SKU in Qoyod, then retry");
+        rc = th_err_set(err, TH_ECONFLICT, "%s", m.s);
+    } else
+        rc = row_id(json_array_get(rows, 0), what, id, err);
+    json_decref(rows);
+    return rc;
+}
+
+/* Decimal string at scale 2 with at least one fraction digit: Qoyod's
+ * "100.0" (§2.2). Basis points at scale 2 are percent: 1500 -> "15.0". */
+static json_t *dec(int64_t v)
+{
+    return jv_dec_string(v, 2, 1);
+}
+
+int qoyod_product_create(struct qoyod *q, const struct qoyod_product_spec *p, int64_t *id,
+                         struct th_err *err)
+{
+    if (!p->sku || !*p->sku)
+        return th_err_set(err, TH_EINVAL, "a Qoyod product needs a SKU (none given)");
+    if (p->selling_price < 0 || p->buying_price < 0)
+        return th_err_set(err, TH_EINVAL, "product %.200s: a price is negative", p->sku);
+    char what[256];
+    snprintf(what, sizeof what, "create the product with SKU %.200s", p->sku);
+    const char *en = p->name_en && *p->name_en ? p->name_en : NULL;
+    const char *ar = p->name_ar && *p->name_ar ? p->name_ar : NULL;
+    json_t *pr = json_object();
+    /* Qoyod requires both names (§4.2): one stands in for the other. */
+    set_text(pr, "sku", p->sku);
+    set_text(pr, "name_ar", ar ? ar : en ? en : p->sku);
+    set_text(pr, "name_en", en ? en : ar ? ar : p->sku);
+    set_text(pr, "type", p->type && *p->type ? p->type : "Product");
+    json_object_set_new(pr, "product_unit_type_id",
+                        json_integer(p->unit_type_id ? p->unit_type_id : 6));
+    json_object_set_new(pr, "category_id", json_integer(p->category_id ? p->category_id : 1));
+    json_object_set_new(pr, "tax_id", json_integer(p->tax_id ? p->tax_id : 1));
+    /* Flags as "1"/"0" strings, as the working integrations send them (§2.2). */
+    json_object_set_new(pr, "track_quantity", json_string(p->track_quantity ? "1" : "0"));
+    json_object_set_new(pr, "sale_item", json_string("1"));
+    json_object_set_new(pr, "selling_price", dec(p->selling_price));
+    json_object_set_new(pr, "is_selling_price_inclusive", json_string("0"));
+    /* Stocked goods are bought too; a service only when it has a cost. */
+    int bought = p->track_quantity || p->buying_price > 0;
+    json_object_set_new(pr, "purchase_item", json_string(bought ? "1" : "0"));
+    if (bought) {
+        json_object_set_new(pr, "buying_price", dec(p->buying_price));
+        json_object_set_new(pr, "is_buying_price_inclusive", json_string("0"));
+    }
+    if (p->sales_account_id)
+        json_object_set_new(pr, "sales_account_id", json_integer(p->sales_account_id));
+    if (p->expense_account_id)
+        json_object_set_new(pr, "expense_account_id", json_integer(p->expense_account_id));
+    json_t *body = json_pack("{s:o}", "product", pr);
+    struct qy_req rq = {.method = "POST", .path = "/products", .body = body, .what = what};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    json_decref(body);
+    if (rc) return rc;
+    json_t *rec = json_object_get(ans, "product");
+    if (!rec && json_is_array(json_object_get(ans, "products")))
+        rec = json_array_get(json_object_get(ans, "products"), 0);
+    rc = row_id(rec, what, id, err);
+    json_decref(ans);
+    return rc ? reclass(err, TH_EUNKNOWN, " (the product was probably created)") : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Invoices                                                                 */
+
+/* Reads an invoice record into out. Returns 0 or TH_EPARSE naming the field. */
+static int parse_invoice(const json_t *rec, const char *what, struct qoyod_invoice_info *out,
+                         struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct th_err e = {0};
+    int rc = row_id(rec, what, &out->id, err);
+    if (rc) return rc;
+    const char *ref = jv_get_str(rec, "reference");
+    const char *st = jv_get_str(rec, "status");
+    copy_text(out->reference, sizeof out->reference, ref ? ref : "");
+    copy_text(out->status, sizeof out->status, st ? st : "");
+    if ((rc = jv_get_money(rec, "total", &out->total, &e)) != 0)
+        return th_err_set(err, TH_EPARSE, "Qoyod invoice %lld (asked to %s): total: %s",
+                          (long long)out->id, what, e.msg);
+    rc = jv_get_money(rec, "due_amount", &out->due, &e);
+    if (rc == TH_ENOTFOUND) {
+        /* §4.8: total = paid_amount + due_amount. */
+        int64_t paid = 0;
+        rc = jv_get_money(rec, "paid_amount", &paid, &e);
+        if (rc == TH_ENOTFOUND) paid = 0, rc = 0;
+        out->due = out->total - paid;
+    }
+    if (rc)
+        return th_err_set(err, TH_EPARSE, "Qoyod invoice %lld (asked to %s): due amount: %s",
+                          (long long)out->id, what, e.msg);
+    return 0;
+}
+
+static int match_reference(const json_t *row, const void *ctx)
+{
+    return field_equals(row, "reference", ctx, 0);
+}
+
+int qoyod_invoice_find(struct qoyod *q, const char *reference, struct qoyod_invoice_info *out,
+                       struct th_err *err)
+{
+    if (!reference || !*reference)
+        return th_err_set(err, TH_EINVAL, "no invoice reference to look up in Qoyod");
+    char what[256];
+    snprintf(what, sizeof what, "find the invoice with reference %.200s", reference);
+    char *query = eq_query("reference", reference, NULL);
+    json_t *rows = NULL;
+    int rc =
+        qy_scan(q, "/invoices", query, "invoices", what, match_reference, reference, &rows, err);
+    free(query);
+    if (rc) return rc;
+    size_t n = json_array_size(rows);
+    if (n == 0)
+        rc = th_err_set(err, TH_ENOTFOUND, "Qoyod has no invoice with reference %.200s", reference);
+    else if (n > 1) {
+        /* Qoyod keeps references unique (§2.8); if it did not, which one is
+         * ours cannot be told, and a person must look. */
+        struct msg m = {0};
+        msg_add(&m, "%zu invoices in Qoyod have the reference %.200s (ids ", n, reference);
+        ids_add(&m, rows);
+        msg_add(&m, "): delete the extra ones in Qoyod, then retry");
+        rc = th_err_set(err, TH_ECONFLICT, "%s", m.s);
+    } else
+        rc = parse_invoice(json_array_get(rows, 0), what, out, err);
+    json_decref(rows);
+    return rc;
+}
+
+static int valid_date(const char *d)
+{
+    if (!d || strlen(d) != 10 || d[4] != '-' || d[7] != '-') return 0;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (d[i] < '0' || d[i] > '9')) return 0;
+    return 1;
+}
+
+/* Checks a spec before anything is sent: a bad spec is a bug or bad input
+ * upstream, never something Qoyod should be asked about. */
+static int invoice_spec_check(const struct qoyod_invoice_spec *s, struct th_err *err)
+{
+    if (!s->reference || !*s->reference)
+        return th_err_set(err, TH_EINVAL, "a Qoyod invoice needs a reference (none given)");
+    if (strlen(s->reference) >= sizeof((struct qoyod_invoice_info *)0)->reference)
+        return th_err_set(err, TH_ETOOBIG, "invoice reference %.60s... is longer than %zu bytes",
+                          s->reference, sizeof((struct qoyod_invoice_info *)0)->reference - 1);
+    if (!valid_date(s->issue_date) || (s->due_date && !valid_date(s->due_date)))
+        return th_err_set(err, TH_EINVAL, "invoice %.200s: dates must be YYYY-MM-DD", s->reference);
+    if (s->contact_id <= 0 || s->inventory_id <= 0)
+        return th_err_set(err, TH_EINVAL, "invoice %.200s: no customer or inventory id",
+                          s->reference);
+    if (s->nlines == 0 || !s->lines)
+        return th_err_set(err, TH_EINVAL, "invoice %.200s has no lines", s->reference);
+    if (s->nlines > QOYOD_MAX_LINES)
+        return th_err_set(err, TH_ELIMIT, "invoice %.200s has %zu lines; at most %d are sent",
+                          s->reference, s->nlines, QOYOD_MAX_LINES);
+    for (size_t i = 0; i < s->nlines; i++) {
+        const struct qoyod_line_spec *l = &s->lines[i];
+        if (l->product_id <= 0 || l->quantity <= 0 || l->unit_price < 0 || l->discount < 0 ||
+            l->tax_rate_bp < 0)
+            return th_err_set(err, TH_EINVAL,
+                              "invoice %.200s line %zu: needs a product, a quantity above 0 and "
+                              "no negative price, discount or tax",
+                              s->reference, i + 1);
+    }
+    return 0;
+}
+
+int qoyod_invoice_create(struct qoyod *q, const struct qoyod_invoice_spec *s,
+                         struct qoyod_invoice_info *out, struct th_err *err)
+{
+    int rc = invoice_spec_check(s, err);
+    if (rc) return rc;
+    char what[256];
+    snprintf(what, sizeof what, "create the invoice %.200s", s->reference);
+    json_t *inv = json_object();
+    json_object_set_new(inv, "contact_id", json_integer(s->contact_id));
+    set_text(inv, "reference", s->reference);
+    set_text(inv, "description", s->description);
+    set_text(inv, "issue_date", s->issue_date);
+    set_text(inv, "due_date", s->due_date ? s->due_date : s->issue_date);
+    set_text(inv, "status", s->approved ? "Approved" : "Draft");
+    /* At the root, even for services (§4.8). */
+    json_object_set_new(inv, "inventory_id", json_integer(s->inventory_id));
+    set_text(inv, "payment_method", s->payment_method);
+    json_t *items = json_array();
+    for (size_t i = 0; i < s->nlines; i++) {
+        const struct qoyod_line_spec *l = &s->lines[i];
+        json_t *li = json_object();
+        json_object_set_new(li, "product_id", json_integer(l->product_id));
+        set_text(li, "description", l->description);
+        json_object_set_new(li, "quantity", json_integer(l->quantity));
+        json_object_set_new(li, "unit_price", dec(l->unit_price));
+        /* An amount, not Qoyod's default percentage: halalas stay exact. */
+        json_object_set_new(li, "discount", dec(l->discount));
+        json_object_set_new(li, "discount_type", json_string("amount"));
+        json_object_set_new(li, "tax_percent", dec(l->tax_rate_bp));
+        json_object_set_new(li, "is_inclusive", json_false());
+        json_array_append_new(items, li);
+    }
+    json_object_set_new(inv, "line_items", items);
+    json_t *body = json_pack("{s:o}", "invoice", inv);
+    struct qy_req rq = {
+        .method = "POST", .path = "/invoices", .body = body, .what = what, .conflict = 1};
+    json_t *ans = NULL;
+    rc = qy_call(q, &rq, &ans, err);
+    json_decref(body);
+    if (rc) return rc;
+    struct qoyod_invoice_info info;
+    rc = parse_invoice(json_object_get(ans, "invoice"), what, &info, err);
+    json_decref(ans);
+    if (rc) return reclass(err, TH_EUNKNOWN, " (the invoice was probably created: look it up)");
+    if (info.reference[0] && strcmp(info.reference, s->reference) != 0)
+        /* Lookups by reference would never find it: the exactly-once key is
+         * lost, so stop and have a person look rather than risk another. */
+        return th_err_set(err, TH_EPERM,
+                          "Qoyod created invoice %lld with the reference %s instead of %s: "
+                          "check it in Qoyod before anything is retried",
+                          (long long)info.id, info.reference, s->reference);
+    if (!info.reference[0]) copy_text(info.reference, sizeof info.reference, s->reference);
+    if (out) *out = info;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Payments                                                                 */
+
+int qoyod_payment_find(struct qoyod *q, const char *reference, int64_t *id, struct th_err *err)
+{
+    if (!reference || !*reference)
+        return th_err_set(err, TH_EINVAL, "no payment reference to look up in Qoyod");
+    char what[256];
+    snprintf(what, sizeof what, "find the invoice payment with reference %.200s", reference);
+    char *query = eq_query("reference", reference, NULL);
+    json_t *rows = NULL;
+    /* The list answers under "receipts" (§4.9). */
+    int rc = qy_scan(q, "/invoice_payments", query, "receipts", what, match_reference, reference,
+                     &rows, err);
+    free(query);
+    if (rc) return rc;
+    size_t n = json_array_size(rows);
+    if (n == 0)
+        rc = th_err_set(err, TH_ENOTFOUND, "Qoyod has no invoice payment with reference %.200s",
+                        reference);
+    else if (n > 1) {
+        struct msg m = {0};
+        msg_add(&m, "%zu payments in Qoyod have the reference %.200s (ids ", n, reference);
+        ids_add(&m, rows);
+        msg_add(&m, "): delete the extra ones in Qoyod, then retry");
+        rc = th_err_set(err, TH_ECONFLICT, "%s", m.s);
+    } else
+        rc = row_id(json_array_get(rows, 0), what, id, err);
+    json_decref(rows);
+    return rc;
+}
+
+int qoyod_payment_create(struct qoyod *q, int64_t invoice_id, int64_t account_id, int64_t amount,
+                         const char *date, const char *reference, int64_t *id, struct th_err *err)
+{
+    if (!reference || !*reference)
+        return th_err_set(err, TH_EINVAL, "a Qoyod payment needs a reference (none given)");
+    if (invoice_id <= 0 || account_id <= 0 || amount <= 0 || !valid_date(date))
+        return th_err_set(err, TH_EINVAL,
+                          "payment %.200s: needs an invoice, an account, an amount above 0 and "
+                          "a YYYY-MM-DD date",
+                          reference);
+    char what[256];
+    snprintf(what, sizeof what, "record the payment %.200s on invoice %lld", reference,
+             (long long)invoice_id);
+    json_t *body = json_pack("{s:{s:s,s:I,s:I,s:s,s:o}}", "invoice_payment", "reference", reference,
+                             "invoice_id", (json_int_t)invoice_id, "account_id",
+                             (json_int_t)account_id, "date", date, "amount", dec(amount));
+    /* A reference taken means this payment exists already: TH_ECONFLICT, so
+     * the caller looks it up rather than failing. */
+    struct qy_req rq = {
+        .method = "POST", .path = "/invoice_payments", .body = body, .what = what, .conflict = 1};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    json_decref(body);
+    if (rc) return rc;
+    json_t *rec = json_object_get(ans, "invoice_payment");
+    if (!rec) rec = json_object_get(ans, "receipt");
+    rc = row_id(rec, what, id, err);
+    json_decref(ans);
+    return rc ? reclass(err, TH_EUNKNOWN, " (the payment was probably recorded: look it up)") : 0;
+}
