@@ -342,13 +342,14 @@ static int classify(struct qoyod *q, const struct qy_req *rq, int rc, struct htt
                               "trying again",
                               rq->what, st, perr.msg);
         return th_err_set(err, TH_ETEMP,
-                          "Qoyod answered HTTP %ld to %s with something that is not its JSON "
-                          "(%s); will retry",
+                          "Qoyod answered HTTP %ld when asked to %s with something that is not "
+                          "its JSON (%s)",
                           st, rq->what, perr.msg);
     }
-    if (st == 0) {
-        /* No answer: httpc has classified it (TEMP before sending, UNKNOWN
-         * for a write after sending) and says why. */
+    if (st == 0 || rc == TH_ETOOBIG || rc == TH_EINVAL) {
+        /* No (whole) answer, or a request that cannot be made: httpc has
+         * classified it (TEMP before sending, UNKNOWN for a write after
+         * sending, ETOOBIG for an answer past HTTPC_MAX_BODY) and says why. */
         return th_err_set(err, rc, "Qoyod could not be asked to %s: %s", rq->what, herr->msg);
     }
     if (st == 401)
