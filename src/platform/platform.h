@@ -90,7 +90,8 @@ struct platform_ops {
      * quantity on hand now, after the store deducted its own orders. Used to
      * book the opening balance when tarheel creates the product in Qoyod. */
     int (*product_stock)(struct httpc *hc, const struct platform_conn *c, int64_t product_id,
-                         const char *sku, int64_t *qty, int *tracked, struct th_err *err);
+                         const char *sku, int64_t *qty, int *tracked, int64_t *cost,
+                         struct th_err *err);
 };
 
 /* The adapter for a platform name or enum; NULL when unknown. */

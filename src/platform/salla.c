@@ -376,7 +376,8 @@ static int order_fetch(struct httpc *hc, const struct platform_conn *c, int64_t 
 /* GET /products/{id}: `quantity` for a simple product, `skus[].stock_quantity`
  * of the variant whose sku matches; `unlimited_quantity` means untracked. */
 static int product_stock(struct httpc *hc, const struct platform_conn *c, int64_t product_id,
-                         const char *sku, int64_t *qty, int *tracked, struct th_err *err)
+                         const char *sku, int64_t *qty, int *tracked, int64_t *cost,
+                         struct th_err *err)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s/products/%lld", c->api_base, (long long)product_id);
@@ -401,6 +402,8 @@ static int product_stock(struct httpc *hc, const struct platform_conn *c, int64_
     if (jv_get_bool(d, "unlimited_quantity", &unlimited, NULL) != 0) unlimited = 0;
     *tracked = !unlimited;
     *qty = 0;
+    *cost = 0;
+    if (jv_get_money(d, "cost_price", cost, NULL) != 0) *cost = 0;
     rc = 0;
     json_t *skus = json_object_get(d, "skus"), *v;
     size_t i;
@@ -411,6 +414,8 @@ static int product_stock(struct httpc *hc, const struct platform_conn *c, int64_
             int un = 0;
             if (jv_get_bool(v, "unlimited_quantity", &un, NULL) == 0 && un) *tracked = 0;
             rc = jv_get_dec(v, "stock_quantity", 0, qty, err);
+            int64_t vc = 0;
+            if (jv_get_money(v, "cost_price", &vc, NULL) == 0 && vc > 0) *cost = vc;
             matched = 1;
             break;
         }

@@ -1033,3 +1033,30 @@ int qoyod_payment_create(struct qoyod *q, int64_t invoice_id, int64_t account_id
     json_decref(ans);
     return rc ? reclass(err, TH_EUNKNOWN, " (the payment was probably recorded: look it up)") : 0;
 }
+
+int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, int64_t quantity,
+                    int64_t unit_value, const char *date, struct th_err *err)
+{
+    if (inventory_id <= 0 || product_id <= 0 || quantity < 0 || unit_value < 0 || !valid_date(date))
+        return th_err_set(err, TH_EINVAL, "a stock count needs an inventory, a product, a "
+                          "quantity >= 0 and a YYYY-MM-DD date");
+    char what[160];
+    snprintf(what, sizeof what, "book the opening stock of product %lld at inventory %lld",
+             (long long)product_id, (long long)inventory_id);
+    /* §4.5: actual_quantity is the new absolute count; the revenue account
+     * (18, other revenue) takes increases, the expense account (12, cost of
+     * sales) decreases, as the seeded chart of accounts has them. */
+    json_t *body = json_pack(
+        "{s:{s:I,s:I,s:I,s:s,s:s,s:[{s:I,s:I,s:o}]}}", "inventory_adjustment", "inventory_id",
+        (json_int_t)inventory_id, "revenue_account_id", (json_int_t)18, "expense_account_id",
+        (json_int_t)12, "date", date, "description", "Opening balance (tarheel, first transfer)",
+        "line_items", "product_id", (json_int_t)product_id, "actual_quantity",
+        (json_int_t)quantity, "rate", dec(unit_value));
+    struct qy_req rq = {.method = "POST", .path = "/inventory_adjustments", .body = body,
+                        .what = what};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    json_decref(body);
+    json_decref(ans);
+    return rc;
+}

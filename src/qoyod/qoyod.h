@@ -125,4 +125,15 @@ int qoyod_payment_create(struct qoyod *q, int64_t invoice_id, int64_t account_id
                          int64_t amount, const char *date, const char *reference,
                          int64_t *id, struct th_err *err) TH_MUST_CHECK;
 
+/*
+ * Sets a product's stock at an inventory location to `quantity` (an
+ * inventory count: POST /inventory_adjustments, actual_quantity is absolute),
+ * valued at unit_value halalas each. Used once per product, when tarheel
+ * creates it in Qoyod, to book the opening balance. Not idempotent in
+ * effect only if stock moved in between; repeating the same count is
+ * harmless.
+ */
+int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, int64_t quantity,
+                    int64_t unit_value, const char *date, struct th_err *err) TH_MUST_CHECK;
+
 #endif

@@ -132,28 +132,102 @@ static int contact_for(struct store *st, struct qoyod *q, const struct store_con
     return store_map_put(st, c->id, "contact", key, *id, err);
 }
 
-static int product_for(struct store *st, struct qoyod *q, const struct store_conn *c,
-                       const char *sku, const char *name, enum model_item_kind kind,
-                       const char *platform_type, int64_t price, int64_t *id, struct th_err *err)
+/* What product_for needs besides the line. */
+struct pctx {
+    struct transfer_env *env;
+    struct qoyod *q;
+    const struct store_conn *c;
+    const struct model_order *o;
+};
+
+/* Units of sku in the order (several lines may share a SKU). */
+static int64_t ordered_units(const struct model_order *o, const char *sku)
 {
+    int64_t n = 0;
+    for (size_t i = 0; i < o->nlines; i++)
+        if (o->lines[i].sku && strcmp(o->lines[i].sku, sku) == 0) n += o->lines[i].quantity;
+    return n;
+}
+
+/*
+ * Books the opening balance of a product tarheel just created (seeds 001,
+ * 002: "the first order transferred is reflected as an inventory count with
+ * an opening balance"): the store's quantity now, plus what this order took,
+ * so that after the invoice Qoyod holds what the store holds. The marker
+ * mapping "opening" is written before booking and the "product" mapping
+ * after, so a retry after a crash in between books it again (an absolute
+ * count, so repeating it is harmless).
+ */
+static int book_opening(struct pctx *x, const char *sku, int64_t pid, int64_t store_qty,
+                        int64_t cost, int64_t price, struct th_err *err)
+{
+    char date[32];
+    riyadh_date(x->o->created_at, date);
+    int64_t qty = store_qty + ordered_units(x->o, sku);
+    int rc = qoyod_stock_set(x->q, x->c->inventory_id ? x->c->inventory_id : 1, pid, qty,
+                             cost > 0 ? cost : price, date, err);
+    if (rc == 0)
+        rc = store_order_note(x->env->store, x->c->id, x->o->order_id, "opening stock booked", sku,
+                              err);
+    return rc;
+}
+
+static int product_for(struct pctx *x, const struct model_line *l, const char *sku,
+                       const char *name, enum model_item_kind kind, int64_t price, int64_t *id,
+                       struct th_err *err)
+{
+    struct store *st = x->env->store;
+    const struct store_conn *c = x->c;
     int rc = store_map_get(st, c->id, "product", sku, id, err);
     if (rc != TH_ENOTFOUND) return rc;
-    rc = qoyod_product_find_sku(q, sku, id, err);
-    if (rc == TH_ENOTFOUND) {
+
+    /* Tracked in the store? And how many are there now? (lines only) */
+    int64_t store_qty = 0, cost = 0;
+    int tracked = kind == MODEL_ITEM_PRODUCT;
+    const struct platform_ops *p = platform_by_id(c->platform);
+    if (tracked && l && l->platform_product_id && p && p->product_stock) {
+        struct platform_conn pc = {.store_id = c->store_id,
+                                   .api_base = c->api_base,
+                                   .access_token = c->access_token};
+        rc = p->product_stock(x->env->platform_http, &pc, l->platform_product_id, sku, &store_qty,
+                              &tracked, &cost, err);
+        if (rc == TH_ENOTFOUND) { /* deleted in the store: count only this order */
+            store_qty = 0;
+            tracked = 1;
+            rc = 0;
+        }
+        if (rc) return rc;
+    }
+
+    int64_t pending = 0;
+    int had_pending = store_map_get(st, c->id, "opening", sku, &pending, err) == 0;
+    rc = qoyod_product_find_sku(x->q, sku, id, err);
+    if (rc == 0 && had_pending && pending == *id && tracked) {
+        /* Created by an earlier attempt that stopped before its opening
+         * balance was booked. */
+        rc = book_opening(x, sku, *id, store_qty, cost, price, err);
+    } else if (rc == TH_ENOTFOUND) {
         const char *type = qoyod_type(kind);
         if (!type)
             return th_err_set(err, TH_EPERM,
                               "item '%s' (SKU %s) has the product type '%s', which tarheel does "
                               "not know how to create in Qoyod: create the product in Qoyod with "
                               "this SKU, then retry",
-                              name, sku, platform_type && *platform_type ? platform_type : "none");
+                              name, sku,
+                              l && l->platform_type && *l->platform_type ? l->platform_type
+                                                                         : "none");
         struct qoyod_product_spec spec = {.sku = sku,
                                           .name_ar = name,
                                           .name_en = name,
                                           .type = type,
-                                          .track_quantity = kind == MODEL_ITEM_PRODUCT,
-                                          .selling_price = price};
-        rc = qoyod_product_create(q, &spec, id, err);
+                                          .track_quantity = tracked && kind == MODEL_ITEM_PRODUCT,
+                                          .selling_price = price,
+                                          .buying_price = cost};
+        rc = qoyod_product_create(x->q, &spec, id, err);
+        if (rc == 0 && spec.track_quantity) {
+            rc = store_map_put(st, c->id, "opening", sku, *id, err);
+            if (rc == 0) rc = book_opening(x, sku, *id, store_qty, cost, price, err);
+        }
     }
     if (rc) return rc;
     return store_map_put(st, c->id, "product", sku, *id, err);
@@ -207,13 +281,12 @@ static void lines_release(struct lines *ls)
     free(ls->l);
 }
 
-static int fee_line(struct store *st, struct qoyod *q, const struct store_conn *c,
-                    struct lines *ls, const char *sku, const char *name, int64_t amount,
-                    int32_t bp, struct th_err *err)
+static int fee_line(struct pctx *x, struct lines *ls, const char *sku, const char *name,
+                    int64_t amount, int32_t bp, struct th_err *err)
 {
     if (amount <= 0) return 0;
     int64_t pid;
-    int rc = product_for(st, q, c, sku, name, MODEL_ITEM_SERVICE, "service", amount, &pid, err);
+    int rc = product_for(x, NULL, sku, name, MODEL_ITEM_SERVICE, amount, &pid, err);
     if (rc) return rc;
     struct qoyod_line_spec *l = &ls->l[ls->n];
     ls->desc[ls->n] = xstrdup(name);
@@ -226,9 +299,9 @@ static int fee_line(struct store *st, struct qoyod *q, const struct store_conn *
     return 0;
 }
 
-static int build_lines(struct store *st, struct qoyod *q, const struct store_conn *c,
-                       const struct model_order *o, struct lines *ls, struct th_err *err)
+static int build_lines(struct pctx *x, struct lines *ls, struct th_err *err)
 {
+    const struct model_order *o = x->o;
     ls->l = xcalloc(o->nlines + 2, sizeof *ls->l);
     ls->desc = xcalloc(o->nlines + 2, sizeof *ls->desc);
     int64_t *w = xcalloc(o->nlines, sizeof *w), *share = xcalloc(o->nlines, sizeof *share);
@@ -239,8 +312,7 @@ static int build_lines(struct store *st, struct qoyod *q, const struct store_con
     for (size_t i = 0; i < o->nlines && rc == 0; i++) {
         const struct model_line *ml = &o->lines[i];
         int64_t pid;
-        rc = product_for(st, q, c, ml->sku, ml->name, ml->kind, ml->platform_type, ml->unit_price,
-                         &pid, err);
+        rc = product_for(x, ml, ml->sku, ml->name, ml->kind, ml->unit_price, &pid, err);
         if (rc) break;
         ls->desc[ls->n] = xstrdup(ml->name);
         ls->l[ls->n] = (struct qoyod_line_spec){.product_id = pid,
@@ -254,10 +326,10 @@ static int build_lines(struct store *st, struct qoyod *q, const struct store_con
     free(w);
     free(share);
     if (rc == 0)
-        rc = fee_line(st, q, c, ls, "SHIPPING", "الشحن - Shipping", o->shipping,
-                      o->fees_tax_rate_bp, err);
+        rc = fee_line(x, ls, "SHIPPING", "الشحن - Shipping", o->shipping, o->fees_tax_rate_bp,
+                      err);
     if (rc == 0)
-        rc = fee_line(st, q, c, ls, "COD", "الدفع عند الاستلام - Cash on delivery", o->cod_fee,
+        rc = fee_line(x, ls, "COD", "الدفع عند الاستلام - Cash on delivery", o->cod_fee,
                       o->fees_tax_rate_bp, err);
     return rc;
 }
@@ -288,7 +360,8 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
         if (rc != TH_ENOTFOUND) goto out;
     }
     if ((rc = contact_for(env->store, q, c, o, &contact, err)) != 0) goto out;
-    if ((rc = build_lines(env->store, q, c, o, &ls, err)) != 0) goto out;
+    struct pctx px = {.env = env, .q = q, .c = c, .o = o};
+    if ((rc = build_lines(&px, &ls, err)) != 0) goto out;
 
     int64_t expect = 0;
     for (size_t i = 0; i < ls.n; i++) expect += qoyod_line_total(&ls.l[i]);

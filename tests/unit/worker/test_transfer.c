@@ -41,6 +41,7 @@ struct salla_stub {
     char *json[MAX_ORDERS];
     int n;
     int gets;
+    const char *product_json; /* answer to GET /admin/v2/products/<id>, or NULL (404) */
 };
 
 static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_resp *resp)
@@ -54,6 +55,14 @@ static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_re
         return;
     }
     long long id = 0;
+    if (sscanf(httpd_req_path(req), "/admin/v2/products/%lld", &id) == 1) {
+        if (st->product_json)
+            httpd_resp_set(resp, 200, "application/json", st->product_json,
+                           strlen(st->product_json));
+        else
+            httpd_resp_text(resp, 404, "no product");
+        return;
+    }
     if (sscanf(httpd_req_path(req), "/admin/v2/orders/%lld", &id) != 1) {
         httpd_resp_text(resp, 404, "no route");
         return;
@@ -504,6 +513,53 @@ static void test_known_customer_and_product_cost_two_calls(void **state)
     assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoice_payments", 201), 1);
 }
 
+/* A SKU Qoyod does not have: the product is created (type Product, tracked)
+ * and its opening stock booked so that, after the invoice, Qoyod holds what
+ * the store holds (store 8 after selling 2 → opening 10 → 8). */
+static void test_new_product_gets_opening_stock(void **state)
+{
+    struct fx *f = *state;
+    f->salla.product_json = "{\"status\":200,\"success\":true,\"data\":{\"id\":77,"
+                            "\"sku\":\"NEW-1\",\"type\":\"product\",\"quantity\":8,"
+                            "\"unlimited_quantity\":false,\"cost_price\":\"35\"}}";
+    struct order_spec o = base;
+    o.sku = "NEW-1";
+    stub_put(&f->salla, &o);
+    event(f, o.id, "n");
+    drain(f);
+    struct store_order so = get_order(f, o.id);
+    if (so.xfer != STORE_XFER_TRANSFERRED) fail_msg("state %d: %s", so.xfer, so.reason);
+    store_order_release(&so);
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/2.0/products?q%%5Bsku_eq%%5D=NEW-1"), h, NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *p = json_array_get(json_object_get(r.json, "products"), 0);
+    assert_string_equal(json_string_value(json_object_get(p, "type")), "Product");
+    assert_true(json_is_true(json_object_get(p, "track_quantity")));
+    json_t *inv = json_array_get(json_object_get(p, "inventories"), 0);
+    assert_string_equal(json_string_value(json_object_get(inv, "stock")), "8.0");
+    tt_resp_release(&r);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/inventory_adjustments", 201), 2);
+}
+
+/* A store product with unlimited quantity becomes an untracked product. */
+static void test_untracked_store_product(void **state)
+{
+    struct fx *f = *state;
+    f->salla.product_json = "{\"data\":{\"id\":77,\"quantity\":0,\"unlimited_quantity\":true}}";
+    struct order_spec o = base;
+    o.sku = "UNL-1";
+    stub_put(&f->salla, &o);
+    event(f, o.id, "u");
+    drain(f);
+    struct store_order so = get_order(f, o.id);
+    if (so.xfer != STORE_XFER_TRANSFERRED) fail_msg("state %d: %s", so.xfer, so.reason);
+    store_order_release(&so);
+    /* only the fixture's own seeding adjustment */
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/inventory_adjustments", 201), 1);
+}
+
 static void test_rules(void **state)
 {
     assert_true(transfer_triggered(MODEL_STATUS_NEW, MODEL_STATUS_COMPLETED));
@@ -541,6 +597,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_qoyod_key_fails_plainly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_known_customer_and_product_cost_two_calls, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_new_product_gets_opening_stock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untracked_store_product, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
