@@ -22,137 +22,13 @@
 #include "sim/qoyod_sim.h"
 #include "store/store.h"
 #include "th_test.h"
+#include "tt_salla_stub.h"
 #include "worker/transfer.h"
 #include "worker/worker.h"
 
 #define KEY "k1"
 #define STORE 5550001
-#define TOKEN "salla-token"
-
-/* ---------------------------------------------------------------------- */
-/* A scripted Salla order API: GET /admin/v2/orders/<id>                    */
-
-#define MAX_ORDERS 16
-struct salla_stub {
-    struct httpd *d;
-    char base[96];
-    pthread_mutex_t lock;
-    int64_t ids[MAX_ORDERS];
-    char *json[MAX_ORDERS];
-    int n;
-    int gets;
-    const char *product_json; /* answer to GET /admin/v2/products/<id>, or NULL (404) */
-};
-
-static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_resp *resp)
-{
-    struct salla_stub *st = arg;
-    const char *auth = httpd_req_header(req, "Authorization");
-    if (!auth || strcmp(auth, "Bearer " TOKEN) != 0) {
-        httpd_resp_set(resp, 401, "application/json",
-                       "{\"status\":401,\"success\":false,\"error\":{\"code\":\"Unauthorized\","
-                       "\"message\":\"The access token is invalid\"}}", 104);
-        return;
-    }
-    long long id = 0;
-    if (sscanf(httpd_req_path(req), "/admin/v2/products/%lld", &id) == 1) {
-        if (st->product_json)
-            httpd_resp_set(resp, 200, "application/json", st->product_json,
-                           strlen(st->product_json));
-        else
-            httpd_resp_text(resp, 404, "no product");
-        return;
-    }
-    if (sscanf(httpd_req_path(req), "/admin/v2/orders/%lld", &id) != 1) {
-        httpd_resp_text(resp, 404, "no route");
-        return;
-    }
-    pthread_mutex_lock(&st->lock);
-    st->gets++;
-    for (int i = 0; i < st->n; i++)
-        if (st->ids[i] == id) {
-            httpd_resp_set(resp, 200, "application/json", st->json[i], strlen(st->json[i]));
-            pthread_mutex_unlock(&st->lock);
-            return;
-        }
-    pthread_mutex_unlock(&st->lock);
-    httpd_resp_set(resp, 404, "application/json",
-                   "{\"success\":false,\"status\":404,\"error\":{\"code\":404,\"message\":\"gone\"}}",
-                   66);
-}
-
-struct order_spec {
-    int64_t id;
-    const char *number;
-    const char *slug;
-    const char *sku;      /* "" for none */
-    int qty;
-    int64_t price;        /* halalas, tax-exclusive */
-    int64_t discount;     /* item discount, halalas */
-    int tax_bp;
-    int64_t shipping;
-    int64_t cod;
-    int64_t customer_id;
-    const char *phone;
-};
-
-static char *dec(int64_t h)
-{
-    return xasprintf("%s%lld.%02lld", h < 0 ? "-" : "", (long long)(h < 0 ? -h : h) / 100,
-                     (long long)(h < 0 ? -h : h) % 100);
-}
-
-/* round(v * bp / 10000), half away from zero, v >= 0 */
-static int64_t vat(int64_t v, int bp)
-{
-    return (v * bp + 5000) / 10000;
-}
-
-static char *order_json(const struct order_spec *o)
-{
-    int64_t net = o->qty * o->price - o->discount;
-    int64_t tax = vat(net, o->tax_bp) + vat(o->shipping, o->tax_bp) + vat(o->cod, o->tax_bp);
-    int64_t total = net + o->shipping + o->cod + tax;
-    char *p = dec(o->price), *d = dec(o->discount), *sh = dec(o->shipping), *cd = dec(o->cod),
-         *tx = dec(tax), *tt = dec(total), *lt = dec(vat(net, o->tax_bp)), *sub = dec(o->qty * o->price);
-    char *j = xasprintf(
-        "{\"status\":200,\"success\":true,\"data\":{\"id\":%lld,\"reference_id\":\"%s\","
-        "\"date\":{\"date\":\"2026-11-20 10:00:00.000000\",\"timezone_type\":3,"
-        "\"timezone\":\"Asia/Riyadh\"},\"status\":{\"id\":1,\"name\":\"x\",\"slug\":\"%s\"},"
-        "\"payment_method\":\"%s\",\"currency\":\"SAR\",\"amounts\":{\"sub_total\":{\"amount\":%s,"
-        "\"currency\":\"SAR\"},\"shipping_cost\":{\"amount\":%s,\"currency\":\"SAR\"},"
-        "\"cash_on_delivery\":{\"amount\":%s,\"currency\":\"SAR\"},\"tax\":{\"percent\":\"%d.%02d\","
-        "\"amount\":{\"amount\":%s,\"currency\":\"SAR\"}},\"discounts\":[%s%s%s],"
-        "\"total\":{\"amount\":%s,\"currency\":\"SAR\"}},\"customer\":{\"id\":%lld,"
-        "\"first_name\":\"سارة\",\"last_name\":\"Ali\",\"mobile\":\"%s\",\"mobile_code\":\"+966\","
-        "\"email\":\"c%lld@example.com\"},\"items\":[{\"id\":1,\"name\":\"قميص أزرق\","
-        "\"sku\":\"%s\",\"quantity\":%d,\"amounts\":{\"price_without_tax\":{\"amount\":%s},"
-        "\"total_discount\":{\"amount\":%s},\"tax\":{\"percent\":\"%d.%02d\",\"amount\":{"
-        "\"amount\":%s}},\"total\":{\"amount\":%s}},\"product\":{\"id\":77,\"type\":\"product\"}}]}}",
-        (long long)o->id, o->number, o->slug, o->cod ? "cod" : "mada", sub, sh, cd, o->tax_bp / 100,
-        o->tax_bp % 100, tx, o->discount ? "{\"title\":\"c\",\"discount\":\"" : "",
-        o->discount ? d : "", o->discount ? "\"}" : "", tt, (long long)o->customer_id, o->phone,
-        (long long)o->customer_id, o->sku, o->qty, p, d, o->tax_bp / 100, o->tax_bp % 100, lt, sub);
-    free(p), free(d), free(sh), free(cd), free(tx), free(tt), free(lt), free(sub);
-    return j;
-}
-
-static void stub_put(struct salla_stub *st, const struct order_spec *o)
-{
-    char *j = order_json(o);
-    pthread_mutex_lock(&st->lock);
-    for (int i = 0; i < st->n; i++)
-        if (st->ids[i] == o->id) {
-            free(st->json[i]);
-            st->json[i] = j;
-            pthread_mutex_unlock(&st->lock);
-            return;
-        }
-    assert_true(st->n < MAX_ORDERS);
-    st->ids[st->n] = o->id;
-    st->json[st->n++] = j;
-    pthread_mutex_unlock(&st->lock);
-}
+#define TOKEN TT_SALLA_TOKEN
 
 /* ---------------------------------------------------------------------- */
 /* Fixture                                                                  */
@@ -161,7 +37,7 @@ struct fx {
     char dir[64];
     struct store *store;
     struct sim *qoyod;
-    struct salla_stub salla;
+    struct tt_salla_stub salla;
     struct store_conn conn;
     int64_t product_id;
 };
@@ -207,11 +83,7 @@ static int setup(void **state)
     if (store_open(&f->store, url, &err) != 0) fail_msg("store: %s", err.msg);
     free(url);
     f->qoyod = tt_sim_start(&qoyod_sim_ops, (const char *[]){"api-key", KEY, NULL});
-    pthread_mutex_init(&f->salla.lock, NULL);
-    struct httpd_config hc = {.listen = "127.0.0.1:0", .handler = stub_handler, .arg = &f->salla};
-    assert_int_equal(httpd_open(&f->salla.d, &hc, &err), 0);
-    snprintf(f->salla.base, sizeof f->salla.base, "http://127.0.0.1:%u/admin/v2",
-             httpd_port(f->salla.d));
+    tt_salla_stub_start(&f->salla);
     seed_qoyod(f);
 
     struct store_conn *c = &f->conn;
@@ -237,8 +109,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    httpd_close(f->salla.d);
-    for (int i = 0; i < f->salla.n; i++) free(f->salla.json[i]);
+    tt_salla_stub_stop(&f->salla);
     tt_sim_stop(f->qoyod);
     store_conn_release(&f->conn);
     store_close(f->store);
@@ -312,7 +183,7 @@ static json_t *the_invoice(struct fx *f, const char *ref)
     return inv;
 }
 
-static const struct order_spec base = {.id = 9001,
+static const struct tt_order_spec base = {.id = 9001,
                                        .number = "1001",
                                        .slug = "under_review",
                                        .sku = "SKU-1",
@@ -328,7 +199,7 @@ static const struct order_spec base = {.id = 9001,
 static void test_happy_path_paid_invoice(void **state)
 {
     struct fx *f = *state;
-    stub_put(&f->salla, &base);
+    tt_salla_stub_put(&f->salla, &base);
     event(f, base.id, "k1");
     drain(f);
     struct store_order o = get_order(f, base.id);
@@ -349,7 +220,7 @@ static void test_happy_path_paid_invoice(void **state)
 static void test_duplicates_and_manual_resend_make_one_invoice(void **state)
 {
     struct fx *f = *state;
-    stub_put(&f->salla, &base);
+    tt_salla_stub_put(&f->salla, &base);
     event(f, base.id, "same");
     event(f, base.id, "same");
     event(f, base.id, "other-delivery");
@@ -379,12 +250,12 @@ static void test_faults_on_invoice_create(void **state)
         "\"count\":1}]}",
     };
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
-        struct order_spec o = base;
+        struct tt_order_spec o = base;
         char num[16];
         snprintf(num, sizeof num, "F%zu", i);
         o.id = 7000 + (int64_t)i;
         o.number = num;
-        stub_put(&f->salla, &o);
+        tt_salla_stub_put(&f->salla, &o);
         tt_faults(f->qoyod, faults[i]);
         event(f, o.id, num);
         drain(f);
@@ -406,9 +277,9 @@ static void test_faults_on_invoice_create(void **state)
 static void test_missing_sku_fails_with_reason(void **state)
 {
     struct fx *f = *state;
-    struct order_spec o = base;
+    struct tt_order_spec o = base;
     o.sku = "";
-    stub_put(&f->salla, &o);
+    tt_salla_stub_put(&f->salla, &o);
     event(f, o.id, "x");
     drain(f);
     struct store_order so = get_order(f, o.id);
@@ -423,7 +294,7 @@ static void test_trigger_waits_for_status(void **state)
     struct fx *f = *state;
     f->conn.trigger = MODEL_STATUS_COMPLETED;
     save_conn(f);
-    stub_put(&f->salla, &base);
+    tt_salla_stub_put(&f->salla, &base);
     event(f, base.id, "a");
     drain(f);
     struct store_order so = get_order(f, base.id);
@@ -432,9 +303,9 @@ static void test_trigger_waits_for_status(void **state)
     store_order_release(&so);
     assert_int_equal(invoices_with_ref(f, "1001"), 0);
 
-    struct order_spec done = base;
+    struct tt_order_spec done = base;
     done.slug = "completed";
-    stub_put(&f->salla, &done);
+    tt_salla_stub_put(&f->salla, &done);
     event(f, base.id, "b");
     drain(f);
     so = get_order(f, base.id);
@@ -449,7 +320,7 @@ static void test_settings_financial_off_and_own_numbering(void **state)
     f->conn.financial_invoice = 0;
     f->conn.number_by_order = 0;
     save_conn(f);
-    stub_put(&f->salla, &base);
+    tt_salla_stub_put(&f->salla, &base);
     event(f, base.id, "a");
     drain(f);
     char ref[64];
@@ -464,9 +335,9 @@ static void test_settings_financial_off_and_own_numbering(void **state)
 static void test_cancelled_before_transfer_is_skipped(void **state)
 {
     struct fx *f = *state;
-    struct order_spec o = base;
+    struct tt_order_spec o = base;
     o.slug = "canceled";
-    stub_put(&f->salla, &o);
+    tt_salla_stub_put(&f->salla, &o);
     event(f, o.id, "c");
     drain(f);
     struct store_order so = get_order(f, o.id);
@@ -481,7 +352,7 @@ static void test_wrong_qoyod_key_fails_plainly(void **state)
     free(f->conn.qoyod_api_key);
     f->conn.qoyod_api_key = xstrdup("wrong");
     save_conn(f);
-    stub_put(&f->salla, &base);
+    tt_salla_stub_put(&f->salla, &base);
     event(f, base.id, "a");
     drain(f);
     struct store_order so = get_order(f, base.id);
@@ -496,13 +367,13 @@ static void test_wrong_qoyod_key_fails_plainly(void **state)
 static void test_known_customer_and_product_cost_two_calls(void **state)
 {
     struct fx *f = *state;
-    stub_put(&f->salla, &base);
+    tt_salla_stub_put(&f->salla, &base);
     event(f, base.id, "a");
     drain(f);
-    struct order_spec o2 = base;
+    struct tt_order_spec o2 = base;
     o2.id = 9002;
     o2.number = "1002";
-    stub_put(&f->salla, &o2);
+    tt_salla_stub_put(&f->salla, &o2);
     struct tt_resp r;
     tt_http("DELETE", tt_url(f->qoyod, "/_sim/requests"), NULL, NULL, &r);
     tt_resp_release(&r);
@@ -522,9 +393,9 @@ static void test_new_product_gets_opening_stock(void **state)
     f->salla.product_json = "{\"status\":200,\"success\":true,\"data\":{\"id\":77,"
                             "\"sku\":\"NEW-1\",\"type\":\"product\",\"quantity\":8,"
                             "\"unlimited_quantity\":false,\"cost_price\":\"35\"}}";
-    struct order_spec o = base;
+    struct tt_order_spec o = base;
     o.sku = "NEW-1";
-    stub_put(&f->salla, &o);
+    tt_salla_stub_put(&f->salla, &o);
     event(f, o.id, "n");
     drain(f);
     struct store_order so = get_order(f, o.id);
@@ -548,9 +419,9 @@ static void test_untracked_store_product(void **state)
 {
     struct fx *f = *state;
     f->salla.product_json = "{\"data\":{\"id\":77,\"quantity\":0,\"unlimited_quantity\":true}}";
-    struct order_spec o = base;
+    struct tt_order_spec o = base;
     o.sku = "UNL-1";
-    stub_put(&f->salla, &o);
+    tt_salla_stub_put(&f->salla, &o);
     event(f, o.id, "u");
     drain(f);
     struct store_order so = get_order(f, o.id);

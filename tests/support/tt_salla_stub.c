@@ -1,0 +1,129 @@
+/* tt_salla_stub — scripted Salla order API (see tt_salla_stub.h). */
+#include "tt_salla_stub.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/xmalloc.h"
+
+
+
+static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_resp *resp)
+{
+    struct tt_salla_stub *st = arg;
+    const char *auth = httpd_req_header(req, "Authorization");
+    if (!auth || strcmp(auth, "Bearer " TT_SALLA_TOKEN) != 0) {
+        httpd_resp_set(resp, 401, "application/json",
+                       "{\"status\":401,\"success\":false,\"error\":{\"code\":\"Unauthorized\","
+                       "\"message\":\"The access token is invalid\"}}", 104);
+        return;
+    }
+    long long id = 0;
+    if (sscanf(httpd_req_path(req), "/admin/v2/products/%lld", &id) == 1) {
+        if (st->product_json)
+            httpd_resp_set(resp, 200, "application/json", st->product_json,
+                           strlen(st->product_json));
+        else
+            httpd_resp_text(resp, 404, "no product");
+        return;
+    }
+    if (sscanf(httpd_req_path(req), "/admin/v2/orders/%lld", &id) != 1) {
+        httpd_resp_text(resp, 404, "no route");
+        return;
+    }
+    pthread_mutex_lock(&st->lock);
+    st->gets++;
+    for (int i = 0; i < st->n; i++)
+        if (st->ids[i] == id) {
+            httpd_resp_set(resp, 200, "application/json", st->json[i], strlen(st->json[i]));
+            pthread_mutex_unlock(&st->lock);
+            return;
+        }
+    pthread_mutex_unlock(&st->lock);
+    httpd_resp_set(resp, 404, "application/json",
+                   "{\"success\":false,\"status\":404,\"error\":{\"code\":404,\"message\":\"gone\"}}",
+                   66);
+}
+
+
+static char *dec(int64_t h)
+{
+    return xasprintf("%s%lld.%02lld", h < 0 ? "-" : "", (long long)(h < 0 ? -h : h) / 100,
+                     (long long)(h < 0 ? -h : h) % 100);
+}
+
+/* round(v * bp / 10000), half away from zero, v >= 0 */
+static int64_t vat(int64_t v, int bp)
+{
+    return (v * bp + 5000) / 10000;
+}
+
+char *tt_salla_order_json(const struct tt_order_spec *o)
+{
+    int64_t net = o->qty * o->price - o->discount;
+    int64_t tax = vat(net, o->tax_bp) + vat(o->shipping, o->tax_bp) + vat(o->cod, o->tax_bp);
+    int64_t total = net + o->shipping + o->cod + tax;
+    char *p = dec(o->price), *d = dec(o->discount), *sh = dec(o->shipping), *cd = dec(o->cod),
+         *tx = dec(tax), *tt = dec(total), *lt = dec(vat(net, o->tax_bp)), *sub = dec(o->qty * o->price);
+    char *j = xasprintf(
+        "{\"status\":200,\"success\":true,\"data\":{\"id\":%lld,\"reference_id\":\"%s\","
+        "\"date\":{\"date\":\"2026-11-20 10:00:00.000000\",\"timezone_type\":3,"
+        "\"timezone\":\"Asia/Riyadh\"},\"status\":{\"id\":1,\"name\":\"x\",\"slug\":\"%s\"},"
+        "\"payment_method\":\"%s\",\"currency\":\"SAR\",\"amounts\":{\"sub_total\":{\"amount\":%s,"
+        "\"currency\":\"SAR\"},\"shipping_cost\":{\"amount\":%s,\"currency\":\"SAR\"},"
+        "\"cash_on_delivery\":{\"amount\":%s,\"currency\":\"SAR\"},\"tax\":{\"percent\":\"%d.%02d\","
+        "\"amount\":{\"amount\":%s,\"currency\":\"SAR\"}},\"discounts\":[%s%s%s],"
+        "\"total\":{\"amount\":%s,\"currency\":\"SAR\"}},\"customer\":{\"id\":%lld,"
+        "\"first_name\":\"سارة\",\"last_name\":\"Ali\",\"mobile\":\"%s\",\"mobile_code\":\"+966\","
+        "\"email\":\"c%lld@example.com\"},\"items\":[{\"id\":1,\"name\":\"قميص أزرق\","
+        "\"sku\":\"%s\",\"quantity\":%d,\"amounts\":{\"price_without_tax\":{\"amount\":%s},"
+        "\"total_discount\":{\"amount\":%s},\"tax\":{\"percent\":\"%d.%02d\",\"amount\":{"
+        "\"amount\":%s}},\"total\":{\"amount\":%s}},\"product\":{\"id\":77,\"type\":\"product\"}}]}}",
+        (long long)o->id, o->number, o->slug, o->cod ? "cod" : "mada", sub, sh, cd, o->tax_bp / 100,
+        o->tax_bp % 100, tx, o->discount ? "{\"title\":\"c\",\"discount\":\"" : "",
+        o->discount ? d : "", o->discount ? "\"}" : "", tt, (long long)o->customer_id, o->phone,
+        (long long)o->customer_id, o->sku, o->qty, p, d, o->tax_bp / 100, o->tax_bp % 100, lt, sub);
+    free(p), free(d), free(sh), free(cd), free(tx), free(tt), free(lt), free(sub);
+    return j;
+}
+
+void tt_salla_stub_put(struct tt_salla_stub *st, const struct tt_order_spec *o)
+{
+    char *j = tt_salla_order_json(o);
+    pthread_mutex_lock(&st->lock);
+    for (int i = 0; i < st->n; i++)
+        if (st->ids[i] == o->id) {
+            free(st->json[i]);
+            st->json[i] = j;
+            pthread_mutex_unlock(&st->lock);
+            return;
+        }
+    assert_true(st->n < TT_SALLA_MAX_ORDERS);
+    st->ids[st->n] = o->id;
+    st->json[st->n++] = j;
+    pthread_mutex_unlock(&st->lock);
+}
+
+
+void tt_salla_stub_start(struct tt_salla_stub *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_init(&st->lock, NULL);
+    struct httpd_config hc = {.listen = "127.0.0.1:0", .handler = stub_handler, .arg = st};
+    struct th_err err;
+    if (httpd_open(&st->d, &hc, &err) != 0) fail_msg("salla stub: %s", err.msg);
+    snprintf(st->base, sizeof st->base, "http://127.0.0.1:%u/admin/v2", httpd_port(st->d));
+}
+
+void tt_salla_stub_stop(struct tt_salla_stub *st)
+{
+    httpd_close(st->d);
+    for (int i = 0; i < st->n; i++) free(st->json[i]);
+    pthread_mutex_destroy(&st->lock);
+}
