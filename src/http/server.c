@@ -206,6 +206,9 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
             c.store_id = store_id;
             c.connected_at = time(NULL);
             c.trigger = MODEL_STATUS_NEW;
+            c.customer_per_invoice = 1;
+            c.number_by_order = 1;
+            c.financial_invoice = 1;
             c.api_base = xstrdup(app->api_base);
             c.qoyod_base = xstrdup(s->cfg.qoyod_base);
             c.qoyod_api_key = xstrdup(s->cfg.qoyod_api_key);
