@@ -23,7 +23,7 @@ check: deps
 	@cd $(CHECK_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	@bash scripts/demo.sh $(BUILD)
+	@bash scripts/demo.sh $(BUILD) $(DEMO_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,50 +1,134 @@
 #!/usr/bin/env bash
-# make demo: starts the three emulators with sample data and prints what to try.
-# (Until the order pipeline lands this is the whole demo; see README.md.)
+# make demo: starts the Qoyod, Salla and Zid emulators and tarheel (SQLite),
+# installs the app in a Salla store (Easy Mode), places realistic orders,
+# moves some through statuses so webhooks fire, waits for tarheel to move
+# them into Qoyod, and prints each order with its state, invoice and totals.
+#
+#   scripts/demo.sh [BUILD_DIR] [--exit-when-done]
+#
+# With --exit-when-done it stops everything and exits 0 only if every order
+# that can be transferred became exactly one invoice with an equal total, and
+# every other one failed with a reason.
 set -euo pipefail
-build=${1:-build}
+build=build
+exit_when_done=0
+for a in "$@"; do
+  case "$a" in
+    --exit-when-done) exit_when_done=1 ;;
+    *) build=$a ;;
+  esac
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 sim=$build/tarheel-sim
-state=${TARHEEL_DEMO_DIR:-$(mktemp -d /tmp/tarheel-demo.XXXXXX)}
-QP=${QOYOD_PORT:-9100} SP=${SALLA_PORT:-9200} ZP=${ZID_PORT:-9300}
+th=$build/tarheel
+dir=${TARHEEL_DEMO_DIR:-$(mktemp -d /tmp/tarheel-demo.XXXXXX)}
+QP=${QOYOD_PORT:-9100} SP=${SALLA_PORT:-9200} ZP=${ZID_PORT:-9300} TP=${TARHEEL_PORT:-8080}
+STORE=1305146709
+N=${DEMO_ORDERS:-24}
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
-start() {
-  local name=$1 port=$2; shift 2
-  "$sim" "$name" --listen "127.0.0.1:$port" --seed 7 --state "$state/$name.json" "$@" \
-    >"$state/$name.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 50); do
-    curl -sf "http://127.0.0.1:$port/_sim/health" >/dev/null 2>&1 && return 0
+wait_http() { # url name log
+  for _ in $(seq 100); do
+    curl -sf "$1" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "demo: the $name emulator did not start; see $state/$name.log" >&2
+  echo "demo: $2 did not start; see $3" >&2
   exit 1
 }
 
-start qoyod "$QP" --api-key demo-key
-start salla "$SP"
-start zid "$ZP"
-[ -x scripts/demo-seed.sh ] && bash scripts/demo-seed.sh "$QP" "$SP" "$ZP"
+"$sim" qoyod --listen "127.0.0.1:$QP" --seed 7 --api-key demo-key >"$dir/qoyod.log" 2>&1 &
+pids+=($!)
+"$sim" salla --listen "127.0.0.1:$SP" --seed 7 --webhook-url "http://127.0.0.1:$TP/webhooks/salla" \
+  --webhook-secret demo-webhook-secret --webhook-retry-ms 2000 >"$dir/salla.log" 2>&1 &
+pids+=($!)
+"$sim" zid --listen "127.0.0.1:$ZP" --seed 7 >"$dir/zid.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$QP/_sim/health" "the Qoyod emulator" "$dir/qoyod.log"
+wait_http "http://127.0.0.1:$SP/_sim/health" "the Salla emulator" "$dir/salla.log"
+wait_http "http://127.0.0.1:$ZP/_sim/health" "the Zid emulator" "$dir/zid.log"
 
+echo "demo: checking the Qoyod API key and its inventory locations"
+"$th" connect qoyod --api-key demo-key --qoyod-url "http://127.0.0.1:$QP/2.0"
+
+"$th" serve --db "$dir/tarheel.db" --listen "127.0.0.1:$TP" \
+  --salla-webhook-secret demo-webhook-secret --salla-api "http://127.0.0.1:$SP/admin/v2" \
+  --qoyod-url "http://127.0.0.1:$QP/2.0" --qoyod-key demo-key --inventory 1 >"$dir/tarheel.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$TP/healthz" "tarheel" "$dir/tarheel.log"
+
+echo "demo: installing the app in Salla store $STORE (Easy Mode: tokens arrive by webhook)"
+curl -sf "http://127.0.0.1:$SP/_sim/salla/install" -d "{\"store_id\":$STORE}" >/dev/null
+for _ in $(seq 50); do
+  "$th" settings --db "$dir/tarheel.db" --store "$STORE" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+echo "demo: placing $N orders (VAT, coupons, shipping, cash on delivery, one product without SKU)"
+ids=$(curl -sf "http://127.0.0.1:$SP/_sim/salla/generate" -d "{\"store_id\":$STORE,\"count\":$N}" |
+  tr -dc '0-9,' | tr ',' ' ')
+# Move a few orders along, and cancel one, so status webhooks fire too.
+i=0
+for id in $ids; do
+  i=$((i + 1))
+  case $((i % 6)) in
+    1) slug=in_progress ;; 2) slug=shipped ;; 3) slug=completed ;; *) continue ;;
+  esac
+  curl -sf "http://127.0.0.1:$SP/_sim/salla/orders/$id/status" -d "{\"slug\":\"$slug\"}" >/dev/null
+done
+
+echo "demo: waiting for tarheel to transfer them"
+for _ in $(seq 150); do
+  left=$("$th" orders list --db "$dir/tarheel.db" | grep -cE ' (not transferred|transferring) ' || true)
+  n=$("$th" orders list --db "$dir/tarheel.db" | tail -1 | tr -dc '0-9')
+  [ "${n:-0}" -ge "$N" ] && [ "$left" = 0 ] && break
+  sleep 0.2
+done
+echo
+"$th" orders list --db "$dir/tarheel.db"
+echo
+summary=$(curl -sf "http://127.0.0.1:$QP/_sim/qoyod/summary?api_key=demo-key")
+echo "Qoyod: $summary" | cut -c1-240
+
+# Verify: each transferred order has exactly one invoice with its reference
+# and an equal total; every failed one has a reason.
+bad=0
+while read -r id num status state rest; do
+  case "$state" in
+    transferred)
+      got=$(curl -sf -H 'API-KEY: demo-key' -G "http://127.0.0.1:$QP/2.0/invoices" \
+        --data-urlencode "q[reference_eq]=$num" | grep -o '"reference":"[^"]*"' | wc -l)
+      [ "$got" = 1 ] || { echo "demo: order $id has $got invoices"; bad=1; } ;;
+    failed) ;;
+    *) echo "demo: order $id is still '$state'"; bad=1 ;;
+  esac
+done < <("$th" orders list --db "$dir/tarheel.db" | sed -n '2,$p' | grep -v '^(' |
+  sed -E 's/not transferred/not_transferred/' | awk '{print $1, $2, $3, $4}')
+if "$th" orders list --db "$dir/tarheel.db" | awk '$4=="transferred" && $6!=$7 {exit 1}'; then :; else
+  echo "demo: a transferred order's total differs from its invoice"; bad=1
+fi
+
+if [ "$exit_when_done" = 1 ]; then
+  [ $bad = 0 ] && echo "demo: OK — every transferable order is exactly one invoice with an equal total"
+  exit $bad
+fi
 cat <<EOT
 
-tarheel demo: three emulators are running (state and logs in $state).
+tarheel demo is running (state and logs in $dir):
 
-  Qoyod  http://127.0.0.1:$QP   (API key: demo-key)
-  Salla  http://127.0.0.1:$SP
-  Zid    http://127.0.0.1:$ZP
+  tarheel  http://127.0.0.1:$TP   webhooks: /webhooks/salla, health: /healthz
+  Qoyod    http://127.0.0.1:$QP   (API key: demo-key)
+  Salla    http://127.0.0.1:$SP   store $STORE
+  Zid      http://127.0.0.1:$ZP
 
 Try:
-  curl -s -H 'API-KEY: demo-key' http://127.0.0.1:$QP/2.0/inventories
-  curl -s http://127.0.0.1:$SP/_sim/health
-  curl -s http://127.0.0.1:$QP/_sim/faults -d '{"match":"POST /2.0/invoices","mode":"commit_then_drop","count":1}'
+  $th orders list --db $dir/tarheel.db
+  $th orders show ${ids%% *} --db $dir/tarheel.db
+  curl -s -H 'API-KEY: demo-key' http://127.0.0.1:$QP/2.0/invoices | head -c 600
+  curl -s http://127.0.0.1:$SP/_sim/salla/generate -d '{"store_id":$STORE,"count":3}'
 
-Every endpoint and fault mode: sim/README.md. Press Ctrl-C to stop.
+(The dashboard arrives with issue 7.) Press Ctrl-C to stop.
 EOT
-if [ "${TARHEEL_DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 wait
