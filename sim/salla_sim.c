@@ -415,7 +415,7 @@ static json_t *put_order(struct salla *e, long long store_id, json_t *o)
 {
     int64_t id = 0;
     if (jv_get_id(o, "id", &id, NULL) != 0 || id <= 0) {
-        id = next_id(e, "order", 2116149737LL);
+        id = next_id(e, "order", 3155923424LL);
         json_object_set_new(o, "id", json_integer(id));
     }
     if (!json_object_get(o, "reference_id"))
@@ -519,7 +519,7 @@ static void list_orders(struct salla *e, long long sid, const struct sim_req *re
     json_t *data = json_array();
     for (size_t i = (size_t)(page - 1) * (size_t)per; i < n && i < (size_t)page * (size_t)per; i++) {
         json_t *src = json_array_get(all, i);
-        json_t *light = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "id", json_object_get(src, "id"),
+        json_t *light = json_pack("{s:O,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "id", json_object_get(src, "id"),
                                   "reference_id", json_object_get(src, "reference_id"), "total",
                                   json_object_get(json_object_get(src, "amounts"), "total"), "date",
                                   json_object_get(src, "date"), "status",
@@ -830,7 +830,7 @@ static void admin(struct salla *e, const struct sim_req *req, struct httpd_resp 
         json_t *p;
         json_object_foreach(bucket(e, "products"), k, p) {
             if (json_integer_value(json_object_get(p, "_store")) != sid) continue;
-            json_array_append_new(a, json_pack("{s:O,s:O,s:n,s:O,s:O,s:O}", "id",
+            json_array_append_new(a, json_pack("{s:O,s:O?,s:n,s:O?,s:O?,s:O?}", "id",
                                                json_object_get(p, "id"), "name",
                                                json_object_get(p, "name"), "sku_id", "sku",
                                                json_object_get(p, "sku"), "quantity",
