@@ -3,9 +3,11 @@
 
 #include <stdlib.h>
 
+#include "core/xmalloc.h"
+
 static void *create(struct sim *s)
 {
-    return calloc(1, 1);
+    return xcalloc(1, 1);
 }
 
 static void destroy(void *st)
