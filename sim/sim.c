@@ -103,6 +103,9 @@ struct delivery {
     long slow_ms;
     uint64_t duplicate_of;
     json_t *logent;         /* entry in the webhook log (borrowed from wlog) */
+    void (*on_result)(void *arg, const char *tag, int ok, long status);
+    void *result_arg;
+    char *tag;
 };
 
 struct sim {
@@ -509,6 +512,7 @@ static void delivery_free(struct delivery *d)
     free(d->sign_header);
     free(d->sign_key);
     free(d->auth_header);
+    free(d->tag);
     if (d->headers)
         for (char **h = d->headers; *h; h++) free(*h);
     free(d->headers);
@@ -532,6 +536,9 @@ static struct delivery *delivery_copy(const struct sim_webhook *w)
     d->max_attempts = w->max_attempts > 0 ? w->max_attempts : 4;
     d->retry_delay_ms = w->retry_delay_ms > 0 ? w->retry_delay_ms : 300000;
     d->timeout_ms = w->timeout_ms > 0 ? w->timeout_ms : 30000;
+    d->on_result = w->on_result;
+    d->result_arg = w->result_arg;
+    d->tag = xstrdup(w->tag);
     return d;
 }
 
@@ -547,7 +554,10 @@ static struct delivery *delivery_clone(const struct delivery *o)
                             .auth_header = o->auth_header,
                             .max_attempts = o->max_attempts,
                             .retry_delay_ms = o->retry_delay_ms,
-                            .timeout_ms = o->timeout_ms};
+                            .timeout_ms = o->timeout_ms,
+                            .on_result = o->on_result,
+                            .result_arg = o->result_arg,
+                            .tag = o->tag};
     return delivery_copy(&w);
 }
 
@@ -710,6 +720,7 @@ static void deliver(struct sim *s, struct httpc *hc, struct delivery *d)
     int rc = httpc_do(one ? one : hc, "POST", d->url, hdrs, d->body, d->body_len, &r, &err);
     httpc_free(one);
     d->attempts++;
+    if (d->on_result) d->on_result(d->result_arg, d->tag, rc == 0, r.status);
 
     pthread_mutex_lock(&s->wq_lock);
     s->inflight--;
@@ -744,6 +755,26 @@ static void deliver(struct sim *s, struct httpc *hc, struct delivery *d)
     free(sig);
     free(auth);
     free(hdrs);
+}
+
+size_t sim_webhook_cancel(struct sim *s, const char *tag)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->wq_lock);
+    for (struct delivery **pp = &s->queue; *pp;) {
+        struct delivery *d = *pp;
+        if (d->tag && tag && strcmp(d->tag, tag) == 0) {
+            *pp = d->next;
+            s->queued--;
+            json_object_set_new(d->logent, "result", json_string("discarded"));
+            delivery_free(d);
+            n++;
+        } else {
+            pp = &d->next;
+        }
+    }
+    pthread_mutex_unlock(&s->wq_lock);
+    return n;
 }
 
 static void *sender_main(void *arg)

@@ -157,8 +157,20 @@ struct sim_webhook {
     int max_attempts;           /* 0 = 4 (one try + 3 retries, Salla's policy) */
     long retry_delay_ms;        /* 0 = 300000 (five minutes) */
     long timeout_ms;            /* 0 = 30000 */
+    /* Optional: told the outcome of every attempt (ok = 2xx; status 0 when no
+     * answer), from the sender thread with no lock held, so an emulator can
+     * keep per-subscription health (Zid's circuit breaker). `tag` is copied
+     * and identifies the subscription for sim_webhook_cancel. */
+    void (*on_result)(void *arg, const char *tag, int ok, long status);
+    void *result_arg;
+    const char *tag;
 };
 void sim_webhook_send(struct sim *s, const struct sim_webhook *w);
+
+/* Discards every queued delivery carrying `tag` (marked "discarded" in the
+ * log); returns how many. It takes only the queue lock, so it is safe from
+ * it only takes the queue lock, so it is safe from handlers and callbacks. */
+size_t sim_webhook_cancel(struct sim *s, const char *tag);
 
 /* Number of webhook deliveries not yet finished (sent OK or given up). */
 size_t sim_webhook_pending(struct sim *s);
