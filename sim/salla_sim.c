@@ -246,31 +246,6 @@ static long long authorize(struct salla *e, const struct sim_req *req, struct ht
     return json_integer_value(json_object_get(t, "store_id"));
 }
 
-/* Form field from an x-www-form-urlencoded body (decoded into out). */
-static const char *form(const char *body, const char *name, char *out, size_t n)
-{
-    size_t nl = strlen(name);
-    for (const char *p = body; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            size_t o = 0;
-            for (size_t i = nl + 1; i < len && o + 1 < n; i++) {
-                if (p[i] == '+') out[o++] = ' ';
-                else if (p[i] == '%' && i + 2 < len) {
-                    char hex[3] = {p[i + 1], p[i + 2], 0};
-                    out[o++] = (char)strtol(hex, NULL, 16);
-                    i += 2;
-                } else out[o++] = p[i];
-            }
-            out[o] = '\0';
-            return out;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return NULL;
-}
-
 static void oauth_error(struct httpd_resp *resp, int status, const char *err, const char *desc)
 {
     sim_json(resp, status, json_pack("{s:s,s:s}", "error", err, "error_description", desc));
@@ -280,17 +255,17 @@ static void oauth_token(struct salla *e, const struct sim_req *req, struct httpd
 {
     char gt[64], id[128], secret[128], code[128], rt[256];
     const char *body = req->raw_body;
-    if (!form(body, "grant_type", gt, sizeof gt)) {
+    if (!sim_form_field(body, "grant_type", gt, sizeof gt)) {
         oauth_error(resp, 400, "invalid_request", "grant_type is required");
         return;
     }
-    if (!form(body, "client_id", id, sizeof id) || !form(body, "client_secret", secret, sizeof secret) ||
+    if (!sim_form_field(body, "client_id", id, sizeof id) || !sim_form_field(body, "client_secret", secret, sizeof secret) ||
         strcmp(id, e->client_id) != 0 || strcmp(secret, e->client_secret) != 0) {
         oauth_error(resp, 401, "invalid_client", "Client authentication failed.");
         return;
     }
     if (strcmp(gt, "authorization_code") == 0) {
-        json_t *c = form(body, "code", code, sizeof code) ? json_object_get(bucket(e, "codes"), code)
+        json_t *c = sim_form_field(body, "code", code, sizeof code) ? json_object_get(bucket(e, "codes"), code)
                                                           : NULL;
         if (!c || json_is_true(json_object_get(c, "used"))) {
             oauth_error(resp, 400, "invalid_grant", "The provided authorization grant is invalid, "
@@ -300,7 +275,7 @@ static void oauth_token(struct salla *e, const struct sim_req *req, struct httpd
         json_object_set_new(c, "used", json_true()); /* single use (§2.1) */
         sim_json(resp, 200, mint(e, json_integer_value(json_object_get(c, "store_id")), NULL));
     } else if (strcmp(gt, "refresh_token") == 0) {
-        json_t *r = form(body, "refresh_token", rt, sizeof rt)
+        json_t *r = sim_form_field(body, "refresh_token", rt, sizeof rt)
                         ? json_object_get(bucket(e, "refresh"), rt)
                         : NULL;
         if (!r || json_integer_value(json_object_get(r, "exp")) < time(NULL)) {

@@ -103,7 +103,7 @@ struct delivery {
     long slow_ms;
     uint64_t duplicate_of;
     json_t *logent;         /* entry in the webhook log (borrowed from wlog) */
-    void (*on_result)(void *arg, const char *tag, int ok, long status);
+    int (*on_result)(void *arg, const char *tag, int ok, long status);
     void *result_arg;
     char *tag;
 };
@@ -720,7 +720,7 @@ static void deliver(struct sim *s, struct httpc *hc, struct delivery *d)
     int rc = httpc_do(one ? one : hc, "POST", d->url, hdrs, d->body, d->body_len, &r, &err);
     httpc_free(one);
     d->attempts++;
-    if (d->on_result) d->on_result(d->result_arg, d->tag, rc == 0, r.status);
+    int stop = d->on_result ? d->on_result(d->result_arg, d->tag, rc == 0, r.status) : 0;
 
     pthread_mutex_lock(&s->wq_lock);
     s->inflight--;
@@ -738,6 +738,10 @@ static void deliver(struct sim *s, struct httpc *hc, struct delivery *d)
             c->duplicate_of = d->id;
             enqueue(s, c);
         }
+        delivery_free(d);
+    } else if (stop) {
+        json_object_set_new(d->logent, "result", json_string("discarded"));
+        json_object_set_new(d->logent, "error", json_string(err.msg));
         delivery_free(d);
     } else if (d->attempts >= d->max_attempts) {
         json_object_set_new(d->logent, "result", json_string("failed"));
@@ -1052,4 +1056,73 @@ void sim_close(struct sim *s)
     pthread_cond_destroy(&s->wq_cond);
     free(s->state_file);
     free(s);
+}
+
+const char *sim_form_field(const char *body, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *p = body; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            size_t o = 0;
+            for (size_t i = nl + 1; i < len && o + 1 < n; i++) {
+                if (p[i] == '+') {
+                    out[o++] = ' ';
+                } else if (p[i] == '%' && i + 2 < len) {
+                    char hex[3] = {p[i + 1], p[i + 2], 0};
+                    out[o++] = (char)strtol(hex, NULL, 16);
+                    i += 2;
+                } else {
+                    out[o++] = p[i];
+                }
+            }
+            out[o] = '\0';
+            return out;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* The value of part `name` in a multipart/form-data body: after the part's
+ * blank line, up to the next "\r\n--" boundary. */
+static const char *multipart_field(const char *body, size_t len, const char *name, char *out,
+                                   size_t n)
+{
+    char needle[128];
+    snprintf(needle, sizeof needle, "name=\"%s\"", name);
+    const char *end = body + len;
+    const char *p = body;
+    while ((p = strstr(p, needle)) && p < end) {
+        const char *v = strstr(p, "\r\n\r\n");
+        if (!v) return NULL;
+        v += 4;
+        const char *stop = strstr(v, "\r\n--");
+        size_t vl = stop ? (size_t)(stop - v) : strlen(v);
+        if (vl >= n) vl = n - 1;
+        memcpy(out, v, vl);
+        out[vl] = '\0';
+        return out;
+    }
+    return NULL;
+}
+
+const char *sim_body_field(const struct sim_req *req, const char *name, char *out, size_t n)
+{
+    if (json_is_object(req->body)) {
+        const char *v = jv_get_text(req->body, name, out, n);
+        return v ? out : NULL;
+    }
+    const char *ct = httpd_req_header(req->http, "Content-Type");
+    if (ct && strstr(ct, "multipart/form-data"))
+        return multipart_field(req->raw_body, req->raw_len, name, out, n);
+    return sim_form_field(req->raw_body, name, out, n);
+}
+
+char *sim_base64(const void *data, size_t len)
+{
+    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
 }

@@ -158,10 +158,12 @@ struct sim_webhook {
     long retry_delay_ms;        /* 0 = 300000 (five minutes) */
     long timeout_ms;            /* 0 = 30000 */
     /* Optional: told the outcome of every attempt (ok = 2xx; status 0 when no
-     * answer), from the sender thread with no lock held, so an emulator can
-     * keep per-subscription health (Zid's circuit breaker). `tag` is copied
-     * and identifies the subscription for sim_webhook_cancel. */
-    void (*on_result)(void *arg, const char *tag, int ok, long status);
+     * answer), from the sender thread with no lock held (it may take
+     * sim_lock), so an emulator can keep per-subscription health (Zid's
+     * circuit breaker). Returning non-zero discards the delivery instead of
+     * retrying it. `tag` is copied and identifies the subscription for
+     * sim_webhook_cancel. */
+    int (*on_result)(void *arg, const char *tag, int ok, long status);
     void *result_arg;
     const char *tag;
 };
@@ -169,11 +171,25 @@ void sim_webhook_send(struct sim *s, const struct sim_webhook *w);
 
 /* Discards every queued delivery carrying `tag` (marked "discarded" in the
  * log); returns how many. It takes only the queue lock, so it is safe from
- * it only takes the queue lock, so it is safe from handlers and callbacks. */
+ * handlers and from on_result callbacks. */
 size_t sim_webhook_cancel(struct sim *s, const char *tag);
 
 /* Number of webhook deliveries not yet finished (sent OK or given up). */
 size_t sim_webhook_pending(struct sim *s);
+
+/*
+ * A request field however the client sent it: a JSON body's string or
+ * number member, an application/x-www-form-urlencoded body, or a
+ * multipart/form-data part (the docs' cURL examples use --form). Decoded
+ * into out (truncated to n - 1 bytes). Returns out, or NULL when absent.
+ */
+const char *sim_body_field(const struct sim_req *req, const char *name, char *out, size_t n);
+
+/* The same for an x-www-form-urlencoded string only. */
+const char *sim_form_field(const char *body, const char *name, char *out, size_t n);
+
+/* base64 of data into a new string. */
+char *sim_base64(const void *data, size_t len);
 
 /* hex(HMAC-SHA256(key, data)) into out (65 bytes). */
 void sim_hmac_sha256_hex(const char *key, const void *data, size_t len, char out[65]);

@@ -634,7 +634,7 @@ static void test_statuses(void **state)
         assert_int_equal(f->resp.status, cases[i].status);
         assert_string_equal(buf_cstr(&f->resp.body), "body");
         if (rc) {
-            char want[256];
+            char want[512];
             snprintf(want, sizeof want, "%s %s: HTTP %ld: body", cases[i].method, fx_url(f, "/s"),
                      cases[i].status);
             assert_string_equal(f->err.msg, want);
@@ -661,7 +661,7 @@ static void test_error_body_snippet(void **state)
     srv_reply(f->srv, raw);
     expect_rc(fx_do(f, "POST", "/2.0/invoices", "{}"), TH_EPERM, "422", &f->err);
 
-    char prefix[256];
+    char prefix[512];
     snprintf(prefix, sizeof prefix, "POST %s: HTTP 422: {\"errors\": \"x\xd8\xb3",
              fx_url(f, "/2.0/invoices"));
     if (strncmp(f->err.msg, prefix, strlen(prefix)) != 0)
