@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake pkg-config
   libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libsqlite3-dev
   libpq-dev libssl-dev libcmocka-dev
-  curl sqlite3
+  curl sqlite3 jq
 )
 # Extra packages only the full test suite needs (browser tests, PostgreSQL).
 if [ "${1:-}" = "--all" ]; then

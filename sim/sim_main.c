@@ -1,5 +1,5 @@
 /*
- * tarheel-sim — runs one emulator: tarheel-sim qoyod|salla|zid --listen
+ * tarheel-sim — runs one emulator: tarheel-sim qoyod|salla|zid|receiver --listen
  * 127.0.0.1:PORT [--seed N] [--state FILE] [emulator options].
  */
 #include <signal.h>
@@ -11,11 +11,13 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "sim/qoyod_sim.h"
+#include "sim/receiver_sim.h"
 #include "sim/salla_sim.h"
 #include "sim/sim.h"
 #include "sim/zid_sim.h"
 
-static const struct sim_ops *const emulators[] = {&qoyod_sim_ops, &salla_sim_ops, &zid_sim_ops};
+static const struct sim_ops *const emulators[] = {&qoyod_sim_ops, &salla_sim_ops, &zid_sim_ops,
+                                                  &receiver_sim_ops};
 #define NEMULATORS (sizeof emulators / sizeof emulators[0])
 
 static volatile sig_atomic_t stop;
@@ -27,7 +29,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tarheel-sim qoyod|salla|zid --listen HOST:PORT [--seed N] "
+    fprintf(f, "usage: tarheel-sim qoyod|salla|zid|receiver --listen HOST:PORT [--seed N] "
                "[--state FILE] [options]\n\n"
                "Common options:\n"
                "  --listen HOST:PORT  address to serve on (port 0 picks a free one)\n"
@@ -50,7 +52,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < NEMULATORS; i++)
         if (strcmp(argv[1], emulators[i]->name) == 0) ops = emulators[i];
     if (!ops) {
-        fprintf(stderr, "tarheel-sim: unknown emulator '%s' (choose qoyod, salla or zid)\n",
+        fprintf(stderr, "tarheel-sim: unknown emulator '%s' (choose qoyod, salla, zid or receiver)\n",
                 argv[1]);
         return 2;
     }
