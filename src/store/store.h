@@ -92,6 +92,7 @@ struct store_job {
     int64_t order_id;
     int attempts;                 /* claims so far, including this one */
     int64_t run_after;            /* unix ms */
+    int manual;                   /* queued by hand: store_job_enqueue */
 };
 
 struct store;
@@ -136,7 +137,8 @@ int store_job_done(struct store *s, int64_t job_id, struct th_err *err) TH_MUST_
 /* Releases a job to run again at run_after (unix ms), noting the error. */
 int store_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
                     struct th_err *err) TH_MUST_CHECK;
-/* Queues a job for an order now (manual "send to Qoyod", retry failed). */
+/* Queues a job for an order now, marked manual ("send to Qoyod", retry
+ * failed): the worker then transfers it whatever its date or status. */
 int store_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id,
                       struct th_err *err) TH_MUST_CHECK;
 /* Number of jobs not finished (for tests, the demo and health). */

@@ -158,6 +158,10 @@ static const char *const migrations[] = {
     "  updated_at_ms INTEGER NOT NULL,"
     "  UNIQUE (conn_id, kind, key)"
     ");",
+    /* 2: jobs queued by hand ("send to Qoyod") may transfer orders the
+     * automatic rules would hold back (created before the connection, not
+     * yet at the trigger status). */
+    "ALTER TABLE jobs ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -199,6 +203,7 @@ enum stmt {
     S_EVENT_INSERT,
     S_JOB_UPSERT,
     S_JOB_CLAIM,
+    S_JOB_MANUAL,
     S_JOB_DELETE,
     S_JOB_RERUN,
     S_JOB_RETRY,
@@ -253,13 +258,14 @@ static const char *const stmt_sql[S_COUNT] = {
         "UPDATE jobs SET lease_owner = ?1, lease_until_ms = ?3, attempts = attempts + 1, "
         "rerun = 0 WHERE id = (SELECT id FROM jobs WHERE run_after_ms <= ?2 AND "
         "(lease_owner IS NULL OR lease_until_ms < ?2) ORDER BY run_after_ms, id LIMIT 1) "
-        "RETURNING id, conn_id, order_id, attempts, run_after_ms",
+        "RETURNING id, conn_id, order_id, attempts, run_after_ms, manual",
     [S_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 AND rerun = 0",
     [S_JOB_RERUN] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
                     "attempts = 0, last_error = NULL, run_after_ms = ?2 WHERE id = ?1",
     [S_JOB_RETRY] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
                     "run_after_ms = ?2, last_error = ?3 WHERE id = ?1",
     [S_JOB_COUNT] = "SELECT COUNT(*) FROM jobs",
+    [S_JOB_MANUAL] = "UPDATE jobs SET manual = 1 WHERE conn_id = ?1 AND order_id = ?2",
     [S_ORDER_GET] = "SELECT " ORDER_COLS " FROM orders WHERE conn_id = ?1 AND order_id = ?2",
     [S_ORDER_PUT] =
         "INSERT INTO orders (" ORDER_COLS ") VALUES "
@@ -883,6 +889,7 @@ static int sq_job_claim(struct store *s, const char *worker, int64_t lease_ms,
         out->order_id = sqlite3_column_int64(st, 2);
         out->attempts = sqlite3_column_int(st, 3);
         out->run_after = sqlite3_column_int64(st, 4);
+        out->manual = sqlite3_column_int(st, 5);
         rc = run(st);
     } else if (rc == SQLITE_DONE) {
         rc = SQLITE_OK;
@@ -960,10 +967,24 @@ static int sq_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id, st
     struct sq *q = sq_of(s);
     int64_t now = store_now_ms(s);
     pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, "queue an order");
+    if (code) goto out;
     int rc = job_upsert(q, conn_id, order_id, now);
-    int code = rc ? fail(q, rc, err, "queue order %lld of connection %lld", (long long)order_id,
-                         (long long)conn_id)
-                  : 0;
+    if (rc == SQLITE_OK) {
+        sqlite3_stmt *st = q->st[S_JOB_MANUAL];
+        sqlite3_bind_int64(st, 1, conn_id);
+        sqlite3_bind_int64(st, 2, order_id);
+        rc = run(st);
+        done_with(st);
+    }
+    if (rc) {
+        code = fail(q, rc, err, "queue order %lld of connection %lld", (long long)order_id,
+                    (long long)conn_id);
+        rollback(q);
+    } else {
+        code = commit(q, err, "queue an order");
+    }
+out:
     pthread_mutex_unlock(&q->db_mu);
     return code;
 }

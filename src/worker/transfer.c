@@ -458,7 +458,7 @@ static int first_missing_sku(const struct model_order *o, struct th_err *err)
     return 0;
 }
 
-int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id,
+int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, int manual,
                  struct transfer_result *res, struct th_err *err)
 {
     memset(res, 0, sizeof *res);
@@ -535,9 +535,26 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id,
         res->xfer = so.xfer;
         goto out;
     }
-    if (!transfer_triggered(c.trigger, o->status)) {
+    if (!manual && c.connected_at && o->created_at && o->created_at < c.connected_at) {
+        /* Orders from before the connection are the merchant's to choose
+         * (seeds: old orders are pulled, then transferred on request). */
+        if (!so.reason) {
+            so.reason = xstrdup("created before the store was connected to tarheel: it is sent "
+                                "only by hand (tarheel orders transfer ID)");
+            rc = store_order_note(env->store, conn_id, order_id, "held",
+                                  "created before the connection date", err);
+            if (rc) goto out;
+        }
+        rc = store_order_put(env->store, &so, err);
+        goto out;
+    }
+    if (!manual && !transfer_triggered(c.trigger, o->status)) {
         rc = store_order_put(env->store, &so, err); /* waits for its trigger status */
         goto out;
+    }
+    if (manual) {
+        free(so.reason);
+        so.reason = NULL;
     }
 
     int vrc = first_missing_sku(o, &e);

@@ -43,12 +43,15 @@ struct transfer_env {
 
 /*
  * Runs one job: brings order `order_id` of connection `conn_id` as far as its
- * status and the connection's settings allow. Returns 0 with *res filled, or
+ * status and the connection's settings allow. Automatic jobs (manual = 0)
+ * leave alone orders created before the connection date and orders not yet
+ * at the trigger status; a job queued by hand (manual = 1) transfers any
+ * order that is not cancelled. Returns 0 with *res filled, or
  * a TH_E* code when the store itself failed (the job is retried).
  *
  * State diagram (enum store_xfer):
  *
- *     NOT_TRANSFERRED --(status reached trigger)--> TRANSFERRING
+ *     NOT_TRANSFERRED --(status reached trigger, or by hand)--> TRANSFERRING
  *     TRANSFERRING --(invoice [+payment] exists)--> TRANSFERRED
  *     TRANSFERRING --(temporary failure)----------> TRANSFERRING (job retried)
  *     TRANSFERRING --(permanent failure)----------> FAILED (reason)
@@ -59,7 +62,7 @@ struct transfer_env {
  * attempt looks it up by its reference before creating anything, which is
  * why no path creates a second invoice.
  */
-int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id,
+int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, int manual,
                  struct transfer_result *res, struct th_err *err) TH_MUST_CHECK;
 
 /* The Qoyod invoice reference for an order: the order number when the

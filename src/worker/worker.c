@@ -61,7 +61,7 @@ static int run_one(const struct worker_config *cfg, struct transfer_env *env, co
     if (rc) return rc;
     struct transfer_result res;
     struct th_err terr = {0};
-    rc = transfer_run(env, job.conn_id, job.order_id, &res, &terr);
+    rc = transfer_run(env, job.conn_id, job.order_id, job.manual, &res, &terr);
     if (rc) {
         /* The store failed mid-transfer: run the job again soon. */
         log_error("worker_store_failed", "job=%lld order=%lld code=%s msg=\"%s\"",

@@ -837,8 +837,41 @@ static void test_newer_schema_refused(void **state)
     assert_int_equal(store_open(&s, f->path, &err), TH_ECONFIG);
     assert_non_null(strstr(err.msg, "99"));
     assert_null(s);
-    raw_exec(f->path, "PRAGMA user_version = 1");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SQLITE_SCHEMA_VERSION);
+    raw_exec(f->path, sql);
     open_store(f);
+}
+
+/* A database written by schema 1 (jobs without `manual`) is migrated in
+ * place: its pending job survives as automatic, and jobs queued by hand
+ * afterwards are marked manual. */
+static void test_migration_1_to_2_keeps_jobs(void **state)
+{
+    struct fx *f = *state;
+    int dup = 0;
+    struct th_err err = {0};
+    must(store_event_ingest(f->s, f->conn.id, "evt-m", "order.created", 7001, "{}", 2, &dup, &err),
+         &err);
+    store_close(f->s);
+    f->s = NULL;
+    raw_exec(f->path, "ALTER TABLE jobs DROP COLUMN manual; PRAGMA user_version = 1");
+    open_store(f);
+    struct store_job j;
+    must(store_job_claim(f->s, "w1", 60000, &j, &err), &err);
+    assert_int_equal(j.order_id, 7001);
+    assert_int_equal(j.manual, 0);
+    must(store_job_done(f->s, j.id, &err), &err);
+    must(store_job_enqueue(f->s, f->conn.id, 7001, &err), &err);
+    must(store_job_claim(f->s, "w1", 60000, &j, &err), &err);
+    assert_int_equal(j.manual, 1);
+    /* an event for the order while it runs keeps the rerun manual */
+    must(store_event_ingest(f->s, f->conn.id, "evt-m2", "order.updated", 7001, "{}", 2, &dup, &err),
+         &err);
+    must(store_job_done(f->s, j.id, &err), &err);
+    must(store_job_claim(f->s, "w1", 60000, &j, &err), &err);
+    assert_int_equal(j.order_id, 7001);
+    assert_int_equal(j.manual, 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -994,6 +1027,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_twice_and_urls, setup, teardown),
         cmocka_unit_test(test_bad_paths),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_1_to_2_keeps_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_ingest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_disk_full, setup, teardown),

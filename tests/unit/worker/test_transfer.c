@@ -314,6 +314,72 @@ static void test_trigger_waits_for_status(void **state)
     assert_int_equal(invoices_with_ref(f, "1001"), 1);
 }
 
+/* Orders created before the connection date wait for the merchant; sending
+ * one by hand transfers it. The stub's orders are dated 2026-11-20 10:00
+ * Riyadh time (07:00 UTC). */
+static void test_orders_before_connection_only_by_hand(void **state)
+{
+    struct fx *f = *state;
+    f->conn.connected_at = 1795158000 + 86400; /* 2026-11-21 07:00 UTC: after the order */
+    save_conn(f);
+    tt_salla_stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    drain(f);
+    struct store_order so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_NOT_TRANSFERRED);
+    assert_non_null(strstr(so.reason, "before the store was connected"));
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 0);
+    event(f, base.id, "b"); /* later webhooks do not change that */
+    drain(f);
+    assert_int_equal(invoices_with_ref(f, "1001"), 0);
+
+    struct th_err err;
+    assert_int_equal(store_job_enqueue(f->store, f->conn.id, base.id, &err), 0);
+    drain(f);
+    so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+    assert_null(so.reason);
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+
+    /* a connection made before the order: automatic */
+    struct tt_order_spec next = base;
+    next.id = 9002, next.number = "1002";
+    f->conn.connected_at = 1795158000 - 86400; /* 2026-11-19 07:00 UTC */
+    save_conn(f);
+    tt_salla_stub_put(&f->salla, &next);
+    event(f, next.id, "c");
+    drain(f);
+    assert_int_equal(invoices_with_ref(f, "1002"), 1);
+}
+
+/* Sending by hand does not wait for the trigger status. */
+static void test_manual_send_ignores_trigger(void **state)
+{
+    struct fx *f = *state;
+    f->conn.trigger = MODEL_STATUS_COMPLETED;
+    save_conn(f);
+    tt_salla_stub_put(&f->salla, &base); /* under_review */
+    struct th_err err;
+    assert_int_equal(store_job_enqueue(f->store, f->conn.id, base.id, &err), 0);
+    drain(f);
+    struct store_order so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+    /* but a cancelled order is still skipped, by hand or not */
+    struct tt_order_spec c = base;
+    c.id = 9003, c.number = "1003", c.slug = "canceled";
+    tt_salla_stub_put(&f->salla, &c);
+    assert_int_equal(store_job_enqueue(f->store, f->conn.id, c.id, &err), 0);
+    drain(f);
+    so = get_order(f, c.id);
+    assert_int_equal(so.xfer, STORE_XFER_SKIPPED);
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1003"), 0);
+}
+
 static void test_settings_financial_off_and_own_numbering(void **state)
 {
     struct fx *f = *state;
@@ -462,6 +528,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_faults_on_invoice_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_sku_fails_with_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trigger_waits_for_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orders_before_connection_only_by_hand, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_manual_send_ignores_trigger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_financial_off_and_own_numbering, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_before_transfer_is_skipped, setup, teardown),
