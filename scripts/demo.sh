@@ -56,6 +56,8 @@ echo "demo: checking the Qoyod API key and its inventory locations"
 
 "$th" serve --db "$dir/tarheel.db" --listen "127.0.0.1:$TP" \
   --salla-webhook-secret demo-webhook-secret --salla-api "http://127.0.0.1:$SP/admin/v2" \
+  --salla-client-id demo-client --salla-client-secret demo-secret \
+  --salla-token-url "http://127.0.0.1:$SP/oauth2/token" \
   --qoyod-url "http://127.0.0.1:$QP/2.0" --qoyod-key demo-key --inventory 1 >"$dir/tarheel.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$TP/healthz" "tarheel" "$dir/tarheel.log"

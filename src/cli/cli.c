@@ -57,7 +57,8 @@ static const char *const valued[] = {
     "qoyod-key",    "store",          "platform",     "access-token", "refresh-token",
     "webhook-secret", "webhook-strategy", "api-base",  "inventory",  "trigger",
     "customer-per-invoice", "number-by-order", "financial-invoice", "payment-account",
-    "salla-webhook-secret", "salla-api", "status", "workers", "name", NULL};
+    "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
+    "salla-client-secret", "salla-token-url", NULL};
 
 static int is_valued(const char *n)
 {
@@ -455,9 +456,21 @@ static int cmd_orders_show(const struct args *a)
     return CLI_OK;
 }
 
-static int drain(struct store *s)
+/* The Salla OAuth client for token refresh: flags, else the environment. */
+static void salla_app(const struct args *a, struct worker_config *wc)
+{
+    struct platform_app *app = &wc->apps[MODEL_PLATFORM_SALLA];
+    app->client_id = opt(a, "salla-client-id") ? opt(a, "salla-client-id") : getenv("SALLA_CLIENT_ID");
+    app->client_secret = opt(a, "salla-client-secret") ? opt(a, "salla-client-secret")
+                                                       : getenv("SALLA_CLIENT_SECRET");
+    app->token_url = opt(a, "salla-token-url") ? opt(a, "salla-token-url")
+                                               : "https://accounts.salla.sa/oauth2/token";
+}
+
+static int drain(const struct args *a, struct store *s)
 {
     struct worker_config wc = {.store = s};
+    salla_app(a, &wc);
     struct th_err err;
     if (worker_drain(&wc, worker_now_ms() + 120000, &err) != 0) return fail(&err);
     return CLI_OK;
@@ -492,7 +505,7 @@ static int cmd_orders_transfer(const struct args *a)
         struct th_err err;
         if (rc == CLI_OK && store_job_enqueue(s, conn_id, id, &err) != 0) rc = fail(&err);
     }
-    if (rc == CLI_OK && !flag(a, "queue-only")) rc = drain(s);
+    if (rc == CLI_OK && !flag(a, "queue-only")) rc = drain(a, s);
     store_close(s);
     if (rc == CLI_OK) printf("queued %d order(s); see `tarheel orders list`\n", a->npos);
     return rc;
@@ -516,7 +529,7 @@ static int cmd_orders_retry(const struct args *a)
     if (!s) return CLI_FAIL;
     struct th_err err;
     int rc = store_order_list(s, 0, STORE_XFER_FAILED, collect_failed, s, &err) ? fail(&err)
-                                                                                 : drain(s);
+                                                                                 : drain(a, s);
     store_close(s);
     return rc;
 }
@@ -561,6 +574,7 @@ static int cmd_serve(const struct args *a)
         return fail(&err);
     }
     struct worker_config wc = {.store = s, .threads = (unsigned)workers};
+    salla_app(a, &wc);
     if (workers > 0 && worker_start(&w, &wc, &err) != 0) {
         server_close(srv);
         store_close(s);
@@ -589,6 +603,7 @@ static const struct command {
 } commands[] = {
     {"serve", NULL, cmd_serve,
      "[--db FILE] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
+     " [--salla-client-id ID --salla-client-secret S [--salla-token-url URL]]"
      " [--qoyod-url URL --qoyod-key KEY --inventory ID]  run webhook intake and workers"},
     {"connect", "qoyod", cmd_connect_qoyod,
      "--api-key KEY [--qoyod-url URL]  check a Qoyod key, list inventory locations"},

@@ -52,6 +52,22 @@ struct platform_conn {
     const char *manager_token; /* Zid's second token; NULL elsewhere */
 };
 
+/* The app's OAuth client, for token refresh (borrowed; secrets). */
+struct platform_app {
+    const char *client_id;
+    const char *client_secret;
+    const char *token_url;     /* "https://accounts.salla.sa/oauth2/token" */
+    const char *redirect_uri;  /* some platforms want it on refresh (Zid); may be NULL */
+};
+
+/* A store's new tokens after a refresh (secrets, never logged). */
+struct platform_tokens {
+    char access_token[1024];
+    char refresh_token[1024];
+    char manager_token[1024];  /* Zid's second token; "" elsewhere */
+    int64_t expires_at;        /* unix seconds */
+};
+
 /* The request headers an adapter may need, by name (borrowed). */
 typedef const char *(*platform_header_fn)(void *arg, const char *name);
 
@@ -91,6 +107,15 @@ struct platform_ops {
      * book the opening balance when tarheel creates the product in Qoyod. */
     int (*product_stock)(struct httpc *hc, const struct platform_conn *c, int64_t product_id,
                          const char *sku, int64_t *qty, int *tracked, int64_t *cost,
+                         struct th_err *err);
+    /* Optional. Trades a refresh token for new tokens. Returns 0; TH_EAUTH
+     * when the platform says the grant is gone (invalid_grant: the store
+     * must reinstall the app); TH_ECONFIG when it refuses the app's client
+     * credentials; else httpc's class. A refresh token may be single use:
+     * the caller persists the new pair before anything uses it, and after
+     * TH_EUNKNOWN it must assume the old one is spent. */
+    int (*token_refresh)(struct httpc *hc, const struct platform_app *app,
+                         const char *refresh_token, struct platform_tokens *out,
                          struct th_err *err);
 };
 

@@ -429,6 +429,89 @@ static int product_stock(struct httpc *hc, const struct platform_conn *c, int64_
     return rc;
 }
 
+/* Percent-encodes value for an x-www-form-urlencoded body (new string). */
+static char *form_enc(const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)(value ? value : "");
+    char *out = xmalloc(3 * strlen((const char *)p) + 1), *o = out;
+    for (; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* POST {token_url} grant_type=refresh_token (salla.md §2.3): refresh tokens
+ * are single use and a reuse revokes the whole chain, so the caller
+ * serialises refreshes per store and persists the new pair first. */
+static int token_refresh(struct httpc *hc, const struct platform_app *app,
+                         const char *refresh_token, struct platform_tokens *out,
+                         struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!app || !app->client_id || !app->client_secret || !app->token_url)
+        return th_err_set(err, TH_ECONFIG,
+                          "cannot refresh Salla tokens: the app's client id and secret are not "
+                          "configured (tarheel serve --salla-client-id ID --salla-client-secret "
+                          "S)");
+    if (!refresh_token || !*refresh_token)
+        return th_err_set(err, TH_EAUTH, "Salla gave no refresh token for this store: reinstall "
+                                         "the tarheel app from the Salla app store");
+    char *rt_enc = form_enc(refresh_token), *id_enc = form_enc(app->client_id);
+    char *sec_enc = form_enc(app->client_secret);
+    char *body = xasprintf("grant_type=refresh_token&refresh_token=%s&client_id=%s&"
+                           "client_secret=%s", rt_enc, id_enc, sec_enc);
+    free(rt_enc);
+    free(id_enc);
+    free(sec_enc);
+    const char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded",
+                          "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "POST", app->token_url, hdrs, body, strlen(body), &r, err);
+    free(body);
+    json_t *j = r.body.len ? jv_parse(r.body.data, r.body.len, 8, NULL) : NULL;
+    const char *oerr = j ? jv_get_str(j, "error") : NULL;
+    if (rc == 0) {
+        const char *at = jv_get_str(j, "access_token"), *rt = jv_get_str(j, "refresh_token");
+        int64_t ttl = 0;
+        if (!at || !rt || strlen(at) >= sizeof out->access_token ||
+            strlen(rt) >= sizeof out->refresh_token) {
+            rc = th_err_set(err, TH_EUNKNOWN, "Salla's token answer has no usable access_token "
+                                              "and refresh_token");
+        } else {
+            snprintf(out->access_token, sizeof out->access_token, "%s", at);
+            snprintf(out->refresh_token, sizeof out->refresh_token, "%s", rt);
+            /* expires_in is a duration; `expires` too on some answers (§2.2 [X]) */
+            if (jv_get_id(j, "expires_in", &ttl, NULL) != 0 &&
+                jv_get_id(j, "expires", &ttl, NULL) != 0)
+                ttl = 14 * 24 * 3600;
+            out->expires_at = (int64_t)time(NULL) + ttl;
+        }
+    } else if (oerr && (!strcmp(oerr, "invalid_grant") || !strcmp(oerr, "invalid_request"))) {
+        rc = th_err_set(err, TH_EAUTH,
+                        "Salla refused the store's refresh token (%s): the app was uninstalled or "
+                        "the token was already used; reinstall the tarheel app from the Salla app "
+                        "store",
+                        oerr);
+    } else if (oerr && !strcmp(oerr, "invalid_client")) {
+        rc = th_err_set(err, TH_ECONFIG, "Salla refused the app's client id or secret "
+                                         "(invalid_client): check --salla-client-id and "
+                                         "--salla-client-secret");
+    }
+    json_decref(j);
+    httpc_resp_release(&r);
+    return rc;
+}
+
 const struct platform_ops salla_platform_ops = {
     .name = "salla",
     .platform = MODEL_PLATFORM_SALLA,
@@ -437,5 +520,6 @@ const struct platform_ops salla_platform_ops = {
     .parse_event = parse_event,
     .order_map = order_map,
     .order_fetch = order_fetch,
+    .token_refresh = token_refresh,
     .product_stock = product_stock,
 };

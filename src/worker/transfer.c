@@ -21,6 +21,7 @@
  */
 #include "worker/transfer.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -446,6 +447,108 @@ out:
 
 /* ---------------------------------------------------------------------- */
 
+/* ---------------------------------------------------------------------- */
+/* Platform tokens                                                          */
+
+/* One lock per store for token refreshes, hashed: a collision only makes
+ * two stores' refreshes wait for each other. Refresh tokens are single use
+ * (Salla revokes the whole chain on reuse), so two refreshes of one store
+ * must never run at once. Across processes (PostgreSQL, issue 9) this needs
+ * a lease in the database as well. */
+#define REFRESH_LOCKS 64
+static pthread_mutex_t refresh_locks[REFRESH_LOCKS];
+static pthread_once_t refresh_once = PTHREAD_ONCE_INIT;
+
+static void refresh_locks_init(void)
+{
+    for (int i = 0; i < REFRESH_LOCKS; i++) pthread_mutex_init(&refresh_locks[i], NULL);
+}
+
+static void conn_swap(struct store_conn *a, struct store_conn *b)
+{
+    struct store_conn t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/*
+ * Makes sure c carries a usable access token: when it expires within the
+ * margin (or force is set, after the platform refused it) the tokens are
+ * refreshed under the store's lock and both new tokens are persisted before
+ * anything uses them. Returns 0 (c up to date); TH_EAUTH when the grant is
+ * gone, after marking the connection "needs_reinstall" (no call is made for
+ * it until the merchant reinstalls); or another code to retry later.
+ */
+static int ensure_token(struct transfer_env *env, struct store_conn *c, int force,
+                        struct th_err *err)
+{
+    const struct platform_ops *p = platform_by_id(c->platform);
+    int64_t now = (int64_t)time(NULL);
+    if (!force && (!c->token_expires_at || c->token_expires_at - now > TRANSFER_REFRESH_MARGIN_S))
+        return 0;
+    if (!p || !p->token_refresh || !c->refresh_token || !*c->refresh_token)
+        return force ? th_err_set(err, TH_EAUTH,
+                                  "the store's access token was refused and there is no refresh "
+                                  "token: reinstall the tarheel app in the store")
+                     : 0;
+    pthread_once(&refresh_once, refresh_locks_init);
+    pthread_mutex_t *mu = &refresh_locks[(uint64_t)c->id % REFRESH_LOCKS];
+    pthread_mutex_lock(mu);
+    /* Another worker may have refreshed while this one waited. */
+    struct store_conn fresh = {0};
+    int rc = store_conn_get(env->store, c->id, &fresh, err);
+    if (rc) goto out;
+    if (strcmp(fresh.access_token ? fresh.access_token : "",
+               c->access_token ? c->access_token : "") != 0 ||
+        (fresh.status && strcmp(fresh.status, "active") != 0)) {
+        conn_swap(c, &fresh);
+        if (c->status && strcmp(c->status, "active") != 0)
+            rc = th_err_set(err, TH_EAUTH, "the store's connection is %s: reinstall the tarheel "
+                                           "app in the store", c->status);
+        goto out;
+    }
+    struct platform_tokens t;
+    rc = p->token_refresh(env->platform_http, env->apps[c->platform & 3], c->refresh_token, &t,
+                          err);
+    if (rc == 0) {
+        free(c->access_token);
+        free(c->refresh_token);
+        c->access_token = xstrdup(t.access_token);
+        c->refresh_token = xstrdup(t.refresh_token);
+        c->token_expires_at = t.expires_at;
+        rc = store_conn_put(env->store, c, err);
+        if (!rc)
+            log_info("token_refreshed", "conn=%lld store=%lld expires_at=%lld", (long long)c->id,
+                     (long long)c->store_id, (long long)t.expires_at);
+    } else if (rc == TH_EAUTH) {
+        struct th_err e2;
+        free(c->status);
+        c->status = xstrdup("needs_reinstall");
+        if (store_conn_put(env->store, c, &e2) != 0)
+            log_error("token_status_lost", "conn=%lld msg=\"%s\"", (long long)c->id, e2.msg);
+        log_error("token_revoked", "conn=%lld store=%lld msg=\"%s\"", (long long)c->id,
+                  (long long)c->store_id, err->msg);
+    } else {
+        log_warn("token_refresh_failed", "conn=%lld code=%s msg=\"%s\"", (long long)c->id,
+                 th_err_name(rc), err->msg);
+    }
+out:
+    store_conn_release(&fresh);
+    pthread_mutex_unlock(mu);
+    return rc;
+}
+
+/* Records why an order waits on its connection, keeping its state. */
+static int hold_order(struct store *st, struct store_order *so, int code, const char *why,
+                      struct th_err *err)
+{
+    if (so->reason && !strcmp(so->reason, why)) return 0;
+    free(so->reason);
+    so->reason = xstrdup(why);
+    so->reason_code = code;
+    return store_order_put(st, so, err);
+}
+
 static int first_missing_sku(const struct model_order *o, struct th_err *err)
 {
     for (size_t i = 0; i < o->nlines; i++)
@@ -492,10 +595,28 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
 
     const struct platform_ops *p = platform_by_id(c.platform);
     if (!p) TH_BUG("connection %lld has unknown platform %d", (long long)c.id, c.platform);
+    int trc = ensure_token(env, &c, 0, &e);
+    if (trc) {
+        res->verdict = TRANSFER_RETRY;
+        res->retry_after_ms = trc == TH_EAUTH ? 60000 : 0;
+        if (so.xfer == STORE_XFER_NOT_TRANSFERRED || so.xfer == STORE_XFER_TRANSFERRING)
+            rc = hold_order(env->store, &so, trc, e.msg, err);
+        goto out;
+    }
     struct platform_conn pc = {.store_id = c.store_id,
                                .api_base = c.api_base,
                                .access_token = c.access_token};
     int frc = p->order_fetch(env->platform_http, &pc, order_id, &o, &e);
+    if (frc == TH_EAUTH && c.refresh_token && *c.refresh_token) {
+        /* Refused before its expiry (revoked, or refreshed elsewhere):
+         * refresh once; the job runs again with the new token. */
+        trc = ensure_token(env, &c, 1, &e);
+        res->verdict = TRANSFER_RETRY;
+        res->retry_after_ms = trc == TH_EAUTH ? 60000 : 0;
+        if (trc == TH_EAUTH)
+            rc = hold_order(env->store, &so, trc, e.msg, err);
+        goto out;
+    }
     if (frc == TH_ETEMP || frc == TH_EUNKNOWN || frc == TH_EAUTH || frc == TH_ERATE) {
         log_warn("transfer_fetch_retry", "conn=%lld order=%lld code=%s", (long long)conn_id,
                  (long long)order_id, th_err_name(frc));

@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "model/order.h"
 #include "net/httpc.h"
+#include "platform/platform.h"
 #include "store/store.h"
 
 /* What the worker should do with the job after transfer_run. */
@@ -39,7 +40,13 @@ struct transfer_env {
     struct store *store;
     struct httpc *platform_http;  /* for platform API calls */
     struct httpc_config qoyod_cfg;
+    /* OAuth clients by enum model_platform, for token refresh (borrowed;
+     * an entry may be NULL: that platform's tokens are then never refreshed). */
+    const struct platform_app *apps[4];
 };
+
+/* Refresh a token when it expires within this many seconds. */
+#define TRANSFER_REFRESH_MARGIN_S (24 * 3600)
 
 /*
  * Runs one job: brings order `order_id` of connection `conn_id` as far as its

@@ -86,6 +86,7 @@ static void env_init(struct transfer_env *env, const struct worker_config *cfg)
     env->store = cfg->store;
     env->platform_http = httpc_new(&cfg->http);
     env->qoyod_cfg = cfg->http;
+    for (int i = 0; i < 4; i++) env->apps[i] = cfg->apps[i].client_id ? &cfg->apps[i] : NULL;
 }
 
 int worker_drain(const struct worker_config *cfg, int64_t deadline_ms, struct th_err *err)

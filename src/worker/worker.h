@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "net/httpc.h"
+#include "platform/platform.h"
 #include "store/store.h"
 
 /* Backoff: first retry after WORKER_BACKOFF_BASE_MS, doubling, capped at
@@ -33,6 +34,9 @@ struct worker_config {
     long backoff_base_ms;    /* 0 = WORKER_BACKOFF_BASE_MS (tests use small values) */
     struct httpc_config http;
     const char *name;        /* lease owner prefix; NULL = "worker" */
+    /* OAuth clients for token refresh, by enum model_platform (borrowed;
+     * unset entries: that platform's tokens are not refreshed). */
+    struct platform_app apps[4];
 };
 
 struct worker;

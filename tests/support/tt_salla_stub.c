@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -14,11 +15,55 @@
 
 
 
+static void token_endpoint(struct tt_salla_stub *st, const struct httpd_req *req,
+                           struct httpd_resp *resp)
+{
+    size_t len = 0;
+    const char *body = httpd_req_body(req, &len);
+    const char *rt = strstr(body, "refresh_token=");
+    char given[64] = "";
+    if (rt) snprintf(given, sizeof given, "%.*s", (int)strcspn(rt + 14, "&"), rt + 14);
+    pthread_mutex_lock(&st->lock);
+    st->refresh_attempts++;
+    long delay = st->refresh_delay_ms;
+    pthread_mutex_unlock(&st->lock);
+    if (delay) {
+        struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&st->lock);
+    if (!strstr(body, "grant_type=refresh_token") || !strstr(body, "client_secret=cs") ||
+        strcmp(given, st->refresh) != 0) {
+        pthread_mutex_unlock(&st->lock);
+        const char *e = "{\"error\":\"invalid_grant\",\"error_description\":\"The refresh "
+                        "token is invalid.\"}";
+        httpd_resp_set(resp, 400, "application/json", e, strlen(e));
+        return;
+    }
+    st->generation++;
+    st->refreshes++;
+    snprintf(st->token, sizeof st->token, "tok-%d", st->generation);
+    snprintf(st->refresh, sizeof st->refresh, "rt-%d", st->generation);
+    char *ans = xasprintf("{\"access_token\":\"%s\",\"refresh_token\":\"%s\","
+                          "\"expires_in\":1209600,\"token_type\":\"bearer\"}",
+                          st->token, st->refresh);
+    pthread_mutex_unlock(&st->lock);
+    httpd_resp_set(resp, 200, "application/json", ans, strlen(ans));
+    free(ans);
+}
+
 static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_resp *resp)
 {
     struct tt_salla_stub *st = arg;
+    if (!strcmp(httpd_req_path(req), "/oauth2/token")) {
+        token_endpoint(st, req, resp);
+        return;
+    }
     const char *auth = httpd_req_header(req, "Authorization");
-    if (!auth || strcmp(auth, "Bearer " TT_SALLA_TOKEN) != 0) {
+    pthread_mutex_lock(&st->lock);
+    int ok = auth && !strncmp(auth, "Bearer ", 7) && !strcmp(auth + 7, st->token);
+    pthread_mutex_unlock(&st->lock);
+    if (!ok) {
         httpd_resp_set(resp, 401, "application/json",
                        "{\"status\":401,\"success\":false,\"error\":{\"code\":\"Unauthorized\","
                        "\"message\":\"The access token is invalid\"}}", 104);
@@ -119,6 +164,10 @@ void tt_salla_stub_start(struct tt_salla_stub *st)
     struct th_err err;
     if (httpd_open(&st->d, &hc, &err) != 0) fail_msg("salla stub: %s", err.msg);
     snprintf(st->base, sizeof st->base, "http://127.0.0.1:%u/admin/v2", httpd_port(st->d));
+    snprintf(st->token_url, sizeof st->token_url, "http://127.0.0.1:%u/oauth2/token",
+             httpd_port(st->d));
+    snprintf(st->token, sizeof st->token, "%s", TT_SALLA_TOKEN);
+    snprintf(st->refresh, sizeof st->refresh, "rt-0");
 }
 
 void tt_salla_stub_stop(struct tt_salla_stub *st)

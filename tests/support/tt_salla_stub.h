@@ -25,6 +25,16 @@ struct tt_salla_stub {
     int n;
     int gets;
     const char *product_json; /* answer to GET /admin/v2/products/<id>, or NULL (404) */
+    /* OAuth: POST /oauth2/token with grant_type=refresh_token rotates both
+     * tokens when given the current refresh token ("rt-<gen>" -> "tok-<gen+1>",
+     * "rt-<gen+1>"), else 400 invalid_grant (single use, as Salla). */
+    char token_url[96];
+    char token[64];           /* the access token the API accepts (TT_SALLA_TOKEN) */
+    char refresh[64];         /* the refresh token that works ("rt-0") */
+    int generation;
+    int refreshes;            /* successful refreshes */
+    int refresh_attempts;     /* every POST /oauth2/token */
+    long refresh_delay_ms;    /* sleep before answering a refresh */
 };
 
 struct tt_order_spec {

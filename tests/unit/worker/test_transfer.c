@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -137,9 +138,17 @@ static void event(struct fx *f, int64_t order_id, const char *key)
                      0);
 }
 
-static void drain(struct fx *f)
+static struct worker_config wconfig(struct fx *f)
 {
     struct worker_config wc = {.store = f->store, .backoff_base_ms = 5};
+    wc.apps[MODEL_PLATFORM_SALLA] = (struct platform_app){
+        .client_id = "cid", .client_secret = "cs", .token_url = f->salla.token_url};
+    return wc;
+}
+
+static void drain(struct fx *f)
+{
+    struct worker_config wc = wconfig(f);
     struct th_err err;
     for (int i = 0; i < 2000; i++) {
         assert_int_equal(worker_drain(&wc, worker_now_ms() + 20000, &err), 0);
@@ -380,6 +389,114 @@ static void test_manual_send_ignores_trigger(void **state)
     assert_int_equal(invoices_with_ref(f, "1003"), 0);
 }
 
+/* Tokens about to expire are refreshed once, under the store's lock, even
+ * with several workers on the store's orders at once; both new tokens are
+ * saved before use. */
+static void test_token_refreshed_once_before_expiry(void **state)
+{
+    struct fx *f = *state;
+    free(f->conn.refresh_token);
+    f->conn.refresh_token = xstrdup("rt-0");
+    f->conn.token_expires_at = time(NULL) + 3600; /* inside the refresh margin */
+    save_conn(f);
+    f->salla.refresh_delay_ms = 200; /* so the other workers queue on the lock */
+    for (int i = 0; i < 8; i++) {
+        struct tt_order_spec o = base;
+        char num[16], key[16];
+        snprintf(num, sizeof num, "%d", 2000 + i);
+        snprintf(key, sizeof key, "e%d", i);
+        o.id = 9100 + i, o.number = num;
+        tt_salla_stub_put(&f->salla, &o);
+        event(f, o.id, key);
+    }
+    struct worker_config wc = wconfig(f);
+    wc.threads = 4;
+    struct worker *w;
+    struct th_err err;
+    assert_int_equal(worker_start(&w, &wc, &err), 0);
+    for (int i = 0; i < 1000; i++) {
+        int64_t n = 1;
+        assert_int_equal(store_job_count(f->store, &n, &err), 0);
+        if (n == 0) break;
+        tt_sleep_ms(10);
+    }
+    worker_stop(w);
+    assert_int_equal(f->salla.refresh_attempts, 1);
+    assert_int_equal(f->salla.refreshes, 1);
+    struct store_conn c;
+    assert_int_equal(store_conn_get(f->store, f->conn.id, &c, &err), 0);
+    assert_string_equal(c.access_token, "tok-1");
+    assert_string_equal(c.refresh_token, "rt-1");
+    assert_true(c.token_expires_at > time(NULL) + 13 * 24 * 3600);
+    assert_string_equal(c.status, "active");
+    store_conn_release(&c);
+    for (int i = 0; i < 8; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", 2000 + i);
+        assert_int_equal(invoices_with_ref(f, num), 1);
+    }
+}
+
+/* A token refused before its expiry (rotated elsewhere) is refreshed once
+ * and the order goes through. */
+static void test_refused_token_forces_one_refresh(void **state)
+{
+    struct fx *f = *state;
+    free(f->conn.refresh_token);
+    f->conn.refresh_token = xstrdup("rt-0");
+    f->conn.token_expires_at = time(NULL) + 10 * 24 * 3600;
+    save_conn(f);
+    snprintf(f->salla.token, sizeof f->salla.token, "revoked-elsewhere");
+    tt_salla_stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    drain(f);
+    assert_int_equal(f->salla.refreshes, 1);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+}
+
+/* invalid_grant: the connection needs a reinstall, no more calls are made
+ * for it, the order says why; a reinstall (new tokens) resumes it. */
+static void test_revoked_grant_needs_reinstall(void **state)
+{
+    struct fx *f = *state;
+    free(f->conn.refresh_token);
+    f->conn.refresh_token = xstrdup("rt-already-used");
+    f->conn.token_expires_at = time(NULL) + 60;
+    save_conn(f);
+    tt_salla_stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    struct worker_config wc = wconfig(f);
+    struct th_err err;
+    assert_int_equal(worker_drain(&wc, worker_now_ms() + 2000, &err), 0);
+    struct store_conn c;
+    assert_int_equal(store_conn_get(f->store, f->conn.id, &c, &err), 0);
+    assert_string_equal(c.status, "needs_reinstall");
+    store_conn_release(&c);
+    struct store_order so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_NOT_TRANSFERRED);
+    assert_non_null(strstr(so.reason, "reinstall"));
+    store_order_release(&so);
+    assert_int_equal(f->salla.gets, 0); /* no order call with a dead grant */
+    int attempts = f->salla.refresh_attempts;
+    event(f, base.id, "b"); /* more webhooks: still no calls */
+    assert_int_equal(worker_drain(&wc, worker_now_ms() + 1000, &err), 0);
+    assert_int_equal(f->salla.refresh_attempts, attempts);
+    assert_int_equal(f->salla.gets, 0);
+
+    /* the merchant reinstalls: Easy Mode brings fresh tokens */
+    free(f->conn.access_token);
+    free(f->conn.refresh_token);
+    free(f->conn.status);
+    f->conn.access_token = xstrdup(TT_SALLA_TOKEN);
+    f->conn.refresh_token = xstrdup("rt-0");
+    f->conn.status = xstrdup("active");
+    f->conn.token_expires_at = time(NULL) + 14 * 24 * 3600;
+    save_conn(f);
+    event(f, base.id, "c");
+    drain(f);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+}
+
 static void test_settings_financial_off_and_own_numbering(void **state)
 {
     struct fx *f = *state;
@@ -531,6 +648,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_orders_before_connection_only_by_hand, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_manual_send_ignores_trigger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_refreshed_once_before_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_token_forces_one_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_grant_needs_reinstall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_financial_off_and_own_numbering, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_before_transfer_is_skipped, setup, teardown),
