@@ -58,7 +58,7 @@ static const char *const valued[] = {
     "webhook-secret", "webhook-strategy", "api-base",  "inventory",  "trigger",
     "customer-per-invoice", "number-by-order", "financial-invoice", "payment-account",
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
-    "salla-client-secret", "salla-token-url", NULL};
+    "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", NULL};
 
 static int is_valued(const char *n)
 {
@@ -573,7 +573,20 @@ static int cmd_serve(const struct args *a)
         store_close(s);
         return fail(&err);
     }
-    struct worker_config wc = {.store = s, .threads = (unsigned)workers};
+    int64_t per_store = 0, per_account = 0, rpm = 0;
+    if ((opt(a, "per-store") && parse_i64(opt(a, "per-store"), &per_store)) ||
+        (opt(a, "per-account") && parse_i64(opt(a, "per-account"), &per_account)) ||
+        (opt(a, "qoyod-rpm") && parse_i64(opt(a, "qoyod-rpm"), &rpm))) {
+        fprintf(stderr, "tarheel: --per-store, --per-account and --qoyod-rpm take numbers\n");
+        server_close(srv);
+        store_close(s);
+        return CLI_USAGE;
+    }
+    struct worker_config wc = {.store = s,
+                               .threads = (unsigned)workers,
+                               .per_store = (int)per_store,
+                               .per_account = (int)per_account,
+                               .qoyod_rpm = (int)rpm};
     salla_app(a, &wc);
     if (workers > 0 && worker_start(&w, &wc, &err) != 0) {
         server_close(srv);
@@ -604,6 +617,7 @@ static const struct command {
     {"serve", NULL, cmd_serve,
      "[--db FILE] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
      " [--salla-client-id ID --salla-client-secret S [--salla-token-url URL]]"
+     " [--per-store N] [--per-account N] [--qoyod-rpm N]"
      " [--qoyod-url URL --qoyod-key KEY --inventory ID]  run webhook intake and workers"},
     {"connect", "qoyod", cmd_connect_qoyod,
      "--api-key KEY [--qoyod-url URL]  check a Qoyod key, list inventory locations"},

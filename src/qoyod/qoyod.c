@@ -73,6 +73,9 @@ struct qoyod {
     char *key_header; /* "API-KEY: <key>" */
     struct httpc *http;
     long last_status; /* of the last answer; 0 when none */
+    long last_retry_after; /* its Retry-After in seconds, -1 when none */
+    void (*pace)(void *arg); /* called before every request (rate limits) */
+    void *pace_arg;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -81,6 +84,7 @@ struct qoyod {
 struct qoyod *qoyod_new(const char *base, const char *api_key, const struct httpc_config *cfg)
 {
     struct qoyod *q = xcalloc(1, sizeof *q);
+    q->last_retry_after = -1;
     q->base = xstrdup(base ? base : "");
     size_t n = strlen(q->base);
     while (n > 0 && q->base[n - 1] == '/')
@@ -107,6 +111,17 @@ void qoyod_free(struct qoyod *q)
 long qoyod_last_status(const struct qoyod *q)
 {
     return q ? q->last_status : 0;
+}
+
+void qoyod_set_pace(struct qoyod *q, void (*pace)(void *arg), void *arg)
+{
+    q->pace = pace;
+    q->pace_arg = arg;
+}
+
+long qoyod_last_retry_after(const struct qoyod *q)
+{
+    return q ? q->last_retry_after : -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -413,9 +428,11 @@ static int qy_call(struct qoyod *q, const struct qy_req *rq, json_t **out, struc
     struct httpc_resp resp;
     httpc_resp_init(&resp);
     struct th_err herr = {0};
+    if (q->pace) q->pace(q->pace_arg);
     int rc =
         httpc_do(q->http, rq->method, url, headers, body, body ? strlen(body) : 0, &resp, &herr);
     q->last_status = resp.status;
+    q->last_retry_after = resp.retry_after_s;
     rc = classify(q, rq, rc, &resp, &herr, out, err);
     scrub_key(q, err);
     httpc_resp_release(&resp);

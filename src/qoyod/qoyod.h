@@ -34,6 +34,11 @@ void qoyod_free(struct qoyod *q);
 
 /* HTTP status of the last answer (0 when none), for diagnostics and tests. */
 long qoyod_last_status(const struct qoyod *q);
+/* Sets a function called before every request (it may sleep: the worker's
+ * per-account call budget). */
+void qoyod_set_pace(struct qoyod *q, void (*pace)(void *arg), void *arg);
+/* Retry-After of the last answer in seconds, -1 when it had none. */
+long qoyod_last_retry_after(const struct qoyod *q);
 
 struct qoyod_inventory {
     int64_t id;

@@ -160,13 +160,23 @@ int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
 int store_job_claim(struct store *s, const char *worker, int64_t lease_ms, struct store_job *out,
                     struct th_err *err)
 {
+    return store_job_claim_except(s, worker, lease_ms, NULL, 0, out, err);
+}
+
+int store_job_claim_except(struct store *s, const char *worker, int64_t lease_ms,
+                           const int64_t *except, size_t nexcept, struct store_job *out,
+                           struct th_err *err)
+{
     if (!s || !out) return th_err_set(err, TH_EINVAL, "store_job_claim: no store or result");
     memset(out, 0, sizeof *out);
     if (!worker || !*worker) return th_err_set(err, TH_EINVAL, "a job claim needs a worker name");
     if (lease_ms <= 0)
         return th_err_set(err, TH_EINVAL, "lease of %lld ms for worker %s: must be positive",
                           (long long)lease_ms, worker);
-    return s->ops->job_claim(s, worker, lease_ms, out, err);
+    if (nexcept > STORE_MAX_CLAIM_EXCEPT)
+        return th_err_set(err, TH_ELIMIT, "%zu connections to skip in one claim; at most %d",
+                          nexcept, STORE_MAX_CLAIM_EXCEPT);
+    return s->ops->job_claim(s, worker, lease_ms, nexcept ? except : NULL, nexcept, out, err);
 }
 
 int store_job_done(struct store *s, int64_t job_id, struct th_err *err)

@@ -132,6 +132,13 @@ int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
  * filled, or TH_ENOTFOUND when nothing is due. */
 int store_job_claim(struct store *s, const char *worker, int64_t lease_ms,
                     struct store_job *out, struct th_err *err) TH_MUST_CHECK;
+/* The same, skipping jobs of the given connections (those at their
+ * concurrency limit or paused by a rate limit), at most
+ * STORE_MAX_CLAIM_EXCEPT of them. */
+#define STORE_MAX_CLAIM_EXCEPT 256
+int store_job_claim_except(struct store *s, const char *worker, int64_t lease_ms,
+                           const int64_t *except, size_t nexcept, struct store_job *out,
+                           struct th_err *err) TH_MUST_CHECK;
 /* Finishes a job (deletes it). */
 int store_job_done(struct store *s, int64_t job_id, struct th_err *err) TH_MUST_CHECK;
 /* Releases a job to run again at run_after (unix ms), noting the error. */

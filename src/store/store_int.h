@@ -80,10 +80,11 @@ struct store_ops {
                         int64_t order_id, const char *body, size_t len, int *duplicate,
                         struct th_err *err);
 
-    /* worker is non-NULL and non-empty, lease_ms > 0; "now" is s->now_ms.
+    /* worker is non-NULL and non-empty, lease_ms > 0; "now" is s->now_ms;
+     * jobs of the connections in except[0..nexcept) are not handed out.
      * Returns TH_ENOTFOUND (out zeroed) when nothing is due. */
-    int (*job_claim)(struct store *s, const char *worker, int64_t lease_ms, struct store_job *out,
-                     struct th_err *err);
+    int (*job_claim)(struct store *s, const char *worker, int64_t lease_ms, const int64_t *except,
+                     size_t nexcept, struct store_job *out, struct th_err *err);
     /* TH_ENOTFOUND when no job has that id. When an event for the order
      * arrived while the job was leased, the job is not deleted but made due
      * now (with attempts reset), so that event is not lost. */

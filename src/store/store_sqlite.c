@@ -257,7 +257,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_JOB_CLAIM] =
         "UPDATE jobs SET lease_owner = ?1, lease_until_ms = ?3, attempts = attempts + 1, "
         "rerun = 0 WHERE id = (SELECT id FROM jobs WHERE run_after_ms <= ?2 AND "
-        "(lease_owner IS NULL OR lease_until_ms < ?2) ORDER BY run_after_ms, id LIMIT 1) "
+        "(lease_owner IS NULL OR lease_until_ms < ?2) AND "
+        "(?4 IS NULL OR conn_id NOT IN (SELECT value FROM json_each(?4))) "
+        "ORDER BY run_after_ms, id LIMIT 1) "
         "RETURNING id, conn_id, order_id, attempts, run_after_ms, manual",
     [S_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 AND rerun = 0",
     [S_JOB_RERUN] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
@@ -870,8 +872,18 @@ static int sq_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_
 /* Jobs */
 
 static int sq_job_claim(struct store *s, const char *worker, int64_t lease_ms,
-                        struct store_job *out, struct th_err *err)
+                        const int64_t *except, size_t nexcept, struct store_job *out,
+                        struct th_err *err)
 {
+    /* The connections to skip, as a JSON array for json_each(?4). */
+    char skip[STORE_MAX_CLAIM_EXCEPT * 21 + 3];
+    size_t n = 0;
+    skip[n++] = '[';
+    for (size_t i = 0; i < nexcept; i++)
+        n += (size_t)snprintf(skip + n, sizeof skip - n, "%s%lld", i ? "," : "",
+                              (long long)except[i]);
+    skip[n++] = ']';
+    skip[n] = '\0';
     struct sq *q = sq_of(s);
     int64_t now = store_now_ms(s);
     pthread_mutex_lock(&q->db_mu);
@@ -881,6 +893,8 @@ static int sq_job_claim(struct store *s, const char *worker, int64_t lease_ms,
     bind_str(st, 1, worker);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, now + lease_ms);
+    if (nexcept) bind_str(st, 4, skip);
+    else sqlite3_bind_null(st, 4);
     int rc = sqlite3_step(st);
     int found = rc == SQLITE_ROW;
     if (found) {

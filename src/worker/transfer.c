@@ -337,8 +337,30 @@ static int build_lines(struct pctx *x, struct lines *ls, struct th_err *err)
 
 /* ---------------------------------------------------------------------- */
 
+/* Waits for the Qoyod account's call budget before each request. */
+struct pace {
+    struct limit *limit;
+    uint64_t account;
+};
+
+static void pace_wait(void *arg)
+{
+    struct pace *p = arg;
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait = limit_call(p->limit, p->account, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        if (wait <= 0) return;
+        if (wait > 1000) wait = 1000;
+        struct timespec d = {wait / 1000, (wait % 1000) * 1000000L};
+        nanosleep(&d, NULL);
+    }
+}
+
 struct delivery {
     int64_t invoice_id, payment_id, qoyod_total;
+    long last_status;      /* Qoyod's last HTTP status (429: rate limited) */
+    long retry_after_s;    /* and its Retry-After, -1 when none */
 };
 
 static int deliver(struct transfer_env *env, const struct store_conn *c,
@@ -346,6 +368,8 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
                    struct th_err *err)
 {
     struct qoyod *q = qoyod_new(c->qoyod_base, c->qoyod_api_key, &env->qoyod_cfg);
+    struct pace pace = {env->limit, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
+    if (env->limit) qoyod_set_pace(q, pace_wait, &pace);
     struct lines ls = {0};
     char ref[160];
     transfer_reference(c, o, ref, sizeof ref);
@@ -440,6 +464,8 @@ pay:
         }
     }
 out:
+    out->last_status = qoyod_last_status(q);
+    out->retry_after_s = qoyod_last_retry_after(q);
     lines_release(&ls);
     qoyod_free(q);
     return rc;
@@ -703,6 +729,21 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         log_info("transfer_done", "conn=%lld order=%lld invoice=%lld ref=%s attempts=%d",
                  (long long)conn_id, (long long)order_id, (long long)d.invoice_id, ref,
                  so.attempts);
+    } else if (drc == TH_ETEMP && d.last_status == 429) {
+        /* Rate limited: not the order's fault, so it never fails the order
+         * (attempts still counts, so the next try looks before it creates).
+         * The job waits Retry-After, and the worker pauses every job of this
+         * Qoyod account as long, so one busy store cannot start a 429 storm. */
+        int64_t wait = (d.retry_after_s > 0 ? d.retry_after_s : 1) * 1000;
+        free(so.reason);
+        so.reason = xstrdup(e.msg);
+        so.reason_code = TH_ERATE;
+        rc = store_order_put(env->store, &so, err);
+        res->verdict = TRANSFER_RETRY;
+        res->retry_after_ms = wait;
+        res->pause_account_ms = wait;
+        log_warn("transfer_rate_limited", "conn=%lld order=%lld wait_ms=%lld", (long long)conn_id,
+                 (long long)order_id, (long long)wait);
     } else if ((drc == TH_ETEMP || drc == TH_EUNKNOWN || drc == TH_ERATE) &&
                so.attempts < TRANSFER_MAX_ATTEMPTS) {
         free(so.reason);

@@ -21,6 +21,7 @@
 #include "net/httpc.h"
 #include "platform/platform.h"
 #include "store/store.h"
+#include "worker/limit.h"
 
 /* What the worker should do with the job after transfer_run. */
 enum transfer_verdict {
@@ -33,6 +34,7 @@ struct transfer_result {
     enum transfer_verdict verdict;
     int64_t retry_after_ms; /* hint from the remote (Retry-After), 0 = use backoff */
     enum store_xfer xfer;   /* the order's state afterwards */
+    int64_t pause_account_ms; /* Qoyod rate-limited the account: pause all its jobs */
 };
 
 /* Per-thread resources a transfer uses (borrowed). */
@@ -43,6 +45,7 @@ struct transfer_env {
     /* OAuth clients by enum model_platform, for token refresh (borrowed;
      * an entry may be NULL: that platform's tokens are then never refreshed). */
     const struct platform_app *apps[4];
+    struct limit *limit;          /* per-account Qoyod call budget; NULL = none */
 };
 
 /* Refresh a token when it expires within this many seconds. */

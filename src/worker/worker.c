@@ -10,10 +10,12 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "worker/limit.h"
 #include "worker/transfer.h"
 
 struct worker {
     struct worker_config cfg;
+    struct limit *limit;
     pthread_t threads[WORKER_MAX_THREADS];
     unsigned nthreads;
     pthread_mutex_t lock;
@@ -49,19 +51,43 @@ static uint64_t xorshift(uint64_t *s)
     return *s = x;
 }
 
-/* Claims and runs one job. Returns 1 when a job ran, 0 when none was due,
- * or a negative store error. */
-static int run_one(const struct worker_config *cfg, struct transfer_env *env, const char *owner,
-                   uint64_t *rng, struct th_err *err)
+/* Claims (around the connections at their limits) and runs one job.
+ * Returns 1 when a job ran, 0 when none was due, or a negative store error. */
+static int run_one(const struct worker_config *cfg, struct transfer_env *env, struct limit *lim,
+                   const char *owner, uint64_t *rng, struct th_err *err)
 {
     struct store_job job;
     int64_t lease = cfg->lease_ms > 0 ? cfg->lease_ms : 120000;
-    int rc = store_job_claim(cfg->store, owner, lease, &job, err);
+    int64_t busy[STORE_MAX_CLAIM_EXCEPT];
+    limit_lock(lim);
+    size_t nbusy = limit_busy(lim, worker_now_ms(), busy, STORE_MAX_CLAIM_EXCEPT);
+    int rc = store_job_claim_except(cfg->store, owner, lease, busy, nbusy, &job, err);
+    int later = 0;
+    if (rc == 0 && !limit_knows(lim, job.conn_id)) {
+        /* First job of this connection here: learn its Qoyod account, and
+         * give the job back if that account is full or paused. */
+        struct store_conn c;
+        struct th_err e2;
+        if (store_conn_get(cfg->store, job.conn_id, &c, &e2) == 0) {
+            limit_learn(lim, job.conn_id, limit_account_key(c.qoyod_base, c.qoyod_api_key));
+            store_conn_release(&c);
+        }
+        nbusy = limit_busy(lim, worker_now_ms(), busy, STORE_MAX_CLAIM_EXCEPT);
+        for (size_t i = 0; i < nbusy; i++) later |= busy[i] == job.conn_id;
+    }
+    if (rc == 0 && !later) limit_enter(lim, job.conn_id);
+    limit_unlock(lim);
+    if (later) {
+        rc = store_job_retry(cfg->store, job.id, worker_now_ms() + 200,
+                             "waiting for the Qoyod account's limit", err);
+        return rc ? rc : 0;
+    }
     if (rc == TH_ENOTFOUND) return 0;
     if (rc) return rc;
     struct transfer_result res;
     struct th_err terr = {0};
     rc = transfer_run(env, job.conn_id, job.order_id, job.manual, &res, &terr);
+    limit_leave(lim, job.conn_id);
     if (rc) {
         /* The store failed mid-transfer: run the job again soon. */
         log_error("worker_store_failed", "job=%lld order=%lld code=%s msg=\"%s\"",
@@ -69,6 +95,8 @@ static int run_one(const struct worker_config *cfg, struct transfer_env *env, co
         res.verdict = TRANSFER_RETRY;
         res.retry_after_ms = 0;
     }
+    if (res.pause_account_ms > 0)
+        limit_pause(lim, job.conn_id, worker_now_ms() + res.pause_account_ms);
     if (res.verdict == TRANSFER_RETRY) {
         int64_t delay = res.retry_after_ms > 0
                             ? res.retry_after_ms
@@ -93,13 +121,16 @@ int worker_drain(const struct worker_config *cfg, int64_t deadline_ms, struct th
 {
     struct transfer_env env;
     env_init(&env, cfg);
+    struct limit *lim = limit_new(cfg->per_store, cfg->per_account, cfg->qoyod_rpm);
+    env.limit = lim;
     uint64_t rng = (uint64_t)worker_now_ms();
     int rc = 0;
     while (worker_now_ms() < deadline_ms) {
-        rc = run_one(cfg, &env, "drain", &rng, err);
+        rc = run_one(cfg, &env, lim, "drain", &rng, err);
         if (rc <= 0) break;
         rc = 0;
     }
+    limit_free(lim);
     httpc_free(env.platform_http);
     return rc < 0 ? rc : 0;
 }
@@ -120,6 +151,7 @@ static void *thread_main(void *p)
     free(ta);
     struct transfer_env env;
     env_init(&env, &w->cfg);
+    env.limit = w->limit;
     long idle = w->cfg.idle_poll_ms > 0 ? w->cfg.idle_poll_ms : 200;
     for (;;) {
         pthread_mutex_lock(&w->lock);
@@ -127,7 +159,7 @@ static void *thread_main(void *p)
         pthread_mutex_unlock(&w->lock);
         if (stop) break;
         struct th_err err = {0};
-        int rc = run_one(&w->cfg, &env, owner, &rng, &err);
+        int rc = run_one(&w->cfg, &env, w->limit, owner, &rng, &err);
         if (rc == 1) continue;
         if (rc < 0)
             log_error("worker_claim_failed", "worker=%s code=%s msg=\"%s\"", owner,
@@ -148,6 +180,7 @@ int worker_start(struct worker **out, const struct worker_config *cfg, struct th
         return free(w), th_err_set(err, TH_EINVAL, "at most %d worker threads",
                                    WORKER_MAX_THREADS);
     pthread_mutex_init(&w->lock, NULL);
+    w->limit = limit_new(cfg->per_store, cfg->per_account, cfg->qoyod_rpm);
     for (unsigned i = 0; i < n; i++) {
         struct thread_arg *ta = xmalloc(sizeof *ta);
         ta->w = w;
@@ -172,5 +205,6 @@ void worker_stop(struct worker *w)
     pthread_mutex_unlock(&w->lock);
     for (unsigned i = 0; i < w->nthreads; i++) pthread_join(w->threads[i], NULL);
     pthread_mutex_destroy(&w->lock);
+    limit_free(w->limit);
     free(w);
 }

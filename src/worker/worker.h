@@ -34,6 +34,9 @@ struct worker_config {
     long backoff_base_ms;    /* 0 = WORKER_BACKOFF_BASE_MS (tests use small values) */
     struct httpc_config http;
     const char *name;        /* lease owner prefix; NULL = "worker" */
+    int per_store;           /* jobs of one store at once; 0 = LIMIT_PER_STORE_DEFAULT (2) */
+    int per_account;         /* jobs of one Qoyod account at once; 0 = 4 */
+    int qoyod_rpm;           /* Qoyod calls a minute per account; 0 = 240, < 0 = no limit */
     /* OAuth clients for token refresh, by enum model_platform (borrowed;
      * unset entries: that platform's tokens are not refreshed). */
     struct platform_app apps[4];

@@ -497,6 +497,111 @@ static void test_revoked_grant_needs_reinstall(void **state)
     assert_int_equal(invoices_with_ref(f, "1001"), 1);
 }
 
+/* A 429 from Qoyod pauses every store on that Qoyod account for
+ * Retry-After, never fails the order, and still makes one invoice each. */
+static void test_rate_limit_pauses_the_qoyod_account(void **state)
+{
+    struct fx *f = *state;
+    struct store_conn other = {0};
+    other = f->conn;
+    other.id = 0;
+    other.store_id = STORE + 1; /* another store, same Qoyod account */
+    struct th_err err;
+    assert_int_equal(store_conn_put(f->store, &other, &err), 0);
+    tt_faults(f->qoyod, "{\"match\":\"POST /2.0/invoices\",\"mode\":\"rate_limit\","
+                        "\"retry_after\":2,\"count\":1}");
+    tt_salla_stub_put(&f->salla, &base);
+    struct tt_order_spec b = base;
+    b.id = 9500, b.number = "B-1";
+    tt_salla_stub_put(&f->salla, &b);
+
+    struct worker_config wc = wconfig(f);
+    wc.threads = 2;
+    struct worker *w;
+    assert_int_equal(worker_start(&w, &wc, &err), 0);
+    event(f, base.id, "a");
+    for (int i = 0; i < 500 && tt_count_requests(f->qoyod, "POST", "/2.0/invoices", 429) == 0; i++)
+        tt_sleep_ms(10);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", 429), 1);
+    /* the other store's order arrives during the pause: it waits too */
+    int dup = 0;
+    assert_int_equal(store_event_ingest(f->store, other.id, "b", "order.updated", b.id, "{}", 2,
+                                        &dup, &err),
+                     0);
+    tt_sleep_ms(800);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", -2), 1);
+    for (int i = 0; i < 1000; i++) {
+        int64_t n = 1;
+        assert_int_equal(store_job_count(f->store, &n, &err), 0);
+        if (n == 0) break;
+        tt_sleep_ms(10);
+    }
+    worker_stop(w);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+    assert_int_equal(invoices_with_ref(f, "B-1"), 1);
+    struct store_order so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+    store_order_release(&so);
+}
+
+/* One busy store cannot take every worker: with a per-store limit of 1, a
+ * second store's order goes through while the first store's backlog runs. */
+static void test_busy_store_does_not_starve_others(void **state)
+{
+    struct fx *f = *state;
+    struct store_conn other = f->conn;
+    other.id = 0;
+    other.store_id = STORE + 2;
+    struct th_err err;
+    assert_int_equal(store_conn_put(f->store, &other, &err), 0);
+    tt_faults(f->qoyod, "{\"match\":\"POST /2.0/invoices\",\"mode\":\"latency\","
+                        "\"latency_ms\":40}");
+    for (int i = 0; i < 12; i++) {
+        struct tt_order_spec o = base;
+        char num[16], key[16];
+        snprintf(num, sizeof num, "A-%02d", i);
+        snprintf(key, sizeof key, "a%d", i);
+        o.id = 9600 + i, o.number = num;
+        tt_salla_stub_put(&f->salla, &o);
+        event(f, o.id, key);
+    }
+    struct tt_order_spec b = base;
+    b.id = 9700, b.number = "B-1";
+    tt_salla_stub_put(&f->salla, &b);
+    int dup = 0;
+    assert_int_equal(store_event_ingest(f->store, other.id, "b", "order.updated", b.id, "{}", 2,
+                                        &dup, &err),
+                     0);
+    struct worker_config wc = wconfig(f);
+    wc.threads = 4;
+    wc.per_store = 1;
+    struct worker *w;
+    assert_int_equal(worker_start(&w, &wc, &err), 0);
+    for (int i = 0; i < 1000; i++) {
+        int64_t n = 1;
+        assert_int_equal(store_job_count(f->store, &n, &err), 0);
+        if (n == 0) break;
+        tt_sleep_ms(10);
+    }
+    worker_stop(w);
+    /* B's invoice was among the first two created, not after A's twelve */
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/_sim/requests"), NULL, NULL, &r);
+    int pos = 0, b_at = -1;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(r.json, "requests"), i, e) {
+        if (strcmp(json_string_value(json_object_get(e, "method")), "POST") != 0 ||
+            strcmp(json_string_value(json_object_get(e, "path")), "/2.0/invoices") != 0)
+            continue;
+        if (strstr(json_string_value(json_object_get(e, "body")), "\"B-1\"")) b_at = pos;
+        pos++;
+    }
+    tt_resp_release(&r);
+    assert_int_equal(pos, 13);
+    assert_true(b_at >= 0 && b_at <= 1);
+}
+
 static void test_settings_financial_off_and_own_numbering(void **state)
 {
     struct fx *f = *state;
@@ -651,6 +756,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_refreshed_once_before_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_token_forces_one_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_grant_needs_reinstall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_pauses_the_qoyod_account, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_store_does_not_starve_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_financial_off_and_own_numbering, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_before_transfer_is_skipped, setup, teardown),
