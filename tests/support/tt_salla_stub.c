@@ -64,9 +64,9 @@ static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_re
     int ok = auth && !strncmp(auth, "Bearer ", 7) && !strcmp(auth + 7, st->token);
     pthread_mutex_unlock(&st->lock);
     if (!ok) {
-        httpd_resp_set(resp, 401, "application/json",
-                       "{\"status\":401,\"success\":false,\"error\":{\"code\":\"Unauthorized\","
-                       "\"message\":\"The access token is invalid\"}}", 104);
+        static const char e401[] = "{\"status\":401,\"success\":false,\"error\":{\"code\":"
+                                   "\"Unauthorized\",\"message\":\"The access token is invalid\"}}";
+        httpd_resp_set(resp, 401, "application/json", e401, sizeof e401 - 1);
         return;
     }
     long long id = 0;
@@ -91,9 +91,9 @@ static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_re
             return;
         }
     pthread_mutex_unlock(&st->lock);
-    httpd_resp_set(resp, 404, "application/json",
-                   "{\"success\":false,\"status\":404,\"error\":{\"code\":404,\"message\":\"gone\"}}",
-                   66);
+    static const char e404[] =
+        "{\"success\":false,\"status\":404,\"error\":{\"code\":404,\"message\":\"gone\"}}";
+    httpd_resp_set(resp, 404, "application/json", e404, sizeof e404 - 1);
 }
 
 
