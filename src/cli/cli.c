@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "core/money.h"
 #include "core/xmalloc.h"
 #include "http/server.h"
+#include "net/httpd.h"
 #include "platform/platform.h"
 #include "qoyod/qoyod.h"
 #include "store/store.h"
@@ -30,6 +32,9 @@
 /* Arguments                                                                */
 
 #define MAX_OPTS 64
+
+/* Set by SIGINT / SIGTERM: long-running commands finish cleanly. */
+static volatile sig_atomic_t stop_flag;
 
 struct args {
     int npos;
@@ -58,7 +63,8 @@ static const char *const valued[] = {
     "webhook-secret", "webhook-strategy", "api-base",  "inventory",  "trigger",
     "customer-per-invoice", "number-by-order", "financial-invoice", "payment-account",
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
-    "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", NULL};
+    "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
+    "redirect-uri", "salla-accounts-url", "timeout", NULL};
 
 static int is_valued(const char *n)
 {
@@ -240,70 +246,318 @@ static void print_settings(const struct store_conn *c)
     printf("  payment-account       %lld\n", (long long)c->payment_account_id);
 }
 
-static int cmd_connect_store(const struct args *a, enum model_platform p)
+/* Checks the Qoyod key and the chosen inventory location. */
+static int check_qoyod(const char *qurl, const char *key, int64_t inventory)
 {
-    int64_t store_id;
-    if (parse_i64(opt(a, "store"), &store_id) || store_id <= 0) {
-        fprintf(stderr, "tarheel: --store STORE_ID (the platform's merchant id) is required\n");
-        return CLI_USAGE;
-    }
-    const char *key = opt(a, "qoyod-key");
-    if (!key || !opt(a, "access-token") || !opt(a, "webhook-secret")) {
-        fprintf(stderr, "tarheel: --access-token, --webhook-secret and --qoyod-key are required\n");
-        return CLI_USAGE;
-    }
-    struct store_conn c = {.platform = p,
-                           .store_id = store_id,
-                           .trigger = MODEL_STATUS_NEW,
-                           .customer_per_invoice = 1,
-                           .number_by_order = 1,
-                           .financial_invoice = 1,
-                           .inventory_id = 1};
-    int rc = apply_settings(a, &c);
-    if (rc) return rc;
-    const char *qurl = opt(a, "qoyod-url") ? opt(a, "qoyod-url") : "https://api.qoyod.com/2.0";
-    /* Validate the Qoyod key and the inventory before storing anything. */
     struct qoyod *q = qoyod_new(qurl, key, NULL);
     struct qoyod_inventory *inv = NULL;
     size_t n = 0;
     struct th_err err;
-    rc = qoyod_inventories(q, &inv, &n, &err);
+    int rc = qoyod_inventories(q, &inv, &n, &err);
     qoyod_free(q);
     if (rc) return fail(&err);
     int found = 0;
-    for (size_t i = 0; i < n; i++) found |= inv[i].id == c.inventory_id;
+    for (size_t i = 0; i < n; i++) found |= inv[i].id == inventory;
     free(inv);
     if (!found) {
         fprintf(stderr, "tarheel: Qoyod has no inventory location %lld; list them with "
-                        "`tarheel connect qoyod --api-key ...`\n", (long long)c.inventory_id);
+                        "`tarheel connect qoyod --api-key ...`\n", (long long)inventory);
         return CLI_FAIL;
     }
+    return CLI_OK;
+}
+
+/* Stores the connection of store_id: what the options say, on top of what
+ * tarheel already knows of it (an Easy Mode install leaves its tokens).
+ * tok may be NULL (keep the stored tokens). */
+static int save_connection(const struct args *a, enum model_platform p, int64_t store_id,
+                           const struct platform_tokens *tok, const char *name)
+{
+    const char *key = opt(a, "qoyod-key");
+    const char *qurl = opt(a, "qoyod-url") ? opt(a, "qoyod-url") : "https://api.qoyod.com/2.0";
     struct store *s = open_store(a);
     if (!s) return CLI_FAIL;
-    struct store_conn old = {0};
-    if (store_conn_find(s, p, store_id, &old, &err) == 0) c.id = old.id;
-    store_conn_release(&old);
-    c.name = xstrdup(opt(a, "name"));
-    c.access_token = xstrdup(opt(a, "access-token"));
-    c.refresh_token = xstrdup(opt(a, "refresh-token"));
-    c.webhook_secret = xstrdup(opt(a, "webhook-secret"));
-    c.webhook_strategy = xstrdup(opt(a, "webhook-strategy") ? opt(a, "webhook-strategy")
-                                                             : "signature");
-    c.api_base = xstrdup(opt(a, "api-base") ? opt(a, "api-base")
-                                            : "https://api.salla.dev/admin/v2");
+    struct th_err err;
+    struct store_conn c = {0};
+    int known = store_conn_find(s, p, store_id, &c, &err) == 0;
+    if (!known) {
+        c = (struct store_conn){.platform = p,
+                                .store_id = store_id,
+                                .trigger = MODEL_STATUS_NEW,
+                                .customer_per_invoice = 1,
+                                .number_by_order = 1,
+                                .financial_invoice = 1,
+                                .inventory_id = 1};
+        c.connected_at = time(NULL);
+    }
+    int rc = apply_settings(a, &c);
+    if (!rc && !key && !c.qoyod_api_key) {
+        fprintf(stderr, "tarheel: --qoyod-key is required (the Qoyod API key to post into)\n");
+        rc = CLI_USAGE;
+    }
+    if (!rc) rc = check_qoyod(key ? qurl : c.qoyod_base, key ? key : c.qoyod_api_key,
+                              c.inventory_id);
+    if (rc) goto out;
+#define SET(field, value)                                                                          \
+    do {                                                                                           \
+        if (value) {                                                                               \
+            free(c.field);                                                                         \
+            c.field = xstrdup(value);                                                              \
+        }                                                                                          \
+    } while (0)
+    SET(name, name && *name ? name : opt(a, "name"));
+    if (tok) {
+        SET(access_token, tok->access_token);
+        SET(refresh_token, tok->refresh_token);
+        c.token_expires_at = tok->expires_at;
+    }
+    SET(access_token, opt(a, "access-token"));
+    SET(refresh_token, opt(a, "refresh-token"));
+    SET(webhook_secret, opt(a, "webhook-secret"));
+    SET(webhook_strategy, opt(a, "webhook-strategy"));
+    if (!c.webhook_strategy) c.webhook_strategy = xstrdup("signature");
+    SET(api_base, opt(a, "api-base"));
+    if (!c.api_base) c.api_base = xstrdup("https://api.salla.dev/admin/v2");
+    if (key) {
+        SET(qoyod_base, qurl);
+        SET(qoyod_api_key, key);
+    }
+    free(c.status);
     c.status = xstrdup("active");
-    c.connected_at = time(NULL);
-    c.qoyod_base = xstrdup(qurl);
-    c.qoyod_api_key = xstrdup(key);
-    rc = store_conn_put(s, &c, &err);
-    if (rc == 0) {
+#undef SET
+    if (!c.webhook_secret) {
+        fprintf(stderr, "tarheel: --webhook-secret is required (the app's webhook secret, to "
+                        "check deliveries)\n");
+        rc = CLI_USAGE;
+        goto out;
+    }
+    rc = store_conn_put(s, &c, &err) ? fail(&err) : CLI_OK;
+    if (rc == CLI_OK) {
         print_settings(&c);
         printf("Point the store's webhooks at http://<this host>/webhooks/%s\n",
                model_platform_name(p));
     }
+out:
     store_conn_release(&c);
     store_close(s);
-    return rc ? fail(&err) : CLI_OK;
+    return rc;
+}
+
+/* The redirect the OAuth flow comes back on: a one-shot listener. */
+struct callback {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char path[256];
+    char code[512], state[128], error[256];
+    int done;
+};
+
+static void callback_handler(void *arg, const struct httpd_req *req, struct httpd_resp *resp)
+{
+    struct callback *cb = arg;
+    if (strcmp(httpd_req_path(req), cb->path) != 0) {
+        httpd_resp_text(resp, 404, "not the tarheel callback");
+        return;
+    }
+    pthread_mutex_lock(&cb->mu);
+    const char *code = httpd_req_arg(req, "code"), *state = httpd_req_arg(req, "state");
+    const char *e = httpd_req_arg(req, "error");
+    snprintf(cb->code, sizeof cb->code, "%s", code ? code : "");
+    snprintf(cb->state, sizeof cb->state, "%s", state ? state : "");
+    snprintf(cb->error, sizeof cb->error, "%s", e ? e : (code ? "" : "no code in the redirect"));
+    cb->done = 1;
+    pthread_cond_signal(&cb->cv);
+    pthread_mutex_unlock(&cb->mu);
+    httpd_resp_set(resp, 200, "text/html; charset=utf-8",
+                   "<!doctype html><meta charset=utf-8><title>tarheel</title>"
+                   "<p>tarheel: you can close this tab and go back to the terminal.</p>"
+                   "<p dir=rtl>ترحيل: يمكنك إغلاق هذه الصفحة والعودة إلى الطرفية.</p>",
+                   strlen("<!doctype html><meta charset=utf-8><title>tarheel</title>"
+                          "<p>tarheel: you can close this tab and go back to the terminal.</p>"
+                          "<p dir=rtl>ترحيل: يمكنك إغلاق هذه الصفحة والعودة إلى الطرفية.</p>"));
+}
+
+static long timeout_s(const struct args *a)
+{
+    int64_t t = 600;
+    if (opt(a, "timeout") && (parse_i64(opt(a, "timeout"), &t) || t <= 0)) t = 600;
+    return (long)t;
+}
+
+/* Custom mode: print the authorize URL, wait for the redirect, trade the
+ * code for tokens, ask which store they belong to, save. */
+static int connect_oauth(const struct args *a, enum model_platform p)
+{
+    const struct platform_ops *ops = platform_by_id(p);
+    const char *acc = opt(a, "salla-accounts-url") ? opt(a, "salla-accounts-url")
+                                                   : "https://accounts.salla.sa";
+    const char *redirect = opt(a, "redirect-uri") ? opt(a, "redirect-uri")
+                                                  : "http://127.0.0.1:8765/callback";
+    char *auth_url = xasprintf("%s/oauth2/auth", acc), *token_url = xasprintf("%s/oauth2/token", acc);
+    char *info_url = xasprintf("%s/oauth2/user/info", acc);
+    struct platform_app app = {
+        .client_id = opt(a, "client-id") ? opt(a, "client-id") : getenv("SALLA_CLIENT_ID"),
+        .client_secret = opt(a, "client-secret") ? opt(a, "client-secret")
+                                                 : getenv("SALLA_CLIENT_SECRET"),
+        .token_url = token_url,
+        .redirect_uri = redirect,
+        .auth_url = auth_url,
+        .userinfo_url = info_url};
+    struct callback cb = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct httpd *d = NULL;
+    struct httpc *hc = NULL;
+    struct th_err err;
+    int rc = CLI_FAIL;
+    char listen[256], state[33], url[4096];
+    /* http://HOST:PORT/PATH: listen on HOST:PORT, answer PATH */
+    const char *hp = strncmp(redirect, "http://", 7) == 0 ? redirect + 7 : NULL;
+    const char *slash = hp ? strchr(hp, '/') : NULL;
+    if (!hp || !slash || (size_t)(slash - hp) >= sizeof listen || !strchr(hp, ':')) {
+        fprintf(stderr, "tarheel: --redirect-uri must be http://HOST:PORT/PATH on this machine "
+                        "(register the same URI as the app's callback in the Salla Partners "
+                        "portal)\n");
+        rc = CLI_USAGE;
+        goto out;
+    }
+    snprintf(listen, sizeof listen, "%.*s", (int)(slash - hp), hp);
+    snprintf(cb.path, sizeof cb.path, "%s", slash);
+    unsigned char rnd[16];
+    FILE *ur = fopen("/dev/urandom", "rb");
+    if (!ur || fread(rnd, 1, sizeof rnd, ur) != sizeof rnd) {
+        if (ur) fclose(ur);
+        fprintf(stderr, "tarheel: cannot read /dev/urandom for the OAuth state\n");
+        goto out;
+    }
+    fclose(ur);
+    for (int i = 0; i < 16; i++) snprintf(state + 2 * i, 3, "%02x", rnd[i]);
+    if (ops->authorize_url(&app, state, url, sizeof url, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    struct httpd_config hcfg = {.listen = listen, .handler = callback_handler, .arg = &cb};
+    if (httpd_open(&d, &hcfg, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    printf("Open this address in a browser where you are signed in to the Salla store:\n\n  %s\n\n"
+           "Waiting up to %ld s for Salla to send you back to %s ...\n",
+           url, timeout_s(a), redirect);
+    fflush(stdout);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_s(a);
+    pthread_mutex_lock(&cb.mu);
+    while (!cb.done && !stop_flag)
+        if (pthread_cond_timedwait(&cb.cv, &cb.mu, &until) == ETIMEDOUT) break;
+    int done = cb.done;
+    pthread_mutex_unlock(&cb.mu);
+    if (done) {
+        /* Let the browser get its page before the listener goes away (the
+         * handler signals before its answer is written). */
+        struct timespec ts = {0, 300000000L};
+        nanosleep(&ts, NULL);
+    }
+    httpd_close(d);
+    d = NULL;
+    if (!done) {
+        fprintf(stderr, "tarheel: no answer from Salla in time; run the command again\n");
+        goto out;
+    }
+    if (cb.error[0]) {
+        fprintf(stderr, "tarheel: Salla did not authorize the app: %s\n", cb.error);
+        goto out;
+    }
+    if (!platform_secure_eq(cb.state, state)) {
+        fprintf(stderr, "tarheel: the redirect's state does not match this request (a stale "
+                        "or forged link); run the command again\n");
+        goto out;
+    }
+    struct platform_tokens tok;
+    hc = httpc_new(NULL);
+    if (ops->oauth_exchange(hc, &app, cb.code, &tok, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    int64_t store_id = 0;
+    char name[256] = "";
+    if (ops->whoami(hc, &app, tok.access_token, &store_id, name, sizeof name, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    printf("Authorized by store %lld%s%s\n", (long long)store_id, name[0] ? ": " : "", name);
+    rc = save_connection(a, p, store_id, &tok, name);
+out:
+    httpc_free(hc);
+    httpd_close(d);
+    free(auth_url);
+    free(token_url);
+    free(info_url);
+    return rc;
+}
+
+/* Easy Mode: the platform sends the tokens to `tarheel serve` when the
+ * merchant installs the app; wait for that connection, then apply the
+ * options (Qoyod key, location, settings) to it. */
+static int connect_wait(const struct args *a, enum model_platform p)
+{
+    int64_t store_id = 0;
+    if (opt(a, "store") && (parse_i64(opt(a, "store"), &store_id) || store_id <= 0)) {
+        fprintf(stderr, "tarheel: --store takes the platform's merchant id\n");
+        return CLI_USAGE;
+    }
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    printf("Waiting up to %ld s for the app to be installed in %s%s (Easy Mode: `tarheel serve` "
+           "receives the tokens) ...\n",
+           timeout_s(a), store_id ? "store " : "the store", store_id ? opt(a, "store") : "");
+    fflush(stdout);
+    time_t start = time(NULL), deadline = start + timeout_s(a);
+    int64_t found = 0;
+    struct th_err err;
+    while (!found && !stop_flag && time(NULL) < deadline) {
+        struct store_conn c = {0};
+        if (store_id) {
+            if (store_conn_find(s, p, store_id, &c, &err) == 0 && c.access_token &&
+                c.status && !strcmp(c.status, "active"))
+                found = store_id;
+        } else {
+            for (int64_t id = 1; id < 100000 && !found; id++) {
+                if (store_conn_get(s, id, &c, &err) != 0) break;
+                if (c.platform == p && c.connected_at >= start - 1 && c.access_token)
+                    found = c.store_id;
+                store_conn_release(&c);
+            }
+        }
+        store_conn_release(&c);
+        if (!found) {
+            struct timespec ts = {0, 500000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    store_close(s);
+    if (!found) {
+        fprintf(stderr, "tarheel: no install arrived in time: is `tarheel serve` running and is "
+                        "the app's webhook URL pointing at it? Run the command again\n");
+        return CLI_FAIL;
+    }
+    printf("Installed in store %lld\n", (long long)found);
+    return save_connection(a, p, found, NULL, NULL);
+}
+
+/* tarheel connect salla: tokens given (--access-token), the OAuth flow
+ * (--oauth, custom mode) or waiting for an Easy Mode install (--wait). */
+static int cmd_connect_store(const struct args *a, enum model_platform p)
+{
+    if (flag(a, "oauth")) return connect_oauth(a, p);
+    if (flag(a, "wait")) return connect_wait(a, p);
+    int64_t store_id;
+    if (parse_i64(opt(a, "store"), &store_id) || store_id <= 0 || !opt(a, "access-token")) {
+        fprintf(stderr, "tarheel: connect a store with --oauth (custom mode: open a link), "
+                        "--wait (Easy Mode: install the app from the app store), or "
+                        "--store ID --access-token T (tokens you already have)\n");
+        return CLI_USAGE;
+    }
+    return save_connection(a, p, store_id, NULL, NULL);
 }
 
 static int cmd_connect_salla(const struct args *a)
@@ -534,7 +788,6 @@ static int cmd_orders_retry(const struct args *a)
     return rc;
 }
 
-static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig)
 {
@@ -622,8 +875,10 @@ static const struct command {
     {"connect", "qoyod", cmd_connect_qoyod,
      "--api-key KEY [--qoyod-url URL]  check a Qoyod key, list inventory locations"},
     {"connect", "salla", cmd_connect_salla,
-     "--store ID --access-token T --webhook-secret S --qoyod-key K [--inventory ID] "
-     "[--api-base URL] [--qoyod-url URL] [settings]  connect a Salla store"},
+     "--oauth --client-id ID --client-secret S [--redirect-uri http://127.0.0.1:8765/callback] "
+     "| --wait [--store ID] | --store ID --access-token T; and --webhook-secret S --qoyod-key K "
+     "[--inventory ID] [--api-base URL] [--qoyod-url URL] [settings]  connect a Salla store "
+     "(OAuth custom mode, Easy Mode install, or tokens you have)"},
     {"settings", NULL, cmd_settings,
      "--store ID [--platform salla] [--trigger new|ready|in_transit|completed] "
      "[--customer-per-invoice on|off] [--number-by-order on|off] [--financial-invoice on|off] "

@@ -57,7 +57,9 @@ struct platform_app {
     const char *client_id;
     const char *client_secret;
     const char *token_url;     /* "https://accounts.salla.sa/oauth2/token" */
-    const char *redirect_uri;  /* some platforms want it on refresh (Zid); may be NULL */
+    const char *redirect_uri;  /* the app's callback; some platforms want it on refresh */
+    const char *auth_url;      /* "https://accounts.salla.sa/oauth2/auth" (custom mode) */
+    const char *userinfo_url;  /* "https://accounts.salla.sa/oauth2/user/info" */
 };
 
 /* A store's new tokens after a refresh (secrets, never logged). */
@@ -117,6 +119,15 @@ struct platform_ops {
     int (*token_refresh)(struct httpc *hc, const struct platform_app *app,
                          const char *refresh_token, struct platform_tokens *out,
                          struct th_err *err);
+    /* Optional: the OAuth authorization-code flow ("custom mode"). The URL
+     * the merchant opens; the code for tokens; the store the tokens belong
+     * to (its id and name). Errors as token_refresh. */
+    int (*authorize_url)(const struct platform_app *app, const char *state, char *out, size_t n,
+                         struct th_err *err);
+    int (*oauth_exchange)(struct httpc *hc, const struct platform_app *app, const char *code,
+                          struct platform_tokens *out, struct th_err *err);
+    int (*whoami)(struct httpc *hc, const struct platform_app *app, const char *access_token,
+                  int64_t *store_id, char *name, size_t n, struct th_err *err);
 };
 
 /* The adapter for a platform name or enum; NULL when unknown. */

@@ -449,35 +449,16 @@ static char *form_enc(const char *value)
     return out;
 }
 
-/* POST {token_url} grant_type=refresh_token (salla.md §2.3): refresh tokens
- * are single use and a reuse revokes the whole chain, so the caller
- * serialises refreshes per store and persists the new pair first. */
-static int token_refresh(struct httpc *hc, const struct platform_app *app,
-                         const char *refresh_token, struct platform_tokens *out,
-                         struct th_err *err)
+/* POSTs a form to the token endpoint and reads the token answer (§2.2).
+ * `what` names the grant in messages. */
+static int token_post(struct httpc *hc, const struct platform_app *app, const char *body,
+                      const char *what, struct platform_tokens *out, struct th_err *err)
 {
-    memset(out, 0, sizeof *out);
-    if (!app || !app->client_id || !app->client_secret || !app->token_url)
-        return th_err_set(err, TH_ECONFIG,
-                          "cannot refresh Salla tokens: the app's client id and secret are not "
-                          "configured (tarheel serve --salla-client-id ID --salla-client-secret "
-                          "S)");
-    if (!refresh_token || !*refresh_token)
-        return th_err_set(err, TH_EAUTH, "Salla gave no refresh token for this store: reinstall "
-                                         "the tarheel app from the Salla app store");
-    char *rt_enc = form_enc(refresh_token), *id_enc = form_enc(app->client_id);
-    char *sec_enc = form_enc(app->client_secret);
-    char *body = xasprintf("grant_type=refresh_token&refresh_token=%s&client_id=%s&"
-                           "client_secret=%s", rt_enc, id_enc, sec_enc);
-    free(rt_enc);
-    free(id_enc);
-    free(sec_enc);
     const char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded",
                           "Accept: application/json", NULL};
     struct httpc_resp r;
     httpc_resp_init(&r);
     int rc = httpc_do(hc, "POST", app->token_url, hdrs, body, strlen(body), &r, err);
-    free(body);
     json_t *j = r.body.len ? jv_parse(r.body.data, r.body.len, 8, NULL) : NULL;
     const char *oerr = j ? jv_get_str(j, "error") : NULL;
     if (rc == 0) {
@@ -498,16 +479,114 @@ static int token_refresh(struct httpc *hc, const struct platform_app *app,
         }
     } else if (oerr && (!strcmp(oerr, "invalid_grant") || !strcmp(oerr, "invalid_request"))) {
         rc = th_err_set(err, TH_EAUTH,
-                        "Salla refused the store's refresh token (%s): the app was uninstalled or "
-                        "the token was already used; reinstall the tarheel app from the Salla app "
-                        "store",
-                        oerr);
+                        "Salla refused the %s (%s): the app was uninstalled or the grant was "
+                        "already used; reinstall the tarheel app from the Salla app store",
+                        what, oerr);
     } else if (oerr && !strcmp(oerr, "invalid_client")) {
         rc = th_err_set(err, TH_ECONFIG, "Salla refused the app's client id or secret "
                                          "(invalid_client): check --salla-client-id and "
                                          "--salla-client-secret");
     }
     json_decref(j);
+    httpc_resp_release(&r);
+    return rc;
+}
+
+static int app_ready(const struct platform_app *app, struct th_err *err)
+{
+    if (!app || !app->client_id || !app->client_secret || !app->token_url)
+        return th_err_set(err, TH_ECONFIG,
+                          "the Salla app's client id and secret are not configured "
+                          "(--salla-client-id ID --salla-client-secret S, or SALLA_CLIENT_ID and "
+                          "SALLA_CLIENT_SECRET)");
+    return 0;
+}
+
+/* POST {token_url} grant_type=refresh_token (salla.md §2.3): refresh tokens
+ * are single use and a reuse revokes the whole chain, so the caller
+ * serialises refreshes per store and persists the new pair first. */
+static int token_refresh(struct httpc *hc, const struct platform_app *app,
+                         const char *refresh_token, struct platform_tokens *out,
+                         struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (app_ready(app, err)) return TH_ECONFIG;
+    if (!refresh_token || !*refresh_token)
+        return th_err_set(err, TH_EAUTH, "Salla gave no refresh token for this store: reinstall "
+                                         "the tarheel app from the Salla app store");
+    char *rt_enc = form_enc(refresh_token), *id_enc = form_enc(app->client_id);
+    char *sec_enc = form_enc(app->client_secret);
+    char *body = xasprintf("grant_type=refresh_token&refresh_token=%s&client_id=%s&"
+                           "client_secret=%s", rt_enc, id_enc, sec_enc);
+    int rc = token_post(hc, app, body, "store's refresh token", out, err);
+    free(rt_enc);
+    free(id_enc);
+    free(sec_enc);
+    free(body);
+    return rc;
+}
+
+/* Custom mode (§2.1): the authorization code for tokens. */
+static int oauth_exchange(struct httpc *hc, const struct platform_app *app, const char *code,
+                          struct platform_tokens *out, struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (app_ready(app, err)) return TH_ECONFIG;
+    char *c_enc = form_enc(code), *id_enc = form_enc(app->client_id);
+    char *sec_enc = form_enc(app->client_secret), *ru_enc = form_enc(app->redirect_uri);
+    char *body = xasprintf("grant_type=authorization_code&code=%s&client_id=%s&"
+                           "client_secret=%s&redirect_uri=%s&scope=offline_access",
+                           c_enc, id_enc, sec_enc, ru_enc);
+    int rc = token_post(hc, app, body, "authorization code", out, err);
+    free(c_enc);
+    free(id_enc);
+    free(sec_enc);
+    free(ru_enc);
+    free(body);
+    return rc;
+}
+
+/* The authorize URL the merchant opens (§2.1). */
+static int authorize_url(const struct platform_app *app, const char *state, char *out, size_t n,
+                         struct th_err *err)
+{
+    if (app_ready(app, err)) return TH_ECONFIG;
+    if (!app->auth_url || !app->redirect_uri)
+        return th_err_set(err, TH_ECONFIG, "the Salla authorize URL and redirect URI are needed");
+    char *id_enc = form_enc(app->client_id), *ru_enc = form_enc(app->redirect_uri);
+    char *st_enc = form_enc(state);
+    int len = snprintf(out, n, "%s?client_id=%s&response_type=code&redirect_uri=%s&"
+                       "scope=offline_access&state=%s", app->auth_url, id_enc, ru_enc, st_enc);
+    free(id_enc);
+    free(ru_enc);
+    free(st_enc);
+    if (len < 0 || (size_t)len >= n) return th_err_set(err, TH_ETOOBIG, "authorize URL too long");
+    return 0;
+}
+
+/* GET {userinfo_url} (§2.5): which store the tokens belong to. */
+static int whoami(struct httpc *hc, const struct platform_app *app, const char *access_token,
+                  int64_t *store_id, char *name, size_t n, struct th_err *err)
+{
+    if (!app || !app->userinfo_url)
+        return th_err_set(err, TH_ECONFIG, "the Salla user-info URL is not configured");
+    char *auth = xasprintf("Authorization: Bearer %s", access_token ? access_token : "");
+    const char *hdrs[] = {auth, "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", app->userinfo_url, hdrs, NULL, 0, &r, err);
+    free(auth);
+    if (rc == 0) {
+        json_t *j = jv_parse(r.body.data, r.body.len, 16, err);
+        json_t *m = jv_path(j, "data.merchant");
+        if (!m || jv_get_id(m, "id", store_id, err) != 0) {
+            rc = th_err_set(err, TH_EPARSE, "Salla's user info has no data.merchant.id");
+        } else {
+            const char *nm = jv_get_str(m, "name");
+            snprintf(name, n, "%s", nm ? nm : "");
+        }
+        json_decref(j);
+    }
     httpc_resp_release(&r);
     return rc;
 }
@@ -521,5 +600,8 @@ const struct platform_ops salla_platform_ops = {
     .order_map = order_map,
     .order_fetch = order_fetch,
     .token_refresh = token_refresh,
+    .oauth_exchange = oauth_exchange,
+    .authorize_url = authorize_url,
+    .whoami = whoami,
     .product_stock = product_stock,
 };
