@@ -859,6 +859,37 @@ static int cmd_serve(const struct args *a)
     return CLI_OK;
 }
 
+/* tarheel demo: runs scripts/demo.sh of the source tree this binary was
+ * built in (the demo needs the emulators and the script next to it). */
+static int cmd_demo(const struct args *a)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "tarheel: cannot find this program's directory; run `make demo` in the "
+                        "source tree\n");
+        return CLI_FAIL;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    char *script = xasprintf("%s/../scripts/demo.sh", exe);
+    if (access(script, R_OK) != 0) {
+        fprintf(stderr, "tarheel: %s is missing: the demo runs from the source tree tarheel was "
+                        "built in (`make demo` there)\n", script);
+        free(script);
+        return CLI_FAIL;
+    }
+    fflush(stdout);
+    if (flag(a, "exit-when-done"))
+        execl("/bin/bash", "bash", script, exe, "--exit-when-done", (char *)NULL);
+    else
+        execl("/bin/bash", "bash", script, exe, (char *)NULL);
+    fprintf(stderr, "tarheel: cannot run %s: %s\n", script, strerror(errno));
+    free(script);
+    return CLI_FAIL;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The command table                                                        */
 
@@ -889,6 +920,9 @@ static const struct command {
      "ORDER_ID... [--store ID] [--queue-only]  send orders to Qoyod now"},
     {"orders", "retry", cmd_orders_retry, "--failed  send every failed order again"},
     {"errors", NULL, cmd_errors, "--markdown  the error-code table"},
+    {"demo", NULL, cmd_demo,
+     "[--exit-when-done]  emulators + tarheel on SQLite with sample orders (as `make demo`); "
+     "with --exit-when-done, exit 0 only if every order ended as it should"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

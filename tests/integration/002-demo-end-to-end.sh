@@ -9,4 +9,4 @@ build=$1 src=$2
 export QOYOD_PORT=29100 SALLA_PORT=29200 ZID_PORT=29300 TARHEEL_PORT=29080 DEMO_ORDERS=16
 export TARHEEL_DEMO_DIR=$(mktemp -d)
 trap 'rm -rf "$TARHEEL_DEMO_DIR"' EXIT
-bash "$src/scripts/demo.sh" "$build" --exit-when-done
+"$build/tarheel" demo --exit-when-done
