@@ -2,6 +2,7 @@
 #include "model/order.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/money.h"
@@ -124,4 +125,42 @@ int model_status_from_name(const char *name)
     for (size_t i = 0; name && i < sizeof status_names / sizeof status_names[0]; i++)
         if (strcmp(status_names[i], name) == 0) return (int)i;
     return -1;
+}
+
+int model_phone_normalize(const char *in, char *out, size_t n)
+{
+    char d[32];
+    size_t k = 0;
+    int plus = 0;
+    for (const char *p = in ? in : ""; *p && k + 1 < sizeof d; p++) {
+        if (*p >= '0' && *p <= '9') d[k++] = *p;
+        else if (*p == '+' && k == 0) plus = 1;
+    }
+    d[k] = '\0';
+    const char *digits = d;
+    if (!plus && !strncmp(digits, "00", 2)) digits += 2, plus = 1;
+    size_t len = strlen(digits);
+    if (!len) {
+        if (n) out[0] = '\0';
+        return -1;
+    }
+    if (!plus && len == 10 && digits[0] == '0' && digits[1] == '5') /* 05XXXXXXXX */
+        snprintf(out, n, "+966%s", digits + 1);
+    else if (!plus && len == 9 && digits[0] == '5') /* 5XXXXXXXX */
+        snprintf(out, n, "+966%s", digits);
+    else if (!plus && len == 12 && !strncmp(digits, "9665", 4)) /* 9665XXXXXXXX */
+        snprintf(out, n, "+%s", digits);
+    else if (plus && len == 13 && !strncmp(digits, "96605", 5)) /* +966 05... */
+        snprintf(out, n, "+966%s", digits + 4);
+    else
+        snprintf(out, n, "%s%s", plus ? "+" : "", digits);
+    return 0;
+}
+
+void model_phone_local_sa(const char *e164, char *out, size_t n)
+{
+    if (e164 && strlen(e164) == 13 && !strncmp(e164, "+9665", 5))
+        snprintf(out, n, "0%s", e164 + 4);
+    else if (n)
+        out[0] = '\0';
 }

@@ -128,6 +128,19 @@ int64_t model_order_lines_net(const struct model_order *o);
 
 /* Stable names for enums (persisted in logs and the API): "salla", "new". */
 const char *model_platform_name(enum model_platform p);
+
+/*
+ * Phone numbers in one form, so a customer is recognised however a platform
+ * or a person wrote the number: digits only after a leading "+", Saudi
+ * numbers in E.164 ("+966501234567" from "0501234567", "501234567",
+ * "966501234567", "00966 50 123 4567", "+966-50-123-4567"). Other numbers
+ * keep their digits ("+" kept when given). Writes into out (size n);
+ * returns 0, or -1 (out "") when the text has no digits.
+ */
+int model_phone_normalize(const char *in, char *out, size_t n);
+/* The Saudi local form of a normalised number ("0501234567"), or "" when
+ * it is not a Saudi mobile. Qoyod contacts typed by hand often use it. */
+void model_phone_local_sa(const char *e164, char *out, size_t n);
 const char *model_status_name(enum model_status s);
 /* Parses a name back; returns -1 when unknown. */
 int model_status_from_name(const char *name);

@@ -110,6 +110,60 @@ static const char *qoyod_type(enum model_item_kind k)
     }
 }
 
+/*
+ * Finding-or-creating a Qoyod contact or product, and booking a product's
+ * opening stock, must not run twice at once for the same store and key:
+ * two first orders of a new customer would make two contacts, and two of a
+ * new product two opening balances. One process serialises them with these
+ * hashed locks (a collision only makes two keys wait for each other);
+ * across processes (PostgreSQL, issue 9) Qoyod's own uniqueness (SKU,
+ * reference) and the lookups are the backstop.
+ */
+#define MAP_LOCKS 64
+static pthread_mutex_t map_locks[MAP_LOCKS];
+static pthread_once_t map_once = PTHREAD_ONCE_INIT;
+
+static void map_locks_init(void)
+{
+    for (int i = 0; i < MAP_LOCKS; i++) pthread_mutex_init(&map_locks[i], NULL);
+}
+
+static pthread_mutex_t *map_lock(int64_t conn, const char *kind, const char *key)
+{
+    pthread_once(&map_once, map_locks_init);
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)conn;
+    for (const char *p = kind; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    return &map_locks[h % MAP_LOCKS];
+}
+
+static int contact_for_locked(struct store *st, struct qoyod *q, const struct store_conn *c,
+                              const struct model_order *o, const char *key, int per_customer,
+                              int64_t *id, struct th_err *err)
+{
+    int rc = store_map_get(st, c->id, "contact", key, id, err);
+    if (rc != TH_ENOTFOUND) return rc;
+    struct model_customer cash = {.name = "عميل نقدي - Cash customer"};
+    const struct model_customer *who = per_customer ? &o->customer : &cash;
+    /* One form for the phone (+9665...), and the local 05... form that
+     * contacts typed by hand in Qoyod often have. */
+    char e164[32] = "", local[32] = "";
+    if (per_customer && who->phone && model_phone_normalize(who->phone, e164, sizeof e164) == 0)
+        model_phone_local_sa(e164, local, sizeof local);
+    rc = TH_ENOTFOUND;
+    if (e164[0]) rc = qoyod_contact_find(q, e164, NULL, id, err);
+    if (rc == TH_ENOTFOUND && per_customer && (local[0] || (who->email && *who->email)))
+        rc = qoyod_contact_find(q, local[0] ? local : NULL, who->email, id, err);
+    if (rc == TH_ENOTFOUND) {
+        struct model_customer named = *who;
+        if (!named.name || !*named.name) named.name = "Customer";
+        if (e164[0]) named.phone = e164;
+        rc = qoyod_contact_create(q, &named, id, err);
+    }
+    if (rc) return rc;
+    return store_map_put(st, c->id, "contact", key, *id, err);
+}
+
 static int contact_for(struct store *st, struct qoyod *q, const struct store_conn *c,
                        const struct model_order *o, int64_t *id, struct th_err *err)
 {
@@ -117,20 +171,11 @@ static int contact_for(struct store *st, struct qoyod *q, const struct store_con
     int per_customer = c->customer_per_invoice && o->customer.platform_id;
     if (per_customer) snprintf(key, sizeof key, "%lld", (long long)o->customer.platform_id);
     else snprintf(key, sizeof key, "cash");
-    int rc = store_map_get(st, c->id, "contact", key, id, err);
-    if (rc != TH_ENOTFOUND) return rc;
-    struct model_customer cash = {.name = "عميل نقدي - Cash customer"};
-    const struct model_customer *who = per_customer ? &o->customer : &cash;
-    rc = TH_ENOTFOUND;
-    if (per_customer && (who->phone || who->email))
-        rc = qoyod_contact_find(q, who->phone, who->email, id, err);
-    if (rc == TH_ENOTFOUND) {
-        struct model_customer named = *who;
-        if (!named.name || !*named.name) named.name = "Customer";
-        rc = qoyod_contact_create(q, &named, id, err);
-    }
-    if (rc) return rc;
-    return store_map_put(st, c->id, "contact", key, *id, err);
+    pthread_mutex_t *mu = map_lock(c->id, "contact", key);
+    pthread_mutex_lock(mu);
+    int rc = contact_for_locked(st, q, c, o, key, per_customer, id, err);
+    pthread_mutex_unlock(mu);
+    return rc;
 }
 
 /* What product_for needs besides the line. */
@@ -173,9 +218,9 @@ static int book_opening(struct pctx *x, const char *sku, int64_t pid, int64_t st
     return rc;
 }
 
-static int product_for(struct pctx *x, const struct model_line *l, const char *sku,
-                       const char *name, enum model_item_kind kind, int64_t price, int64_t *id,
-                       struct th_err *err)
+static int product_for_locked(struct pctx *x, const struct model_line *l, const char *sku,
+                              const char *name, enum model_item_kind kind, int64_t price,
+                              int64_t *id, struct th_err *err)
 {
     struct store *st = x->env->store;
     const struct store_conn *c = x->c;
@@ -232,6 +277,17 @@ static int product_for(struct pctx *x, const struct model_line *l, const char *s
     }
     if (rc) return rc;
     return store_map_put(st, c->id, "product", sku, *id, err);
+}
+
+static int product_for(struct pctx *x, const struct model_line *l, const char *sku,
+                       const char *name, enum model_item_kind kind, int64_t price, int64_t *id,
+                       struct th_err *err)
+{
+    pthread_mutex_t *mu = map_lock(x->c->id, "product", sku);
+    pthread_mutex_lock(mu);
+    int rc = product_for_locked(x, l, sku, name, kind, price, id, err);
+    pthread_mutex_unlock(mu);
+    return rc;
 }
 
 /* Spreads `total` over n weights (largest first gets the remainder). */

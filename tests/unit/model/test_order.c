@@ -114,10 +114,40 @@ static void test_names_round_trip(void **state)
     assert_string_equal(model_platform_name(99), "unknown");
 }
 
+static void test_phone_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want, *local;
+    } cases[] = {
+        {"0501234567", "+966501234567", "0501234567"},
+        {"501234567", "+966501234567", "0501234567"},
+        {"966501234567", "+966501234567", "0501234567"},
+        {"+966501234567", "+966501234567", "0501234567"},
+        {"00966 50 123 4567", "+966501234567", "0501234567"},
+        {"+966-50-123-4567", "+966501234567", "0501234567"},
+        {"+966 0501234567", "+966501234567", "0501234567"},
+        {"+971501234567", "+971501234567", ""},   /* UAE: kept */
+        {"0112345678", "0112345678", ""},         /* a landline: kept as given */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[32], local[32];
+        assert_int_equal(model_phone_normalize(cases[i].in, out, sizeof out), 0);
+        assert_string_equal(out, cases[i].want);
+        model_phone_local_sa(out, local, sizeof local);
+        assert_string_equal(local, cases[i].local);
+    }
+    char out[32] = "x";
+    assert_int_equal(model_phone_normalize("n/a", out, sizeof out), -1);
+    assert_string_equal(out, "");
+    assert_int_equal(model_phone_normalize(NULL, out, sizeof out), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_consistent_order_passes),
+        cmocka_unit_test(test_phone_forms),
         cmocka_unit_test(test_inconsistent_orders_fail),
         cmocka_unit_test(test_no_lines_fails),
         cmocka_unit_test(test_line_limit),

@@ -702,6 +702,74 @@ static void test_new_product_gets_opening_stock(void **state)
     assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/inventory_adjustments", 201), 2);
 }
 
+/* A customer typed into Qoyod by hand as 0501112233 is the Salla customer
+ * +966 501112233: found, not created again. */
+static void test_customer_found_by_local_phone(void **state)
+{
+    struct fx *f = *state;
+    int64_t seeded = 0;
+    qoyod_post(f, "/customers", "{\"contact\":{\"name\":\"سارة علي\",\"phone_number\":\"0501112233\"}}",
+               &seeded);
+    tt_salla_stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    drain(f);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/customers", -2), 1); /* the seed */
+    json_t *inv = the_invoice(f, "1001");
+    assert_int_equal(json_integer_value(json_object_get(inv, "contact_id")), seeded);
+    json_decref(inv);
+}
+
+/* The first orders of a new customer and a new product, run at once by
+ * several workers: one contact, one product, one opening balance. */
+static void test_concurrent_first_orders_create_once(void **state)
+{
+    struct fx *f = *state;
+    f->salla.product_json = "{\"status\":200,\"success\":true,\"data\":{\"id\":78,"
+                            "\"sku\":\"NEW-2\",\"type\":\"product\",\"quantity\":30,"
+                            "\"unlimited_quantity\":false,\"cost_price\":\"35\"}}";
+    for (int i = 0; i < 6; i++) {
+        struct tt_order_spec o = base;
+        char num[16], key[16];
+        snprintf(num, sizeof num, "C-%d", i);
+        snprintf(key, sizeof key, "c%d", i);
+        o.id = 9800 + i, o.number = num, o.sku = "NEW-2", o.customer_id = 4242,
+        o.phone = "0555000111";
+        tt_salla_stub_put(&f->salla, &o);
+        event(f, o.id, key);
+    }
+    struct worker_config wc = wconfig(f);
+    wc.threads = 4;
+    wc.per_store = 4;
+    struct worker *w;
+    struct th_err err;
+    assert_int_equal(worker_start(&w, &wc, &err), 0);
+    for (int i = 0; i < 1000; i++) {
+        int64_t n = 1;
+        assert_int_equal(store_job_count(f->store, &n, &err), 0);
+        if (n == 0) break;
+        tt_sleep_ms(10);
+    }
+    worker_stop(w);
+    for (int i = 0; i < 6; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "C-%d", i);
+        assert_int_equal(invoices_with_ref(f, num), 1);
+    }
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/customers", 201), 1);
+    /* the seed, NEW-2 and the shipping service line's product, once each */
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/products", 201), 3);
+    static const char *const skus[] = {"NEW-2", "SHIPPING"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *h[] = {"API-KEY: " KEY, NULL};
+        struct tt_resp r;
+        tt_http("GET", tt_url(f->qoyod, "/2.0/products?q%%5Bsku_eq%%5D=%s", skus[i]), h, NULL, &r);
+        assert_int_equal(json_array_size(json_object_get(r.json, "products")), 1);
+        tt_resp_release(&r);
+    }
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/inventory_adjustments", 201), 2);
+}
+
 /* A store product with unlimited quantity becomes an untracked product. */
 static void test_untracked_store_product(void **state)
 {
@@ -766,6 +834,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_new_product_gets_opening_stock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untracked_store_product, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_found_by_local_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_first_orders_create_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
