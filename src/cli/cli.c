@@ -26,6 +26,7 @@
 #include "platform/platform.h"
 #include "qoyod/qoyod.h"
 #include "store/store.h"
+#include "worker/manage.h"
 #include "worker/worker.h"
 
 /* ---------------------------------------------------------------------- */
@@ -110,19 +111,6 @@ static int parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
-static int parse_onoff(const char *s, int *out)
-{
-    if (!s) return 1; /* absent: unchanged */
-    if (!strcasecmp(s, "on") || !strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes"))
-        *out = 1;
-    else if (!strcasecmp(s, "off") || !strcmp(s, "0") || !strcasecmp(s, "false") ||
-             !strcasecmp(s, "no"))
-        *out = 0;
-    else
-        return -1;
-    return 0;
-}
-
 static const char *db_url(const struct args *a)
 {
     const char *d = opt(a, "db");
@@ -188,48 +176,19 @@ static int cmd_connect_qoyod(const struct args *a)
     return CLI_OK;
 }
 
-static int trigger_parse(const char *s, enum model_status *out)
-{
-    if (!s) return 1;
-    int v = model_status_from_name(s);
-    if (v < MODEL_STATUS_NEW || v > MODEL_STATUS_COMPLETED) return -1;
-    *out = (enum model_status)v;
-    return 0;
-}
-
-/* Applies the settings options present in a to c. Returns 0 or CLI_USAGE. */
+/* Applies the settings options present in a to c (worker/manage.c checks
+ * each value). Returns 0 or CLI_USAGE. */
 static int apply_settings(const struct args *a, struct store_conn *c)
 {
-    if (trigger_parse(opt(a, "trigger"), &c->trigger) < 0) {
-        fprintf(stderr, "tarheel: --trigger must be new, ready, in_transit or completed\n");
-        return CLI_USAGE;
-    }
-    static const struct {
-        const char *name;
-        size_t off;
-    } onoff[] = {{"customer-per-invoice", offsetof(struct store_conn, customer_per_invoice)},
-                 {"number-by-order", offsetof(struct store_conn, number_by_order)},
-                 {"financial-invoice", offsetof(struct store_conn, financial_invoice)}};
-    for (size_t i = 0; i < sizeof onoff / sizeof onoff[0]; i++)
-        if (parse_onoff(opt(a, onoff[i].name), (int *)((char *)c + onoff[i].off)) < 0) {
-            fprintf(stderr, "tarheel: --%s takes on or off\n", onoff[i].name);
+    static const char *const names[] = {"trigger",         "customer-per-invoice",
+                                        "number-by-order", "financial-invoice",
+                                        "inventory",       "payment-account"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct th_err err;
+        if (opt(a, names[i]) && manage_setting_set(c, names[i], opt(a, names[i]), &err) != 0) {
+            fprintf(stderr, "tarheel: --%s\n", err.msg);
             return CLI_USAGE;
         }
-    int64_t v;
-    if (opt(a, "inventory")) {
-        if (parse_i64(opt(a, "inventory"), &v) || v <= 0) {
-            fprintf(stderr, "tarheel: --inventory takes a Qoyod inventory id (see `tarheel "
-                            "connect qoyod`)\n");
-            return CLI_USAGE;
-        }
-        c->inventory_id = v;
-    }
-    if (opt(a, "payment-account")) {
-        if (parse_i64(opt(a, "payment-account"), &v) || v <= 0) {
-            fprintf(stderr, "tarheel: --payment-account takes a Qoyod account id\n");
-            return CLI_USAGE;
-        }
-        c->payment_account_id = v;
     }
     return 0;
 }
@@ -495,6 +454,20 @@ out:
     return rc;
 }
 
+struct new_install {
+    enum model_platform platform;
+    int64_t since;
+    int64_t store_id; /* found, or 0 */
+};
+
+static void find_new_install(void *arg, const struct store_conn *c)
+{
+    struct new_install *ni = arg;
+    if (!ni->store_id && c->platform == ni->platform && c->connected_at >= ni->since &&
+        c->access_token)
+        ni->store_id = c->store_id;
+}
+
 /* Easy Mode: the platform sends the tokens to `tarheel serve` when the
  * merchant installs the app; wait for that connection, then apply the
  * options (Qoyod key, location, settings) to it. */
@@ -521,12 +494,8 @@ static int connect_wait(const struct args *a, enum model_platform p)
                 c.status && !strcmp(c.status, "active"))
                 found = store_id;
         } else {
-            for (int64_t id = 1; id < 100000 && !found; id++) {
-                if (store_conn_get(s, id, &c, &err) != 0) break;
-                if (c.platform == p && c.connected_at >= start - 1 && c.access_token)
-                    found = c.store_id;
-                store_conn_release(&c);
-            }
+            struct new_install ni = {.platform = p, .since = start - 1};
+            if (store_conn_list(s, find_new_install, &ni, &err) == 0) found = ni.store_id;
         }
         store_conn_release(&c);
         if (!found) {
@@ -757,20 +726,14 @@ static int cmd_orders_transfer(const struct args *a)
             store_order_release(&o);
         }
         struct th_err err;
-        if (rc == CLI_OK && store_job_enqueue(s, conn_id, id, &err) != 0) rc = fail(&err);
+        if (rc == CLI_OK && manage_transfer(s, conn_id, &id, 1, "from the command line", NULL,
+                                            &err) != 0)
+            rc = fail(&err);
     }
     if (rc == CLI_OK && !flag(a, "queue-only")) rc = drain(a, s);
     store_close(s);
     if (rc == CLI_OK) printf("queued %d order(s); see `tarheel orders list`\n", a->npos);
     return rc;
-}
-
-static void collect_failed(void *arg, const struct store_order *o)
-{
-    struct store *s = arg;
-    struct th_err err;
-    if (store_job_enqueue(s, o->conn_id, o->order_id, &err) != 0)
-        fprintf(stderr, "tarheel: cannot queue order %lld: %s\n", (long long)o->order_id, err.msg);
 }
 
 static int cmd_orders_retry(const struct args *a)
@@ -782,9 +745,17 @@ static int cmd_orders_retry(const struct args *a)
     struct store *s = open_store(a);
     if (!s) return CLI_FAIL;
     struct th_err err;
-    int rc = store_order_list(s, 0, STORE_XFER_FAILED, collect_failed, s, &err) ? fail(&err)
-                                                                                 : drain(a, s);
+    size_t queued = 0;
+    int rc = manage_retry_failed(s, 0, "retry from the command line", NULL, NULL, &queued, &err)
+                 ? fail(&err)
+                 : CLI_OK;
+    if (queued) {
+        /* What was queued is sent even when some order could not be. */
+        int drc = drain(a, s);
+        if (rc == CLI_OK) rc = drc;
+    }
     store_close(s);
+    if (rc == CLI_OK) printf("queued %zu failed order(s); see `tarheel orders list`\n", queued);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/xmalloc.h"
 #include "store/store_int.h"
 #include "store/store_sqlite.h"
 
@@ -126,6 +127,36 @@ int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
     if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conn_find: no store or result");
     memset(out, 0, sizeof *out);
     return s->ops->conn_find(s, p, store_id, out, err);
+}
+
+/* Walks ids from 1 (see store_ops.conn_get for why that sees every
+ * connection). Rows are copied out first, so fn may call the store. */
+int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_conn *c), void *arg,
+                    struct th_err *err)
+{
+    if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_conn_list: no store or callback");
+    struct store_conn *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    for (int64_t id = 1;; id++) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            rows = xrealloc(rows, cap * sizeof *rows);
+        }
+        rc = store_conn_get(s, id, &rows[n], err);
+        if (rc) break;
+        n++;
+    }
+    if (rc == TH_ENOTFOUND) {
+        rc = 0;
+        th_err_clear(err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!rc) fn(arg, &rows[i]);
+        store_conn_release(&rows[i]);
+    }
+    free(rows);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -247,6 +278,21 @@ int store_order_list(struct store *s, int64_t conn_id, int xfer,
 {
     if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_order_list: no store or callback");
     return s->ops->order_list(s, conn_id, xfer, fn, arg, err);
+}
+
+static const char *const xfer_names[] = {"not_transferred", "transferring", "transferred",
+                                         "failed", "skipped"};
+
+const char *store_xfer_name(enum store_xfer x)
+{
+    return (unsigned)x < sizeof xfer_names / sizeof xfer_names[0] ? xfer_names[x] : "?";
+}
+
+int store_xfer_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof xfer_names / sizeof xfer_names[0]; i++)
+        if (strcmp(name, xfer_names[i]) == 0) return (int)i;
+    return -1;
 }
 
 int store_order_history(struct store *s, int64_t conn_id, int64_t order_id,

@@ -110,6 +110,11 @@ int store_conn_get(struct store *s, int64_t id, struct store_conn *out,
                    struct th_err *err) TH_MUST_CHECK;
 int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
                     struct store_conn *out, struct th_err *err) TH_MUST_CHECK;
+/* Calls fn for every connection, by id (c is borrowed for the call; fn may
+ * call the store). Either fails without calling fn, or returns 0 after
+ * calling it for every connection. */
+int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_conn *c), void *arg,
+                    struct th_err *err) TH_MUST_CHECK;
 void store_conn_release(struct store_conn *c);
 
 /* ---- intake ---- */
@@ -166,7 +171,20 @@ int store_order_note(struct store *s, int64_t conn_id, int64_t order_id, const c
 int store_order_list(struct store *s, int64_t conn_id, int xfer,
                      void (*fn)(void *arg, const struct store_order *o), void *arg,
                      struct th_err *err) TH_MUST_CHECK;
+/* Lists an order's history, oldest first: fn gets each entry's time (unix
+ * ms), what happened and its detail ("" when none), borrowed for the call;
+ * fn may call the store. An order without history gives no calls and 0.
+ * TH_ECONFIG when the backend keeps no history. */
+int store_order_history(struct store *s, int64_t conn_id, int64_t order_id,
+                        void (*fn)(void *arg, int64_t ts_ms, const char *what, const char *detail),
+                        void *arg, struct th_err *err) TH_MUST_CHECK;
 void store_order_release(struct store_order *o);
+
+/* Stable snake_case names of transfer states, as the REST API shows them
+ * ("not_transferred", "failed"); "?" for a value outside the enum. */
+const char *store_xfer_name(enum store_xfer x);
+/* Parses a name back; returns -1 when unknown. */
+int store_xfer_from_name(const char *name);
 
 /* ---- mappings: platform key -> Qoyod id, per connection ---- */
 /* kind: "product" (key = SKU), "contact" (key = platform customer id or

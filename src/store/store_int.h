@@ -66,7 +66,13 @@ struct store_ops {
      * if absent, TH_ECONFLICT if another row has the same platform and
      * store_id). Sets c->id on success. */
     int (*conn_put)(struct store *s, struct store_conn *c, struct th_err *err);
-    /* out was zeroed by store.c. TH_ENOTFOUND when absent. */
+    /* out was zeroed by store.c. TH_ENOTFOUND when absent. store_conn_list
+     * walks ids upwards from 1 with this slot and stops at the first absent
+     * one, so a backend must hand out connection ids from 1 without gaps and
+     * never delete a connection (SQLite rowids do; uninstall only marks a
+     * connection "disconnected").
+     * XXX a backend whose ids may have gaps (PostgreSQL sequences skip on
+     * rollback and on ON CONFLICT) needs a conn_list slot instead. */
     int (*conn_get)(struct store *s, int64_t id, struct store_conn *out, struct th_err *err);
     /* out was zeroed by store.c. TH_ENOTFOUND when absent. */
     int (*conn_find)(struct store *s, enum model_platform p, int64_t store_id,
@@ -140,12 +146,5 @@ static inline int64_t store_now_ms(struct store *s)
 {
     return s->now_ms(s->now_arg);
 }
-
-/* Lists an order's history, oldest first (see store_ops.order_history).
- * Not in store.h yet because nothing outside the store reads history; the
- * CLI's `orders show` will, and then this moves there. */
-int store_order_history(struct store *s, int64_t conn_id, int64_t order_id,
-                        void (*fn)(void *arg, int64_t ts_ms, const char *what, const char *detail),
-                        void *arg, struct th_err *err) TH_MUST_CHECK;
 
 #endif

@@ -1,0 +1,205 @@
+/*
+ * manage — requests made by hand (see manage.h).
+ *
+ * Both the CLI (`orders transfer`, `orders retry --failed`, `settings`) and
+ * the REST API (/api/v1/orders/transfer, /orders/retry, PATCH .../settings)
+ * come here, so a rule changed in one place changes for both.
+ */
+#include "worker/manage.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/xmalloc.h"
+
+/* ---------------------------------------------------------------------- */
+/* Queuing by hand                                                          */
+
+static int queue_one(struct store *s, int64_t conn_id, int64_t order_id, const char *who,
+                     struct th_err *err)
+{
+    int rc = store_job_enqueue(s, conn_id, order_id, err);
+    if (rc) return rc;
+    /* The job is queued whatever happens to the note; a failed note is
+     * still a store failure the caller must hear about. */
+    return store_order_note(s, conn_id, order_id, "queued by hand", who ? who : "", err);
+}
+
+int manage_transfer(struct store *s, int64_t conn_id, const int64_t *order_ids, size_t n,
+                    const char *who, size_t *queued, struct th_err *err)
+{
+    if (queued) *queued = 0;
+    if (n == 0) return th_err_set(err, TH_EINVAL, "no order ids given: name at least one order");
+    if (n > MANAGE_MAX_ORDERS)
+        return th_err_set(err, TH_ELIMIT,
+                          "%zu orders in one request; at most %d (split the list into smaller "
+                          "requests)",
+                          n, MANAGE_MAX_ORDERS);
+    for (size_t i = 0; i < n; i++)
+        if (order_ids[i] <= 0)
+            return th_err_set(err, TH_EINVAL, "order id %lld is not a platform order id (ids are "
+                                              "positive integers)",
+                              (long long)order_ids[i]);
+    struct store_conn c = {0};
+    int rc = store_conn_get(s, conn_id, &c, err);
+    store_conn_release(&c);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        rc = queue_one(s, conn_id, order_ids[i], who, err);
+        if (rc) return rc;
+        if (queued) (*queued)++;
+    }
+    return 0;
+}
+
+struct failed_list {
+    size_t n, cap;
+    int64_t (*ids)[2]; /* conn_id, order_id */
+};
+
+static void collect_failed(void *arg, const struct store_order *o)
+{
+    struct failed_list *l = arg;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
+    }
+    l->ids[l->n][0] = o->conn_id;
+    l->ids[l->n][1] = o->order_id;
+    l->n++;
+}
+
+int manage_retry_failed(struct store *s, int64_t conn_id, const char *who,
+                        void (*fn)(void *arg, int64_t conn_id, int64_t order_id), void *arg,
+                        size_t *queued, struct th_err *err)
+{
+    if (queued) *queued = 0;
+    int rc;
+    if (conn_id) {
+        struct store_conn c = {0};
+        rc = store_conn_get(s, conn_id, &c, err);
+        store_conn_release(&c);
+        if (rc) return rc;
+    }
+    /* Collect first, queue after: the list is a snapshot, and an order
+     * that fails again while we queue is not picked up twice. */
+    struct failed_list l = {0};
+    rc = store_order_list(s, conn_id, STORE_XFER_FAILED, collect_failed, &l, err);
+    struct th_err e;
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        int qrc = queue_one(s, l.ids[i][0], l.ids[i][1], who, &e);
+        if (qrc) {
+            if (!rc) {
+                rc = qrc;
+                if (err) *err = e;
+            }
+            continue;
+        }
+        if (queued) (*queued)++;
+        if (fn) fn(arg, l.ids[i][0], l.ids[i][1]);
+    }
+    free(l.ids);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Settings                                                                 */
+
+enum kind { K_TRIGGER, K_ONOFF, K_ID };
+
+static const struct setting {
+    const char *name, *alias;
+    enum kind kind;
+    size_t off;
+    const char *what; /* for K_ID: what the id names */
+} settings[] = {
+    {"trigger", NULL, K_TRIGGER, offsetof(struct store_conn, trigger), NULL},
+    {"customer_per_invoice", NULL, K_ONOFF, offsetof(struct store_conn, customer_per_invoice),
+     NULL},
+    {"number_by_order", NULL, K_ONOFF, offsetof(struct store_conn, number_by_order), NULL},
+    {"financial_invoice", NULL, K_ONOFF, offsetof(struct store_conn, financial_invoice), NULL},
+    {"inventory_id", "inventory", K_ID, offsetof(struct store_conn, inventory_id),
+     "a Qoyod inventory location id, a positive integer (list them with `tarheel connect "
+     "qoyod`)"},
+    {"payment_account_id", "payment_account", K_ID, offsetof(struct store_conn, payment_account_id),
+     "a Qoyod cash or bank account id, a positive integer"},
+};
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+/* a == b with '-' and '_' alike. */
+static int name_eq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a == '-' ? '_' : *a, y = *b == '-' ? '_' : *b;
+        if (x != y) return 0;
+    }
+    return *a == *b;
+}
+
+static const struct setting *find_setting(const char *name)
+{
+    for (size_t i = 0; name && i < NSETTINGS; i++)
+        if (name_eq(name, settings[i].name) ||
+            (settings[i].alias && name_eq(name, settings[i].alias)))
+            return &settings[i];
+    return NULL;
+}
+
+static int parse_onoff(const char *s, int *out)
+{
+    static const char *const on[] = {"on", "true", "yes", "1"}, *const off[] = {"off", "false",
+                                                                                 "no", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcasecmp(s, on[i]) || !strcasecmp(s, off[i])) {
+            *out = !strcasecmp(s, on[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int manage_setting_set(struct store_conn *c, const char *name, const char *value,
+                       struct th_err *err)
+{
+    const struct setting *st = find_setting(name);
+    if (!st)
+        return th_err_set(err, TH_EINVAL,
+                          "%s is not a setting; the settings are trigger, customer_per_invoice, "
+                          "number_by_order, financial_invoice, inventory_id and "
+                          "payment_account_id",
+                          name ? name : "(none)");
+    if (!value) value = "";
+    char *field = (char *)c + st->off;
+    switch (st->kind) {
+    case K_TRIGGER: {
+        int v = model_status_from_name(value);
+        if (v < MODEL_STATUS_NEW || v > MODEL_STATUS_COMPLETED)
+            return th_err_set(err, TH_EINVAL,
+                              "%s must be new, ready, in_transit or completed (the order status "
+                              "at which an order is sent to Qoyod), not \"%.64s\"",
+                              name, value);
+        *(enum model_status *)(void *)field = (enum model_status)v;
+        return 0;
+    }
+    case K_ONOFF: {
+        int v;
+        if (parse_onoff(value, &v))
+            return th_err_set(err, TH_EINVAL, "%s must be on or off (true or false), not \"%.64s\"",
+                              name, value);
+        *(int *)(void *)field = v;
+        return 0;
+    }
+    case K_ID: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!*value || *end || errno || v <= 0)
+            return th_err_set(err, TH_EINVAL, "%s takes %s, not \"%.64s\"", name, st->what, value);
+        *(int64_t *)(void *)field = v;
+        return 0;
+    }
+    }
+    TH_BUG("setting %s has kind %d", st->name, (int)st->kind);
+}
