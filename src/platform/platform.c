@@ -4,8 +4,9 @@
 #include <string.h>
 
 #include "platform/salla.h"
+#include "platform/zid.h"
 
-static const struct platform_ops *const adapters[] = {&salla_platform_ops};
+static const struct platform_ops *const adapters[] = {&salla_platform_ops, &zid_platform_ops};
 
 const struct platform_ops *platform_by_name(const char *name)
 {
