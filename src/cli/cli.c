@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/money.h"
 #include "core/xmalloc.h"
+#include "http/api.h"
 #include "http/server.h"
 #include "net/httpd.h"
 #include "platform/platform.h"
@@ -65,7 +66,7 @@ static const char *const valued[] = {
     "customer-per-invoice", "number-by-order", "financial-invoice", "payment-account",
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
-    "redirect-uri", "salla-accounts-url", "timeout", NULL};
+    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", NULL};
 
 static int is_valued(const char *n)
 {
@@ -793,7 +794,15 @@ static int cmd_serve(const struct args *a)
     struct server *srv;
     struct worker *w = NULL;
     struct th_err err;
+    struct api_config ac = {.store = s,
+                            .token_file = opt(a, "api-token-file"),
+                            .token = getenv("TARHEEL_API_TOKEN")};
+    if (api_open(&sc.api, &ac, &err) != 0) {
+        store_close(s);
+        return fail(&err);
+    }
     if (server_open(&srv, &sc, &err) != 0) {
+        api_close(sc.api);
         store_close(s);
         return fail(&err);
     }
@@ -803,6 +812,7 @@ static int cmd_serve(const struct args *a)
         (opt(a, "qoyod-rpm") && parse_i64(opt(a, "qoyod-rpm"), &rpm))) {
         fprintf(stderr, "tarheel: --per-store, --per-account and --qoyod-rpm take numbers\n");
         server_close(srv);
+        api_close(sc.api);
         store_close(s);
         return CLI_USAGE;
     }
@@ -814,6 +824,7 @@ static int cmd_serve(const struct args *a)
     salla_app(a, &wc);
     if (workers > 0 && worker_start(&w, &wc, &err) != 0) {
         server_close(srv);
+        api_close(sc.api);
         store_close(s);
         return fail(&err);
     }
@@ -822,9 +833,15 @@ static int cmd_serve(const struct args *a)
     signal(SIGPIPE, SIG_IGN);
     printf("tarheel listening on http://%s (webhooks: /webhooks/salla), database %s\n", sc.listen,
            db_url(a));
+    if (api_token_count(sc.api))
+        printf("REST API at http://%s/api/v1 (%zu token(s))\n", sc.listen,
+               api_token_count(sc.api));
+    else
+        printf("REST API off (it answers 403): set --api-token-file FILE or TARHEEL_API_TOKEN\n");
     fflush(stdout);
     while (!stop_flag) pause();
     server_close(srv);
+    api_close(sc.api);
     worker_stop(w);
     store_close(s);
     return CLI_OK;
@@ -873,7 +890,9 @@ static const struct command {
      "[--db FILE] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
      " [--salla-client-id ID --salla-client-secret S [--salla-token-url URL]]"
      " [--per-store N] [--per-account N] [--qoyod-rpm N]"
-     " [--qoyod-url URL --qoyod-key KEY --inventory ID]  run webhook intake and workers"},
+     " [--qoyod-url URL --qoyod-key KEY --inventory ID] [--api-token-file FILE]"
+     "  run webhook intake, the REST API (/api/v1; tokens from the file, one a line, or"
+     " $TARHEEL_API_TOKEN) and workers"},
     {"connect", "qoyod", cmd_connect_qoyod,
      "--api-key KEY [--qoyod-url URL]  check a Qoyod key, list inventory locations"},
     {"connect", "salla", cmd_connect_salla,

@@ -283,6 +283,10 @@ static void route(void *arg, const struct httpd_req *req, struct httpd_resp *res
         reply(resp, 200, "ok", "");
         return;
     }
+    if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) == 0) {
+        api_handle(s->cfg.api, req, resp);
+        return;
+    }
     reply(resp, 404, "TH_ENOTFOUND", "no such endpoint");
 }
 

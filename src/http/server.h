@@ -1,6 +1,6 @@
 /*
- * server — tarheel's HTTP front: webhook intake and health (the REST API and
- * dashboard join here later).
+ * server — tarheel's HTTP front: webhook intake, health, and the route to the
+ * REST API (api.h; the dashboard joins here later).
  *
  * Owns the route table and the intake rules (STYLE C9): a delivery is
  * verified with the strategy configured for its store (or the app's own
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "http/api.h"
 #include "store/store.h"
 
 /* Webhook bodies larger than this are refused with 413: the largest order
@@ -44,6 +45,9 @@ struct server_config {
     const char *qoyod_base;
     const char *qoyod_api_key;
     int64_t inventory_id;
+    /* The REST API under /api/ (api.h; borrowed, must outlive the server).
+     * NULL: /api/ answers 403 as when no API token is configured. */
+    struct api *api;
 };
 
 struct server;

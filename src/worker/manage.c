@@ -39,8 +39,9 @@ int manage_transfer(struct store *s, int64_t conn_id, const int64_t *order_ids, 
                           n, MANAGE_MAX_ORDERS);
     for (size_t i = 0; i < n; i++)
         if (order_ids[i] <= 0)
-            return th_err_set(err, TH_EINVAL, "order id %lld is not a platform order id (ids are "
-                                              "positive integers)",
+            return th_err_set(err, TH_EINVAL,
+                              "order id %lld is not a platform order id (ids are "
+                              "positive integers)",
                               (long long)order_ids[i]);
     struct store_conn c = {0};
     int rc = store_conn_get(s, conn_id, &c, err);
@@ -150,7 +151,7 @@ static const struct setting *find_setting(const char *name)
 static int parse_onoff(const char *s, int *out)
 {
     static const char *const on[] = {"on", "true", "yes", "1"}, *const off[] = {"off", "false",
-                                                                                 "no", "0"};
+                                                                                "no", "0"};
     for (size_t i = 0; i < 4; i++) {
         if (!strcasecmp(s, on[i]) || !strcasecmp(s, off[i])) {
             *out = !strcasecmp(s, on[i]);

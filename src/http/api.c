@@ -1,0 +1,1063 @@
+/*
+ * api — the REST API (see api.h; docs/openapi.yaml is the reference).
+ *
+ * A request goes through, in order:
+ *   1. no token configured → 403 (whatever the path: the answer says how to
+ *      turn the API on);
+ *   2. token check → 401 with WWW-Authenticate (before routing, so an
+ *      unauthenticated caller learns nothing about which routes exist);
+ *   3. the route table → 404 for no route, 405 with Allow for a route that
+ *      exists under another method;
+ *   4. the handler: query and body validation → 400 naming the field, then
+ *      the store or worker/manage.c.
+ *
+ * Connections are named in paths and bodies by tarheel's connection id
+ * (1) or by platform and store id ("salla:1305146709").
+ *
+ * XXX GET /orders pages over store_order_list, which reads every order of
+ * the connection (or of all connections) for each page: fine for thousands
+ * of orders, not for millions. A keyset-paged store operation (LIMIT after
+ * (created_at, order_id, conn_id)) makes each page cheap without changing
+ * the cursor format.
+ */
+#include "http/api.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/jv.h"
+#include "core/log.h"
+#include "core/money.h"
+#include "core/xmalloc.h"
+#include "platform/platform.h"
+#include "worker/manage.h"
+
+#define DIGEST_LEN 32 /* SHA-256 */
+
+struct api {
+    struct store *store;
+    size_t ntokens;
+    unsigned char digest[API_MAX_TOKENS][DIGEST_LEN];
+};
+
+/* ---------------------------------------------------------------------- */
+/* Tokens                                                                   */
+
+static void digest(const char *s, size_t len, unsigned char out[DIGEST_LEN])
+{
+    unsigned int n = 0;
+    if (!EVP_Digest(s, len, out, &n, EVP_sha256(), NULL) || n != DIGEST_LEN)
+        TH_BUG("SHA-256 failed");
+}
+
+/* RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+static int token_chars_ok(const char *t)
+{
+    size_t i = 0;
+    for (; t[i]; i++) {
+        char c = t[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              strchr("-._~+/", c)))
+            break;
+    }
+    if (i == 0) return 0;
+    while (t[i] == '=')
+        i++;
+    return t[i] == '\0';
+}
+
+/* Adds one token; where says where it came from, for messages. */
+static int add_token(struct api *a, const char *t, const char *where, struct th_err *err)
+{
+    size_t len = strlen(t);
+    if (len < API_MIN_TOKEN_LEN || len > API_MAX_TOKEN_LEN)
+        return th_err_set(err, TH_ECONFIG,
+                          "the API token %s is %zu characters; use %d to %d (for example "
+                          "`openssl rand -hex 32`)",
+                          where, len, API_MIN_TOKEN_LEN, API_MAX_TOKEN_LEN);
+    if (!token_chars_ok(t))
+        return th_err_set(err, TH_ECONFIG,
+                          "the API token %s has a character a bearer token cannot carry; use "
+                          "only A-Z a-z 0-9 - . _ ~ + / (and = at the end)",
+                          where);
+    if (a->ntokens == API_MAX_TOKENS)
+        return th_err_set(err, TH_ELIMIT,
+                          "more than %d API tokens (the next is %s); remove unused ones",
+                          API_MAX_TOKENS, where);
+    digest(t, len, a->digest[a->ntokens++]);
+    return 0;
+}
+
+static int read_token_file(struct api *a, const char *path, struct th_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return th_err_set(err, TH_EIO, "cannot read the API token file %s: %s", path,
+                          strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0, lineno = 0;
+    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && strchr(" \t\r\n", line[n - 1]))
+            line[--n] = '\0';
+        char *t = line + strspn(line, " \t");
+        if (!*t || *t == '#') continue;
+        char where[64 + 4096];
+        snprintf(where, sizeof where, "on line %d of %s", lineno, path);
+        rc = add_token(a, t, where, err);
+    }
+    if (!rc && ferror(f)) rc = th_err_set(err, TH_EIO, "cannot read the API token file %s", path);
+    if (line) OPENSSL_cleanse(line, cap);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+int api_open(struct api **out, const struct api_config *cfg, struct th_err *err)
+{
+    if (!out || !cfg || !cfg->store)
+        return th_err_set(err, TH_EINVAL, "api_open: no place for the handle, or no store");
+    *out = NULL;
+    struct api *a = xcalloc(1, sizeof *a);
+    a->store = cfg->store;
+    int rc = 0;
+    if (cfg->token_file && *cfg->token_file) rc = read_token_file(a, cfg->token_file, err);
+    if (!rc && cfg->token && *cfg->token)
+        rc = add_token(a, cfg->token, "in TARHEEL_API_TOKEN", err);
+    if (rc) {
+        api_close(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void api_close(struct api *a)
+{
+    if (!a) return;
+    OPENSSL_cleanse(a->digest, sizeof a->digest);
+    free(a);
+}
+
+size_t api_token_count(const struct api *a)
+{
+    return a ? a->ntokens : 0;
+}
+
+/* 1 when the presented token is one of the configured ones. Every digest is
+ * compared, whatever matched, so timing tells nothing. */
+static int token_ok(const struct api *a, const char *t, size_t len)
+{
+    unsigned char d[DIGEST_LEN];
+    digest(t, len, d);
+    int ok = 0;
+    for (size_t i = 0; i < a->ntokens; i++)
+        ok |= CRYPTO_memcmp(d, a->digest[i], DIGEST_LEN) == 0;
+    return ok;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Answers                                                                  */
+
+/* A JSON string for text from the store or the request: invalid UTF-8
+ * bytes become '?' rather than dropping the member. NULL → null. */
+static json_t *jstr(const char *s)
+{
+    if (!s) return json_null();
+    json_t *v = json_string(s);
+    if (v) return v;
+    char *c = xstrdup(s);
+    for (unsigned char *p = (unsigned char *)c; *p; p++)
+        if (*p >= 0x80 || *p < 0x20) *p = '?';
+    v = json_string(c);
+    free(c);
+    return v ? v : json_null();
+}
+
+static void send_json(struct httpd_resp *resp, int status, json_t *v)
+{
+    char *text = jv_dump(v);
+    httpd_resp_set(resp, status, "application/json", text, strlen(text));
+    httpd_resp_header(resp, "Cache-Control", "no-store");
+    free(text);
+    json_decref(v);
+}
+
+/* {"error":{"code","message","remedy"[,"fields"]}}. remedy NULL: the error
+ * table's; fields (taken, may be NULL): per-field validation messages. */
+static void send_error_v(struct httpd_resp *resp, int status, int code, const char *remedy,
+                         json_t *fields, const char *fmt, va_list ap)
+{
+    char msg[TH_ERR_MSG_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_t *e = json_object();
+    json_object_set_new(e, "code", json_string(th_err_name(code)));
+    json_object_set_new(e, "message", jstr(msg));
+    json_object_set_new(e, "remedy", jstr(remedy ? remedy : th_err_todo(code)));
+    if (fields) json_object_set_new(e, "fields", fields);
+    json_t *root = json_object();
+    json_object_set_new(root, "error", e);
+    send_json(resp, status, root);
+}
+
+static void send_error(struct httpd_resp *resp, int status, int code, const char *remedy,
+                       const char *fmt, ...) TH_PRINTF(5, 6);
+static void send_error(struct httpd_resp *resp, int status, int code, const char *remedy,
+                       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_error_v(resp, status, code, remedy, NULL, fmt, ap);
+    va_end(ap);
+}
+
+static void send_error_fields(struct httpd_resp *resp, int status, int code, const char *remedy,
+                              json_t *fields, const char *fmt, ...) TH_PRINTF(6, 7);
+static void send_error_fields(struct httpd_resp *resp, int status, int code, const char *remedy,
+                              json_t *fields, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_error_v(resp, status, code, remedy, fields, fmt, ap);
+    va_end(ap);
+}
+
+/* The HTTP status for a failure the store or manage.c returned. */
+static int status_of(int code)
+{
+    switch (code) {
+    case TH_EINVAL:
+    case TH_EPARSE:
+    case TH_EDEPTH:
+    case TH_ELIMIT:
+        return 400;
+    case TH_ENOTFOUND:
+        return 404;
+    case TH_ECONFLICT:
+        return 409;
+    case TH_ETOOBIG:
+        return 413;
+    case TH_EDB:
+    case TH_EIO:
+    case TH_EDISKFULL:
+    case TH_ETEMP:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static void send_th_err(struct httpd_resp *resp, const struct th_err *e)
+{
+    int st = status_of(e->code);
+    if (st >= 500)
+        log_error("api_store_failed", "code=%s msg=\"%s\"", th_err_name(e->code), e->msg);
+    send_error(resp, st, e->code, NULL, "%s", e->msg);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Values                                                                   */
+
+static json_t *jtime(int64_t unix_s)
+{
+    if (unix_s <= 0) return json_null();
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    char b[32];
+    if (!gmtime_r(&t, &tm) || !strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm)) return json_null();
+    return json_string(b);
+}
+
+static json_t *jtime_ms(int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char b[32], out[40];
+    if (ms < 0 || !gmtime_r(&t, &tm) || !strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm))
+        return json_null();
+    snprintf(out, sizeof out, "%s.%03dZ", b, (int)(ms % 1000));
+    return json_string(out);
+}
+
+/* {"halalas": 11500, "decimal": "115.00"} */
+static json_t *jmoney(int64_t halalas)
+{
+    char d[MONEY_FMT_MAX];
+    return json_pack("{s:I,s:s}", "halalas", (json_int_t)halalas, "decimal",
+                     money_format(halalas, d, sizeof d));
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    if (!s || !*s || *s == '+' || *s == ' ') return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end || errno) return -1;
+    *out = v;
+    return 0;
+}
+
+/*
+ * A time for from/to: unix seconds, "YYYY-MM-DD" (midnight UTC) or
+ * "YYYY-MM-DDTHH:MM:SSZ". Returns 0 or -1.
+ */
+static int parse_time(const char *s, int64_t *out)
+{
+    if (parse_i64(s, out) == 0) return *out >= 0 ? 0 : -1;
+    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return -1;
+    if (s[n]) {
+        int m = 0;
+        if (sscanf(s + n, "T%2d:%2d:%2dZ%n", &h, &mi, &sec, &m) != 3 || m != 10 || s[n + m])
+            return -1;
+    }
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+        sec < 0 || sec > 60)
+        return -1;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1) return -1;
+    /* timegm normalises 31 February to March: refuse what was not a date. */
+    struct tm back;
+    if (!gmtime_r(&t, &back) || back.tm_mday != d || back.tm_mon != mo - 1) return -1;
+    *out = (int64_t)t;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Requests                                                                 */
+
+#define MAX_SEGS 6
+
+struct ctx {
+    struct api *a;
+    const struct httpd_req *req;
+    struct httpd_resp *resp;
+    int nseg;
+    char *seg[MAX_SEGS]; /* path segments after /api/v1/ (point into segbuf) */
+    char segbuf[1024];
+};
+
+/*
+ * Finds the connection named by text (tarheel id, or "platform:store_id").
+ * Returns 0 with *c filled (store_conn_release), or answers the request (400
+ * / 404 / 503) and returns -1. field names the parameter, for messages.
+ */
+static int conn_lookup(struct ctx *x, const char *field, const char *text, struct store_conn *c)
+{
+    struct th_err err = {0};
+    int64_t id;
+    int rc;
+    const char *colon = text ? strchr(text, ':') : NULL;
+    if (text && parse_i64(text, &id) == 0 && id > 0) {
+        rc = store_conn_get(x->a->store, id, c, &err);
+    } else if (colon) {
+        char pname[32];
+        snprintf(pname, sizeof pname, "%.*s", (int)(colon - text) < 31 ? (int)(colon - text) : 31,
+                 text);
+        const struct platform_ops *p = platform_by_name(pname);
+        if (!p) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "%s: this tarheel knows no platform \"%s\" (in \"%.64s\")", field, pname,
+                       text);
+            return -1;
+        }
+        if (parse_i64(colon + 1, &id) || id <= 0) goto bad;
+        rc = store_conn_find(x->a->store, p->platform, id, c, &err);
+    } else {
+        goto bad;
+    }
+    if (rc == TH_ENOTFOUND) {
+        send_error(x->resp, 404, TH_ENOTFOUND,
+                   "list the connections with GET /api/v1/connections (or `tarheel connect` a "
+                   "store first)",
+                   "%s: no connection %.64s", field, text);
+        return -1;
+    }
+    if (rc) {
+        send_th_err(x->resp, &err);
+        return -1;
+    }
+    return 0;
+bad:
+    send_error(x->resp, 400, TH_EINVAL, NULL,
+               "%s must be a connection id (1) or platform:store_id (salla:1305146709), not "
+               "\"%.64s\"",
+               field, text ? text : "");
+    return -1;
+}
+
+/* The same for a JSON member (integer or string). */
+static int conn_lookup_json(struct ctx *x, const char *field, const json_t *v, struct store_conn *c)
+{
+    char text[64];
+    if (json_is_integer(v))
+        snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
+    else if (json_is_string(v))
+        snprintf(text, sizeof text, "%.63s", json_string_value(v));
+    else
+        snprintf(text, sizeof text, "%s", v ? "(not a number or string)" : "(missing)");
+    return conn_lookup(x, field, text, c);
+}
+
+/*
+ * Parses the request body as a JSON object. empty_ok: an empty body is {}.
+ * Returns a new reference, or answers 400 and returns NULL.
+ */
+static json_t *body_object(struct ctx *x, int empty_ok)
+{
+    size_t len;
+    const char *body = httpd_req_body(x->req, &len);
+    size_t blank = 0;
+    while (blank < len && strchr(" \t\r\n", body[blank]))
+        blank++;
+    if (blank == len) {
+        if (empty_ok) return json_object();
+        send_error(x->resp, 400, TH_EPARSE,
+                   "send a JSON object with Content-Type: application/json",
+                   "this request needs a JSON body");
+        return NULL;
+    }
+    struct th_err err = {0};
+    json_t *v = jv_parse(body, len, JV_MAX_DEPTH, &err);
+    if (!v) {
+        send_error(x->resp, 400, err.code ? err.code : TH_EPARSE,
+                   "send a JSON object with Content-Type: application/json", "malformed JSON: %s",
+                   err.msg);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        send_error(x->resp, 400, TH_EPARSE, NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return v;
+}
+
+/* Answers 400 and returns -1 when obj has a member not in allowed (NULL-
+ * terminated). */
+static int only_members(struct ctx *x, json_t *obj, const char *const *allowed, const char *list)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        int ok = 0;
+        for (size_t i = 0; allowed[i]; i++)
+            ok |= strcmp(k, allowed[i]) == 0;
+        if (!ok) {
+            send_error(x->resp, 400, TH_EINVAL, NULL, "%.64s: unknown member; allowed: %s", k,
+                       list);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connections                                                              */
+
+static json_t *settings_json(const struct store_conn *c)
+{
+    return json_pack("{s:s,s:b,s:b,s:b,s:I,s:I}", "trigger", model_status_name(c->trigger),
+                     "customer_per_invoice", c->customer_per_invoice, "number_by_order",
+                     c->number_by_order, "financial_invoice", c->financial_invoice, "inventory_id",
+                     (json_int_t)c->inventory_id, "payment_account_id",
+                     (json_int_t)c->payment_account_id);
+}
+
+static int set(const char *s)
+{
+    return s && *s;
+}
+
+/* A connection without its secrets: for those, only whether they are set. */
+static json_t *conn_json(const struct store_conn *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(c->id));
+    json_object_set_new(o, "platform", json_string(model_platform_name(c->platform)));
+    json_object_set_new(o, "store_id", json_integer(c->store_id));
+    json_object_set_new(o, "name", jstr(c->name));
+    json_object_set_new(o, "state", jstr(c->status));
+    json_object_set_new(o, "connected_at", jtime(c->connected_at));
+    json_object_set_new(o, "qoyod_url", jstr(c->qoyod_base));
+    json_object_set_new(o, "settings", settings_json(c));
+    json_object_set_new(o, "credentials",
+                        json_pack("{s:b,s:b,s:o,s:b,s:s?,s:b}", "access_token",
+                                  set(c->access_token), "refresh_token", set(c->refresh_token),
+                                  "token_expires_at", jtime(c->token_expires_at), "webhook_secret",
+                                  set(c->webhook_secret), "webhook_strategy", c->webhook_strategy,
+                                  "qoyod_api_key", set(c->qoyod_api_key)));
+    return o;
+}
+
+static void list_conn(void *arg, const struct store_conn *c)
+{
+    json_array_append_new(arg, conn_json(c));
+}
+
+static void get_connections(struct ctx *x)
+{
+    json_t *arr = json_array();
+    struct th_err err = {0};
+    if (store_conn_list(x->a->store, list_conn, arr, &err) != 0) {
+        json_decref(arr);
+        send_th_err(x->resp, &err);
+        return;
+    }
+    json_t *root = json_object();
+    json_object_set_new(root, "connections", arr);
+    send_json(x->resp, 200, root);
+}
+
+static void get_connection(struct ctx *x)
+{
+    struct store_conn c = {0};
+    if (conn_lookup(x, "connection", x->seg[1], &c)) return;
+    send_json(x->resp, 200, conn_json(&c));
+    store_conn_release(&c);
+}
+
+static void get_settings(struct ctx *x)
+{
+    struct store_conn c = {0};
+    if (conn_lookup(x, "connection", x->seg[1], &c)) return;
+    send_json(x->resp, 200, settings_json(&c));
+    store_conn_release(&c);
+}
+
+/* The text manage_setting_set parses, for a JSON value. */
+static char *setting_text(const json_t *v)
+{
+    if (json_is_true(v)) return xstrdup("on");
+    if (json_is_false(v)) return xstrdup("off");
+    if (json_is_integer(v)) return xasprintf("%lld", (long long)json_integer_value(v));
+    if (json_is_string(v)) return xstrdup(json_string_value(v));
+    /* null, reals, arrays, objects: refused by every setting; the message
+     * quotes what was sent. */
+    char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *out = xstrdup(t ? t : "?");
+    free(t);
+    return out;
+}
+
+static void patch_settings(struct ctx *x)
+{
+    struct store_conn c = {0};
+    if (conn_lookup(x, "connection", x->seg[1], &c)) return;
+    json_t *body = body_object(x, 0);
+    if (!body) {
+        store_conn_release(&c);
+        return;
+    }
+    /* Every field is checked before anything is saved; all the problems are
+     * reported at once, the first one as the message. */
+    json_t *fields = json_array();
+    char first[TH_ERR_MSG_MAX] = "";
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        char *text = setting_text(v);
+        struct th_err e = {0};
+        if (manage_setting_set(&c, k, text, &e) != 0) {
+            if (!first[0]) snprintf(first, sizeof first, "%s", e.msg);
+            json_array_append_new(fields,
+                                  json_pack("{s:o,s:o}", "field", jstr(k), "message", jstr(e.msg)));
+        }
+        free(text);
+    }
+    if (json_array_size(fields)) {
+        send_error_fields(x->resp, 400, TH_EINVAL,
+                          "correct the fields listed in error.fields; GET this URL shows the "
+                          "current values",
+                          fields, "%s", first);
+        goto out;
+    }
+    json_decref(fields);
+    struct th_err err = {0};
+    if (store_conn_put(x->a->store, &c, &err) != 0) {
+        send_th_err(x->resp, &err);
+        goto out;
+    }
+    char *changed = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    log_info("api_settings_changed", "conn=%lld store=%lld set=%s", (long long)c.id,
+             (long long)c.store_id, changed ? changed : "?");
+    free(changed);
+    send_json(x->resp, 200, settings_json(&c));
+out:
+    json_decref(body);
+    store_conn_release(&c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Orders                                                                   */
+
+static json_t *order_json(const struct store_order *o)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "connection", json_integer(o->conn_id));
+    json_object_set_new(j, "order_id", json_integer(o->order_id));
+    json_object_set_new(j, "number", jstr(o->number));
+    json_object_set_new(j, "status", json_string(model_status_name(o->status)));
+    json_object_set_new(j, "state", json_string(store_xfer_name(o->xfer)));
+    json_t *reason = json_null();
+    if ((o->reason && *o->reason) || o->reason_code)
+        reason = json_pack("{s:s?,s:o,s:s?}", "code",
+                           o->reason_code ? th_err_name(o->reason_code) : NULL, "message",
+                           jstr(o->reason ? o->reason : ""), "remedy",
+                           o->reason_code ? th_err_todo(o->reason_code) : NULL);
+    json_object_set_new(j, "reason", reason);
+    json_object_set_new(j, "attempts", json_integer(o->attempts));
+    json_object_set_new(j, "total", jmoney(o->total));
+    json_t *q = json_null();
+    if (o->xfer == STORE_XFER_TRANSFERRED || o->qoyod_invoice_id)
+        q = json_pack("{s:I,s:o,s:o,s:o}", "invoice_id", (json_int_t)o->qoyod_invoice_id,
+                      "invoice_reference", jstr(o->qoyod_reference), "payment_id",
+                      o->qoyod_payment_id ? json_integer(o->qoyod_payment_id) : json_null(),
+                      "total", jmoney(o->qoyod_total));
+    json_object_set_new(j, "qoyod", q);
+    json_object_set_new(j, "created_at", jtime(o->created_at));
+    json_object_set_new(j, "updated_at", jtime(o->updated_at));
+    json_object_set_new(j, "transferred_at", jtime(o->transferred_at));
+    return j;
+}
+
+/* The cursor: the sort key of the last order of a page, (created_at,
+ * order_id, conn_id) as store_order_list orders them, as hex text so that
+ * clients treat it as opaque. */
+struct key {
+    int64_t created_at, order_id, conn_id;
+};
+
+static int key_after(const struct key *a, const struct key *b)
+{
+    if (a->created_at != b->created_at) return a->created_at > b->created_at;
+    if (a->order_id != b->order_id) return a->order_id > b->order_id;
+    return a->conn_id > b->conn_id;
+}
+
+static void cursor_encode(const struct key *k, char *out, size_t n)
+{
+    char plain[96];
+    int len = snprintf(plain, sizeof plain, "1.%lld.%lld.%lld", (long long)k->created_at,
+                       (long long)k->order_id, (long long)k->conn_id);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 3 <= n; i++)
+        o += (size_t)snprintf(out + o, 3, "%02x", (unsigned char)plain[i]);
+}
+
+static int cursor_decode(const char *s, struct key *k)
+{
+    size_t len = strlen(s);
+    char plain[96];
+    if (len == 0 || len % 2 || len / 2 >= sizeof plain) return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", s[2 * i]) ||
+            !strchr("0123456789abcdef", s[2 * i + 1]))
+            return -1;
+        plain[i] = (char)v;
+    }
+    plain[len / 2] = '\0';
+    long long a, b, c;
+    int n = 0;
+    if (sscanf(plain, "1.%lld.%lld.%lld%n", &a, &b, &c, &n) != 3 || plain[n]) return -1;
+    *k = (struct key){a, b, c};
+    return 0;
+}
+
+struct page {
+    int64_t from, to; /* created_at in [from, to); to 0 = no bound */
+    int has_cursor;
+    struct key after;
+    int limit;
+    json_t *arr;
+    int more;
+    struct key last;
+};
+
+static void page_row(void *arg, const struct store_order *o)
+{
+    struct page *p = arg;
+    struct key k = {o->created_at, o->order_id, o->conn_id};
+    if (o->created_at < p->from || (p->to && o->created_at >= p->to)) return;
+    if (p->has_cursor && !key_after(&k, &p->after)) return;
+    if ((int)json_array_size(p->arr) >= p->limit) {
+        p->more = 1;
+        return;
+    }
+    json_array_append_new(p->arr, order_json(o));
+    p->last = k;
+}
+
+static void get_orders(struct ctx *x)
+{
+    static const char *const params[] = {"connection", "state",  "from", "to",
+                                         "limit",      "cursor", NULL};
+    for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
+        const char *k, *v;
+        httpd_req_arg_at(x->req, i, &k, &v);
+        int ok = 0;
+        for (size_t j = 0; params[j]; j++)
+            ok |= strcmp(k, params[j]) == 0;
+        if (!ok) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "%.64s: unknown query parameter; allowed: connection, state, from, to, "
+                       "limit, cursor",
+                       k);
+            return;
+        }
+    }
+    struct page p = {.limit = API_PAGE_DEFAULT};
+    int xfer = -1;
+    int64_t conn_id = 0;
+    const char *v;
+    if ((v = httpd_req_arg(x->req, "state")) && (xfer = store_xfer_from_name(v)) < 0) {
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "state must be not_transferred, transferring, transferred, failed or skipped, "
+                   "not \"%.64s\"",
+                   v);
+        return;
+    }
+    const char *tf[2] = {"from", "to"};
+    int64_t *tv[2] = {&p.from, &p.to};
+    for (int i = 0; i < 2; i++)
+        if ((v = httpd_req_arg(x->req, tf[i])) && parse_time(v, tv[i])) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "%s must be a date (2026-01-15), a UTC time (2026-01-15T10:00:00Z) or "
+                       "unix seconds, not \"%.64s\"",
+                       tf[i], v);
+            return;
+        }
+    int64_t lim;
+    if ((v = httpd_req_arg(x->req, "limit")) &&
+        (parse_i64(v, &lim) || lim < 1 || lim > API_PAGE_MAX)) {
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "limit must be a whole number from 1 to %d, not "
+                   "\"%.64s\"",
+                   API_PAGE_MAX, v);
+        return;
+    } else if (v) {
+        p.limit = (int)lim;
+    }
+    if ((v = httpd_req_arg(x->req, "cursor"))) {
+        if (cursor_decode(v, &p.after)) {
+            send_error(x->resp, 400, TH_EINVAL,
+                       "pass next_cursor from the previous page unchanged, or leave cursor out "
+                       "for the first page",
+                       "cursor \"%.64s\" is not one this API gave out", v);
+            return;
+        }
+        p.has_cursor = 1;
+    }
+    if ((v = httpd_req_arg(x->req, "connection"))) {
+        struct store_conn c = {0};
+        if (conn_lookup(x, "connection", v, &c)) return;
+        conn_id = c.id;
+        store_conn_release(&c);
+    }
+    p.arr = json_array();
+    struct th_err err = {0};
+    if (store_order_list(x->a->store, conn_id, xfer, page_row, &p, &err) != 0) {
+        json_decref(p.arr);
+        send_th_err(x->resp, &err);
+        return;
+    }
+    json_t *root = json_object();
+    json_object_set_new(root, "orders", p.arr);
+    json_t *next = json_null();
+    if (p.more) {
+        char cur[200];
+        cursor_encode(&p.last, cur, sizeof cur);
+        next = json_string(cur);
+    }
+    json_object_set_new(root, "next_cursor", next);
+    send_json(x->resp, 200, root);
+}
+
+static void add_history(void *arg, int64_t ts_ms, const char *what, const char *detail)
+{
+    json_array_append_new(arg, json_pack("{s:o,s:o,s:o}", "at", jtime_ms(ts_ms), "what", jstr(what),
+                                         "detail", jstr(detail)));
+}
+
+static void get_order(struct ctx *x)
+{
+    struct store_conn c = {0};
+    if (conn_lookup(x, "connection", x->seg[1], &c)) return;
+    int64_t conn_id = c.id, order_id;
+    store_conn_release(&c);
+    if (parse_i64(x->seg[2], &order_id) || order_id <= 0) {
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "order_id must be the platform's order id (a positive integer), not "
+                   "\"%.64s\"",
+                   x->seg[2]);
+        return;
+    }
+    struct store_order o = {0};
+    struct th_err err = {0};
+    int rc = store_order_get(x->a->store, conn_id, order_id, &o, &err);
+    if (rc == TH_ENOTFOUND) {
+        send_error(x->resp, 404, TH_ENOTFOUND,
+                   "tarheel knows an order once its webhook arrived or it was queued; queue it "
+                   "with POST /api/v1/orders/transfer",
+                   "connection %lld has no order %lld", (long long)conn_id, (long long)order_id);
+        return;
+    }
+    if (rc) {
+        send_th_err(x->resp, &err);
+        return;
+    }
+    json_t *j = order_json(&o);
+    store_order_release(&o);
+    json_t *hist = json_array();
+    if (store_order_history(x->a->store, conn_id, order_id, add_history, hist, &err) != 0) {
+        json_decref(hist);
+        json_decref(j);
+        send_th_err(x->resp, &err);
+        return;
+    }
+    json_object_set_new(j, "history", hist);
+    send_json(x->resp, 200, j);
+}
+
+static void post_transfer(struct ctx *x)
+{
+    json_t *body = body_object(x, 0);
+    if (!body) return;
+    static const char *const allowed[] = {"connection", "orders", NULL};
+    struct store_conn c = {0};
+    int64_t *ids = NULL;
+    if (only_members(x, body, allowed, "connection, orders")) goto out;
+    json_t *list = json_object_get(body, "orders");
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "orders must be a non-empty array of platform order ids ([2116149737])");
+        goto out;
+    }
+    size_t n = json_array_size(list);
+    if (n > MANAGE_MAX_ORDERS) {
+        send_error(x->resp, 400, TH_ELIMIT, NULL,
+                   "orders lists %zu ids; at most %d per request (split the list)", n,
+                   MANAGE_MAX_ORDERS);
+        goto out;
+    }
+    ids = xcalloc(n, sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        struct th_err e = {0};
+        if (jv_to_id(json_array_get(list, i), &ids[i], &e) != 0 || ids[i] <= 0) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "orders[%zu] must be a platform order id (a positive integer)", i);
+            goto out;
+        }
+    }
+    if (conn_lookup_json(x, "connection", json_object_get(body, "connection"), &c)) goto out;
+    size_t queued = 0;
+    struct th_err err = {0};
+    int rc = manage_transfer(x->a->store, c.id, ids, n, "from the API", &queued, &err);
+    log_info("api_transfer_queued", "conn=%lld orders=%zu queued=%zu code=%s", (long long)c.id, n,
+             queued, rc ? th_err_name(rc) : "ok");
+    if (rc) {
+        if (queued) {
+            int st = status_of(rc);
+            send_error(x->resp, st, rc, NULL, "%zu of %zu orders were queued before: %s", queued, n,
+                       err.msg);
+        } else {
+            send_th_err(x->resp, &err);
+        }
+        goto out;
+    }
+    json_t *q = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(q, json_integer(ids[i]));
+    json_t *root = json_pack("{s:I,s:o,s:I}", "connection", (json_int_t)c.id, "queued", q, "count",
+                             (json_int_t)n);
+    send_json(x->resp, 202, root);
+out:
+    free(ids);
+    store_conn_release(&c);
+    json_decref(body);
+}
+
+static void add_queued(void *arg, int64_t conn_id, int64_t order_id)
+{
+    json_array_append_new(arg, json_pack("{s:I,s:I}", "connection", (json_int_t)conn_id, "order_id",
+                                         (json_int_t)order_id));
+}
+
+static void post_retry(struct ctx *x)
+{
+    json_t *body = body_object(x, 1);
+    if (!body) return;
+    static const char *const allowed[] = {"connection", NULL};
+    int64_t conn_id = 0;
+    if (only_members(x, body, allowed, "connection")) goto out;
+    json_t *cv = json_object_get(body, "connection");
+    if (cv) {
+        struct store_conn c = {0};
+        if (conn_lookup_json(x, "connection", cv, &c)) goto out;
+        conn_id = c.id;
+        store_conn_release(&c);
+    }
+    json_t *q = json_array();
+    size_t queued = 0;
+    struct th_err err = {0};
+    int rc = manage_retry_failed(x->a->store, conn_id, "retry from the API", add_queued, q, &queued,
+                                 &err);
+    log_info("api_retry_queued", "conn=%lld queued=%zu code=%s", (long long)conn_id, queued,
+             rc ? th_err_name(rc) : "ok");
+    if (rc) {
+        json_decref(q);
+        send_th_err(x->resp, &err);
+        goto out;
+    }
+    send_json(x->resp, 202,
+              json_pack("{s:o,s:o,s:I}", "connection",
+                        conn_id ? json_integer(conn_id) : json_null(), "queued", q, "count",
+                        (json_int_t)queued));
+out:
+    json_decref(body);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Routing                                                                  */
+
+/* Patterns are path segments after /api/v1/; "*" matches any one segment. */
+static const struct route {
+    const char *method;
+    const char *pattern;
+    void (*fn)(struct ctx *x);
+} routes[] = {
+    {"GET", "connections", get_connections},
+    {"GET", "connections/*", get_connection},
+    {"GET", "connections/*/settings", get_settings},
+    {"PATCH", "connections/*/settings", patch_settings},
+    {"GET", "orders", get_orders},
+    {"POST", "orders/transfer", post_transfer},
+    {"POST", "orders/retry", post_retry},
+    {"GET", "orders/*/*", get_order},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+static int matches(const char *pattern, const struct ctx *x)
+{
+    int i = 0;
+    const char *p = pattern;
+    while (*p) {
+        size_t len = strcspn(p, "/");
+        if (i >= x->nseg) return 0;
+        if (!(len == 1 && *p == '*') &&
+            (strlen(x->seg[i]) != len || strncmp(x->seg[i], p, len) != 0))
+            return 0;
+        i++;
+        p += len;
+        if (*p == '/') p++;
+    }
+    return i == x->nseg;
+}
+
+/* Splits the path after /api/v1/ into segments. Returns -1 when the path is
+ * not under /api/v1/ or has empty or too many segments. */
+static int split(struct ctx *x, const char *path)
+{
+    static const char v1[] = "/api/v1/";
+    if (strncmp(path, v1, sizeof v1 - 1) != 0) return -1;
+    const char *rest = path + sizeof v1 - 1;
+    if (strlen(rest) >= sizeof x->segbuf) return -1;
+    snprintf(x->segbuf, sizeof x->segbuf, "%s", rest);
+    char *p = x->segbuf;
+    while (1) {
+        char *slash = strchr(p, '/');
+        if (slash) *slash = '\0';
+        if (!*p || x->nseg == MAX_SEGS) return -1;
+        x->seg[x->nseg++] = p;
+        if (!slash) return 0;
+        p = slash + 1;
+    }
+}
+
+static const char NO_TOKEN_REMEDY[] =
+    "start `tarheel serve` with --api-token-file FILE (one token per line, at least 16 "
+    "characters, e.g. from `openssl rand -hex 32`) or set TARHEEL_API_TOKEN, then send "
+    "Authorization: Bearer <token>";
+static const char BAD_TOKEN_REMEDY[] =
+    "send Authorization: Bearer <token> with a token from the --api-token-file or "
+    "TARHEEL_API_TOKEN that `tarheel serve` was started with";
+
+/* Returns 1 when the request carries a configured token; else answers 401. */
+static int authorized(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
+{
+    const char *h = httpd_req_header(req, "Authorization");
+    const char *t = NULL;
+    if (h && strncasecmp(h, "Bearer", 6) == 0 && (h[6] == ' ' || h[6] == '\t')) {
+        t = h + 7;
+        t += strspn(t, " \t");
+    }
+    if (!t || !*t) {
+        send_error(resp, 401, TH_EAUTH, BAD_TOKEN_REMEDY,
+                   "this request carries no API token (Authorization: Bearer)");
+        httpd_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"tarheel\"");
+        return 0;
+    }
+    size_t len = strlen(t);
+    while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+        len--;
+    if (!token_ok(a, t, len)) {
+        log_warn("api_auth_failed", "peer=%s", httpd_req_peer(req));
+        send_error(resp, 401, TH_EAUTH, BAD_TOKEN_REMEDY, "the API token is not accepted");
+        httpd_resp_header(resp, "WWW-Authenticate",
+                          "Bearer realm=\"tarheel\", error=\"invalid_token\"");
+        return 0;
+    }
+    return 1;
+}
+
+void api_handle(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
+{
+    if (!a || a->ntokens == 0) {
+        send_error(resp, 403, TH_ECONFIG, NO_TOKEN_REMEDY,
+                   "the REST API is off: no API token is configured");
+        return;
+    }
+    if (!authorized(a, req, resp)) return;
+    struct ctx x = {.a = a, .req = req, .resp = resp};
+    const char *method = httpd_req_method(req);
+    if (split(&x, httpd_req_path(req)) == 0) {
+        char allow[64] = "";
+        for (size_t i = 0; i < NROUTES; i++) {
+            if (!matches(routes[i].pattern, &x)) continue;
+            if (strcmp(routes[i].method, method) == 0) {
+                routes[i].fn(&x);
+                return;
+            }
+            size_t o = strlen(allow);
+            snprintf(allow + o, sizeof allow - o, "%s%s", o ? ", " : "", routes[i].method);
+        }
+        if (allow[0]) {
+            send_error(resp, 405, TH_EINVAL, NULL, "%s is not allowed on %s; allowed: %s", method,
+                       httpd_req_path(req), allow);
+            httpd_resp_header(resp, "Allow", allow);
+            return;
+        }
+    }
+    send_error(resp, 404, TH_ENOTFOUND, "see docs/openapi.yaml for the routes under /api/v1",
+               "no such endpoint: %s %.200s", method, httpd_req_path(req));
+}
