@@ -106,6 +106,21 @@ static void reply(struct httpd_resp *resp, int status, const char *code, const c
     buf_release(&b);
 }
 
+/* The 503 for a delivery the store could not commit. Its body is read by the
+ * platform's retry logic and by whoever looks at the platform's webhook log,
+ * so it says that nothing was kept and that the same delivery must come
+ * again (the operator's details, with the database path, go to our log). */
+static void reply_unstored(struct httpd_resp *resp, int rc, const char *what)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "tarheel could not store %s because %s, so nothing was kept: deliver it again "
+             "later (it is accepted as soon as %s)",
+             what, rc == TH_EDISKFULL ? "its disk is full" : "its database is unavailable",
+             rc == TH_EDISKFULL ? "space is freed" : "the database is back");
+    reply(resp, 503, th_err_name(rc), msg);
+}
+
 static const char *req_header(void *arg, const char *name)
 {
     return httpd_req_header(arg, name);
@@ -148,7 +163,7 @@ static int fast_intake(struct server *s, const struct platform_ops *p,
     if (rc) {
         log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"", p->name,
                   (long long)cc->store_id, th_err_name(rc), err.msg);
-        reply(resp, 503, th_err_name(rc), "could not store the event; retry later");
+        reply_unstored(resp, rc, "this event");
         return 1;
     }
     log_debug("intake_accepted", "platform=%s store=%lld event=%s order=%lld duplicate=%d",
@@ -177,7 +192,7 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
     if (rc == 0) cache_put(s, &c);
     if (rc == 0) known = 1;
     else if (rc != TH_ENOTFOUND) {
-        reply(resp, 503, th_err_name(rc), "the store is unavailable; retry later");
+        reply_unstored(resp, rc, "this event");
         log_error("intake_store_failed", "platform=%s store=%lld msg=\"%s\"", p->name,
                   (long long)store_id, err.msg);
         return;
@@ -230,7 +245,9 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
         }
         rc = store_conn_put(s->cfg.store, &c, &err);
         if (rc) {
-            reply(resp, 503, th_err_name(rc), "could not record the tokens; retry later");
+            log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"",
+                      p->name, (long long)store_id, th_err_name(rc), err.msg);
+            reply_unstored(resp, rc, "this store's tokens");
             goto out;
         }
         known = 1;
@@ -253,7 +270,7 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
     if (rc) {
         log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"", p->name,
                   (long long)store_id, th_err_name(rc), err.msg);
-        reply(resp, 503, th_err_name(rc), "could not store the event; retry later");
+        reply_unstored(resp, rc, "this event");
         goto out;
     }
     log_info("intake_accepted", "platform=%s store=%lld event=%s order=%lld duplicate=%d", p->name,

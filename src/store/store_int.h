@@ -141,6 +141,16 @@ int64_t store_clock_real(void *arg);
  * called before other threads use s. */
 void store_clock_set(struct store *s, int64_t (*fn)(void *arg), void *arg);
 
+/* Tests only (STYLE C15): caps the database of an open SQLite store at
+ * `pages` pages (PRAGMA max_page_count), so a test can make the disk look
+ * full and then free it again without reopening. SQLite never lowers the cap
+ * below the pages in use, so pages = 1 means "no room to grow from now on";
+ * pages <= 0 lifts the cap to SQLite's maximum. Stores the cap now in effect
+ * in *cap (may be NULL). TH_ECONFIG when s is not an SQLite store. Safe to
+ * call while other threads use s. */
+int store_test_max_pages(struct store *s, int64_t pages, int64_t *cap,
+                         struct th_err *err) TH_MUST_CHECK;
+
 /* Now, by s's clock, in unix ms. */
 static inline int64_t store_now_ms(struct store *s)
 {

@@ -559,6 +559,23 @@ static int test_knobs(struct sq *q, struct th_err *err)
     return 0;
 }
 
+int store_test_max_pages(struct store *s, int64_t pages, int64_t *cap, struct th_err *err)
+{
+    if (!s || s->ops != &store_sqlite_ops)
+        return th_err_set(err, TH_ECONFIG, "store_test_max_pages: not an SQLite store");
+    struct sq *q = sq_of(s);
+    /* 4294967294 is SQLite's largest page number (SQLITE_MAX_PAGE_COUNT). */
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+             pages > 0 ? (long long)pages : 4294967294LL);
+    pthread_mutex_lock(&q->db_mu);
+    int64_t v = 0;
+    int rc = pragma_int(q, sql, &v, err);
+    pthread_mutex_unlock(&q->db_mu);
+    if (!rc && cap) *cap = v;
+    return rc;
+}
+
 static int sq_open(struct store **out, const char *location, struct th_err *err)
 {
     struct sq *q = xcalloc(1, sizeof *q);

@@ -4,6 +4,7 @@
  */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,10 +15,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/server.h"
+#include "store/store_int.h"
 #include "th_test.h"
 
 #define SECRET "whsec"
@@ -195,6 +198,213 @@ static void test_easy_mode_authorize_and_uninstall(void **state)
     assert_int_equal(jobs(f), 0);
 }
 
+/* ---------------------------------------------------------------------- */
+/* The store cannot commit (disk full): 503, nothing kept, recovery */
+
+/* One integer from the database file, read over a connection of our own
+ * (WAL lets it read beside the server's). sql may have one ?1 text
+ * parameter, bound to arg. */
+static int64_t db_int(struct fx *f, const char *sql, const char *arg)
+{
+    char *path = xasprintf("%s/s.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    free(path);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    if (arg) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static int64_t events_of(struct fx *f, int64_t order_id)
+{
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)order_id);
+    return db_int(f, "SELECT COUNT(*) FROM events WHERE order_id = CAST(?1 AS INTEGER)", id);
+}
+
+static int64_t jobs_of(struct fx *f, int64_t order_id)
+{
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)order_id);
+    return db_int(f, "SELECT COUNT(*) FROM jobs WHERE order_id = CAST(?1 AS INTEGER)", id);
+}
+
+static void integrity_ok(struct fx *f)
+{
+    char *path = xasprintf("%s/s.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    free(path);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A signed order.created for order_id whose body carries `pad` bytes of
+ * note: 16 KiB needs overflow pages, so it cannot fit into free space left
+ * in pages the database already has. */
+static char *big_order(int64_t order_id, size_t pad)
+{
+    char *note = xmalloc(pad + 1);
+    memset(note, 'n', pad);
+    note[pad] = '\0';
+    char *b = xasprintf("{\"event\":\"order.created\",\"merchant\":100,\"data\":{\"id\":%lld,"
+                        "\"reference_id\":%lld,\"note\":\"%s\"}}",
+                        (long long)order_id, (long long)order_id, note);
+    free(note);
+    return b;
+}
+
+static void full(struct fx *f, int on)
+{
+    struct th_err err = {0};
+    int64_t cap = 0;
+    int rc = store_test_max_pages(f->store, on ? 1 : 0, &cap, &err);
+    if (rc) fail_msg("store_test_max_pages: %s", err.msg);
+}
+
+/* Asserts a 503 whose body names the failure and says what to do. */
+static void assert_unstored(struct fx *f, const char *body)
+{
+    struct tt_resp r;
+    long st = post(f, body, SECRET, &r);
+    if (st != 503) fail_msg("while the disk is full: want 503, got %ld: %s", st, r.body);
+    assert_string_equal(json_string_value(json_object_get(r.json, "code")), "TH_EDISKFULL");
+    assert_false(json_is_true(json_object_get(r.json, "ok")));
+    const char *msg = json_string_value(json_object_get(r.json, "message"));
+    assert_non_null(msg);
+    if (!strstr(msg, "nothing was kept") || !strstr(msg, "deliver it again"))
+        fail_msg("the 503 does not say what to do: %s", msg);
+    /* the operator's details (the database path) stay in our log */
+    assert_null(strstr(msg, f->dir));
+    tt_resp_release(&r);
+}
+
+static void assert_code(struct fx *f, const char *body, const char *code)
+{
+    struct tt_resp r;
+    long st = post(f, body, SECRET, &r);
+    if (st != 200) fail_msg("want 200 %s, got %ld: %s", code, st, r.body);
+    assert_string_equal(json_string_value(json_object_get(r.json, "code")), code);
+    tt_resp_release(&r);
+}
+
+static void test_disk_full_503_then_recovers(void **state)
+{
+    struct fx *f = *state;
+    assert_code(f, ORDER, "accepted"); /* order 5001; the connection is now cached too */
+    int64_t before = db_int(f, "SELECT COUNT(*) FROM events", NULL);
+    assert_int_equal(before, 1);
+
+    full(f, 1);
+    char *b7 = big_order(7001, 16384);
+    assert_unstored(f, b7);
+    assert_unstored(f, b7); /* a platform retry while still full: the same answer */
+    /* nothing half-written: no event, no job, the file is sound */
+    assert_int_equal(events_of(f, 7001), 0);
+    assert_int_equal(jobs_of(f, 7001), 0);
+    assert_int_equal(db_int(f, "SELECT COUNT(*) FROM events", NULL), before);
+    assert_int_equal(jobs(f), 1);
+    integrity_ok(f);
+
+    full(f, 0); /* space returns; the server was not restarted */
+    char *b8 = big_order(8001, 16384);
+    assert_code(f, b8, "accepted");
+    assert_int_equal(events_of(f, 8001), 1);
+    assert_int_equal(jobs_of(f, 8001), 1);
+    /* the platform's retry of the rejected delivery is taken, once */
+    assert_code(f, b7, "accepted");
+    assert_code(f, b7, "duplicate");
+    assert_int_equal(events_of(f, 7001), 1);
+    assert_int_equal(jobs_of(f, 7001), 1);
+    assert_int_equal(jobs(f), 3);
+    integrity_ok(f);
+    free(b7);
+    free(b8);
+}
+
+/* The same under concurrency, so the rejected deliveries share group
+ * commits: every one is refused while full, none leaves a trace, and all are
+ * taken exactly once afterwards. */
+#define FULL_CLIENTS 12
+
+struct full_client {
+    struct fx *f;
+    const char *body;
+    long status;
+    char code[32];
+};
+
+static void *full_client_run(void *p)
+{
+    struct full_client *c = p;
+    struct tt_resp r;
+    c->status = post(c->f, c->body, SECRET, &r);
+    const char *code = json_string_value(json_object_get(r.json, "code"));
+    snprintf(c->code, sizeof c->code, "%s", code ? code : "");
+    tt_resp_release(&r);
+    return NULL;
+}
+
+static void post_all(struct fx *f, char **bodies, struct full_client *c)
+{
+    pthread_t t[FULL_CLIENTS];
+    for (int i = 0; i < FULL_CLIENTS; i++) {
+        c[i] = (struct full_client){.f = f, .body = bodies[i]};
+        assert_int_equal(pthread_create(&t[i], NULL, full_client_run, &c[i]), 0);
+    }
+    for (int i = 0; i < FULL_CLIENTS; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void test_disk_full_concurrent(void **state)
+{
+    struct fx *f = *state;
+    assert_code(f, ORDER, "accepted");
+    char *bodies[FULL_CLIENTS];
+    for (int i = 0; i < FULL_CLIENTS; i++)
+        bodies[i] = big_order(9000 + i, 16384);
+    struct full_client c[FULL_CLIENTS];
+
+    full(f, 1);
+    post_all(f, bodies, c);
+    for (int i = 0; i < FULL_CLIENTS; i++)
+        if (c[i].status != 503 || strcmp(c[i].code, "TH_EDISKFULL") != 0)
+            fail_msg("client %d while full: want 503 TH_EDISKFULL, got %ld %s", i, c[i].status,
+                     c[i].code);
+    assert_int_equal(db_int(f, "SELECT COUNT(*) FROM events", NULL), 1);
+    assert_int_equal(jobs(f), 1);
+    integrity_ok(f);
+
+    full(f, 0);
+    post_all(f, bodies, c);
+    for (int i = 0; i < FULL_CLIENTS; i++)
+        if (c[i].status != 200 || strcmp(c[i].code, "accepted") != 0)
+            fail_msg("client %d after space returned: want 200 accepted, got %ld %s", i,
+                     c[i].status, c[i].code);
+    post_all(f, bodies, c);
+    for (int i = 0; i < FULL_CLIENTS; i++)
+        if (c[i].status != 200 || strcmp(c[i].code, "duplicate") != 0)
+            fail_msg("client %d redelivered: want 200 duplicate, got %ld %s", i, c[i].status,
+                     c[i].code);
+    for (int i = 0; i < FULL_CLIENTS; i++) {
+        assert_int_equal(events_of(f, 9000 + i), 1);
+        assert_int_equal(jobs_of(f, 9000 + i), 1);
+        free(bodies[i]);
+    }
+    assert_int_equal(jobs(f), 1 + FULL_CLIENTS);
+    integrity_ok(f);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -203,6 +413,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_easy_mode_authorize_and_uninstall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_503_then_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_concurrent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
