@@ -58,7 +58,8 @@ echo "demo: checking the Qoyod API key and its inventory locations"
   --salla-webhook-secret demo-webhook-secret --salla-api "http://127.0.0.1:$SP/admin/v2" \
   --salla-client-id demo-client --salla-client-secret demo-secret \
   --salla-token-url "http://127.0.0.1:$SP/oauth2/token" \
-  --qoyod-url "http://127.0.0.1:$QP/2.0" --qoyod-key demo-key --inventory 1 >"$dir/tarheel.log" 2>&1 &
+  --qoyod-url "http://127.0.0.1:$QP/2.0" --qoyod-key demo-key --inventory 1 \
+  ${TARHEEL_SERVE_ARGS:-} >"$dir/tarheel.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$TP/healthz" "tarheel" "$dir/tarheel.log"
 
@@ -68,6 +69,16 @@ for _ in $(seq 50); do
   "$th" settings --db "$dir/tarheel.db" --store "$STORE" >/dev/null 2>&1 && break
   sleep 0.1
 done
+# Faults for rehearsals (tests/integration/005): JSON for each emulator's
+# POST /_sim/faults, applied once the store is installed.
+if [ -n "${DEMO_SALLA_FAULTS:-}" ]; then
+  curl -sf "http://127.0.0.1:$SP/_sim/faults" -d "$DEMO_SALLA_FAULTS" >/dev/null
+  echo "demo: Salla faults on: $DEMO_SALLA_FAULTS" | cut -c1-200
+fi
+if [ -n "${DEMO_QOYOD_FAULTS:-}" ]; then
+  curl -sf "http://127.0.0.1:$QP/_sim/faults" -d "$DEMO_QOYOD_FAULTS" >/dev/null
+  echo "demo: Qoyod faults on: $DEMO_QOYOD_FAULTS" | cut -c1-200
+fi
 echo "demo: placing $N orders (VAT, coupons, shipping, cash on delivery, one product without SKU)"
 ids=$(curl -sf "http://127.0.0.1:$SP/_sim/salla/generate" -d "{\"store_id\":$STORE,\"count\":$N}" |
   tr -dc '0-9,' | tr ',' ' ')
@@ -82,12 +93,15 @@ for id in $ids; do
 done
 
 echo "demo: waiting for tarheel to transfer them"
-for _ in $(seq 150); do
+for _ in $(seq "${DEMO_WAIT_ROUNDS:-150}"); do
   left=$("$th" orders list --db "$dir/tarheel.db" | grep -cE ' (not transferred|transferring) ' || true)
   n=$("$th" orders list --db "$dir/tarheel.db" | tail -1 | tr -dc '0-9')
   [ "${n:-0}" -ge "$N" ] && [ "$left" = 0 ] && break
   sleep 0.2
 done
+# The checks below read the emulators: no faults for them.
+curl -sf -X DELETE "http://127.0.0.1:$SP/_sim/faults" >/dev/null || true
+curl -sf -X DELETE "http://127.0.0.1:$QP/_sim/faults" >/dev/null || true
 echo
 "$th" orders list --db "$dir/tarheel.db"
 echo

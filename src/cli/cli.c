@@ -66,7 +66,7 @@ static const char *const valued[] = {
     "customer-per-invoice", "number-by-order", "financial-invoice", "payment-account",
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
-    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", NULL};
+    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", NULL};
 
 static int is_valued(const char *n)
 {
@@ -806,11 +806,13 @@ static int cmd_serve(const struct args *a)
         store_close(s);
         return fail(&err);
     }
-    int64_t per_store = 0, per_account = 0, rpm = 0;
-    if ((opt(a, "per-store") && parse_i64(opt(a, "per-store"), &per_store)) ||
+    int64_t per_store = 0, per_account = 0, rpm = 0, retry_base = 0;
+    if ((opt(a, "retry-base-ms") && parse_i64(opt(a, "retry-base-ms"), &retry_base)) ||
+        (opt(a, "per-store") && parse_i64(opt(a, "per-store"), &per_store)) ||
         (opt(a, "per-account") && parse_i64(opt(a, "per-account"), &per_account)) ||
         (opt(a, "qoyod-rpm") && parse_i64(opt(a, "qoyod-rpm"), &rpm))) {
-        fprintf(stderr, "tarheel: --per-store, --per-account and --qoyod-rpm take numbers\n");
+        fprintf(stderr, "tarheel: --per-store, --per-account, --qoyod-rpm and --retry-base-ms "
+                        "take numbers\n");
         server_close(srv);
         api_close(sc.api);
         store_close(s);
@@ -820,7 +822,8 @@ static int cmd_serve(const struct args *a)
                                .threads = (unsigned)workers,
                                .per_store = (int)per_store,
                                .per_account = (int)per_account,
-                               .qoyod_rpm = (int)rpm};
+                               .qoyod_rpm = (int)rpm,
+                               .backoff_base_ms = (long)retry_base};
     salla_app(a, &wc);
     if (workers > 0 && worker_start(&w, &wc, &err) != 0) {
         server_close(srv);
@@ -862,6 +865,12 @@ static int cmd_demo(const struct args *a)
     char *slash = strrchr(exe, '/');
     if (slash) *slash = '\0';
     char *script = xasprintf("%s/../scripts/demo.sh", exe);
+#ifdef TH_SOURCE_DIR
+    if (access(script, R_OK) != 0) { /* built outside the source tree */
+        free(script);
+        script = xasprintf("%s/scripts/demo.sh", TH_SOURCE_DIR);
+    }
+#endif
     if (access(script, R_OK) != 0) {
         fprintf(stderr, "tarheel: %s is missing: the demo runs from the source tree tarheel was "
                         "built in (`make demo` there)\n", script);
@@ -889,7 +898,7 @@ static const struct command {
     {"serve", NULL, cmd_serve,
      "[--db FILE] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
      " [--salla-client-id ID --salla-client-secret S [--salla-token-url URL]]"
-     " [--per-store N] [--per-account N] [--qoyod-rpm N]"
+     " [--per-store N] [--per-account N] [--qoyod-rpm N] [--retry-base-ms N]"
      " [--qoyod-url URL --qoyod-key KEY --inventory ID] [--api-token-file FILE]"
      "  run webhook intake, the REST API (/api/v1; tokens from the file, one a line, or"
      " $TARHEEL_API_TOKEN) and workers"},
