@@ -16,22 +16,36 @@
  * the write lock up front, so they cannot fail half-way on a lock upgrade.
  *
  * Group commit (ingest only). store_event_ingest callers append a request to
- * a queue under q_mu. Whoever finds no leader becomes the leader: it takes up
- * to STORE_MAX_BATCH queued requests and runs them in ONE transaction, each
- * inside its own SAVEPOINT (so one bad request, say an unknown connection,
- * is rolled back alone), then COMMITs once and wakes everybody. Callers that
- * arrived meanwhile queue up behind it and the next leader takes them all:
- * under load one fsync covers many webhooks. Every caller still returns only
- * after the COMMIT holding its event succeeded (or with the error that made
- * it fail), so "on disk before acknowledged" holds per request. The
- * savepoint matters: SQLite may undo only the failing statement (say the job
- * upsert on SQLITE_FULL), and committing the rest would keep an event
- * without its job, whose redelivery would then be a "duplicate". A batch of
- * one runs without a savepoint (any failure rolls it all back), so a lone
- * caller pays only a mutex hand-off over a plain transaction.
- * Throughput is bounded by (concurrent callers) / (fsync time): measured on
- * the dev VM (fsync 0.45 ms), 1 caller ~2000/s, 4 callers ~4000/s (2.4 per
- * commit), 16 callers ~10000/s (8 per commit).
+ * a queue under q_mu and sleep on a semaphore of their own. One committer
+ * thread (started by the first ingest, stopped by close) takes up to
+ * STORE_MAX_BATCH queued requests, runs them in ONE transaction, COMMITs
+ * once (one fsync) and posts each of those callers. While it commits, new
+ * callers queue up, and its next batch takes them all: under load one fsync
+ * covers many webhooks. Every caller still returns only after the COMMIT
+ * holding its event succeeded (or with the error that made it fail), so "on
+ * disk before acknowledged" holds per request.
+ * Why a thread: before it, whichever caller found no leader ran the batch
+ * and woke all waiters with one broadcast. That cost about five futex calls
+ * per webhook (every waiter woke for every batch), and each next batch
+ * waited until a woken caller was scheduled to lead it. The committer goes
+ * from one commit straight to the next and wakes exactly the callers it
+ * served; a lone caller pays one thread hand-off each way, small beside the
+ * fsync.
+ * What cannot overlap: SQLite has one writer, so batch N+1's statements
+ * cannot run during batch N's fsync (a second connection would only wait for
+ * the write lock). What does overlap it is the callers' own work: HTTP,
+ * signature check, parsing, queueing. So throughput is about (callers
+ * waiting) / (statement time + commit time of a batch), and commit time
+ * grows with the pages a batch dirties.
+ * Failure. When a request's statements fail (unknown connection, disk full)
+ * the whole transaction is rolled back: SQLite may have undone only the
+ * failing statement (say the job upsert on SQLITE_FULL), and committing the
+ * rest would keep an event without its job, whose redelivery would then be
+ * a "duplicate". Then each request of that batch runs again in a
+ * transaction of its own, so the others are not failed with it and each
+ * error names its own event. (A SAVEPOINT per request gave the same without
+ * the second pass, but at two more statements per request on the hot path,
+ * and failures are rare.)
  *
  * Jobs. A UNIQUE index on jobs(conn_id, order_id) makes "one pending job per
  * order" a fact of the schema; claim therefore can never hand out two jobs
@@ -53,7 +67,9 @@
  */
 #include "store/store_sqlite.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -193,9 +209,6 @@ enum stmt {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
-    S_SAVEPOINT,
-    S_RELEASE,
-    S_ROLLBACK_TO,
     S_CONN_UPSERT,
     S_CONN_UPDATE,
     S_CONN_BY_ID,
@@ -222,9 +235,6 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_SAVEPOINT] = "SAVEPOINT item",
-    [S_RELEASE] = "RELEASE item",
-    [S_ROLLBACK_TO] = "ROLLBACK TO item",
     [S_CONN_UPSERT] =
         "INSERT INTO connections (" CONN_COLS ") VALUES "
         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
@@ -302,10 +312,10 @@ struct ingest_req {
     const char *body;
     size_t len;
     int64_t now_ms;
-    struct th_err *err; /* the caller's; written by the leader */
+    struct th_err *err; /* the caller's; written by the committer */
     int duplicate;
     int rc;
-    int done; /* under q_mu: the leader finished this request */
+    sem_t done; /* posted by the committer once rc, duplicate and err are set */
     struct ingest_req *next;
 };
 
@@ -315,11 +325,14 @@ struct sq {
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
     pthread_mutex_t db_mu; /* the connection and every statement */
-    /* group commit */
+    /* group commit: the queue and its committer thread, all under q_mu */
     pthread_mutex_t q_mu;
-    pthread_cond_t q_cv;
+    pthread_cond_t q_cv; /* signalled when the queue gets work, or on close */
     struct ingest_req *q_head, **q_tail;
-    int leader; /* a caller is running a batch */
+    int committer_on; /* the thread was started (on the first ingest) */
+    int committer_idle; /* it waits on q_cv */
+    int closing;
+    pthread_t committer;
 };
 
 static struct sq *sq_of(struct store *s)
@@ -432,6 +445,12 @@ static int commit(struct sq *q, struct th_err *err, const char *op)
 
 static void sq_free(struct sq *q)
 {
+    pthread_mutex_lock(&q->q_mu);
+    int joined = q->committer_on;
+    q->closing = 1;
+    pthread_cond_signal(&q->q_cv);
+    pthread_mutex_unlock(&q->q_mu);
+    if (joined) pthread_join(q->committer, NULL);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(q->st[i]);
     if (q->db) sqlite3_close_v2(q->db);
@@ -786,53 +805,95 @@ static int ingest_one(struct sq *q, const struct ingest_req *r, int *dup)
     return r->order_id != 0 ? job_upsert(q, r->conn_id, r->order_id, r->now_ms) : SQLITE_OK;
 }
 
-/* Gives every request from `from` on the failure in e. */
-static void fail_all(struct ingest_req *from, const struct th_err *e)
+/* Gives every request of a batch the failure in e. */
+static void fail_all(struct ingest_req *batch, const struct th_err *e)
 {
-    for (struct ingest_req *r = from; r; r = r->next) {
+    for (struct ingest_req *r = batch; r; r = r->next) {
         r->duplicate = 0;
         r->rc = th_err_set(r->err, e->code, "%s", e->msg);
     }
 }
 
 /* Runs a batch of requests (linked by next, NULL-terminated) in one
- * transaction, setting each one's rc, err and duplicate. db_mu held. */
-static void run_batch(struct sq *q, struct ingest_req *batch)
+ * transaction, setting each one's rc, err and duplicate. Returns 0 when the
+ * batch committed or failed as a whole (every request has its answer), or 1
+ * when one request's statements failed: then nothing was written and the
+ * caller runs each request alone, so the others do not share its fate and
+ * its error names it. db_mu held. */
+static int run_batch(struct sq *q, struct ingest_req *batch)
 {
     struct th_err e = {0};
     if (begin(q, &e, "store event") != 0) {
         fail_all(batch, &e);
-        return;
+        return 0;
     }
-    /* A batch of one needs no savepoint: its failure rolls back everything. */
-    int many = batch->next != NULL;
     for (struct ingest_req *r = batch; r; r = r->next) {
         int dup = 0;
-        int rc = many ? plain(q, S_SAVEPOINT) : SQLITE_OK;
-        if (!rc) rc = ingest_one(q, r, &dup);
-        if (rc == SQLITE_OK) {
-            rc = many ? plain(q, S_RELEASE) : SQLITE_OK;
-            if (rc == SQLITE_OK) {
-                r->rc = 0;
-                r->duplicate = dup;
-                continue;
-            }
-        }
-        fail(q, rc, &e, "store event %s for connection %lld (order %lld)", r->key,
-             (long long)r->conn_id, (long long)r->order_id);
-        if (!many || sqlite3_get_autocommit(q->db)) {
-            /* Alone, or SQLite rolled the whole transaction back (disk
-             * full, I/O error): nothing of this batch is written. */
+        int rc = ingest_one(q, r, &dup);
+        if (rc != SQLITE_OK) {
+            fail(q, rc, &e, "store event %s for connection %lld (order %lld)", r->key,
+                 (long long)r->conn_id, (long long)r->order_id);
+            /* SQLite may have undone only the failing statement (say the
+             * job upsert on SQLITE_FULL); committing the rest would keep an
+             * event without its job, so the whole transaction goes. */
             rollback(q);
-            fail_all(batch, &e);
-            return;
+            if (!batch->next) {
+                fail_all(batch, &e);
+                return 0;
+            }
+            return 1;
         }
-        (void)plain(q, S_ROLLBACK_TO);
-        (void)plain(q, S_RELEASE);
-        r->duplicate = 0;
-        r->rc = th_err_set(r->err, e.code, "%s", e.msg);
+        r->rc = 0;
+        r->duplicate = dup;
     }
     if (commit(q, &e, "store event") != 0) fail_all(batch, &e);
+    return 0;
+}
+
+/* The committer: takes up to STORE_MAX_BATCH queued requests at a time,
+ * commits them together, and wakes each caller. Runs until sq_free. */
+static void *committer_main(void *arg)
+{
+    struct sq *q = arg;
+    pthread_mutex_lock(&q->q_mu);
+    for (;;) {
+        if (!q->q_head) {
+            if (q->closing) break;
+            q->committer_idle = 1;
+            pthread_cond_wait(&q->q_cv, &q->q_mu);
+            q->committer_idle = 0;
+            continue;
+        }
+        struct ingest_req *batch = q->q_head, *last = batch;
+        for (int n = 1; n < STORE_MAX_BATCH && last->next; n++)
+            last = last->next;
+        q->q_head = last->next;
+        if (!q->q_head) q->q_tail = &q->q_head;
+        last->next = NULL;
+        pthread_mutex_unlock(&q->q_mu);
+
+        pthread_mutex_lock(&q->db_mu);
+        if (run_batch(q, batch)) {
+            /* One request failed: give each its own transaction. */
+            for (struct ingest_req *r = batch, *next; r; r = next) {
+                next = r->next;
+                r->next = NULL;
+                (void)run_batch(q, r);
+                r->next = next;
+            }
+        }
+        pthread_mutex_unlock(&q->db_mu);
+
+        /* Read next before posting: a caller returns (and its stack frame
+         * goes) as soon as its request is posted. */
+        for (struct ingest_req *r = batch, *next; r; r = next) {
+            next = r->next;
+            sem_post(&r->done);
+        }
+        pthread_mutex_lock(&q->q_mu);
+    }
+    pthread_mutex_unlock(&q->q_mu);
+    return NULL;
 }
 
 static int sq_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
@@ -848,39 +909,25 @@ static int sq_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_
                             .len = len,
                             .now_ms = store_now_ms(s),
                             .err = err};
+    if (sem_init(&me.done, 0, 0) != 0)
+        return th_err_set(err, TH_EINTERNAL, "store event %s: sem_init failed", dedupe_key);
     pthread_mutex_lock(&q->q_mu);
+    if (!q->committer_on) {
+        if (pthread_create(&q->committer, NULL, committer_main, q) != 0) {
+            pthread_mutex_unlock(&q->q_mu);
+            sem_destroy(&me.done);
+            return th_err_set(err, TH_EINTERNAL,
+                              "store event %s: cannot start the committer thread", dedupe_key);
+        }
+        q->committer_on = 1;
+    }
     *q->q_tail = &me;
     q->q_tail = &me.next;
-    while (!me.done) {
-        if (q->leader) {
-            pthread_cond_wait(&q->q_cv, &q->q_mu);
-            continue;
-        }
-        /* Lead: take up to STORE_MAX_BATCH requests off the queue. */
-        q->leader = 1;
-        struct ingest_req *batch = q->q_head, *last = batch;
-        for (int n = 1; n < STORE_MAX_BATCH && last->next; n++)
-            last = last->next;
-        q->q_head = last->next;
-        if (!q->q_head) q->q_tail = &q->q_head;
-        last->next = NULL;
-        pthread_mutex_unlock(&q->q_mu);
-
-        pthread_mutex_lock(&q->db_mu);
-        run_batch(q, batch);
-        pthread_mutex_unlock(&q->db_mu);
-
-        pthread_mutex_lock(&q->q_mu);
-        /* Read next before marking done: a done request's owner may return
-         * (and its stack frame go) as soon as we release q_mu. */
-        for (struct ingest_req *r = batch, *next; r; r = next) {
-            next = r->next;
-            r->done = 1;
-        }
-        q->leader = 0;
-        pthread_cond_broadcast(&q->q_cv);
-    }
+    if (q->committer_idle) pthread_cond_signal(&q->q_cv);
     pthread_mutex_unlock(&q->q_mu);
+    while (sem_wait(&me.done) != 0 && errno == EINTR) {
+    }
+    sem_destroy(&me.done);
     *duplicate = me.duplicate;
     return me.rc;
 }
