@@ -119,12 +119,14 @@ void store_conn_release(struct store_conn *c);
 
 /* ---- intake ---- */
 /*
- * In one transaction: records the raw event under dedupe_key (unique per
- * connection) and, when order_id != 0, makes sure a runnable job exists for
- * that order (one pending job per order: a new event for an order whose job
- * is pending only makes it due now). *duplicate is set to 1 (and nothing is
- * written) when dedupe_key was seen before. Returns TH_EDB / TH_EDISKFULL
- * when the commit failed (the caller answers 503).
+ * In one transaction: records the raw event under dedupe_key and, when
+ * order_id != 0, makes sure a runnable job exists for that order (one
+ * pending job per order: a new event for an order whose job is pending only
+ * makes it due now). *duplicate is set to 1 (and nothing is written) when
+ * the connection already has an event with this dedupe_key and order_id
+ * (adapters derive both from the delivery, so a redelivery carries the same
+ * pair). Returns TH_EDB / TH_EDISKFULL when the commit failed (the caller
+ * answers 503).
  */
 int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
                        const char *event, int64_t order_id, const char *body, size_t len,

@@ -874,6 +874,55 @@ static void test_migration_1_to_2_keeps_jobs(void **state)
     assert_int_equal(j.manual, 1);
 }
 
+/* A database written by schema 2 (events unique on (conn_id, dedupe_key))
+ * is migrated in place: every event keeps its id and body, the dedupe index
+ * now leads with the order id, and a redelivery of an old event is still a
+ * duplicate. */
+static void test_migration_2_to_3_keeps_events(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(ingest(f, "evt-a", 5001), 0);
+    assert_int_equal(ingest(f, "evt-b", 5002), 0);
+    assert_int_equal(ingest(f, "app-1", 0), 0);
+    int64_t ids = raw_int(f->path, "SELECT SUM(id * 7 + order_id) FROM events");
+    store_close(f->s);
+    f->s = NULL;
+    raw_exec(f->path,
+             "CREATE TABLE ev2 (id INTEGER PRIMARY KEY,"
+             "  conn_id INTEGER NOT NULL REFERENCES connections(id), dedupe_key TEXT NOT NULL,"
+             "  event TEXT NOT NULL, order_id INTEGER NOT NULL DEFAULT 0,"
+             "  received_at_ms INTEGER NOT NULL, format INTEGER NOT NULL DEFAULT 1,"
+             "  body BLOB NOT NULL, UNIQUE (conn_id, dedupe_key));"
+             "INSERT INTO ev2 SELECT id, conn_id, dedupe_key, event, order_id, received_at_ms,"
+             "  format, body FROM events;"
+             "DROP TABLE events; ALTER TABLE ev2 RENAME TO events; PRAGMA user_version = 2");
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+                                      "AND tbl_name = 'events' AND name LIKE 'sqlite_autoindex%'"),
+                     1);
+    open_store(f);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 3);
+    assert_int_equal(raw_int(f->path, "SELECT SUM(id * 7 + order_id) FROM events"), ids);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) = "
+                                      "'{\"event\":\"order.updated\",\"id\":5002}'"),
+                     1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+                                      "AND tbl_name = 'events' AND name LIKE 'sqlite_autoindex%'"),
+                     0);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+                                      "AND name = 'events_dedupe' AND sql LIKE "
+                                      "'%(conn_id, order_id, dedupe_key)%'"),
+                     1);
+    assert_int_equal(raw_int(f->path, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"),
+                     1);
+    /* redeliveries of events stored before the migration are duplicates */
+    assert_int_equal(ingest(f, "evt-a", 5001), 1);
+    assert_int_equal(ingest(f, "app-1", 0), 1);
+    assert_int_equal(ingest(f, "evt-c", 5003), 0);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 4);
+    assert_int_equal(job_count(f), 3);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Concurrency */
 
@@ -1028,6 +1077,7 @@ int main(void)
         cmocka_unit_test(test_bad_paths),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_1_to_2_keeps_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_2_to_3_keeps_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_ingest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_disk_full, setup, teardown),
