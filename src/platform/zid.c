@@ -299,6 +299,17 @@ static int three_decimals(const char *cur)
 static int map_customer(const json_t *d, struct model_order *o, struct th_err *err)
 {
     int rc;
+    /* The shipping address's city and country ({"id","name"} objects in
+     * the captures; a plain name is taken as well), even for a guest. */
+    json_t *addr = jv_path(d, "shipping.address");
+    json_t *city = json_object_get(addr, "city"), *country = json_object_get(addr, "country");
+    if ((rc = json_is_object(city) ? text_at(city, "name", "the city", &o->customer.city, err)
+                                   : text_of(city, "the city", &o->customer.city, err)) != 0)
+        return rc;
+    if ((rc = json_is_object(country)
+                  ? text_at(country, "name", "the country", &o->customer.country, err)
+                  : text_of(country, "the country", &o->customer.country, err)) != 0)
+        return rc;
     json_t *c = json_object_get(d, "customer");
     if (!json_is_object(c)) return 0; /* a guest checkout without details */
     /* REST ids are integers, webhook ids strings ("2083543", X6). */
@@ -313,14 +324,8 @@ static int map_customer(const json_t *d, struct model_order *o, struct th_err *e
     char raw[64], phone[64];
     if (!jv_get_text(c, "mobile", raw, sizeof raw) && !jv_get_text(c, "phone", raw, sizeof raw))
         raw[0] = '\0';
-    if (zid_phone_normalize(raw, phone, sizeof phone) == 0)
-        o->customer.phone = xstrdup(phone);
-    json_t *addr = jv_path(d, "shipping.address");
-    if ((rc = text_at(json_object_get(addr, "city"), "name", "the city", &o->customer.city,
-                      err)) != 0)
-        return rc;
-    return text_at(json_object_get(addr, "country"), "name", "the country", &o->customer.country,
-                   err);
+    if (zid_phone_normalize(raw, phone, sizeof phone) == 0) o->customer.phone = xstrdup(phone);
+    return 0;
 }
 
 static int map_line(const json_t *it, size_t idx, const char *number, struct model_line *l,
@@ -533,9 +538,12 @@ static int order_fetch(struct httpc *hc, const struct platform_conn *c, int64_t 
                           "authorization token and the manager token; reconnect the store",
                           (long long)c->store_id,
                           !c->access_token || !*c->access_token ? "authorization" : "manager");
+    if (!c->api_base || !*c->api_base)
+        return th_err_set(err, TH_ECONFIG, "Zid store %lld has no API base URL "
+                          "(https://api.zid.sa/v1)", (long long)c->store_id);
     char url[1024];
-    int n = snprintf(url, sizeof url, "%s/managers/store/orders/%lld/view",
-                     c->api_base ? c->api_base : "", (long long)order_id);
+    int n = snprintf(url, sizeof url, "%s/managers/store/orders/%lld/view", c->api_base,
+                     (long long)order_id);
     if (n < 0 || (size_t)n >= sizeof url)
         return th_err_set(err, TH_ECONFIG, "the Zid API base URL is too long");
     char *auth = xasprintf("Authorization: Bearer %s", c->access_token);
@@ -555,6 +563,75 @@ static int order_fetch(struct httpc *hc, const struct platform_conn *c, int64_t 
         rc = th_err_set(err, TH_EAUTH, "Zid refused the store's tokens (HTTP 401): they expired, "
                         "were replaced by a refresh, or the app was uninstalled");
     }
+    httpc_resp_release(&r);
+    return rc;
+}
+
+/* GET {api_base}/managers/store/orders with date_attribute=updated_at (or
+ * created_at), oldest first, 100 a page (zid.md §4.2). No pagination block:
+ * a full page means there may be more. */
+static int orders_page(struct httpc *hc, const struct platform_conn *c,
+                       const struct platform_query *q, struct platform_page *out,
+                       struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!c->access_token || !*c->access_token || !c->manager_token || !*c->manager_token)
+        return th_err_set(err, TH_ECONFIG, "Zid store %lld needs both its tokens to list orders; "
+                                           "reconnect the store", (long long)c->store_id);
+    char from[40] = "", to[40] = "";
+    struct tm tm;
+    time_t t;
+    if (q->from) {
+        t = (time_t)q->from;
+        gmtime_r(&t, &tm);
+        strftime(from, sizeof from, "&date_from=%Y-%m-%d%%20%H:%M:%S", &tm);
+    }
+    if (q->to) {
+        t = (time_t)q->to;
+        gmtime_r(&t, &tm);
+        strftime(to, sizeof to, "&date_to=%Y-%m-%d%%20%H:%M:%S", &tm);
+    }
+    char url[1024];
+    int n = snprintf(url, sizeof url,
+                     "%s/managers/store/orders?page=%d&per_page=100&sort_by=asc&"
+                     "date_attribute=%s%s%s",
+                     c->api_base ? c->api_base : "", q->page > 0 ? q->page : 1,
+                     q->by_updated ? "updated_at" : "created_at", from, to);
+    if (n < 0 || (size_t)n >= sizeof url)
+        return th_err_set(err, TH_ECONFIG, "the Zid API base URL is too long");
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token);
+    char *mgr = xasprintf("X-Manager-Token: %s", c->manager_token);
+    const char *hdrs[] = {auth, mgr, "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(auth);
+    free(mgr);
+    if (r.status == 401)
+        rc = th_err_set(err, TH_EAUTH, "Zid refused the store's tokens (HTTP 401)");
+    json_t *j = rc == 0 ? jv_parse(r.body.data, r.body.len, 64, err) : NULL;
+    if (rc == 0 && !j) rc = TH_EPARSE;
+    json_t *list = j ? json_object_get(j, "orders") : NULL;
+    if (rc == 0 && !json_is_array(list))
+        rc = th_err_set(err, TH_EPARSE, "Zid's order list has no orders array");
+    if (rc == 0) {
+        size_t cnt = json_array_size(list), i;
+        json_t *row;
+        out->orders = cnt ? xcalloc(cnt, sizeof *out->orders) : NULL;
+        json_array_foreach(list, i, row) {
+            int64_t id = 0;
+            if (jv_get_id(row, "id", &id, NULL) != 0) continue;
+            struct platform_order_ref *ref = &out->orders[out->n++];
+            ref->id = id;
+            ref->created_at = utc_time(jv_get_str(row, "created_at"));
+            ref->updated_at = utc_time(jv_get_str(row, "updated_at"));
+            char code[64];
+            status_code(row, code, sizeof code);
+            ref->status = code[0] ? (int)zid_status_map(code) : -1;
+        }
+        out->more = cnt >= 100;
+    }
+    json_decref(j);
     httpc_resp_release(&r);
     return rc;
 }
@@ -649,5 +726,7 @@ const struct platform_ops zid_platform_ops = {
     .order_map = order_map,
     .order_fetch = order_fetch,
     .token_refresh = token_refresh,
+    .orders_page = orders_page,
+    .lists_by_updated = 1,
     .product_stock = NULL, /* UUID product ids: see the note after order_fetch */
 };

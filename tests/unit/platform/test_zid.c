@@ -438,7 +438,8 @@ static void test_map_variants(void **state)
      * localised name; a shipping discount; a zero-rated order with VAT on
      * shipping only (rate read off the invoice). */
     const char *a =
-        "{\"id\":5,\"store_id\":9,\"order_status\":{\"code\":\"delivered\"},\"order_total\":"
+        "{\"id\":5,\"store_id\":9,\"order_status\":{\"code\":\"delivered\"},\"shipping\":{"
+        "\"address\":{\"city\":\"Jeddah\",\"country\":{\"name\":\"Saudi Arabia\"}}},\"order_total\":"
         "\"115.00000000000000\",\"products\":[{\"name\":{\"en\":\"Tea\"},\"sku\":\"T-1\","
         "\"quantity\":\"2\",\"tax_percentage\":0.15,\"tax_amount\":\"15.00000000000000\","
         "\"gross_price\":57.5}]}";
@@ -451,6 +452,8 @@ static void test_map_variants(void **state)
     assert_int_equal(o->total, 11500);
     assert_null(o->payment_method);
     assert_null(o->customer.name);
+    assert_string_equal(o->customer.city, "Jeddah");
+    assert_string_equal(o->customer.country, "Saudi Arabia");
     assert_int_equal(model_order_check(o, &err), 0);
     model_order_free(o);
 
@@ -695,6 +698,8 @@ static void test_fetch_generated_orders(void **state)
     assert_int_equal(fetch(hc, &e, e.bearer, "nope", first, &o, &err), TH_EAUTH);
     assert_int_equal(fetch(hc, &e, e.bearer, NULL, first, &o, &err), TH_ECONFIG);
     assert_non_null(strstr(err.msg, "manager"));
+    struct platform_conn noapi = {.store_id = STORE, .access_token = "a", .manager_token = "m"};
+    assert_int_equal(P->order_fetch(hc, &noapi, first, &o, &err), TH_ECONFIG);
     assert_null(o);
     httpc_free(hc);
     tt_sim_stop(e.s);
