@@ -567,75 +567,6 @@ static int order_fetch(struct httpc *hc, const struct platform_conn *c, int64_t 
     return rc;
 }
 
-/* GET {api_base}/managers/store/orders with date_attribute=updated_at (or
- * created_at), oldest first, 100 a page (zid.md §4.2). No pagination block:
- * a full page means there may be more. */
-static int orders_page(struct httpc *hc, const struct platform_conn *c,
-                       const struct platform_query *q, struct platform_page *out,
-                       struct th_err *err)
-{
-    memset(out, 0, sizeof *out);
-    if (!c->access_token || !*c->access_token || !c->manager_token || !*c->manager_token)
-        return th_err_set(err, TH_ECONFIG, "Zid store %lld needs both its tokens to list orders; "
-                                           "reconnect the store", (long long)c->store_id);
-    char from[40] = "", to[40] = "";
-    struct tm tm;
-    time_t t;
-    if (q->from) {
-        t = (time_t)q->from;
-        gmtime_r(&t, &tm);
-        strftime(from, sizeof from, "&date_from=%Y-%m-%d%%20%H:%M:%S", &tm);
-    }
-    if (q->to) {
-        t = (time_t)q->to;
-        gmtime_r(&t, &tm);
-        strftime(to, sizeof to, "&date_to=%Y-%m-%d%%20%H:%M:%S", &tm);
-    }
-    char url[1024];
-    int n = snprintf(url, sizeof url,
-                     "%s/managers/store/orders?page=%d&per_page=100&sort_by=asc&"
-                     "date_attribute=%s%s%s",
-                     c->api_base ? c->api_base : "", q->page > 0 ? q->page : 1,
-                     q->by_updated ? "updated_at" : "created_at", from, to);
-    if (n < 0 || (size_t)n >= sizeof url)
-        return th_err_set(err, TH_ECONFIG, "the Zid API base URL is too long");
-    char *auth = xasprintf("Authorization: Bearer %s", c->access_token);
-    char *mgr = xasprintf("X-Manager-Token: %s", c->manager_token);
-    const char *hdrs[] = {auth, mgr, "Accept: application/json", NULL};
-    struct httpc_resp r;
-    httpc_resp_init(&r);
-    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
-    free(auth);
-    free(mgr);
-    if (r.status == 401)
-        rc = th_err_set(err, TH_EAUTH, "Zid refused the store's tokens (HTTP 401)");
-    json_t *j = rc == 0 ? jv_parse(r.body.data, r.body.len, 64, err) : NULL;
-    if (rc == 0 && !j) rc = TH_EPARSE;
-    json_t *list = j ? json_object_get(j, "orders") : NULL;
-    if (rc == 0 && !json_is_array(list))
-        rc = th_err_set(err, TH_EPARSE, "Zid's order list has no orders array");
-    if (rc == 0) {
-        size_t cnt = json_array_size(list), i;
-        json_t *row;
-        out->orders = cnt ? xcalloc(cnt, sizeof *out->orders) : NULL;
-        json_array_foreach(list, i, row) {
-            int64_t id = 0;
-            if (jv_get_id(row, "id", &id, NULL) != 0) continue;
-            struct platform_order_ref *ref = &out->orders[out->n++];
-            ref->id = id;
-            ref->created_at = utc_time(jv_get_str(row, "created_at"));
-            ref->updated_at = utc_time(jv_get_str(row, "updated_at"));
-            char code[64];
-            status_code(row, code, sizeof code);
-            ref->status = code[0] ? (int)zid_status_map(code) : -1;
-        }
-        out->more = cnt >= 100;
-    }
-    json_decref(j);
-    httpc_resp_release(&r);
-    return rc;
-}
-
 /* product_stock is left NULL: Zid product ids are UUID strings and the op
  * takes an int64 id. XXX issue 5: GET {api_base}/products/{uuid}/ with
  * Access-Token, Store-Id and Role: Manager once the contract carries the
@@ -726,7 +657,5 @@ const struct platform_ops zid_platform_ops = {
     .order_map = order_map,
     .order_fetch = order_fetch,
     .token_refresh = token_refresh,
-    .orders_page = orders_page,
-    .lists_by_updated = 1,
     .product_stock = NULL, /* UUID product ids: see the note after order_fetch */
 };
