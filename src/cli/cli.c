@@ -28,6 +28,7 @@
 #include "qoyod/qoyod.h"
 #include "store/store.h"
 #include "worker/manage.h"
+#include "worker/poller.h"
 #include "worker/worker.h"
 
 /* ---------------------------------------------------------------------- */
@@ -66,7 +67,7 @@ static const char *const valued[] = {
     "customer-per-invoice", "number-by-order", "financial-invoice", "payment-account",
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
-    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", NULL};
+    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", NULL};
 
 static int is_valued(const char *n)
 {
@@ -566,7 +567,7 @@ static int cmd_settings(const struct args *a)
     if (rc == CLI_OK) rc = apply_settings(a, &c);
     if (rc == CLI_OK) {
         struct th_err err;
-        if (store_conn_put(s, &c, &err) != 0) rc = fail(&err);
+        if (store_conn_put_settings(s, &c, &err) != 0) rc = fail(&err);
         else print_settings(&c);
     }
     store_conn_release(&c);
@@ -825,7 +826,23 @@ static int cmd_serve(const struct args *a)
                                .qoyod_rpm = (int)rpm,
                                .backoff_base_ms = (long)retry_base};
     salla_app(a, &wc);
+    int64_t poll_s = 300;
+    if (opt(a, "poll-interval") && (parse_i64(opt(a, "poll-interval"), &poll_s) || poll_s < 0)) {
+        fprintf(stderr, "tarheel: --poll-interval takes seconds (0 turns the catch-up poll off)\n");
+        server_close(srv);
+        api_close(sc.api);
+        store_close(s);
+        return CLI_USAGE;
+    }
+    struct poller *pl = NULL;
+    if (poll_s > 0 && poller_start(&pl, s, (long)poll_s, &err) != 0) {
+        server_close(srv);
+        api_close(sc.api);
+        store_close(s);
+        return fail(&err);
+    }
     if (workers > 0 && worker_start(&w, &wc, &err) != 0) {
+        poller_stop(pl);
         server_close(srv);
         api_close(sc.api);
         store_close(s);
@@ -843,6 +860,7 @@ static int cmd_serve(const struct args *a)
         printf("REST API off (it answers 403): set --api-token-file FILE or TARHEEL_API_TOKEN\n");
     fflush(stdout);
     while (!stop_flag) pause();
+    poller_stop(pl);
     server_close(srv);
     api_close(sc.api);
     worker_stop(w);
@@ -899,6 +917,7 @@ static const struct command {
      "[--db FILE] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
      " [--salla-client-id ID --salla-client-secret S [--salla-token-url URL]]"
      " [--per-store N] [--per-account N] [--qoyod-rpm N] [--retry-base-ms N]"
+     " [--poll-interval S]"
      " [--qoyod-url URL --qoyod-key KEY --inventory ID] [--api-token-file FILE]"
      "  run webhook intake, the REST API (/api/v1; tokens from the file, one a line, or"
      " $TARHEEL_API_TOKEN) and workers"},

@@ -593,7 +593,7 @@ static void patch_settings(struct ctx *x)
     }
     json_decref(fields);
     struct th_err err = {0};
-    if (store_conn_put(x->a->store, &c, &err) != 0) {
+    if (store_conn_put_settings(x->a->store, &c, &err) != 0) {
         send_th_err(x->resp, &err);
         goto out;
     }

@@ -243,7 +243,9 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
         } else {
             c.status = xstrdup("disconnected");
         }
-        rc = store_conn_put(s->cfg.store, &c, &err);
+        /* A known store: only its tokens and status, never its settings. */
+        rc = known ? store_conn_put_tokens(s->cfg.store, &c, &err)
+                   : store_conn_put(s->cfg.store, &c, &err);
         if (rc) {
             log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"",
                       p->name, (long long)store_id, th_err_name(rc), err.msg);

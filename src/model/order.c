@@ -29,6 +29,7 @@ void model_order_free(struct model_order *o)
         free(o->lines[i].sku);
         free(o->lines[i].name);
         free(o->lines[i].platform_type);
+        free(o->lines[i].platform_product_key);
     }
     free(o->lines);
     customer_release(&o->customer);

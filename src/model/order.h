@@ -62,6 +62,7 @@ struct model_line {
     char *platform_type;    /* the platform's own product type text, for reasons */
     enum model_item_kind kind;
     int64_t platform_product_id;
+    char *platform_product_key; /* the same as text when it is not a number (Zid's UUIDs) */
     int64_t quantity;       /* whole units */
     int64_t unit_price;     /* halalas, tax-exclusive, options included */
     int64_t discount;       /* halalas off this line (tax-exclusive), >= 0 */

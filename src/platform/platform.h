@@ -52,6 +52,27 @@ struct platform_conn {
     const char *manager_token; /* Zid's second token; NULL elsewhere */
 };
 
+/* Which orders to list (the catch-up poll and back-fill). */
+struct platform_query {
+    int64_t from, to;          /* unix seconds, inclusive; 0 = open */
+    int by_updated;            /* 1: the range is on updated_at (when the platform can) */
+    int page;                  /* 1-based */
+};
+
+/* An order as a list shows it: enough to decide whether to fetch it. */
+struct platform_order_ref {
+    int64_t id;
+    int64_t created_at, updated_at; /* unix seconds; updated_at 0 when the list omits it */
+    int status;                /* enum model_status, or -1 when the list omits it */
+};
+
+struct platform_page {
+    struct platform_order_ref *orders; /* owned; platform_page_release */
+    size_t n;
+    int more;                  /* 1: ask for page + 1 */
+};
+void platform_page_release(struct platform_page *p);
+
 /* The app's OAuth client, for token refresh (borrowed; secrets). */
 struct platform_app {
     const char *client_id;
@@ -107,9 +128,9 @@ struct platform_ops {
      * when the platform does not count it (unlimited), else *qty is the
      * quantity on hand now, after the store deducted its own orders. Used to
      * book the opening balance when tarheel creates the product in Qoyod. */
-    int (*product_stock)(struct httpc *hc, const struct platform_conn *c, int64_t product_id,
-                         const char *sku, int64_t *qty, int *tracked, int64_t *cost,
-                         struct th_err *err);
+    int (*product_stock)(struct httpc *hc, const struct platform_conn *c,
+                         const struct model_line *line, int64_t *qty, int *tracked,
+                         int64_t *cost, struct th_err *err);
     /* Optional. Trades a refresh token for new tokens. Returns 0; TH_EAUTH
      * when the platform says the grant is gone (invalid_grant: the store
      * must reinstall the app); TH_ECONFIG when it refuses the app's client
@@ -128,6 +149,14 @@ struct platform_ops {
                           struct platform_tokens *out, struct th_err *err);
     int (*whoami)(struct httpc *hc, const struct platform_app *app, const char *access_token,
                   int64_t *store_id, char *name, size_t n, struct th_err *err);
+    /* Optional: one page of the store's orders in a date range. A platform
+     * that cannot filter on updated_at lists by creation date whatever
+     * q->by_updated says, and sets lists_by_updated = 0. Errors as
+     * order_fetch. */
+    int (*orders_page)(struct httpc *hc, const struct platform_conn *c,
+                       const struct platform_query *q, struct platform_page *out,
+                       struct th_err *err);
+    int lists_by_updated;
 };
 
 /* The adapter for a platform name or enum; NULL when unknown. */

@@ -345,9 +345,11 @@ static int map_line(const json_t *it, size_t idx, const char *number, struct mod
         return rc;
     l->kind = zid_kind_map(l->platform_type);
     if (!l->platform_type) l->platform_type = xstrdup("");
-    /* Zid product ids are UUIDs ("de410a62-31e5-..."); the canonical id is
-     * an integer, so none is kept (product_stock is not offered either). */
+    /* Zid product ids are UUIDs ("de410a62-31e5-..."), kept as text for
+     * product_stock; the numeric id stays 0. */
     l->platform_product_id = 0;
+    if ((rc = text_at(it, "id", "an item's product id", &l->platform_product_key, err)) != 0)
+        return rc;
 
     if ((rc = jv_get_dec(it, "quantity", 0, &l->quantity, err)) != 0)
         return th_err_set(err, TH_EPARSE, "Zid order %s: item '%s' has no usable quantity",
@@ -567,11 +569,122 @@ static int order_fetch(struct httpc *hc, const struct platform_conn *c, int64_t 
     return rc;
 }
 
-/* product_stock is left NULL: Zid product ids are UUID strings and the op
- * takes an int64 id. XXX issue 5: GET {api_base}/products/{uuid}/ with
- * Access-Token, Store-Id and Role: Manager once the contract carries the
- * platform's product id as text. The worker treats NULL as "not known"
- * and counts only the order. */
+/* GET {api_base}/managers/store/orders with date_attribute=updated_at (or
+ * created_at), oldest first, 100 a page (zid.md §4.2). No pagination block:
+ * a full page means there may be more. */
+static int orders_page(struct httpc *hc, const struct platform_conn *c,
+                       const struct platform_query *q, struct platform_page *out,
+                       struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!c->access_token || !*c->access_token || !c->manager_token || !*c->manager_token)
+        return th_err_set(err, TH_ECONFIG, "Zid store %lld needs both its tokens to list orders; "
+                                           "reconnect the store", (long long)c->store_id);
+    char from[40] = "", to[40] = "";
+    struct tm tm;
+    time_t t;
+    if (q->from) {
+        t = (time_t)q->from;
+        gmtime_r(&t, &tm);
+        strftime(from, sizeof from, "&date_from=%Y-%m-%d%%20%H:%M:%S", &tm);
+    }
+    if (q->to) {
+        t = (time_t)q->to;
+        gmtime_r(&t, &tm);
+        strftime(to, sizeof to, "&date_to=%Y-%m-%d%%20%H:%M:%S", &tm);
+    }
+    char url[1024];
+    int n = snprintf(url, sizeof url,
+                     "%s/managers/store/orders?page=%d&per_page=100&sort_by=asc&"
+                     "date_attribute=%s%s%s",
+                     c->api_base ? c->api_base : "", q->page > 0 ? q->page : 1,
+                     q->by_updated ? "updated_at" : "created_at", from, to);
+    if (n < 0 || (size_t)n >= sizeof url)
+        return th_err_set(err, TH_ECONFIG, "the Zid API base URL is too long");
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token);
+    char *mgr = xasprintf("X-Manager-Token: %s", c->manager_token);
+    const char *hdrs[] = {auth, mgr, "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(auth);
+    free(mgr);
+    if (r.status == 401)
+        rc = th_err_set(err, TH_EAUTH, "Zid refused the store's tokens (HTTP 401)");
+    json_t *j = rc == 0 ? jv_parse(r.body.data, r.body.len, 64, err) : NULL;
+    if (rc == 0 && !j) rc = TH_EPARSE;
+    json_t *list = j ? json_object_get(j, "orders") : NULL;
+    if (rc == 0 && !json_is_array(list))
+        rc = th_err_set(err, TH_EPARSE, "Zid's order list has no orders array");
+    if (rc == 0) {
+        size_t cnt = json_array_size(list), i;
+        json_t *row;
+        out->orders = cnt ? xcalloc(cnt, sizeof *out->orders) : NULL;
+        json_array_foreach(list, i, row) {
+            int64_t id = 0;
+            if (jv_get_id(row, "id", &id, NULL) != 0) continue;
+            struct platform_order_ref *ref = &out->orders[out->n++];
+            ref->id = id;
+            ref->created_at = utc_time(jv_get_str(row, "created_at"));
+            ref->updated_at = utc_time(jv_get_str(row, "updated_at"));
+            char code[64];
+            status_code(row, code, sizeof code);
+            ref->status = code[0] ? (int)zid_status_map(code) : -1;
+        }
+        out->more = cnt >= 100;
+    }
+    json_decref(j);
+    httpc_resp_release(&r);
+    return rc;
+}
+
+/* GET {api_base}/products/{uuid}/ on the catalog service (zid.md §5): it
+ * wants the manager token as Access-Token, Store-Id and Role: Manager. The
+ * order line names the variant itself, so its own quantity is the one.
+ * `is_infinite` means untracked; `cost` is a number. */
+static int product_stock(struct httpc *hc, const struct platform_conn *c,
+                         const struct model_line *line, int64_t *qty, int *tracked,
+                         int64_t *cost, struct th_err *err)
+{
+    *qty = 0;
+    *cost = 0;
+    *tracked = 1;
+    if (!line->platform_product_key || !*line->platform_product_key)
+        return th_err_set(err, TH_ENOTFOUND, "the order line has no Zid product id");
+    char url[1024], store[32];
+    int n = snprintf(url, sizeof url, "%s/products/%s/", c->api_base ? c->api_base : "",
+                     line->platform_product_key);
+    if (n < 0 || (size_t)n >= sizeof url)
+        return th_err_set(err, TH_ECONFIG, "the Zid API base URL is too long");
+    snprintf(store, sizeof store, "%lld", (long long)c->store_id);
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    char *acc = xasprintf("Access-Token: %s", c->manager_token ? c->manager_token : "");
+    char *sid = xasprintf("Store-Id: %s", store);
+    const char *hdrs[] = {auth, acc, sid, "Role: Manager", "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(auth);
+    free(acc);
+    free(sid);
+    if (rc) {
+        if (r.status == 404)
+            rc = th_err_set(err, TH_ENOTFOUND, "Zid has no product %s",
+                            line->platform_product_key);
+        httpc_resp_release(&r);
+        return rc;
+    }
+    json_t *d = jv_parse(r.body.data, r.body.len, JV_MAX_DEPTH, err);
+    httpc_resp_release(&r);
+    if (!d) return TH_EPARSE;
+    int infinite = 0;
+    if (jv_get_bool(d, "is_infinite", &infinite, NULL) != 0) infinite = 0;
+    *tracked = !infinite;
+    if (!infinite && jv_get_dec(d, "quantity", 0, qty, NULL) != 0) *qty = 0;
+    if (jv_get_money(d, "cost", cost, NULL) != 0) *cost = 0;
+    json_decref(d);
+    return 0;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Tokens                                                                   */
@@ -657,5 +770,7 @@ const struct platform_ops zid_platform_ops = {
     .order_map = order_map,
     .order_fetch = order_fetch,
     .token_refresh = token_refresh,
-    .product_stock = NULL, /* UUID product ids: see the note after order_fetch */
+    .orders_page = orders_page,
+    .lists_by_updated = 1,
+    .product_stock = product_stock,
 };

@@ -96,6 +96,7 @@ void store_conn_release(struct store_conn *c)
     xfree(&c->name);
     xfree(&c->access_token);
     xfree(&c->refresh_token);
+    xfree(&c->manager_token);
     xfree(&c->webhook_secret);
     xfree(&c->webhook_strategy);
     xfree(&c->api_base);
@@ -112,6 +113,20 @@ int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
         return th_err_set(err, TH_EINVAL, "connection has an unknown platform %d",
                           (int)c->platform);
     return s->ops->conn_put(s, c, err);
+}
+
+int store_conn_put_tokens(struct store *s, const struct store_conn *c, struct th_err *err)
+{
+    if (!s || !c || !c->id)
+        return th_err_set(err, TH_EINVAL, "store_conn_put_tokens: no store or saved connection");
+    return s->ops->conn_put_tokens(s, c, err);
+}
+
+int store_conn_put_settings(struct store *s, const struct store_conn *c, struct th_err *err)
+{
+    if (!s || !c || !c->id)
+        return th_err_set(err, TH_EINVAL, "store_conn_put_settings: no store or saved connection");
+    return s->ops->conn_put_settings(s, c, err);
 }
 
 int store_conn_get(struct store *s, int64_t id, struct store_conn *out, struct th_err *err)

@@ -50,6 +50,7 @@ struct store_conn {
     /* platform credentials (secrets: never logged) */
     char *access_token;
     char *refresh_token;
+    char *manager_token;          /* Zid's second token (X-Manager-Token); NULL elsewhere */
     int64_t token_expires_at;     /* unix seconds; 0 unknown */
     char *webhook_secret;
     char *webhook_strategy;       /* "signature" | "token" | "basic" */
@@ -106,6 +107,15 @@ void store_close(struct store *s);
 /* Inserts or updates by (platform, store_id); sets c->id. */
 int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err) TH_MUST_CHECK;
 /* TH_ENOTFOUND when absent. out is filled with copies (store_conn_release). */
+/* Writes only the tokens (access, refresh, manager, expiry) and status of
+ * connection c->id, so a token refresh never undoes a settings change made
+ * meanwhile, and the other way round with store_conn_put_settings (name,
+ * Qoyod key and location, payment account, trigger, customer, numbering,
+ * financial invoice, webhook secret and strategy, API base). */
+int store_conn_put_tokens(struct store *s, const struct store_conn *c,
+                          struct th_err *err) TH_MUST_CHECK;
+int store_conn_put_settings(struct store *s, const struct store_conn *c,
+                            struct th_err *err) TH_MUST_CHECK;
 int store_conn_get(struct store *s, int64_t id, struct store_conn *out,
                    struct th_err *err) TH_MUST_CHECK;
 int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,

@@ -66,6 +66,10 @@ struct store_ops {
      * if absent, TH_ECONFLICT if another row has the same platform and
      * store_id). Sets c->id on success. */
     int (*conn_put)(struct store *s, struct store_conn *c, struct th_err *err);
+    /* Only the token columns and status / only the settings columns of
+     * connection c->id; TH_ENOTFOUND when it does not exist. */
+    int (*conn_put_tokens)(struct store *s, const struct store_conn *c, struct th_err *err);
+    int (*conn_put_settings)(struct store *s, const struct store_conn *c, struct th_err *err);
     /* out was zeroed by store.c. TH_ENOTFOUND when absent. store_conn_list
      * walks ids upwards from 1 with this slot and stops at the first absent
      * one, so a backend must hand out connection ids from 1 without gaps and

@@ -200,6 +200,8 @@ static const char *const migrations[] = {
     "DROP TABLE events;"
     "ALTER TABLE events_v3 RENAME TO events;"
     "CREATE UNIQUE INDEX events_dedupe ON events (conn_id, order_id, dedupe_key);",
+    /* 4: Zid's second token (the manager token, sent as X-Manager-Token). */
+    "ALTER TABLE connections ADD COLUMN manager_token TEXT;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -212,7 +214,7 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_V
     "platform, store_id, name, access_token, refresh_token, token_expires_at, webhook_secret, "    \
     "webhook_strategy, api_base, status, connected_at, qoyod_base, qoyod_api_key, inventory_id, "  \
     "payment_account_id, trigger_status, customer_per_invoice, number_by_order, "                  \
-    "financial_invoice"
+    "financial_invoice, manager_token"
 
 #define ORDER_COLS                                                                                 \
     "conn_id, order_id, number, status, xfer, reason_code, reason, attempts, total, qoyod_total, " \
@@ -233,6 +235,8 @@ enum stmt {
     S_ROLLBACK,
     S_CONN_UPSERT,
     S_CONN_UPDATE,
+    S_CONN_TOKENS,
+    S_CONN_SETTINGS,
     S_CONN_BY_ID,
     S_CONN_BY_KEY,
     S_EVENT_INSERT,
@@ -259,7 +263,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_CONN_UPSERT] =
         "INSERT INTO connections (" CONN_COLS ") VALUES "
-        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+        "?20) "
         "ON CONFLICT (platform, store_id) DO UPDATE SET name = excluded.name, access_token = "
         "excluded.access_token, refresh_token = excluded.refresh_token, token_expires_at = "
         "excluded.token_expires_at, webhook_secret = excluded.webhook_secret, webhook_strategy = "
@@ -268,13 +273,25 @@ static const char *const stmt_sql[S_COUNT] = {
         "excluded.qoyod_api_key, inventory_id = excluded.inventory_id, payment_account_id = "
         "excluded.payment_account_id, trigger_status = excluded.trigger_status, "
         "customer_per_invoice = excluded.customer_per_invoice, number_by_order = "
-        "excluded.number_by_order, financial_invoice = excluded.financial_invoice RETURNING id",
+        "excluded.number_by_order, financial_invoice = excluded.financial_invoice, "
+        "manager_token = excluded.manager_token RETURNING id",
     [S_CONN_UPDATE] =
         "UPDATE connections SET platform = ?1, store_id = ?2, name = ?3, access_token = ?4, "
         "refresh_token = ?5, token_expires_at = ?6, webhook_secret = ?7, webhook_strategy = ?8, "
         "api_base = ?9, status = ?10, connected_at = ?11, qoyod_base = ?12, qoyod_api_key = ?13, "
         "inventory_id = ?14, payment_account_id = ?15, trigger_status = ?16, "
-        "customer_per_invoice = ?17, number_by_order = ?18, financial_invoice = ?19 WHERE id = ?20",
+        "customer_per_invoice = ?17, number_by_order = ?18, financial_invoice = ?19, "
+        "manager_token = ?20 WHERE id = ?21",
+    /* Tokens only, so a settings change and a refresh never undo each other. */
+    [S_CONN_TOKENS] =
+        "UPDATE connections SET access_token = ?2, refresh_token = ?3, manager_token = ?4, "
+        "token_expires_at = ?5, status = ?6 WHERE id = ?1",
+    /* Settings only (everything a merchant or operator changes by hand). */
+    [S_CONN_SETTINGS] =
+        "UPDATE connections SET name = ?2, qoyod_base = ?3, qoyod_api_key = ?4, inventory_id = ?5, "
+        "payment_account_id = ?6, trigger_status = ?7, customer_per_invoice = ?8, "
+        "number_by_order = ?9, financial_invoice = ?10, webhook_secret = ?11, "
+        "webhook_strategy = ?12, api_base = ?13 WHERE id = ?1",
     [S_CONN_BY_ID] = "SELECT id, " CONN_COLS " FROM connections WHERE id = ?1",
     [S_CONN_BY_KEY] =
         "SELECT id, " CONN_COLS " FROM connections WHERE platform = ?1 AND store_id = ?2",
@@ -682,6 +699,7 @@ static void bind_conn(sqlite3_stmt *st, const struct store_conn *c)
     sqlite3_bind_int(st, 17, c->customer_per_invoice);
     sqlite3_bind_int(st, 18, c->number_by_order);
     sqlite3_bind_int(st, 19, c->financial_invoice);
+    bind_str(st, 20, c->manager_token);
 }
 
 /* Reads "id, CONN_COLS" from the current row. */
@@ -707,6 +725,7 @@ static void read_conn(sqlite3_stmt *st, struct store_conn *c)
     c->customer_per_invoice = sqlite3_column_int(st, 17);
     c->number_by_order = sqlite3_column_int(st, 18);
     c->financial_invoice = sqlite3_column_int(st, 19);
+    c->manager_token = col_str(st, 20);
 }
 
 static int sq_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
@@ -732,7 +751,7 @@ static int sq_conn_put(struct store *s, struct store_conn *c, struct th_err *err
     } else {
         sqlite3_stmt *st = q->st[S_CONN_UPDATE];
         bind_conn(st, c);
-        sqlite3_bind_int64(st, 20, c->id);
+        sqlite3_bind_int64(st, 21, c->id);
         int rc = run(st);
         if (rc)
             code = fail(q, rc, err, "update connection %lld (%s store %lld)", (long long)c->id,
@@ -742,6 +761,58 @@ static int sq_conn_put(struct store *s, struct store_conn *c, struct th_err *err
                 th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)c->id);
         done_with(st);
     }
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int conn_update(struct sq *q, sqlite3_stmt *st, const struct store_conn *c,
+                       struct th_err *err, const char *what)
+{
+    int rc = run(st);
+    int code = 0;
+    if (rc)
+        code = fail(q, rc, err, "save the %s of connection %lld", what, (long long)c->id);
+    else if (sqlite3_changes(q->db) == 0)
+        code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)c->id);
+    done_with(st);
+    return code;
+}
+
+static int sq_conn_put_tokens(struct store *s, const struct store_conn *c, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_CONN_TOKENS];
+    sqlite3_bind_int64(st, 1, c->id);
+    bind_str(st, 2, c->access_token);
+    bind_str(st, 3, c->refresh_token);
+    bind_str(st, 4, c->manager_token);
+    sqlite3_bind_int64(st, 5, c->token_expires_at);
+    bind_str(st, 6, c->status);
+    int code = conn_update(q, st, c, err, "tokens");
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_conn_put_settings(struct store *s, const struct store_conn *c, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_CONN_SETTINGS];
+    sqlite3_bind_int64(st, 1, c->id);
+    bind_str(st, 2, c->name);
+    bind_str(st, 3, c->qoyod_base);
+    bind_str(st, 4, c->qoyod_api_key);
+    sqlite3_bind_int64(st, 5, c->inventory_id);
+    sqlite3_bind_int64(st, 6, c->payment_account_id);
+    sqlite3_bind_int(st, 7, (int)c->trigger);
+    sqlite3_bind_int(st, 8, c->customer_per_invoice);
+    sqlite3_bind_int(st, 9, c->number_by_order);
+    sqlite3_bind_int(st, 10, c->financial_invoice);
+    bind_str(st, 11, c->webhook_secret);
+    bind_str(st, 12, c->webhook_strategy);
+    bind_str(st, 13, c->api_base);
+    int code = conn_update(q, st, c, err, "settings");
     pthread_mutex_unlock(&q->db_mu);
     return code;
 }
@@ -1346,6 +1417,8 @@ const struct store_ops store_sqlite_ops = {
     .job_done = sq_job_done,
     .job_retry = sq_job_retry,
     .job_enqueue = sq_job_enqueue,
+    .conn_put_tokens = sq_conn_put_tokens,
+    .conn_put_settings = sq_conn_put_settings,
     .job_count = sq_job_count,
     .order_get = sq_order_get,
     .order_put = sq_order_put,

@@ -231,11 +231,13 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
     int64_t store_qty = 0, cost = 0;
     int tracked = kind == MODEL_ITEM_PRODUCT;
     const struct platform_ops *p = platform_by_id(c->platform);
-    if (tracked && l && l->platform_product_id && p && p->product_stock) {
+    if (tracked && l && (l->platform_product_id || l->platform_product_key) && p &&
+        p->product_stock) {
         struct platform_conn pc = {.store_id = c->store_id,
                                    .api_base = c->api_base,
-                                   .access_token = c->access_token};
-        rc = p->product_stock(x->env->platform_http, &pc, l->platform_product_id, sku, &store_qty,
+                                   .access_token = c->access_token,
+                                   .manager_token = c->manager_token};
+        rc = p->product_stock(x->env->platform_http, &pc, l, &store_qty,
                               &tracked, &cost, err);
         if (rc == TH_ENOTFOUND) { /* deleted in the store: count only this order */
             store_qty = 0;
@@ -597,8 +599,12 @@ static int ensure_token(struct transfer_env *env, struct store_conn *c, int forc
         free(c->refresh_token);
         c->access_token = xstrdup(t.access_token);
         c->refresh_token = xstrdup(t.refresh_token);
+        if (t.manager_token[0]) {
+            free(c->manager_token);
+            c->manager_token = xstrdup(t.manager_token);
+        }
         c->token_expires_at = t.expires_at;
-        rc = store_conn_put(env->store, c, err);
+        rc = store_conn_put_tokens(env->store, c, err);
         if (!rc)
             log_info("token_refreshed", "conn=%lld store=%lld expires_at=%lld", (long long)c->id,
                      (long long)c->store_id, (long long)t.expires_at);
@@ -606,7 +612,7 @@ static int ensure_token(struct transfer_env *env, struct store_conn *c, int forc
         struct th_err e2;
         free(c->status);
         c->status = xstrdup("needs_reinstall");
-        if (store_conn_put(env->store, c, &e2) != 0)
+        if (store_conn_put_tokens(env->store, c, &e2) != 0)
             log_error("token_status_lost", "conn=%lld msg=\"%s\"", (long long)c->id, e2.msg);
         log_error("token_revoked", "conn=%lld store=%lld msg=\"%s\"", (long long)c->id,
                   (long long)c->store_id, err->msg);
@@ -687,7 +693,8 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     }
     struct platform_conn pc = {.store_id = c.store_id,
                                .api_base = c.api_base,
-                               .access_token = c.access_token};
+                               .access_token = c.access_token,
+                               .manager_token = c.manager_token};
     int frc = p->order_fetch(env->platform_http, &pc, order_id, &o, &e);
     if (frc == TH_EAUTH && c.refresh_token && *c.refresh_token) {
         /* Refused before its expiry (revoked, or refreshed elsewhere):

@@ -142,7 +142,7 @@ static void test_registered(void **state)
 {
     assert_ptr_equal(platform_by_name("zid"), P);
     assert_ptr_equal(platform_by_id(MODEL_PLATFORM_ZID), P);
-    assert_null(P->product_stock); /* UUID product ids: the worker handles NULL */
+    assert_non_null(P->product_stock); /* by the line's UUID (tests/unit/worker/test_poller.c) */
 }
 
 /* ---------------------------------------------------------------------- */

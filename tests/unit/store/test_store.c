@@ -846,6 +846,43 @@ static void test_newer_schema_refused(void **state)
 /* A database written by schema 1 (jobs without `manual`) is migrated in
  * place: its pending job survives as automatic, and jobs queued by hand
  * afterwards are marked manual. */
+/* Schema 4 adds connections.manager_token (Zid's second token); a
+ * connection saved before keeps everything and can take one. */
+static void test_manager_token_round_trip(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_conn c;
+    must(store_conn_get(f->s, f->conn.id, &c, &err), &err);
+    assert_null(c.manager_token);
+    free(c.manager_token);
+    c.manager_token = strdup("mgr-1");
+    free(c.access_token);
+    c.access_token = strdup("auth-2");
+    c.token_expires_at = 42;
+    /* a settings change made meanwhile survives a token write, and back */
+    struct store_conn s2;
+    must(store_conn_get(f->s, f->conn.id, &s2, &err), &err);
+    s2.trigger = MODEL_STATUS_COMPLETED;
+    s2.financial_invoice = 0;
+    free(s2.access_token);
+    s2.access_token = strdup("stale-token-in-a-settings-copy");
+    must(store_conn_put_settings(f->s, &s2, &err), &err);
+    must(store_conn_put_tokens(f->s, &c, &err), &err);
+    store_conn_release(&s2);
+    store_conn_release(&c);
+    must(store_conn_get(f->s, f->conn.id, &c, &err), &err);
+    assert_string_equal(c.manager_token, "mgr-1");
+    assert_string_equal(c.access_token, "auth-2");
+    assert_int_equal(c.token_expires_at, 42);
+    assert_int_equal(c.trigger, MODEL_STATUS_COMPLETED);
+    assert_int_equal(c.financial_invoice, 0);
+    store_conn_release(&c);
+    struct store_conn none = {.id = 9999, .platform = MODEL_PLATFORM_ZID};
+    assert_int_equal(store_conn_put_tokens(f->s, &none, &err), TH_ENOTFOUND);
+    assert_int_equal(store_conn_put_settings(f->s, &none, &err), TH_ENOTFOUND);
+}
+
 static void test_migration_1_to_2_keeps_jobs(void **state)
 {
     struct fx *f = *state;
@@ -855,7 +892,10 @@ static void test_migration_1_to_2_keeps_jobs(void **state)
          &err);
     store_close(f->s);
     f->s = NULL;
-    raw_exec(f->path, "ALTER TABLE jobs DROP COLUMN manual; PRAGMA user_version = 1");
+    /* schema 1: no jobs.manual (2), the old events index (3: harmless to
+     * redo), no connections.manager_token (4) */
+    raw_exec(f->path, "ALTER TABLE jobs DROP COLUMN manual; "
+                      "ALTER TABLE connections DROP COLUMN manager_token; PRAGMA user_version = 1");
     open_store(f);
     struct store_job j;
     must(store_job_claim(f->s, "w1", 60000, &j, &err), &err);
@@ -895,12 +935,13 @@ static void test_migration_2_to_3_keeps_events(void **state)
              "  body BLOB NOT NULL, UNIQUE (conn_id, dedupe_key));"
              "INSERT INTO ev2 SELECT id, conn_id, dedupe_key, event, order_id, received_at_ms,"
              "  format, body FROM events;"
-             "DROP TABLE events; ALTER TABLE ev2 RENAME TO events; PRAGMA user_version = 2");
+             "DROP TABLE events; ALTER TABLE ev2 RENAME TO events;"
+             "ALTER TABLE connections DROP COLUMN manager_token; PRAGMA user_version = 2");
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
                                       "AND tbl_name = 'events' AND name LIKE 'sqlite_autoindex%'"),
                      1);
     open_store(f);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 3);
     assert_int_equal(raw_int(f->path, "SELECT SUM(id * 7 + order_id) FROM events"), ids);
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) = "
@@ -1077,6 +1118,7 @@ int main(void)
         cmocka_unit_test(test_bad_paths),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_1_to_2_keeps_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manager_token_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_2_to_3_keeps_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_ingest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),

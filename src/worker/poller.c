@@ -1,0 +1,191 @@
+/* poller — the catch-up poll (see poller.h). */
+#include "worker/poller.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "platform/platform.h"
+
+/* Does this listed order need a job? */
+static int changed(struct store *s, int64_t conn, const struct platform_order_ref *ref,
+                   struct th_err *err, int *need)
+{
+    struct store_order so;
+    int rc = store_order_get(s, conn, ref->id, &so, err);
+    if (rc == TH_ENOTFOUND) {
+        *need = 1;
+        return 0;
+    }
+    if (rc) return rc;
+    *need = (ref->status >= 0 && ref->status != (int)so.status) ||
+            (ref->updated_at && ref->updated_at > so.updated_at);
+    store_order_release(&so);
+    return 0;
+}
+
+struct conns {
+    struct store_conn *v;
+    size_t n, cap;
+};
+
+static void collect(void *arg, const struct store_conn *c)
+{
+    struct conns *cs = arg;
+    if (!c->status || strcmp(c->status, "active") != 0) return;
+    if (cs->n == cs->cap) {
+        cs->cap = cs->cap ? 2 * cs->cap : 8;
+        cs->v = xrealloc(cs->v, cs->cap * sizeof *cs->v);
+    }
+    /* Only what a round needs, copied (the callback's row is borrowed). */
+    struct store_conn *d = &cs->v[cs->n++];
+    memset(d, 0, sizeof *d);
+    d->id = c->id;
+    d->platform = c->platform;
+    d->store_id = c->store_id;
+    d->connected_at = c->connected_at;
+    d->api_base = xstrdup(c->api_base);
+    d->access_token = xstrdup(c->access_token);
+    d->manager_token = xstrdup(c->manager_token);
+}
+
+static int poll_conn(struct store *s, struct httpc *hc, const struct store_conn *c, int64_t now,
+                     struct poller_stats *st, struct th_err *err)
+{
+    const struct platform_ops *p = platform_by_id(c->platform);
+    if (!p || !p->orders_page) return 0;
+    st->stores++;
+    int64_t cursor = 0;
+    int rc = store_map_get(s, c->id, "poll", "cursor", &cursor, err);
+    if (rc == TH_ENOTFOUND) {
+        cursor = c->connected_at ? c->connected_at : now - 86400;
+        rc = 0;
+    } else if (rc) {
+        return rc;
+    }
+    struct platform_query q = {.by_updated = p->lists_by_updated, .page = 1};
+    q.from = cursor - POLLER_OVERLAP_S;
+    if (!p->lists_by_updated) {
+        /* Creation dates only: a sliding window catches late status changes. */
+        q.from = now - POLLER_WINDOW_S;
+        if (c->connected_at && q.from < c->connected_at - POLLER_OVERLAP_S)
+            q.from = c->connected_at - POLLER_OVERLAP_S;
+    }
+    struct platform_conn pc = {.store_id = c->store_id,
+                               .api_base = c->api_base,
+                               .access_token = c->access_token,
+                               .manager_token = c->manager_token};
+    int64_t newest = cursor;
+    for (; q.page <= POLLER_MAX_PAGES; q.page++) {
+        struct platform_page pg;
+        struct th_err e;
+        if (p->orders_page(hc, &pc, &q, &pg, &e) != 0) {
+            st->failed++;
+            log_warn("poll_failed", "conn=%lld page=%d code=%s msg=\"%s\"", (long long)c->id,
+                     q.page, th_err_name(e.code), e.msg);
+            return 0; /* the cursor stays: the next round lists again */
+        }
+        for (size_t i = 0; i < pg.n && !rc; i++) {
+            const struct platform_order_ref *ref = &pg.orders[i];
+            st->listed++;
+            int64_t seen = ref->updated_at ? ref->updated_at : ref->created_at;
+            if (seen > newest) newest = seen;
+            int need = 0;
+            rc = changed(s, c->id, ref, err, &need);
+            if (rc || !need) continue;
+            char key[96];
+            snprintf(key, sizeof key, "poll:%lld:%d:%lld", (long long)ref->id, ref->status,
+                     (long long)(ref->updated_at ? ref->updated_at : ref->created_at));
+            int dup = 0;
+            rc = store_event_ingest(s, c->id, key, "poll", ref->id, "{}", 2, &dup, err);
+            if (!rc && !dup) st->queued++;
+        }
+        int more = pg.more;
+        platform_page_release(&pg);
+        if (rc) return rc;
+        if (!more) break;
+    }
+    if (newest > now) newest = now; /* a clock ahead of ours must not skip orders */
+    return newest != cursor ? store_map_put(s, c->id, "poll", "cursor", newest, err) : 0;
+}
+
+int poller_round(struct store *s, struct httpc *hc, int64_t now, struct poller_stats *st,
+                 struct th_err *err)
+{
+    memset(st, 0, sizeof *st);
+    struct conns cs = {0};
+    int rc = store_conn_list(s, collect, &cs, err);
+    for (size_t i = 0; i < cs.n && !rc; i++) rc = poll_conn(s, hc, &cs.v[i], now, st, err);
+    for (size_t i = 0; i < cs.n; i++) store_conn_release(&cs.v[i]);
+    free(cs.v);
+    if (!rc && st->queued)
+        log_info("poll_round", "stores=%zu listed=%zu queued=%zu failed=%zu", st->stores,
+                 st->listed, st->queued, st->failed);
+    return rc;
+}
+
+struct poller {
+    struct store *store;
+    long interval_s;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;
+};
+
+static void *poller_main(void *arg)
+{
+    struct poller *p = arg;
+    struct httpc *hc = httpc_new(NULL);
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        struct poller_stats st;
+        struct th_err err;
+        if (poller_round(p->store, hc, (int64_t)time(NULL), &st, &err) != 0)
+            log_error("poll_store_failed", "code=%s msg=\"%s\"", th_err_name(err.code), err.msg);
+        pthread_mutex_lock(&p->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += p->interval_s;
+        while (!p->stopping && pthread_cond_timedwait(&p->cv, &p->mu, &until) == 0) {}
+    }
+    pthread_mutex_unlock(&p->mu);
+    httpc_free(hc);
+    return NULL;
+}
+
+int poller_start(struct poller **out, struct store *s, long interval_s, struct th_err *err)
+{
+    if (interval_s <= 0) return th_err_set(err, TH_EINVAL, "poll interval must be positive");
+    struct poller *p = xcalloc(1, sizeof *p);
+    p->store = s;
+    p->interval_s = interval_s;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (pthread_create(&p->thread, NULL, poller_main, p) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+        free(p);
+        return th_err_set(err, TH_EINTERNAL, "cannot start the poller thread");
+    }
+    *out = p;
+    return 0;
+}
+
+void poller_stop(struct poller *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}

@@ -1,0 +1,272 @@
+/*
+ * Tests for worker/poller: with no webhook at all, the catch-up poll finds
+ * every order of a Salla and of a Zid store (against their emulators) and
+ * the worker transfers each exactly once; a second round queues nothing;
+ * a status change made without any webhook is found and acted on; the
+ * cursor is kept; a failing list is retried next round.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "core/xmalloc.h"
+#include "sim/qoyod_sim.h"
+#include "sim/salla_sim.h"
+#include "sim/zid_sim.h"
+#include "th_test.h"
+#include "worker/poller.h"
+#include "worker/worker.h"
+
+#define KEY "qk"
+
+struct fx {
+    char dir[64];
+    struct store *store;
+    struct sim *qoyod, *shop;
+    struct httpc *hc;
+    struct store_conn conn;
+};
+
+static void start(struct fx *f, const struct sim_ops *shop_ops, const char *const *opts)
+{
+    snprintf(f->dir, sizeof f->dir, "/tmp/th_pollerXXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char *url = xasprintf("sqlite:%s/t.db", f->dir);
+    struct th_err err;
+    if (store_open(&f->store, url, &err) != 0) fail_msg("store: %s", err.msg);
+    free(url);
+    f->qoyod = tt_sim_start(&qoyod_sim_ops, (const char *[]){"api-key", KEY, NULL});
+    f->shop = tt_sim_start(shop_ops, opts);
+    f->hc = httpc_new(NULL);
+    struct store_conn *c = &f->conn;
+    c->status = xstrdup("active");
+    c->qoyod_base = xasprintf("%s/2.0", sim_base_url(f->qoyod));
+    c->qoyod_api_key = xstrdup(KEY);
+    c->inventory_id = 1;
+    c->trigger = MODEL_STATUS_NEW;
+    c->customer_per_invoice = 1;
+    c->number_by_order = 1;
+    c->financial_invoice = 1;
+    c->webhook_secret = xstrdup("unused");
+    c->connected_at = time(NULL) - 60;
+}
+
+static int setup_salla(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    start(f, &salla_sim_ops, (const char *[]){"rate-limit-plan", "off", NULL});
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->shop, "/_sim/salla/install"), NULL, "{\"store_id\":4242}", &r);
+    assert_int_equal(r.status, 200);
+    f->conn.platform = MODEL_PLATFORM_SALLA;
+    f->conn.store_id = 4242;
+    f->conn.access_token = xstrdup(json_string_value(json_object_get(r.json, "access_token")));
+    f->conn.api_base = xasprintf("%s/admin/v2", sim_base_url(f->shop));
+    tt_resp_release(&r);
+    struct th_err err;
+    assert_int_equal(store_conn_put(f->store, &f->conn, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int setup_zid(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    start(f, &zid_sim_ops, (const char *[]){"rate-limit", "0", NULL});
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->shop, "/_sim/zid/install"), NULL, "{\"store_id\":251073}", &r);
+    assert_int_equal(r.status, 200);
+    f->conn.platform = MODEL_PLATFORM_ZID;
+    f->conn.store_id = 251073;
+    f->conn.access_token = xstrdup(json_string_value(json_object_get(r.json, "authorization")));
+    f->conn.manager_token = xstrdup(json_string_value(json_object_get(r.json, "access_token")));
+    f->conn.api_base = xasprintf("%s/v1", sim_base_url(f->shop));
+    f->conn.webhook_strategy = xstrdup("basic");
+    tt_resp_release(&r);
+    struct th_err err;
+    assert_int_equal(store_conn_put(f->store, &f->conn, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    httpc_free(f->hc);
+    tt_sim_stop(f->shop);
+    tt_sim_stop(f->qoyod);
+    store_conn_release(&f->conn);
+    store_close(f->store);
+    char *cmd = xasprintf("rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(f);
+    return 0;
+}
+
+static size_t round_queued(struct fx *f)
+{
+    struct poller_stats st;
+    struct th_err err;
+    if (poller_round(f->store, f->hc, time(NULL), &st, &err) != 0) fail_msg("poll: %s", err.msg);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.stores, 1);
+    return st.queued;
+}
+
+static void drain(struct fx *f)
+{
+    struct worker_config wc = {.store = f->store, .backoff_base_ms = 5, .qoyod_rpm = -1};
+    struct th_err err;
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(worker_drain(&wc, worker_now_ms() + 20000, &err), 0);
+        int64_t n = 0;
+        assert_int_equal(store_job_count(f->store, &n, &err), 0);
+        if (n == 0) return;
+        tt_sleep_ms(10);
+    }
+    fail_msg("jobs did not finish");
+}
+
+static json_t *generate(struct fx *f, const char *path, const char *body)
+{
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->shop, "%s", path), NULL, body, &r);
+    assert_int_equal(r.status, 201);
+    json_t *ids = json_incref(json_object_get(r.json, "orders"));
+    tt_resp_release(&r);
+    return ids;
+}
+
+static enum store_xfer xfer_of(struct fx *f, int64_t id)
+{
+    struct store_order so;
+    struct th_err err;
+    if (store_order_get(f->store, f->conn.id, id, &so, &err) != 0)
+        fail_msg("order %lld unknown: %s", (long long)id, err.msg);
+    enum store_xfer x = so.xfer;
+    store_order_release(&so);
+    return x;
+}
+
+/* Fails the test with each order's reason when an order did not end as
+ * transferred (so a failure says why). */
+static void all_transferred(struct fx *f, const json_t *ids)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        struct store_order so;
+        struct th_err err;
+        if (store_order_get(f->store, f->conn.id, json_integer_value(v), &so, &err) != 0)
+            fail_msg("order %lld unknown", (long long)json_integer_value(v));
+        if (so.xfer != STORE_XFER_TRANSFERRED)
+            fail_msg("order %lld: state %d: %s", (long long)so.order_id, so.xfer, so.reason);
+        store_order_release(&so);
+    }
+}
+
+static int invoices(struct fx *f)
+{
+    return tt_count_requests(f->qoyod, "POST", "/2.0/invoices", 201);
+}
+
+static void test_salla_orders_found_without_webhooks(void **state)
+{
+    struct fx *f = *state;
+    json_t *ids = generate(f, "/_sim/salla/generate", "{\"store_id\":4242,\"count\":5}");
+    assert_int_equal(round_queued(f), 5);
+    drain(f);
+    assert_int_equal(invoices(f), 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(xfer_of(f, json_integer_value(json_array_get(ids, i))),
+                         STORE_XFER_TRANSFERRED);
+    json_decref(ids);
+    /* nothing new: nothing queued, nothing sent */
+    assert_int_equal(round_queued(f), 0);
+    drain(f);
+    assert_int_equal(invoices(f), 5);
+
+    /* orders waiting for their trigger status; one reaches it, no webhook */
+    f->conn.trigger = MODEL_STATUS_COMPLETED;
+    struct th_err err;
+    assert_int_equal(store_conn_put_settings(f->store, &f->conn, &err), 0);
+    ids = generate(f, "/_sim/salla/generate", "{\"store_id\":4242,\"count\":2}");
+    assert_int_equal(round_queued(f), 2);
+    drain(f);
+    int64_t a = json_integer_value(json_array_get(ids, 0));
+    int64_t b = json_integer_value(json_array_get(ids, 1));
+    assert_int_equal(xfer_of(f, a), STORE_XFER_NOT_TRANSFERRED);
+    assert_int_equal(round_queued(f), 0);
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->shop, "/_sim/salla/orders/%lld/status", (long long)a), NULL,
+            "{\"slug\":\"completed\"}", &r);
+    assert_int_equal(r.status, 200);
+    tt_resp_release(&r);
+    assert_int_equal(round_queued(f), 1);
+    drain(f);
+    assert_int_equal(xfer_of(f, a), STORE_XFER_TRANSFERRED);
+    assert_int_equal(xfer_of(f, b), STORE_XFER_NOT_TRANSFERRED);
+    assert_int_equal(invoices(f), 6);
+    json_decref(ids);
+}
+
+static void test_a_failing_list_is_retried_next_round(void **state)
+{
+    struct fx *f = *state;
+    json_t *ids = generate(f, "/_sim/salla/generate", "{\"store_id\":4242,\"count\":3}");
+    json_decref(ids);
+    tt_faults(f->shop, "{\"match\":\"GET /admin/v2/orders\",\"mode\":\"error\",\"status\":503,"
+                       "\"count\":1}");
+    struct poller_stats st;
+    struct th_err err;
+    assert_int_equal(poller_round(f->store, f->hc, time(NULL), &st, &err), 0);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(round_queued(f), 3);
+}
+
+static void test_zid_orders_found_by_update_time(void **state)
+{
+    struct fx *f = *state;
+    json_t *ids = generate(f, "/_sim/zid/generate", "{\"store_id\":251073,\"count\":4}");
+    assert_int_equal(round_queued(f), 4);
+    drain(f);
+    all_transferred(f, ids);
+    assert_int_equal(invoices(f), 4);
+    assert_int_equal(round_queued(f), 0);
+    int64_t cursor = 0;
+    struct th_err err;
+    assert_int_equal(store_map_get(f->store, f->conn.id, "poll", "cursor", &cursor, &err), 0);
+    assert_true(cursor >= time(NULL) - 120 && cursor <= time(NULL));
+    /* a status change with no webhook (no subscription): found by updated_at */
+    int64_t a = json_integer_value(json_array_get(ids, 0));
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->shop, "/_sim/zid/orders/%lld/status", (long long)a), NULL,
+            "{\"status\":\"delivered\"}", &r);
+    assert_int_equal(r.status, 200);
+    tt_resp_release(&r);
+    assert_int_equal(round_queued(f), 1);
+    drain(f);
+    assert_int_equal(invoices(f), 4); /* already transferred: no second invoice */
+    json_decref(ids);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_salla_orders_found_without_webhooks, setup_salla,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_failing_list_is_retried_next_round, setup_salla,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_zid_orders_found_by_update_time, setup_zid, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
