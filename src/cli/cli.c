@@ -67,7 +67,8 @@ static const char *const valued[] = {
     "customer-per-invoice", "number-by-order", "financial-invoice", "payment-account",
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
-    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", NULL};
+    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
+    "zid-client-secret", "zid-token-url", NULL};
 
 static int is_valued(const char *n)
 {
@@ -270,15 +271,35 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
     if (tok) {
         SET(access_token, tok->access_token);
         SET(refresh_token, tok->refresh_token);
+        if (tok->manager_token[0]) SET(manager_token, tok->manager_token);
         c.token_expires_at = tok->expires_at;
     }
     SET(access_token, opt(a, "access-token"));
     SET(refresh_token, opt(a, "refresh-token"));
     SET(webhook_secret, opt(a, "webhook-secret"));
     SET(webhook_strategy, opt(a, "webhook-strategy"));
-    if (!c.webhook_strategy) c.webhook_strategy = xstrdup("signature");
+    if (p == MODEL_PLATFORM_ZID && !c.webhook_secret) {
+        /* Zid does not sign deliveries: tarheel makes the Basic credential
+         * (and from it the URL token) that it registers with the webhooks. */
+        unsigned char rnd[16];
+        char hex[33];
+        FILE *ur = fopen("/dev/urandom", "rb");
+        int ok = ur && fread(rnd, 1, sizeof rnd, ur) == sizeof rnd;
+        if (ur) fclose(ur);
+        if (!ok) {
+            fprintf(stderr, "tarheel: cannot read /dev/urandom for the webhook secret\n");
+            rc = CLI_FAIL;
+            goto out;
+        }
+        for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+        c.webhook_secret = xasprintf("tarheel:%s", hex);
+    }
+    if (!c.webhook_strategy)
+        c.webhook_strategy = xstrdup(p == MODEL_PLATFORM_ZID ? "basic" : "signature");
     SET(api_base, opt(a, "api-base"));
-    if (!c.api_base) c.api_base = xstrdup("https://api.salla.dev/admin/v2");
+    if (!c.api_base)
+        c.api_base = xstrdup(p == MODEL_PLATFORM_ZID ? "https://api.zid.sa/v1"
+                                                     : "https://api.salla.dev/admin/v2");
     if (key) {
         SET(qoyod_base, qurl);
         SET(qoyod_api_key, key);
@@ -295,10 +316,49 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
     rc = store_conn_put(s, &c, &err) ? fail(&err) : CLI_OK;
     if (rc == CLI_OK) {
         print_settings(&c);
-        printf("Point the store's webhooks at http://<this host>/webhooks/%s\n",
-               model_platform_name(p));
+        if (p != MODEL_PLATFORM_ZID)
+            printf("Point the store's webhooks at http://<this host>/webhooks/%s\n",
+                   model_platform_name(p));
     }
 out:
+    store_conn_release(&c);
+    store_close(s);
+    return rc;
+}
+
+/* Subscribes the store's order events to this tarheel (--public-url, the
+ * address the platform can reach), with the store's Basic credential and
+ * the URL token derived from it. */
+static int register_webhooks(const struct args *a, enum model_platform p, int64_t store_id,
+                             struct httpc *hc)
+{
+    const struct platform_ops *ops = platform_by_id(p);
+    const char *pub = opt(a, "public-url");
+    if (!pub || strncmp(pub, "http", 4) != 0) {
+        fprintf(stderr, "tarheel: connected, but no webhooks were registered: give --public-url "
+                        "https://HOST (where %s can reach `tarheel serve`) and run the command "
+                        "again; until then only the catch-up poll brings orders\n",
+                model_platform_name(p));
+        return CLI_FAIL;
+    }
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    struct store_conn c = {0};
+    struct th_err err;
+    int rc = store_conn_find(s, p, store_id, &c, &err) ? fail(&err) : CLI_OK;
+    if (rc == CLI_OK) {
+        char token[33];
+        platform_url_token(c.webhook_secret, c.store_id, token);
+        char *url = xasprintf("%s/webhooks/%s/%s", pub, model_platform_name(p), token);
+        struct platform_conn pc = {.store_id = c.store_id,
+                                   .api_base = c.api_base,
+                                   .access_token = c.access_token,
+                                   .manager_token = c.manager_token};
+        if (ops->webhooks_register(hc, &pc, url, c.webhook_secret, &err) != 0) rc = fail(&err);
+        else printf("Webhooks registered: order events go to %s/webhooks/%s/…\n", pub,
+                    model_platform_name(p));
+        free(url);
+    }
     store_conn_release(&c);
     store_close(s);
     return rc;
@@ -350,16 +410,30 @@ static long timeout_s(const struct args *a)
 static int connect_oauth(const struct args *a, enum model_platform p)
 {
     const struct platform_ops *ops = platform_by_id(p);
-    const char *acc = opt(a, "salla-accounts-url") ? opt(a, "salla-accounts-url")
-                                                   : "https://accounts.salla.sa";
+    if (!ops->authorize_url || !ops->oauth_exchange || !ops->whoami) {
+        fprintf(stderr, "tarheel: %s has no OAuth flow in tarheel yet\n", model_platform_name(p));
+        return CLI_USAGE;
+    }
+    int zid = p == MODEL_PLATFORM_ZID;
+    /* Salla: accounts.salla.sa/oauth2/...; Zid: oauth.zid.sa/oauth/... */
+    const char *acc = zid ? (opt(a, "zid-oauth-url") ? opt(a, "zid-oauth-url")
+                                                     : "https://oauth.zid.sa")
+                          : (opt(a, "salla-accounts-url") ? opt(a, "salla-accounts-url")
+                                                          : "https://accounts.salla.sa");
     const char *redirect = opt(a, "redirect-uri") ? opt(a, "redirect-uri")
                                                   : "http://127.0.0.1:8765/callback";
-    char *auth_url = xasprintf("%s/oauth2/auth", acc), *token_url = xasprintf("%s/oauth2/token", acc);
+    const char *api_base = opt(a, "api-base") ? opt(a, "api-base")
+                           : zid              ? "https://api.zid.sa/v1"
+                                              : "https://api.salla.dev/admin/v2";
+    char *auth_url = xasprintf(zid ? "%s/oauth/authorize" : "%s/oauth2/auth", acc);
+    char *token_url = xasprintf(zid ? "%s/oauth/token" : "%s/oauth2/token", acc);
     char *info_url = xasprintf("%s/oauth2/user/info", acc);
     struct platform_app app = {
-        .client_id = opt(a, "client-id") ? opt(a, "client-id") : getenv("SALLA_CLIENT_ID"),
-        .client_secret = opt(a, "client-secret") ? opt(a, "client-secret")
-                                                 : getenv("SALLA_CLIENT_SECRET"),
+        .client_id = opt(a, "client-id") ? opt(a, "client-id")
+                                         : getenv(zid ? "ZID_CLIENT_ID" : "SALLA_CLIENT_ID"),
+        .client_secret = opt(a, "client-secret")
+                             ? opt(a, "client-secret")
+                             : getenv(zid ? "ZID_CLIENT_SECRET" : "SALLA_CLIENT_SECRET"),
         .token_url = token_url,
         .redirect_uri = redirect,
         .auth_url = auth_url,
@@ -441,12 +515,13 @@ static int connect_oauth(const struct args *a, enum model_platform p)
     }
     int64_t store_id = 0;
     char name[256] = "";
-    if (ops->whoami(hc, &app, tok.access_token, &store_id, name, sizeof name, &err) != 0) {
+    if (ops->whoami(hc, &app, api_base, &tok, &store_id, name, sizeof name, &err) != 0) {
         rc = fail(&err);
         goto out;
     }
     printf("Authorized by store %lld%s%s\n", (long long)store_id, name[0] ? ": " : "", name);
     rc = save_connection(a, p, store_id, &tok, name);
+    if (rc == CLI_OK && ops->webhooks_register) rc = register_webhooks(a, p, store_id, hc);
 out:
     httpc_free(hc);
     httpd_close(d);
@@ -534,6 +609,11 @@ static int cmd_connect_store(const struct args *a, enum model_platform p)
 static int cmd_connect_salla(const struct args *a)
 {
     return cmd_connect_store(a, MODEL_PLATFORM_SALLA);
+}
+
+static int cmd_connect_zid(const struct args *a)
+{
+    return cmd_connect_store(a, MODEL_PLATFORM_ZID);
 }
 
 static int find_conn(struct store *s, const struct args *a, struct store_conn *c)
@@ -681,7 +761,7 @@ static int cmd_orders_show(const struct args *a)
     return CLI_OK;
 }
 
-/* The Salla OAuth client for token refresh: flags, else the environment. */
+/* The OAuth clients for token refresh: flags, else the environment. */
 static void salla_app(const struct args *a, struct worker_config *wc)
 {
     struct platform_app *app = &wc->apps[MODEL_PLATFORM_SALLA];
@@ -690,6 +770,12 @@ static void salla_app(const struct args *a, struct worker_config *wc)
                                                        : getenv("SALLA_CLIENT_SECRET");
     app->token_url = opt(a, "salla-token-url") ? opt(a, "salla-token-url")
                                                : "https://accounts.salla.sa/oauth2/token";
+    app = &wc->apps[MODEL_PLATFORM_ZID];
+    app->client_id = opt(a, "zid-client-id") ? opt(a, "zid-client-id") : getenv("ZID_CLIENT_ID");
+    app->client_secret = opt(a, "zid-client-secret") ? opt(a, "zid-client-secret")
+                                                     : getenv("ZID_CLIENT_SECRET");
+    app->token_url = opt(a, "zid-token-url") ? opt(a, "zid-token-url")
+                                             : "https://oauth.zid.sa/oauth/token";
 }
 
 static int drain(const struct args *a, struct store *s)
@@ -789,6 +875,12 @@ static int cmd_serve(const struct args *a)
                   .webhook_strategy = opt(a, "webhook-strategy"),
                   .api_base = opt(a, "salla-api") ? opt(a, "salla-api")
                                                   : "https://api.salla.dev/admin/v2"},
+        /* Zid: each store's deliveries are checked by its own URL token and
+         * Basic credential; the app token names the URL of app events. */
+        .zid = {.webhook_secret = opt(a, "zid-app-token") ? opt(a, "zid-app-token")
+                                                          : getenv("ZID_APP_TOKEN"),
+                .webhook_strategy = "basic",
+                .api_base = opt(a, "zid-api") ? opt(a, "zid-api") : "https://api.zid.sa/v1"},
         .qoyod_base = opt(a, "qoyod-url") ? opt(a, "qoyod-url") : "https://api.qoyod.com/2.0",
         .qoyod_api_key = opt(a, "qoyod-key"),
         .inventory_id = inv};
@@ -851,7 +943,8 @@ static int cmd_serve(const struct args *a)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    printf("tarheel listening on http://%s (webhooks: /webhooks/salla), database %s\n", sc.listen,
+    printf("tarheel listening on http://%s (webhooks: /webhooks/salla, /webhooks/zid/…), "
+           "database %s\n", sc.listen,
            db_url(a));
     if (api_token_count(sc.api))
         printf("REST API at http://%s/api/v1 (%zu token(s))\n", sc.listen,
@@ -917,7 +1010,8 @@ static const struct command {
      "[--db FILE] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
      " [--salla-client-id ID --salla-client-secret S [--salla-token-url URL]]"
      " [--per-store N] [--per-account N] [--qoyod-rpm N] [--retry-base-ms N]"
-     " [--poll-interval S]"
+     " [--poll-interval S] [--zid-app-token T] [--zid-api URL] [--zid-client-id ID"
+     " --zid-client-secret S [--zid-token-url URL]]"
      " [--qoyod-url URL --qoyod-key KEY --inventory ID] [--api-token-file FILE]"
      "  run webhook intake, the REST API (/api/v1; tokens from the file, one a line, or"
      " $TARHEEL_API_TOKEN) and workers"},
@@ -928,6 +1022,10 @@ static const struct command {
      "| --wait [--store ID] | --store ID --access-token T; and --webhook-secret S --qoyod-key K "
      "[--inventory ID] [--api-base URL] [--qoyod-url URL] [settings]  connect a Salla store "
      "(OAuth custom mode, Easy Mode install, or tokens you have)"},
+    {"connect", "zid", cmd_connect_zid,
+     "--oauth --client-id ID --client-secret S --public-url URL [--redirect-uri URI] "
+     "[--zid-oauth-url URL] [--api-base URL] --qoyod-key K [--inventory ID] [settings]  connect a "
+     "Zid store (OAuth; registers its order webhooks with Basic credentials)"},
     {"settings", NULL, cmd_settings,
      "--store ID [--platform salla] [--trigger new|ready|in_transit|completed] "
      "[--customer-per-invoice on|off] [--number-by-order on|off] [--financial-invoice on|off] "

@@ -131,16 +131,32 @@ static const struct server_app *app_for(const struct server *s, enum model_platf
     return p == MODEL_PLATFORM_ZID ? &s->cfg.zid : &s->cfg.salla;
 }
 
+/* For platforms that do not sign deliveries: the store's URL token, in
+ * constant time. 1 when it matches. */
+static int url_token_ok(const char *secret, int64_t store_id, const char *token)
+{
+    char want[33];
+    platform_url_token(secret, store_id, want);
+    return token && platform_secure_eq(token, want);
+}
+
 /* Ingests an order (or other plain) event for a cached connection. Returns
  * 0 when the event needs the slow path (authorize, uninstall), else 1 with
  * resp filled. Same steps as intake(), without reading the connection. */
 static int fast_intake(struct server *s, const struct platform_ops *p,
                        const struct httpd_req *req, const struct cached_conn *cc,
-                       struct httpd_resp *resp)
+                       const char *token, struct httpd_resp *resp)
 {
     size_t len;
     const char *body = httpd_req_body(req, &len);
     struct th_err err = {0};
+    if (p->needs_url_token && !url_token_ok(cc->secret, cc->store_id, token)) {
+        log_warn("intake_rejected", "platform=%s store=%lld reason=url_token", p->name,
+                 (long long)cc->store_id);
+        reply(resp, 401, "TH_EAUTH", "this webhook URL is not the one registered for the store: "
+                                     "register the webhooks again (tarheel connect)");
+        return 1;
+    }
     struct platform_auth auth = {.strategy = cc->strategy, .secret = cc->secret};
     int rc = p->verify(&auth, req_header, (void *)req, body, len, &err);
     if (rc) {
@@ -172,12 +188,51 @@ static int fast_intake(struct server *s, const struct platform_ops *p,
     return 1;
 }
 
+/* App events of a platform without signatures (Zid's install/uninstall)
+ * come to /webhooks/<name>/<the app's own token>: an uninstall disconnects
+ * the store; anything else is acknowledged and kept nowhere. */
+static void app_event(struct server *s, const struct platform_ops *p, const char *body,
+                      size_t len, struct httpd_resp *resp)
+{
+    struct platform_event ev;
+    struct th_err err = {0};
+    int rc = p->parse_event(body, len, &ev, &err);
+    if (rc) {
+        reply(resp, 400, th_err_name(rc), err.msg);
+        return;
+    }
+    if (ev.kind == PLATFORM_EV_UNINSTALL) {
+        struct store_conn c = {0};
+        if (store_conn_find(s->cfg.store, p->platform, ev.store_id, &c, &err) == 0) {
+            free(c.status);
+            c.status = xstrdup("disconnected");
+            rc = store_conn_put_tokens(s->cfg.store, &c, &err);
+            if (rc) {
+                reply_unstored(resp, rc, "this uninstall");
+                store_conn_release(&c);
+                return;
+            }
+            cache_put(s, &c);
+            log_info("store_uninstalled", "platform=%s store=%lld conn=%lld", p->name,
+                     (long long)ev.store_id, (long long)c.id);
+        }
+        store_conn_release(&c);
+    }
+    reply(resp, 200, "accepted", "");
+}
+
 static void intake(struct server *s, const struct platform_ops *p, const struct httpd_req *req,
-                   struct httpd_resp *resp)
+                   const char *token, struct httpd_resp *resp)
 {
     size_t len;
     const char *body = httpd_req_body(req, &len);
     struct th_err err = {0};
+    const struct server_app *app0 = app_for(s, p->platform);
+    if (p->needs_url_token && token && app0->webhook_secret && *app0->webhook_secret &&
+        platform_secure_eq(token, app0->webhook_secret)) {
+        app_event(s, p, body, len, resp);
+        return;
+    }
     int64_t store_id = 0;
     int rc = p->peek_store(body, len, &store_id, &err);
     if (rc) {
@@ -185,7 +240,8 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
         return;
     }
     struct cached_conn cc;
-    if (cache_get(s, p->platform, store_id, &cc) && fast_intake(s, p, req, &cc, resp)) return;
+    if (cache_get(s, p->platform, store_id, &cc) && fast_intake(s, p, req, &cc, token, resp))
+        return;
     struct store_conn c = {0};
     int known = 0;
     rc = store_conn_find(s->cfg.store, p->platform, store_id, &c, &err);
@@ -197,7 +253,14 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
                   (long long)store_id, err.msg);
         return;
     }
-    const struct server_app *app = app_for(s, p->platform);
+    const struct server_app *app = app0;
+    if (p->needs_url_token && (!known || !url_token_ok(c.webhook_secret, store_id, token))) {
+        log_warn("intake_rejected", "platform=%s store=%lld reason=url_token", p->name,
+                 (long long)store_id);
+        reply(resp, 401, "TH_EAUTH", "this webhook URL is not the one registered for the store: "
+                                     "register the webhooks again (tarheel connect)");
+        goto out;
+    }
     struct platform_auth auth = {
         .strategy = known && c.webhook_strategy ? c.webhook_strategy : app->webhook_strategy,
         .secret = known && c.webhook_secret ? c.webhook_secret : app->webhook_secret};
@@ -288,13 +351,20 @@ static void route(void *arg, const struct httpd_req *req, struct httpd_resp *res
     const char *path = httpd_req_path(req);
     const char *method = httpd_req_method(req);
     if (strncmp(path, "/webhooks/", 10) == 0) {
-        const struct platform_ops *p = platform_by_name(path + 10);
+        /* /webhooks/<platform>[/<token>] */
+        char name[32];
+        const char *slash = strchr(path + 10, '/');
+        size_t nl = slash ? (size_t)(slash - (path + 10)) : strlen(path + 10);
+        snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1),
+                 path + 10);
+        const char *token = slash && slash[1] ? slash + 1 : NULL;
+        const struct platform_ops *p = platform_by_name(name);
         if (!p) {
             reply(resp, 404, "TH_ENOTFOUND", "unknown platform in the webhook URL");
         } else if (strcmp(method, "POST") != 0) {
             reply(resp, 405, "TH_EINVAL", "webhooks are delivered with POST");
         } else {
-            intake(s, p, req, resp);
+            intake(s, p, req, token, resp);
         }
         return;
     }

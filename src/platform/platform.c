@@ -1,6 +1,8 @@
 /* platform — the registry of store-platform adapters (see platform.h). */
 #include "platform/platform.h"
 
+#include <openssl/hmac.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,4 +32,15 @@ void platform_page_release(struct platform_page *p)
     p->orders = NULL;
     p->n = 0;
     p->more = 0;
+}
+
+void platform_url_token(const char *secret, int64_t store_id, char out[33])
+{
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "tarheel-webhook-url:%lld", (long long)store_id);
+    unsigned char md[32];
+    unsigned int len = 0;
+    const char *key = secret ? secret : "";
+    HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)msg, (size_t)n, md, &len);
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }

@@ -147,8 +147,15 @@ struct platform_ops {
                          struct th_err *err);
     int (*oauth_exchange)(struct httpc *hc, const struct platform_app *app, const char *code,
                           struct platform_tokens *out, struct th_err *err);
-    int (*whoami)(struct httpc *hc, const struct platform_app *app, const char *access_token,
-                  int64_t *store_id, char *name, size_t n, struct th_err *err);
+    int (*whoami)(struct httpc *hc, const struct platform_app *app, const char *api_base,
+                  const struct platform_tokens *tok, int64_t *store_id, char *name, size_t n,
+                  struct th_err *err);
+    /* Optional: subscribes the store's order events to url (deliveries then
+     * carry Basic credentials user:pass), replacing tarheel's earlier
+     * subscriptions. For platforms whose webhooks are set per store through
+     * their API (Zid); Salla's come from the app's settings. */
+    int (*webhooks_register)(struct httpc *hc, const struct platform_conn *c, const char *url,
+                             const char *basic, struct th_err *err);
     /* Optional: one page of the store's orders in a date range. A platform
      * that cannot filter on updated_at lists by creation date whatever
      * q->by_updated says, and sets lists_by_updated = 0. Errors as
@@ -157,11 +164,21 @@ struct platform_ops {
                        const struct platform_query *q, struct platform_page *out,
                        struct th_err *err);
     int lists_by_updated;
+    /* 1: deliveries are unsigned, so each store's webhook URL carries
+     * platform_url_token (/webhooks/<name>/<token>), checked before the
+     * credentials (Zid). */
+    int needs_url_token;
 };
 
 /* The adapter for a platform name or enum; NULL when unknown. */
 const struct platform_ops *platform_by_name(const char *name);
 const struct platform_ops *platform_by_id(enum model_platform p);
+
+/* The unguessable token in a store's webhook URL (/webhooks/zid/<token>):
+ * hex HMAC-SHA256 of the store id under the store's webhook secret, 32
+ * characters, so nothing more needs storing and a leaked URL of one store
+ * says nothing about another. */
+void platform_url_token(const char *secret, int64_t store_id, char out[33]);
 
 /* Constant-time string equality (lengths may leak, contents do not). */
 int platform_secure_eq(const char *a, const char *b);

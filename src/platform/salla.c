@@ -567,9 +567,12 @@ static int authorize_url(const struct platform_app *app, const char *state, char
 }
 
 /* GET {userinfo_url} (§2.5): which store the tokens belong to. */
-static int whoami(struct httpc *hc, const struct platform_app *app, const char *access_token,
-                  int64_t *store_id, char *name, size_t n, struct th_err *err)
+static int whoami(struct httpc *hc, const struct platform_app *app, const char *api_base,
+                  const struct platform_tokens *tok, int64_t *store_id, char *name, size_t n,
+                  struct th_err *err)
 {
+    (void)api_base; /* Salla answers on its accounts host */
+    const char *access_token = tok->access_token;
     if (!app || !app->userinfo_url)
         return th_err_set(err, TH_ECONFIG, "the Salla user-info URL is not configured");
     char *auth = xasprintf("Authorization: Bearer %s", access_token ? access_token : "");

@@ -697,33 +697,16 @@ static int product_stock(struct httpc *hc, const struct platform_conn *c,
  * single use (the emulator and Passport both revoke the old pair), so the
  * caller persists the new ones before anything uses them.
  */
-static int token_refresh(struct httpc *hc, const struct platform_app *app,
-                         const char *refresh_token, struct platform_tokens *out,
-                         struct th_err *err)
+/* POSTs a form to the token endpoint and reads Zid's token answer; `what`
+ * names the grant in messages. Shared by the refresh and the code exchange. */
+static int token_call(struct httpc *hc, const struct platform_app *app, const char *body,
+                      const char *what, struct platform_tokens *out, struct th_err *err)
 {
-    memset(out, 0, sizeof *out);
-    if (!app || !app->client_id || !app->client_secret || !app->token_url)
-        return th_err_set(err, TH_ECONFIG, "the Zid app's client id, client secret and token URL "
-                          "are not configured");
-    if (!refresh_token || !*refresh_token)
-        return th_err_set(err, TH_EAUTH, "Zid gave no refresh token for this store: reinstall "
-                          "the tarheel app from the Zid app market");
-    char *rt = httpc_escape(refresh_token), *id = httpc_escape(app->client_id);
-    char *sec = httpc_escape(app->client_secret);
-    char *ru = httpc_escape(app->redirect_uri ? app->redirect_uri : "");
-    char *body = xasprintf("grant_type=refresh_token&refresh_token=%s&client_id=%s&"
-                           "client_secret=%s%s%s", rt, id, sec,
-                           app->redirect_uri ? "&redirect_uri=" : "", app->redirect_uri ? ru : "");
-    free(rt);
-    free(id);
-    free(sec);
-    free(ru);
     const char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded",
                           "Accept: application/json", NULL};
     struct httpc_resp r;
     httpc_resp_init(&r);
     int rc = httpc_do(hc, "POST", app->token_url, hdrs, body, strlen(body), &r, err);
-    free(body);
     json_t *j = r.body.len ? jv_parse(r.body.data, r.body.len, 8, NULL) : NULL;
     const char *oerr = jv_get_str(j, "error");
     if (rc == 0) {
@@ -734,7 +717,7 @@ static int token_refresh(struct httpc *hc, const struct platform_app *app,
             strlen(mgr) >= sizeof out->manager_token ||
             strlen(bearer) >= sizeof out->access_token ||
             strlen(rt2) >= sizeof out->refresh_token) {
-            /* The old refresh token is spent: unknown, not retryable as is. */
+            /* The old grant is spent: unknown, not retryable as is. */
             rc = th_err_set(err, TH_EUNKNOWN, "Zid's token answer has no usable access_token, "
                             "authorization and refresh_token");
         } else {
@@ -749,14 +732,154 @@ static int token_refresh(struct httpc *hc, const struct platform_app *app,
                (!strcmp(oerr, "invalid_grant") || !strcmp(oerr, "invalid_request"))) {
         const char *why = jv_get_str(j, "error_description");
         if (!why) why = jv_get_str(j, "message");
-        rc = th_err_set(err, TH_EAUTH, "Zid refused the store's refresh token (%s%s%.120s): it "
-                        "was already used or the app was uninstalled; reinstall the tarheel app "
-                        "from the Zid app market", oerr, why ? ": " : "", why ? why : "");
+        rc = th_err_set(err, TH_EAUTH, "Zid refused the %s (%s%s%.120s): it was already used or "
+                        "the app was uninstalled; reinstall the tarheel app from the Zid app "
+                        "market", what, oerr, why ? ": " : "", why ? why : "");
     } else if ((r.status == 400 || r.status == 401) && oerr && !strcmp(oerr, "invalid_client")) {
         rc = th_err_set(err, TH_ECONFIG, "Zid refused the app's client id or secret "
                         "(invalid_client): check the Zid app's client id and secret");
     }
     json_decref(j);
+    httpc_resp_release(&r);
+    return rc;
+}
+
+static int app_ready(const struct platform_app *app, struct th_err *err)
+{
+    if (!app || !app->client_id || !app->client_secret || !app->token_url)
+        return th_err_set(err, TH_ECONFIG, "the Zid app's client id, client secret and token URL "
+                          "are not configured");
+    return 0;
+}
+
+static int token_refresh(struct httpc *hc, const struct platform_app *app,
+                         const char *refresh_token, struct platform_tokens *out,
+                         struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (app_ready(app, err)) return TH_ECONFIG;
+    if (!refresh_token || !*refresh_token)
+        return th_err_set(err, TH_EAUTH, "Zid gave no refresh token for this store: reinstall "
+                          "the tarheel app from the Zid app market");
+    char *rt = httpc_escape(refresh_token), *id = httpc_escape(app->client_id);
+    char *sec = httpc_escape(app->client_secret);
+    char *ru = httpc_escape(app->redirect_uri ? app->redirect_uri : "");
+    char *body = xasprintf("grant_type=refresh_token&refresh_token=%s&client_id=%s&"
+                           "client_secret=%s%s%s", rt, id, sec,
+                           app->redirect_uri ? "&redirect_uri=" : "", app->redirect_uri ? ru : "");
+    free(rt);
+    free(id);
+    free(sec);
+    free(ru);
+    int rc = token_call(hc, app, body, "store's refresh token", out, err);
+    free(body);
+    return rc;
+}
+
+/* The authorization-code flow (zid.md §2.1): the merchant's link, the
+ * code for the two tokens, and the profile for the store id. */
+static int authorize_url(const struct platform_app *app, const char *state, char *out, size_t n,
+                         struct th_err *err)
+{
+    if (app_ready(app, err)) return TH_ECONFIG;
+    if (!app->auth_url || !app->redirect_uri)
+        return th_err_set(err, TH_ECONFIG, "the Zid authorize URL and redirect URI are needed");
+    char *id = httpc_escape(app->client_id), *ru = httpc_escape(app->redirect_uri);
+    char *st = httpc_escape(state);
+    int len = snprintf(out, n, "%s?client_id=%s&redirect_uri=%s&response_type=code&state=%s",
+                       app->auth_url, id, ru, st);
+    free(id);
+    free(ru);
+    free(st);
+    if (len < 0 || (size_t)len >= n) return th_err_set(err, TH_ETOOBIG, "authorize URL too long");
+    return 0;
+}
+
+static int oauth_exchange(struct httpc *hc, const struct platform_app *app, const char *code,
+                          struct platform_tokens *out, struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (app_ready(app, err)) return TH_ECONFIG;
+    char *c = httpc_escape(code), *id = httpc_escape(app->client_id);
+    char *sec = httpc_escape(app->client_secret);
+    char *ru = httpc_escape(app->redirect_uri ? app->redirect_uri : "");
+    char *body = xasprintf("grant_type=authorization_code&code=%s&client_id=%s&client_secret=%s&"
+                           "redirect_uri=%s", c, id, sec, ru);
+    free(c);
+    free(id);
+    free(sec);
+    free(ru);
+    int rc = token_call(hc, app, body, "authorization code", out, err);
+    free(body);
+    return rc;
+}
+
+/* GET {api_base}/managers/account/profile (§2.4): user.store.id, title. */
+static int whoami(struct httpc *hc, const struct platform_app *app, const char *api_base,
+                  const struct platform_tokens *tok, int64_t *store_id, char *name, size_t n,
+                  struct th_err *err)
+{
+    (void)app;
+    char *url = xasprintf("%s/managers/account/profile", api_base ? api_base : "");
+    char *auth = xasprintf("Authorization: Bearer %s", tok->access_token);
+    char *mgr = xasprintf("X-Manager-Token: %s", tok->manager_token);
+    const char *hdrs[] = {auth, mgr, "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(url);
+    free(auth);
+    free(mgr);
+    if (rc == 0) {
+        json_t *j = jv_parse(r.body.data, r.body.len, 16, err);
+        json_t *st = jv_path(j, "user.store");
+        if (!st || jv_get_id(st, "id", store_id, NULL) != 0) {
+            rc = th_err_set(err, TH_EPARSE, "Zid's profile has no user.store.id");
+        } else {
+            const char *t = jv_get_str(st, "title");
+            snprintf(name, n, "%s", t ? t : "");
+        }
+        json_decref(j);
+    }
+    httpc_resp_release(&r);
+    return rc;
+}
+
+/* POST /v1/managers/webhooks for order.create and order.status.update
+ * (§3.1), after deleting tarheel's earlier ones (original_id "tarheel"),
+ * with Basic credentials; 422 "already exists" counts as done. */
+static int webhooks_register(struct httpc *hc, const struct platform_conn *c, const char *url,
+                             const char *basic, struct th_err *err)
+{
+    const char *colon = basic ? strchr(basic, ':') : NULL;
+    if (!colon) return th_err_set(err, TH_ECONFIG, "the store's webhook credential is not user:pass");
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    char *mgr = xasprintf("X-Manager-Token: %s", c->manager_token ? c->manager_token : "");
+    const char *hdrs[] = {auth, mgr, "Accept: application/json",
+                          "Content-Type: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    char *del = xasprintf("%s/managers/webhooks?original_id=tarheel", c->api_base);
+    int rc = httpc_do(hc, "DELETE", del, hdrs, NULL, 0, &r, err);
+    free(del);
+    if (rc && r.status == 404) rc = 0; /* none yet */
+    static const char *const events[] = {"order.create", "order.status.update"};
+    char *user = xasprintf("%.*s", (int)(colon - basic), basic);
+    for (size_t i = 0; !rc && i < 2; i++) {
+        json_t *b = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "event", events[i], "target_url", url,
+                              "original_id", "tarheel", "subscriber", "tarheel", "username", user,
+                              "password", colon + 1);
+        char *body = jv_dump(b);
+        json_decref(b);
+        char *post = xasprintf("%s/managers/webhooks", c->api_base);
+        rc = httpc_do(hc, "POST", post, hdrs, body, strlen(body), &r, err);
+        if (rc && r.status == 422) rc = 0; /* already subscribed */
+        free(post);
+        free(body);
+    }
+    free(user);
+    free(auth);
+    free(mgr);
     httpc_resp_release(&r);
     return rc;
 }
@@ -771,6 +894,11 @@ const struct platform_ops zid_platform_ops = {
     .order_fetch = order_fetch,
     .token_refresh = token_refresh,
     .orders_page = orders_page,
+    .authorize_url = authorize_url,
+    .oauth_exchange = oauth_exchange,
+    .whoami = whoami,
+    .webhooks_register = webhooks_register,
+    .needs_url_token = 1,
     .lists_by_updated = 1,
     .product_stock = product_stock,
 };
