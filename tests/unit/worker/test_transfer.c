@@ -770,6 +770,42 @@ static void test_concurrent_first_orders_create_once(void **state)
     assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/inventory_adjustments", 201), 2);
 }
 
+/* "Create a customer for each invoice" off: every order, whoever bought it,
+ * goes to one shared cash customer, created once. */
+static void test_shared_cash_customer(void **state)
+{
+    struct fx *f = *state;
+    f->conn.customer_per_invoice = 0;
+    save_conn(f);
+    for (int i = 0; i < 3; i++) {
+        struct tt_order_spec o = base;
+        char num[16], key[16], phone[16];
+        snprintf(num, sizeof num, "K-%d", i);
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(phone, sizeof phone, "50000000%d", i);
+        o.id = 9900 + i, o.number = num, o.customer_id = 500 + i, o.phone = phone;
+        tt_salla_stub_put(&f->salla, &o);
+        event(f, o.id, key);
+    }
+    drain(f);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/customers", 201), 1);
+    int64_t contact = -1;
+    for (int i = 0; i < 3; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "K-%d", i);
+        json_t *inv = the_invoice(f, num);
+        int64_t c = json_integer_value(json_object_get(inv, "contact_id"));
+        if (contact < 0) contact = c;
+        assert_int_equal(c, contact);
+        json_decref(inv);
+    }
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/2.0/customers/%lld", (long long)contact), h, NULL, &r);
+    assert_non_null(strstr(r.body, "Cash customer"));
+    tt_resp_release(&r);
+}
+
 /* A store product with unlimited quantity becomes an untracked product. */
 static void test_untracked_store_product(void **state)
 {
@@ -835,6 +871,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_product_gets_opening_stock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untracked_store_product, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customer_found_by_local_phone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_cash_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_orders_create_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
