@@ -26,6 +26,9 @@ dir=${TARHEEL_DEMO_DIR:-$(mktemp -d /tmp/tarheel-demo.XXXXXX)}
 QP=${QOYOD_PORT:-9100} SP=${SALLA_PORT:-9200} ZP=${ZID_PORT:-9300} TP=${TARHEEL_PORT:-8080}
 STORE=1305146709
 N=${DEMO_ORDERS:-24}
+ZSTORE=251073
+NZ=${DEMO_ZID_ORDERS:-12}
+CBP=${DEMO_CALLBACK_PORT:-$((TP + 7))}
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -45,7 +48,8 @@ pids+=($!)
 "$sim" salla --listen "127.0.0.1:$SP" --seed 7 --webhook-url "http://127.0.0.1:$TP/webhooks/salla" \
   --webhook-secret demo-webhook-secret --webhook-retry-ms 2000 >"$dir/salla.log" 2>&1 &
 pids+=($!)
-"$sim" zid --listen "127.0.0.1:$ZP" --seed 7 >"$dir/zid.log" 2>&1 &
+"$sim" zid --listen "127.0.0.1:$ZP" --seed 7 --webhook-retry-ms 2000 \
+  --app-webhook-url "http://127.0.0.1:$TP/webhooks/zid/demo-zid-app-token" >"$dir/zid.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$QP/_sim/health" "the Qoyod emulator" "$dir/qoyod.log"
 wait_http "http://127.0.0.1:$SP/_sim/health" "the Salla emulator" "$dir/salla.log"
@@ -58,6 +62,9 @@ echo "demo: checking the Qoyod API key and its inventory locations"
   --salla-webhook-secret demo-webhook-secret --salla-api "http://127.0.0.1:$SP/admin/v2" \
   --salla-client-id demo-client --salla-client-secret demo-secret \
   --salla-token-url "http://127.0.0.1:$SP/oauth2/token" \
+  --zid-app-token demo-zid-app-token --zid-api "http://127.0.0.1:$ZP/v1" \
+  --zid-client-id demo-client --zid-client-secret demo-secret \
+  --zid-token-url "http://127.0.0.1:$ZP/oauth/token" \
   --qoyod-url "http://127.0.0.1:$QP/2.0" --qoyod-key demo-key --inventory 1 \
   ${TARHEEL_SERVE_ARGS:-} >"$dir/tarheel.log" 2>&1 &
 pids+=($!)
@@ -91,6 +98,32 @@ for id in $ids; do
   esac
   curl -sf "http://127.0.0.1:$SP/_sim/salla/orders/$id/status" -d "{\"slug\":\"$slug\"}" >/dev/null
 done
+
+echo "demo: connecting Zid store $ZSTORE (OAuth: the merchant opens a link; webhooks registered)"
+curl -sf "http://127.0.0.1:$ZP/_sim/zid/stores" -d "{\"id\":$ZSTORE}" >/dev/null
+"$th" connect zid --oauth --client-id demo-client --client-secret demo-secret \
+  --zid-oauth-url "http://127.0.0.1:$ZP" --api-base "http://127.0.0.1:$ZP/v1" \
+  --redirect-uri "http://127.0.0.1:$CBP/callback" --public-url "http://127.0.0.1:$TP" --timeout 30 \
+  --db "$dir/tarheel.db" --qoyod-key demo-key --qoyod-url "http://127.0.0.1:$QP/2.0" \
+  >"$dir/connect-zid.log" 2>&1 &
+cpid=$!
+for _ in $(seq 100); do grep -q "oauth/authorize" "$dir/connect-zid.log" && break; sleep 0.1; done
+link=$(grep -o "http[^ ]*oauth/authorize?[^ ]*" "$dir/connect-zid.log" || true)
+# (a browser would open the link; the emulator approves at once and redirects back)
+[ -n "$link" ] && curl -sfL "$link" -o /dev/null || true
+wait "$cpid" || { echo "demo: connecting Zid failed:"; cat "$dir/connect-zid.log"; exit 1; }
+echo "demo: placing $NZ orders in Zid"
+zids=$(curl -sf "http://127.0.0.1:$ZP/_sim/zid/generate" -d "{\"store_id\":$ZSTORE,\"count\":$NZ}" |
+  tr -dc '0-9,' | tr ',' ' ')
+i=0
+for id in $zids; do
+  i=$((i + 1))
+  case $((i % 4)) in
+    1) st=preparing ;; 2) st=delivered ;; *) continue ;;
+  esac
+  curl -sf "http://127.0.0.1:$ZP/_sim/zid/orders/$id/status" -d "{\"status\":\"$st\"}" >/dev/null
+done
+N=$((N + NZ))
 
 echo "demo: waiting for tarheel to transfer them"
 for _ in $(seq "${DEMO_WAIT_ROUNDS:-150}"); do
@@ -137,7 +170,7 @@ tarheel demo is running (state and logs in $dir):
   tarheel  http://127.0.0.1:$TP   webhooks: /webhooks/salla, health: /healthz
   Qoyod    http://127.0.0.1:$QP   (API key: demo-key)
   Salla    http://127.0.0.1:$SP   store $STORE
-  Zid      http://127.0.0.1:$ZP
+  Zid      http://127.0.0.1:$ZP   store $ZSTORE
 
 Try:
   $th orders list --db $dir/tarheel.db

@@ -54,7 +54,9 @@ enum model_status zid_status_map(const char *code)
         enum model_status st;
     } map[] = {
         {"new", MODEL_STATUS_NEW},
-        {"preparing", MODEL_STATUS_READY},
+        /* Being prepared is not yet "Ready" (the seeds: the ready trigger
+         * waits for the status Ready): for triggers it counts as new. */
+        {"preparing", MODEL_STATUS_NEW},
         {"ready", MODEL_STATUS_READY},
         {"indelivery", MODEL_STATUS_IN_TRANSIT}, /* inDelivery in conditions (X2) */
         {"delivered", MODEL_STATUS_COMPLETED},

@@ -259,6 +259,50 @@ static void test_zid_orders_found_by_update_time(void **state)
     json_decref(ids);
 }
 
+/* A Zid store at each trigger setting: five orders at new, preparing, ready,
+ * indelivery and delivered give exactly 5, 3, 2 and 1 invoices
+ * (docs/SETTINGS.md). */
+static void test_zid_each_trigger_exact_invoices(void **unused)
+{
+    (void)unused;
+    static const struct {
+        enum model_status trigger;
+        int want;
+    } cases[] = {{MODEL_STATUS_NEW, 5},
+                 {MODEL_STATUS_READY, 3},
+                 {MODEL_STATUS_IN_TRANSIT, 2},
+                 {MODEL_STATUS_COMPLETED, 1}};
+    static const char *const statuses[] = {"new", "preparing", "ready", "indelivery",
+                                           "delivered"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        void *st = NULL;
+        assert_int_equal(setup_zid(&st), 0);
+        struct fx *f = st;
+        f->conn.trigger = cases[c].trigger;
+        struct th_err err;
+        assert_int_equal(store_conn_put_settings(f->store, &f->conn, &err), 0);
+        json_t *ids = generate(f, "/_sim/zid/generate", "{\"store_id\":251073,\"count\":5}");
+        for (size_t i = 0; i < 5; i++) {
+            struct tt_resp r;
+            char body[64];
+            snprintf(body, sizeof body, "{\"status\":\"%s\"}", statuses[i]);
+            tt_http("POST",
+                    tt_url(f->shop, "/_sim/zid/orders/%lld/status",
+                           (long long)json_integer_value(json_array_get(ids, i))),
+                    NULL, body, &r);
+            assert_int_equal(r.status, 200);
+            tt_resp_release(&r);
+        }
+        assert_int_equal(round_queued(f), 5);
+        drain(f);
+        if (invoices(f) != cases[c].want)
+            fail_msg("trigger %s: %d invoices, want %d", model_status_name(cases[c].trigger),
+                     invoices(f), cases[c].want);
+        json_decref(ids);
+        teardown(&st);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +311,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_failing_list_is_retried_next_round, setup_salla,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_zid_orders_found_by_update_time, setup_zid, teardown),
+        cmocka_unit_test(test_zid_each_trigger_exact_invoices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
