@@ -277,6 +277,15 @@ int store_order_put(struct store *s, const struct store_order *o, struct th_err 
     return s->ops->order_put(s, o, err);
 }
 
+int store_order_add(struct store *s, const struct store_order *o, int *added,
+                    struct th_err *err)
+{
+    if (!s || !o || !added)
+        return th_err_set(err, TH_EINVAL, "store_order_add: no store, order or result");
+    *added = 0;
+    return s->ops->order_add(s, o, added, err);
+}
+
 int store_order_note(struct store *s, int64_t conn_id, int64_t order_id, const char *what,
                      const char *detail, struct th_err *err)
 {

@@ -175,6 +175,13 @@ int store_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct s
 /* Inserts or replaces the whole row (the worker owns the state logic). */
 int store_order_put(struct store *s, const struct store_order *o,
                     struct th_err *err) TH_MUST_CHECK;
+/* Inserts o only when tarheel does not know the order yet, atomically, so
+ * an order a worker is transferring (or has transferred) meanwhile keeps
+ * its state: *added is 1 when o was inserted, 0 when a row already existed
+ * (left exactly as it was). For orders learnt outside the worker: the pull
+ * of old orders records them as not transferred. */
+int store_order_add(struct store *s, const struct store_order *o, int *added,
+                    struct th_err *err) TH_MUST_CHECK;
 /* Appends to the order's history: what happened, in plain words. */
 int store_order_note(struct store *s, int64_t conn_id, int64_t order_id, const char *what,
                      const char *detail, struct th_err *err) TH_MUST_CHECK;

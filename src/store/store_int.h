@@ -112,6 +112,11 @@ struct store_ops {
                      struct th_err *err);
     /* An unknown o->conn_id gives TH_ENOTFOUND. */
     int (*order_put)(struct store *s, const struct store_order *o, struct th_err *err);
+    /* store.c has set *added = 0. Inserts atomically only when (conn_id,
+     * order_id) is absent; an existing row is left untouched. An unknown
+     * o->conn_id gives TH_ENOTFOUND. */
+    int (*order_add)(struct store *s, const struct store_order *o, int *added,
+                     struct th_err *err);
     /* what is non-NULL; detail may be NULL. The timestamp is s->now_ms. */
     int (*order_note)(struct store *s, int64_t conn_id, int64_t order_id, const char *what,
                       const char *detail, struct th_err *err);

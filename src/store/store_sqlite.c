@@ -249,6 +249,7 @@ enum stmt {
     S_JOB_COUNT,
     S_ORDER_GET,
     S_ORDER_PUT,
+    S_ORDER_ADD,
     S_ORDER_LIST,
     S_NOTE,
     S_HISTORY,
@@ -328,6 +329,9 @@ static const char *const stmt_sql[S_COUNT] = {
         "excluded.qoyod_reference, qoyod_payment_id = excluded.qoyod_payment_id, created_at = "
         "excluded.created_at, updated_at = excluded.updated_at, transferred_at = "
         "excluded.transferred_at",
+    [S_ORDER_ADD] = "INSERT INTO orders (" ORDER_COLS ") VALUES "
+                    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+                    "ON CONFLICT (conn_id, order_id) DO NOTHING",
     [S_ORDER_LIST] = "SELECT " ORDER_COLS " FROM orders WHERE (?1 = 0 OR conn_id = ?1) AND "
                      "(?2 < 0 OR xfer = ?2) ORDER BY created_at, order_id, conn_id",
     [S_NOTE] = "INSERT INTO order_history (conn_id, order_id, ts_ms, what, detail) "
@@ -1223,11 +1227,9 @@ static int sq_order_get(struct store *s, int64_t conn_id, int64_t order_id, stru
     return code;
 }
 
-static int sq_order_put(struct store *s, const struct store_order *o, struct th_err *err)
+/* Binds the 16 ORDER_COLS of o to st (S_ORDER_PUT and S_ORDER_ADD). */
+static void bind_order(sqlite3_stmt *st, const struct store_order *o)
 {
-    struct sq *q = sq_of(s);
-    pthread_mutex_lock(&q->db_mu);
-    sqlite3_stmt *st = q->st[S_ORDER_PUT];
     sqlite3_bind_int64(st, 1, o->conn_id);
     sqlite3_bind_int64(st, 2, o->order_id);
     bind_str(st, 3, o->number);
@@ -1244,10 +1246,37 @@ static int sq_order_put(struct store *s, const struct store_order *o, struct th_
     sqlite3_bind_int64(st, 14, o->created_at);
     sqlite3_bind_int64(st, 15, o->updated_at);
     sqlite3_bind_int64(st, 16, o->transferred_at);
+}
+
+static int sq_order_put(struct store *s, const struct store_order *o, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_ORDER_PUT];
+    bind_order(st, o);
     int rc = run(st);
     int code = rc ? fail(q, rc, err, "save order %lld of connection %lld", (long long)o->order_id,
                          (long long)o->conn_id)
                   : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* One statement: the insert either happens or leaves the existing row as
+ * it was, so a transfer running meanwhile is never undone. */
+static int sq_order_add(struct store *s, const struct store_order *o, int *added,
+                        struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_ORDER_ADD];
+    bind_order(st, o);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "add order %lld of connection %lld", (long long)o->order_id,
+                         (long long)o->conn_id)
+                  : 0;
+    if (!code) *added = sqlite3_changes(q->db) > 0;
     done_with(st);
     pthread_mutex_unlock(&q->db_mu);
     return code;
@@ -1422,6 +1451,7 @@ const struct store_ops store_sqlite_ops = {
     .job_count = sq_job_count,
     .order_get = sq_order_get,
     .order_put = sq_order_put,
+    .order_add = sq_order_add,
     .order_note = sq_order_note,
     .order_list = sq_order_list,
     .order_history = sq_order_history,

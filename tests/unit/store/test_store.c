@@ -655,6 +655,48 @@ static void test_orders(void **state)
     store_order_release(&o3);
 }
 
+/* store_order_add inserts only what is new and never touches a known row
+ * (the pull of old orders must not undo a transfer). */
+static void test_order_add(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_order done = order_make(f->conn.id, 21, 100, STORE_XFER_TRANSFERRED);
+    must(store_order_put(f->s, &done, &err), &err);
+    int added = -1;
+    /* a known, transferred order: left exactly as it was */
+    struct store_order pulled = order_make(f->conn.id, 21, 100, STORE_XFER_NOT_TRANSFERRED);
+    pulled.qoyod_invoice_id = 0;
+    must(store_order_add(f->s, &pulled, &added, &err), &err);
+    assert_int_equal(added, 0);
+    struct store_order got;
+    must(store_order_get(f->s, f->conn.id, 21, &got, &err), &err);
+    assert_order_equal(&got, &done);
+    store_order_release(&got);
+    /* a new one: inserted whole */
+    struct store_order fresh = order_make(f->conn.id, 22, 150, STORE_XFER_NOT_TRANSFERRED);
+    must(store_order_add(f->s, &fresh, &added, &err), &err);
+    assert_int_equal(added, 1);
+    must(store_order_get(f->s, f->conn.id, 22, &got, &err), &err);
+    assert_order_equal(&got, &fresh);
+    store_order_release(&got);
+    /* adding it again changes nothing */
+    fresh.total = 1;
+    must(store_order_add(f->s, &fresh, &added, &err), &err);
+    assert_int_equal(added, 0);
+    must(store_order_get(f->s, f->conn.id, 22, &got, &err), &err);
+    assert_int_equal(got.total, 11500);
+    store_order_release(&got);
+    /* an unknown connection */
+    struct store_order ghost = order_make(5555, 1, 1, STORE_XFER_NOT_TRANSFERRED);
+    assert_int_equal(store_order_add(f->s, &ghost, &added, &err), TH_ENOTFOUND);
+    assert_int_equal(added, 0);
+    store_order_release(&ghost);
+    store_order_release(&fresh);
+    store_order_release(&pulled);
+    store_order_release(&done);
+}
+
 struct notes {
     int n;
     int64_t ts[8];
@@ -1111,6 +1153,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_lease_reclaimed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_orders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_add, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mappings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
