@@ -38,6 +38,10 @@ struct httpc {
     int too_big;   /* the body hit HTTPC_MAX_BODY */
     int prereqs;   /* connections the request was about to be sent on */
     int no_resend; /* we stopped libcurl from resending a write (see on_prereq) */
+
+    /* The last answer, for httpc_last_answer. */
+    long last_status;
+    long last_retry_after_s;
 };
 
 #define SETOPT(h, opt, val)                                                                        \
@@ -71,6 +75,7 @@ struct httpc *httpc_new(const struct httpc_config *cfg)
     c->connect_timeout_ms =
         cfg && cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : HTTPC_CONNECT_TIMEOUT_MS;
     c->timeout_ms = cfg && cfg->timeout_ms > 0 ? cfg->timeout_ms : HTTPC_TIMEOUT_MS;
+    c->last_retry_after_s = -1;
     return c;
 }
 
@@ -102,6 +107,12 @@ void httpc_resp_release(struct httpc_resp *r)
 {
     buf_release(&r->body);
     httpc_resp_init(r);
+}
+
+void httpc_last_answer(const struct httpc *c, long *status, long *retry_after_s)
+{
+    if (status) *status = c->last_status;
+    if (retry_after_s) *retry_after_s = c->last_retry_after_s;
 }
 
 int httpc_classify_status(const char *method, long status)
@@ -424,6 +435,8 @@ int httpc_do(struct httpc *c, const char *method, const char *url, const char *c
     resp->sent = reqsize > 0 || up > 0 || hdrsize > 0 || status > 0 || c->no_resend;
     /* Callers may treat the body as a C string even when it is empty. */
     if (!resp->body.data && buf_append(&resp->body, "", 0) != 0) TH_BUG("empty append failed");
+    c->last_status = status;
+    c->last_retry_after_s = resp->retry_after_s;
 
     if (cc != CURLE_OK) return transport_error(c, method, url, cc, resp, err);
     int rc = httpc_classify_status(method, status);

@@ -68,6 +68,13 @@ void httpc_resp_release(struct httpc_resp *r);
 int httpc_do(struct httpc *c, const char *method, const char *url, const char *const *headers,
              const char *body, size_t len, struct httpc_resp *resp, struct th_err *err) TH_MUST_CHECK;
 
+/* The HTTP status (0 when no answer arrived) and Retry-After (seconds, -1
+ * when absent) of the last request c performed, kept after the caller has
+ * released its response. For callers that reach HTTP through an adapter
+ * which returns only a code: a 429 is TH_ETEMP like a 503, and this says how
+ * long the service asked to wait. Both 0 / -1 before the first request. */
+void httpc_last_answer(const struct httpc *c, long *status, long *retry_after_s);
+
 /* The classification of an HTTP status for a method (pure; see above). */
 int httpc_classify_status(const char *method, long status);
 

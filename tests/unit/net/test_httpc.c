@@ -690,6 +690,12 @@ static void test_rate_limit_headers(void **state)
     assert_string_equal(f->resp.ratelimit_reset, "1700000000");
     assert_string_equal(f->resp.content_type, "text/plain");
     expect_has(f->err.msg, "HTTP 429 (retry after 7 s): slow");
+    /* kept after the response is released (an adapter releases it) */
+    long last_status = 0, last_wait = 0;
+    httpc_resp_release(&f->resp);
+    httpc_last_answer(f->hc, &last_status, &last_wait);
+    assert_int_equal(last_status, 429);
+    assert_int_equal(last_wait, 7);
 
     /* A date form, then an answer without these headers: nothing stale. */
     char date[64], raw[256];
@@ -707,6 +713,9 @@ static void test_rate_limit_headers(void **state)
     expect_rc(fx_do(f, "GET", "/x", NULL), 0, "200", &f->err);
     assert_int_equal(f->resp.retry_after_s, -1);
     assert_string_equal(f->resp.ratelimit_limit, "");
+    httpc_last_answer(f->hc, &last_status, &last_wait);
+    assert_int_equal(last_status, 200);
+    assert_int_equal(last_wait, -1);
     assert_string_equal(f->resp.content_type, "");
 
     /* Headers of an interim 1xx answer do not stick to the final one. */
@@ -833,6 +842,10 @@ static void test_refused(void **state)
     struct th_err err;
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/2.0/invoices", port);
+    long last_status = -5, last_wait = -5;
+    httpc_last_answer(c, &last_status, &last_wait);
+    assert_int_equal(last_status, 0);
+    assert_int_equal(last_wait, -1);
     const char *hdrs[] = {AUTH, NULL};
     static const char *const methods[] = {"POST", "GET", "PATCH"};
     for (size_t i = 0; i < 3; i++) {
@@ -844,6 +857,8 @@ static void test_refused(void **state)
         snprintf(want, sizeof want, "%s %s: could not connect (", methods[i], url);
         if (strncmp(err.msg, want, strlen(want)) != 0) fail_msg("want %s in: %s", want, err.msg);
         assert_null(strstr(err.msg, SECRET));
+        httpc_last_answer(c, &last_status, &last_wait);
+        assert_int_equal(last_status, 0);
     }
     httpc_resp_release(&r);
     httpc_free(c);
