@@ -647,8 +647,26 @@ static int cmd_settings(const struct args *a)
     if (rc == CLI_OK) rc = apply_settings(a, &c);
     if (rc == CLI_OK) {
         struct th_err err;
-        if (store_conn_put_settings(s, &c, &err) != 0) rc = fail(&err);
-        else print_settings(&c);
+        if (store_conn_put_settings(s, &c, &err) != 0) {
+            rc = fail(&err);
+        } else {
+            print_settings(&c);
+            /* What the catch-up poll last saw of the platform's webhooks. */
+            int64_t health, checked;
+            if (store_map_get(s, c.id, "health", "webhooks", &health, &err) == 0 &&
+                store_map_get(s, c.id, "health", "checked_at", &checked, &err) == 0) {
+                char when[32];
+                time_t t = (time_t)checked;
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
+                printf("  %-22s %s (checked %s)\n", "webhooks",
+                       health == 2   ? "broken: recovered, the poll covered the gap"
+                       : health == 1 ? "degraded: deliveries are failing"
+                                     : "healthy",
+                       when);
+            }
+        }
     }
     store_conn_release(&c);
     store_close(s);

@@ -156,6 +156,12 @@ struct platform_ops {
      * their API (Zid); Salla's come from the app's settings. */
     int (*webhooks_register)(struct httpc *hc, const struct platform_conn *c, const char *url,
                              const char *basic, struct th_err *err);
+    /* Optional: the health of the store's subscriptions as the platform
+     * tracks it (*health: 0 healthy, 1 degraded, 2 broken), recovering
+     * broken ones when recover is set (Zid suspends a failing endpoint and
+     * discards its events until then). */
+    int (*webhooks_health)(struct httpc *hc, const struct platform_conn *c, int recover,
+                           int *health, struct th_err *err);
     /* Optional: one page of the store's orders in a date range. A platform
      * that cannot filter on updated_at lists by creation date whatever
      * q->by_updated says, and sets lists_by_updated = 0. Errors as

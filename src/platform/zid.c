@@ -847,6 +847,41 @@ static int whoami(struct httpc *hc, const struct platform_app *app, const char *
     return rc;
 }
 
+/* GET /v1/managers/webhooks/health, then POST .../recover when any is
+ * broken. The paths are the emulator's reading of documented operations
+ * whose pages were not readable offline (zid.md §3.1, sim/zid.md). */
+static int webhooks_health(struct httpc *hc, const struct platform_conn *c, int recover,
+                           int *health, struct th_err *err)
+{
+    *health = 0;
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    char *mgr = xasprintf("X-Manager-Token: %s", c->manager_token ? c->manager_token : "");
+    const char *hdrs[] = {auth, mgr, "Accept: application/json",
+                          "Content-Type: application/json", NULL};
+    char *url = xasprintf("%s/managers/webhooks/health", c->api_base ? c->api_base : "");
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(url);
+    if (rc == 0) {
+        json_t *j = jv_parse(r.body.data, r.body.len, 16, err);
+        int64_t degraded = 0, broken = 0;
+        if (jv_get_id(jv_path(j, "data"), "degraded", &degraded, NULL) != 0) degraded = 0;
+        if (jv_get_id(jv_path(j, "data"), "broken", &broken, NULL) != 0) broken = 0;
+        *health = broken ? 2 : degraded ? 1 : 0;
+        json_decref(j);
+        if (broken && recover) {
+            url = xasprintf("%s/managers/webhooks/recover", c->api_base ? c->api_base : "");
+            rc = httpc_do(hc, "POST", url, hdrs, "{}", 2, &r, err);
+            free(url);
+        }
+    }
+    free(auth);
+    free(mgr);
+    httpc_resp_release(&r);
+    return rc;
+}
+
 /* POST /v1/managers/webhooks for order.create and order.status.update
  * (§3.1), after deleting tarheel's earlier ones (original_id "tarheel"),
  * with Basic credentials; 422 "already exists" counts as done. */
@@ -900,6 +935,7 @@ const struct platform_ops zid_platform_ops = {
     .oauth_exchange = oauth_exchange,
     .whoami = whoami,
     .webhooks_register = webhooks_register,
+    .webhooks_health = webhooks_health,
     .needs_url_token = 1,
     .lists_by_updated = 1,
     .product_stock = product_stock,

@@ -110,6 +110,25 @@ static int poll_conn(struct store *s, struct httpc *hc, const struct store_conn 
         if (!more) break;
     }
     if (newest > now) newest = now; /* a clock ahead of ours must not skip orders */
+    if (p->webhooks_health) {
+        /* Zid suspends a failing endpoint and drops its events: recover it
+         * (this round's listing already covered what it dropped). */
+        int health = 0;
+        struct th_err e;
+        if (p->webhooks_health(hc, &pc, 1, &health, &e) != 0) {
+            log_warn("webhook_health_failed", "conn=%lld code=%s msg=\"%s\"", (long long)c->id,
+                     th_err_name(e.code), e.msg);
+        } else {
+            if (health)
+                log_warn("webhook_health", "conn=%lld health=%s%s", (long long)c->id,
+                         health == 2 ? "broken" : "degraded", health == 2 ? " recovered=1" : "");
+            if ((rc = store_map_put(s, c->id, "health", "webhooks", health, err)) != 0) return rc;
+            if ((rc = store_map_put(s, c->id, "health", "checked_at", now, err)) != 0) return rc;
+            if (health == 2 &&
+                (rc = store_map_put(s, c->id, "health", "recovered_at", now, err)) != 0)
+                return rc;
+        }
+    }
     return newest != cursor ? store_map_put(s, c->id, "poll", "cursor", newest, err) : 0;
 }
 

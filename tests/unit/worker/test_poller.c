@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "core/jv.h"
 #include "core/xmalloc.h"
 #include "sim/qoyod_sim.h"
 #include "sim/salla_sim.h"
@@ -259,6 +260,43 @@ static void test_zid_orders_found_by_update_time(void **state)
     json_decref(ids);
 }
 
+/* Zid suspends an endpoint after 30 failures in an hour and drops its
+ * events: the poll sees it broken, recovers it, and records the health. */
+static void test_zid_broken_webhooks_recovered(void **state)
+{
+    struct fx *f = *state;
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->shop, "/_sim/zid/app"), NULL, "{\"max_attempts\":1}", &r);
+    tt_resp_release(&r);
+    char *bearer = xasprintf("Authorization: Bearer %s", f->conn.access_token);
+    char *mgr = xasprintf("X-Manager-Token: %s", f->conn.manager_token);
+    const char *h[] = {bearer, mgr, NULL};
+    tt_http("POST", tt_url(f->shop, "/v1/managers/webhooks"), h,
+            "{\"event\":\"order.create\",\"target_url\":\"http://127.0.0.1:1/dead\","
+            "\"original_id\":\"tarheel\"}",
+            &r);
+    assert_int_equal(r.status, 201);
+    tt_resp_release(&r);
+    json_decref(generate(f, "/_sim/zid/generate", "{\"store_id\":251073,\"count\":30}"));
+    assert_int_equal(tt_webhooks_drain(f->shop, 10000), 0);
+    tt_http("GET", tt_url(f->shop, "/v1/managers/webhooks"), h, NULL, &r);
+    assert_string_equal(json_string_value(jv_path(r.json, "data.0.health_status")), "broken");
+    tt_resp_release(&r);
+    assert_int_equal(round_queued(f), 30); /* the poll brings what the webhooks lost */
+    tt_http("GET", tt_url(f->shop, "/v1/managers/webhooks"), h, NULL, &r);
+    assert_string_equal(json_string_value(jv_path(r.json, "data.0.health_status")), "healthy");
+    tt_resp_release(&r);
+    int64_t health = -1, recovered = 0;
+    struct th_err err;
+    assert_int_equal(store_map_get(f->store, f->conn.id, "health", "webhooks", &health, &err), 0);
+    assert_int_equal(health, 2);
+    assert_int_equal(store_map_get(f->store, f->conn.id, "health", "recovered_at", &recovered, &err),
+                     0);
+    assert_true(recovered > 0);
+    free(bearer);
+    free(mgr);
+}
+
 /* A Zid store at each trigger setting: five orders at new, preparing, ready,
  * indelivery and delivered give exactly 5, 3, 2 and 1 invoices
  * (docs/SETTINGS.md). */
@@ -312,6 +350,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_zid_orders_found_by_update_time, setup_zid, teardown),
         cmocka_unit_test(test_zid_each_trigger_exact_invoices),
+        cmocka_unit_test_setup_teardown(test_zid_broken_webhooks_recovered, setup_zid, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
