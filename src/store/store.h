@@ -80,6 +80,7 @@ struct store_order {
     char *reason;                 /* plain words, for the merchant */
     int attempts;
     int64_t total;                /* store total, halalas */
+    int64_t tax;                  /* VAT in that total, halalas, as the platform reports it */
     int64_t qoyod_total;          /* invoice total in Qoyod, halalas (after transfer) */
     int64_t qoyod_invoice_id;
     char *qoyod_reference;

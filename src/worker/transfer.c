@@ -726,6 +726,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     so.number = xstrdup(o->number);
     so.status = o->status;
     so.total = o->total;
+    so.tax = o->tax;
     so.created_at = o->created_at;
     so.updated_at = o->updated_at;
 

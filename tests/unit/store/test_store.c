@@ -532,6 +532,7 @@ static struct store_order order_make(int64_t conn_id, int64_t id, int64_t create
                             .xfer = x,
                             .attempts = 2,
                             .total = 11500,
+                            .tax = 1500,
                             .qoyod_total = 11500,
                             .qoyod_invoice_id = 900 + id,
                             .qoyod_payment_id = 800 + id,
@@ -561,6 +562,7 @@ static void assert_order_equal(const struct store_order *a, const struct store_o
         assert_null(a->reason);
     assert_int_equal(a->attempts, b->attempts);
     assert_int_equal(a->total, b->total);
+    assert_int_equal(a->tax, b->tax);
     assert_int_equal(a->qoyod_total, b->qoyod_total);
     assert_int_equal(a->qoyod_invoice_id, b->qoyod_invoice_id);
     assert_string_equal(a->qoyod_reference, b->qoyod_reference);
@@ -935,9 +937,10 @@ static void test_migration_1_to_2_keeps_jobs(void **state)
     store_close(f->s);
     f->s = NULL;
     /* schema 1: no jobs.manual (2), the old events index (3: harmless to
-     * redo), no connections.manager_token (4) */
+     * redo), no connections.manager_token (4), no orders.tax (5) */
     raw_exec(f->path, "ALTER TABLE jobs DROP COLUMN manual; "
-                      "ALTER TABLE connections DROP COLUMN manager_token; PRAGMA user_version = 1");
+                      "ALTER TABLE connections DROP COLUMN manager_token; "
+                      "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 1");
     open_store(f);
     struct store_job j;
     must(store_job_claim(f->s, "w1", 60000, &j, &err), &err);
@@ -978,7 +981,8 @@ static void test_migration_2_to_3_keeps_events(void **state)
              "INSERT INTO ev2 SELECT id, conn_id, dedupe_key, event, order_id, received_at_ms,"
              "  format, body FROM events;"
              "DROP TABLE events; ALTER TABLE ev2 RENAME TO events;"
-             "ALTER TABLE connections DROP COLUMN manager_token; PRAGMA user_version = 2");
+             "ALTER TABLE connections DROP COLUMN manager_token;"
+             "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 2");
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
                                       "AND tbl_name = 'events' AND name LIKE 'sqlite_autoindex%'"),
                      1);
@@ -1004,6 +1008,35 @@ static void test_migration_2_to_3_keeps_events(void **state)
     assert_int_equal(ingest(f, "evt-c", 5003), 0);
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 4);
     assert_int_equal(job_count(f), 3);
+}
+
+/* A database written by schema 4 (orders without `tax`) is migrated in
+ * place: its orders keep every field and read a VAT of 0 until the worker
+ * saves them again, which then keeps the VAT. */
+static void test_migration_4_to_5_adds_order_tax(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_order o = order_make(f->conn.id, 31, 1706700000, STORE_XFER_TRANSFERRED);
+    must(store_order_put(f->s, &o, &err), &err);
+    store_close(f->s);
+    f->s = NULL;
+    raw_exec(f->path, "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 4");
+    open_store(f);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
+    struct store_order got;
+    must(store_order_get(f->s, f->conn.id, 31, &got, &err), &err);
+    assert_int_equal(got.tax, 0);
+    got.tax = o.tax;
+    assert_order_equal(&got, &o);
+    got.tax = 2345;
+    must(store_order_put(f->s, &got, &err), &err);
+    store_order_release(&got);
+    must(store_order_get(f->s, f->conn.id, 31, &got, &err), &err);
+    assert_int_equal(got.tax, 2345);
+    assert_int_equal(got.total, 11500);
+    store_order_release(&got);
+    store_order_release(&o);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1163,6 +1196,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_1_to_2_keeps_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manager_token_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_2_to_3_keeps_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_4_to_5_adds_order_tax, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_ingest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_disk_full, setup, teardown),

@@ -216,6 +216,7 @@ static void test_happy_path_paid_invoice(void **state)
     assert_string_equal(o.qoyod_reference, "1001");
     /* 2 × 100 + 20 shipping, 15 % VAT = 253.00 */
     assert_int_equal(o.total, 25300);
+    assert_int_equal(o.tax, 3300); /* kept for the monthly report's VAT */
     assert_int_equal(o.qoyod_total, 25300);
     assert_true(o.qoyod_payment_id > 0);
     store_order_release(&o);
