@@ -119,6 +119,26 @@ static json_t *riyadh_date(time_t t)
     return json_pack("{s:s,s:i,s:s}", "date", buf, "timezone_type", 3, "timezone", "Asia/Riyadh");
 }
 
+/* "YYYY-MM-DD" (the day's start, or its last second when end is set) or
+ * "YYYY-MM-DD HH:MM:SS", Riyadh time, into unix seconds. Returns 0 or -1. */
+static int riyadh_parse(const char *in, int end, time_t *out)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, m = 0;
+    if (sscanf(in, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return -1;
+    if (in[n] == '\0') {
+        if (end) h = 23, mi = 59, sec = 59;
+    } else if (sscanf(in + n, " %2d:%2d:%2d%n", &h, &mi, &sec, &m) != 3 || in[n + m]) {
+        return -1;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59) return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                    .tm_min = mi, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1) return -1;
+    *out = t - 3 * 3600;
+    return 0;
+}
+
 static char *token(struct salla *e, const char *prefix)
 {
     return xasprintf("%s%016llx%016llx", prefix, (unsigned long long)sim_rand(e->s),
@@ -1027,15 +1047,27 @@ static int control(void *stv, const char *sub, const struct sim_req *req, struct
         long long sid = store_arg(e, req);
         int64_t count = 10;
         if (jv_get_id(req->body, "count", &count, NULL) != 0) count = 10;
-        if (!sid || count < 1 || count > 1000) {
-            sim_json(resp, 400, json_pack("{s:s}", "error", "store_id and 1 <= count <= 1000"));
+        const char *f = jv_get_str(req->body, "from"), *t = jv_get_str(req->body, "to");
+        time_t t0 = time(NULL), t1 = t0;
+        if (!sid || count < 1 || count > 1000 || (f && riyadh_parse(f, 0, &t0) != 0) ||
+            (t && riyadh_parse(t, 1, &t1) != 0) || (f && t && t1 < t0)) {
+            sim_json(resp, 400, json_pack("{s:s}", "error",
+                                          "store_id, 1 <= count <= 1000, optional from <= to "
+                                          "(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, Riyadh time)"));
             return 0;
         }
+        if (f && !t) t1 = time(NULL);
+        if (t && !f) t0 = t1;
         store_new(e, sid, NULL);
         seed_catalogue(e, sid);
         json_t *ids = json_array();
         for (int i = 0; i < count; i++) {
             json_t *o = sample_order(e, sid, i);
+            /* Dates spread evenly over [from, to] (for back-fill tests). */
+            if (f || t) {
+                time_t when = count > 1 ? t0 + (time_t)((t1 - t0) * i / (count - 1)) : t0;
+                json_object_set_new(o, "date", riyadh_date(when));
+            }
             put_order(e, sid, o);
             json_array_append(ids, json_object_get(o, "id"));
             json_decref(o);

@@ -219,6 +219,62 @@ static void test_orders_list_details_and_status_webhooks(void **state)
     tt_resp_release(&r);
 }
 
+/* generate with from/to dates the orders over the range (Riyadh days), and
+ * the list's from_date/to_date select exactly the days asked for. */
+static void test_generate_over_a_date_range(void **state)
+{
+    struct fx *f = *state;
+    const char *h[] = {f->token, NULL};
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->s, "/_sim/salla/generate"), NULL,
+            "{\"store_id\":" STORE ",\"count\":5,\"from\":\"2023-11-01\",\"to\":\"2023-11-05\"}",
+            &r);
+    assert_int_equal(r.status, 201);
+    tt_resp_release(&r);
+    /* i/4 of the way from 11-01 00:00:00 to 11-05 23:59:59: one a day */
+    static const char *const want[] = {"2023-11-01 00:00:00", "2023-11-02 05:59:59",
+                                       "2023-11-03 11:59:59", "2023-11-04 17:59:59",
+                                       "2023-11-05 23:59:59"};
+    tt_http("GET", tt_url(f->s, "/admin/v2/orders?sort_by=created_at-asc"), h, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "data")), 5);
+    for (size_t i = 0; i < 5; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "data.%zu.date.date", i);
+        const char *got = json_string_value(jv_path(r.json, path));
+        if (!got || strncmp(got, want[i], 19) != 0)
+            fail_msg("order %zu dated %s, want %s", i, got ? got : "(none)", want[i]);
+    }
+    tt_resp_release(&r);
+    tt_http("GET", tt_url(f->s, "/admin/v2/orders?from_date=2023-11-02&to_date=2023-11-04"), h,
+            NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(jv_path(r.json, "pagination.total")), 3);
+    tt_resp_release(&r);
+    /* a time of day; from after to is refused */
+    tt_http("POST", tt_url(f->s, "/_sim/salla/generate"), NULL,
+            "{\"store_id\":" STORE ",\"count\":1,\"from\":\"2024-02-01 23:30:00\","
+            "\"to\":\"2024-02-01 23:30:00\"}",
+            &r);
+    assert_int_equal(r.status, 201);
+    long long id = json_integer_value(json_array_get(json_object_get(r.json, "orders"), 0));
+    tt_resp_release(&r);
+    tt_http("GET", tt_url(f->s, "/admin/v2/orders/%lld", id), h, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(jv_path(r.json, "data.date.date")),
+                        "2024-02-01 23:30:00.000000");
+    tt_resp_release(&r);
+    tt_http("POST", tt_url(f->s, "/_sim/salla/generate"), NULL,
+            "{\"store_id\":" STORE ",\"count\":2,\"from\":\"2024-02-02\",\"to\":\"2024-02-01\"}",
+            &r);
+    assert_int_equal(r.status, 400);
+    tt_resp_release(&r);
+    tt_http("POST", tt_url(f->s, "/_sim/salla/generate"), NULL,
+            "{\"store_id\":" STORE ",\"count\":2,\"from\":\"2024-13-01\"}", &r);
+    assert_int_equal(r.status, 400);
+    tt_resp_release(&r);
+}
+
 static void test_seed_order_in_salla_shape(void **state)
 {
     struct fx *f = *state;
@@ -336,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_oauth_code_refresh_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_orders_list_details_and_status_webhooks, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_generate_over_a_date_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_order_in_salla_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_products_and_async_bulk_quantities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_and_auth, setup, teardown),
