@@ -10,6 +10,10 @@
  * `drop` is implemented by returning MHD_NO, which makes MHD close the
  * connection without writing anything: to the client this is "empty reply"
  * or a reset, exactly the lost-answer fault the emulators need.
+ * Suspension uses MHD_suspend_connection from inside the handler: MHD stops
+ * polling the connection, MHD_resume_connection (safe from any thread, at
+ * any time after the suspend) puts it back, and MHD then calls on_request
+ * again with no data, which calls the handler again.
  */
 #include "net/httpd.h"
 
@@ -27,6 +31,7 @@
 
 struct httpd {
     struct MHD_Daemon *mhd;
+    int can_suspend;
     httpd_handler_fn handler;
     void *arg;
     size_t max_body;
@@ -43,6 +48,11 @@ struct httpd_req {
     const char *keys[HTTPD_MAX_ARGS];
     const char *vals[HTTPD_MAX_ARGS];
     char peer[INET6_ADDRSTRLEN];
+    int can_suspend; /* the daemon's */
+    int args_read;   /* the query arguments were collected (first call) */
+    int suspended;   /* set by httpd_req_suspend during the current call */
+    void *ctx;       /* the handler's, between calls */
+    void (*ctx_free)(void *);
 };
 
 /* ---------------------------------------------------------------------- */
@@ -90,6 +100,33 @@ const char *httpd_req_body(const struct httpd_req *r, size_t *len)
 const char *httpd_req_peer(const struct httpd_req *r)
 {
     return r->peer;
+}
+
+/* The accessors take the handler's const pointer; the request is ours. */
+int httpd_req_suspend(const struct httpd_req *cr)
+{
+    struct httpd_req *r = (struct httpd_req *)cr;
+    if (!r->can_suspend) return -1;
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+    return 0;
+}
+
+void httpd_req_resume(const struct httpd_req *r)
+{
+    MHD_resume_connection(r->conn);
+}
+
+void httpd_req_set_ctx(const struct httpd_req *cr, void *ctx, void (*free_fn)(void *))
+{
+    struct httpd_req *r = (struct httpd_req *)cr;
+    r->ctx = ctx;
+    r->ctx_free = free_fn;
+}
+
+void *httpd_req_ctx(const struct httpd_req *r)
+{
+    return r->ctx;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -175,6 +212,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->method = method;
         r->path = xstrdup(url);
+        r->can_suspend = d->can_suspend;
         buf_init(&r->body, d->max_body);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -210,9 +248,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         httpd_resp_set(&resp, 413, "application/json", msg, strlen(msg));
         rc = send_resp(conn, &resp);
     } else {
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, r);
+        if (!r->args_read) MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, r);
+        r->args_read = 1;
         d->handler(d->arg, r, &resp);
-        rc = resp.drop ? MHD_NO : send_resp(conn, &resp);
+        if (r->suspended) {
+            /* Answered by a later call, after httpd_req_resume. */
+            r->suspended = 0;
+            rc = MHD_YES;
+        } else {
+            rc = resp.drop ? MHD_NO : send_resp(conn, &resp);
+        }
     }
     resp_release(&resp);
     return rc;
@@ -223,6 +268,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct httpd_req *r = *con_cls;
     if (!r) return;
+    if (r->ctx && r->ctx_free) r->ctx_free(r->ctx);
     buf_release(&r->body);
     free(r->path);
     free(r);
@@ -271,8 +317,12 @@ int httpd_open(struct httpd **out, const struct httpd_config *cfg, struct th_err
     d->max_body = cfg->max_body ? cfg->max_body : HTTPD_MAX_BODY_DEFAULT;
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (cfg->threads == 0) flags |= MHD_USE_THREAD_PER_CONNECTION;
-    else flags |= MHD_USE_EPOLL;
+    /* MHD cannot suspend a connection that has a thread of its own. */
+    if (cfg->threads == 0)
+        flags |= MHD_USE_THREAD_PER_CONNECTION;
+    else
+        flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    d->can_suspend = cfg->threads != 0;
     unsigned timeout = cfg->conn_timeout_s ? cfg->conn_timeout_s : 30;
 
     if (cfg->threads > 1)

@@ -71,6 +71,29 @@ void httpd_req_arg_at(const struct httpd_req *r, size_t i, const char **key, con
 const char *httpd_req_body(const struct httpd_req *r, size_t *len); /* NUL-terminated */
 const char *httpd_req_peer(const struct httpd_req *r);  /* "127.0.0.1" */
 
+/*
+ * Answering later. A handler that waits for something slow (the intake waits
+ * for a group commit) need not hold its thread meanwhile: it calls
+ * httpd_req_suspend, hands r to whoever does the work, and returns (resp is
+ * then ignored). That one calls httpd_req_resume(r) once, from any thread,
+ * even before the handler returned; httpd then calls the handler again for
+ * the same request, on one of its threads, and that call answers as usual.
+ * r and its body stay valid until then. A suspended connection is not
+ * watched: a client that went away is noticed after the resume.
+ * httpd_close must not be called while a request is suspended (resume it
+ * first).
+ * httpd_req_suspend returns 0, or -1 when this server cannot suspend (a
+ * thread per connection, httpd_config.threads == 0): then the handler
+ * answers now.
+ * A handler tells its two calls apart by httpd_req_ctx: NULL until it sets
+ * a pointer with httpd_req_set_ctx, which httpd frees with free_fn (may be
+ * NULL) when the request ends, however it ends.
+ */
+int httpd_req_suspend(const struct httpd_req *r);
+void httpd_req_resume(const struct httpd_req *r);
+void httpd_req_set_ctx(const struct httpd_req *r, void *ctx, void (*free_fn)(void *));
+void *httpd_req_ctx(const struct httpd_req *r);
+
 /* Response helpers. Each replaces the body. */
 void httpd_resp_set(struct httpd_resp *resp, int status, const char *content_type,
                     const char *body, size_t len);

@@ -1,4 +1,6 @@
-/* Tests for src/net/httpd.c: body cap, query arguments, headers, drop. */
+/* Tests for src/net/httpd.c: body cap, query arguments, headers, drop,
+ * answering later (suspend and resume). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -159,6 +162,146 @@ static void test_thread_pool_mode(void **state)
     httpd_close(d);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Answering later */
+
+static int ctx_freed;
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void ctx_free(void *p)
+{
+    pthread_mutex_lock(&ctx_lock);
+    ctx_freed++;
+    pthread_mutex_unlock(&ctx_lock);
+    free(p);
+}
+
+/* What a suspended request remembers between its two handler calls. */
+struct later {
+    const struct httpd_req *req;
+    int calls;
+    long delay_ms;
+};
+
+static void *resume_later(void *p)
+{
+    struct later *l = p;
+    tt_sleep_ms(l->delay_ms);
+    httpd_req_resume(l->req);
+    return NULL;
+}
+
+/* /late?ms=N answers from a second call, resumed by another thread after N
+ * ms (N = 0: resumed before the first call has even returned); the answer
+ * says how many calls the handler had and that the args survived. */
+static void later(void *arg, const struct httpd_req *req, struct httpd_resp *resp)
+{
+    struct later *l = httpd_req_ctx(req);
+    if (!l) {
+        l = xcalloc(1, sizeof *l);
+        l->req = req;
+        const char *ms = httpd_req_arg(req, "ms");
+        l->delay_ms = ms ? strtol(ms, NULL, 10) : 0;
+        httpd_req_set_ctx(req, l, ctx_free);
+        if (httpd_req_suspend(req) == 0) {
+            l->calls = 1;
+            if (l->delay_ms == 0) {
+                httpd_req_resume(req);
+            } else {
+                pthread_t t;
+                assert_int_equal(pthread_create(&t, NULL, resume_later, l), 0);
+                pthread_detach(t);
+            }
+            httpd_resp_text(resp, 500, "ignored: the request is suspended");
+            return;
+        }
+    }
+    l->calls++;
+    size_t len;
+    httpd_req_body(req, &len);
+    char out[128];
+    snprintf(out, sizeof out, "{\"calls\":%d,\"ms\":\"%s\",\"len\":%zu}", l->calls,
+             httpd_req_arg(req, "ms") ? httpd_req_arg(req, "ms") : "", len);
+    httpd_resp_set(resp, 200, "application/json", out, strlen(out));
+}
+
+struct late_client {
+    struct httpd *d;
+    char path[64];
+    long status;
+    int calls;
+    char ms[16];
+};
+
+static void *late_client_run(void *p)
+{
+    struct late_client *c = p;
+    struct tt_resp r;
+    char u[128]; /* url() has one static buffer for all threads */
+    snprintf(u, sizeof u, "http://127.0.0.1:%u%s", httpd_port(c->d), c->path);
+    tt_http("POST", u, NULL, "{\"x\":1}", &r);
+    c->status = r.status;
+    c->calls = (int)json_integer_value(json_object_get(r.json, "calls"));
+    const char *ms = json_string_value(json_object_get(r.json, "ms"));
+    snprintf(c->ms, sizeof c->ms, "%s", ms ? ms : "?");
+    tt_resp_release(&r);
+    return NULL;
+}
+
+static void test_suspend_and_resume(void **state)
+{
+    struct httpd *d;
+    struct httpd_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .handler = later};
+    struct th_err err;
+    assert_int_equal(httpd_open(&d, &cfg, &err), 0);
+    ctx_freed = 0;
+    /* Many at once on two threads: a suspended request holds no thread, so
+     * 16 requests each suspended for 200 ms take about 200 ms, not 1.6 s. */
+    enum { N = 16 };
+    struct late_client c[N];
+    pthread_t t[N];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct late_client){.d = d};
+        snprintf(c[i].path, sizeof c[i].path, "/late?ms=%d", i % 4 == 0 ? 0 : 200);
+        assert_int_equal(pthread_create(&t[i], NULL, late_client_run, &c[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    for (int i = 0; i < N; i++) {
+        if (c[i].status != 200 || c[i].calls != 2)
+            fail_msg("%s: want 200 after 2 calls, got %ld after %d", c[i].path, c[i].status,
+                     c[i].calls);
+        /* the query arguments are the same in the second call */
+        if (strcmp(c[i].path + strlen("/late?ms="), c[i].ms) != 0)
+            fail_msg("%s: the second call saw ms=%s", c[i].path, c[i].ms);
+    }
+    if (ms > 1200) fail_msg("16 suspended requests on 2 threads took %ld ms", ms);
+    httpd_close(d);
+    assert_int_equal(ctx_freed, N);
+}
+
+/* A server with a thread per connection cannot suspend: the handler is told
+ * so and answers at once. */
+static void test_suspend_refused_per_connection(void **state)
+{
+    struct httpd *d;
+    struct httpd_config cfg = {.listen = "127.0.0.1:0", .threads = 0, .handler = later};
+    struct th_err err;
+    assert_int_equal(httpd_open(&d, &cfg, &err), 0);
+    ctx_freed = 0;
+    struct tt_resp r;
+    tt_http("GET", url(d, "/late?ms=5"), NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "calls")), 1);
+    tt_resp_release(&r);
+    httpd_close(d);
+    assert_int_equal(ctx_freed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +310,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_gives_no_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_listen, setup, teardown),
         cmocka_unit_test(test_thread_pool_mode),
+        cmocka_unit_test(test_suspend_and_resume),
+        cmocka_unit_test(test_suspend_refused_per_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
