@@ -177,13 +177,10 @@ int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_co
 /* ---------------------------------------------------------------------- */
 /* Intake */
 
-int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key, const char *event,
-                       int64_t order_id, const char *body, size_t len, int *duplicate,
-                       struct th_err *err)
+/* The argument checks both ingest calls make (store_int.h promises them). */
+static int ingest_check(int64_t conn_id, const char *dedupe_key, const char *event,
+                        const char *body, size_t len, struct th_err *err)
 {
-    if (!s || !duplicate)
-        return th_err_set(err, TH_EINVAL, "store_event_ingest: no store or duplicate flag");
-    *duplicate = 0;
     if (!dedupe_key || !*dedupe_key)
         return th_err_set(err, TH_EINVAL, "event for connection %lld has no dedupe key",
                           (long long)conn_id);
@@ -196,8 +193,40 @@ int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
                           "event %s body is %zu bytes; the store keeps at most %u (the intake's "
                           "body cap)",
                           dedupe_key, len, STORE_MAX_EVENT_BODY);
+    return 0;
+}
+
+int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key, const char *event,
+                       int64_t order_id, const char *body, size_t len, int *duplicate,
+                       struct th_err *err)
+{
+    if (!s || !duplicate)
+        return th_err_set(err, TH_EINVAL, "store_event_ingest: no store or duplicate flag");
+    *duplicate = 0;
+    int rc = ingest_check(conn_id, dedupe_key, event, body, len, err);
+    if (rc) return rc;
     return s->ops->event_ingest(s, conn_id, dedupe_key, event, order_id, body ? body : "", len,
                                 duplicate, err);
+}
+
+int store_event_ingest_async(struct store *s, int64_t conn_id, const char *dedupe_key,
+                             const char *event, int64_t order_id, const char *body, size_t len,
+                             store_ingest_done_fn done, void *arg, struct th_err *err)
+{
+    if (!s || !done)
+        return th_err_set(err, TH_EINVAL, "store_event_ingest_async: no store or callback");
+    int rc = ingest_check(conn_id, dedupe_key, event, body, len, err);
+    if (rc) return rc;
+    if (s->ops->event_ingest_async)
+        return s->ops->event_ingest_async(s, conn_id, dedupe_key, event, order_id, body ? body : "",
+                                          len, done, arg, err);
+    /* A backend without a queue: do it now, answer now. */
+    struct th_err e = {0};
+    int dup = 0;
+    rc = s->ops->event_ingest(s, conn_id, dedupe_key, event, order_id, body ? body : "", len, &dup,
+                              &e);
+    done(arg, rc, dup, &e);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -142,6 +142,24 @@ void store_conn_release(struct store_conn *c);
 int store_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
                        const char *event, int64_t order_id, const char *body, size_t len,
                        int *duplicate, struct th_err *err) TH_MUST_CHECK;
+/* What store_event_ingest_async calls once the ingest is over: rc,
+ * duplicate and err (borrowed for the call) as store_event_ingest would have
+ * returned them. */
+typedef void (*store_ingest_done_fn)(void *arg, int rc, int duplicate, const struct th_err *err);
+/*
+ * store_event_ingest without the wait, for a caller that must not hold a
+ * thread while the commit runs (the HTTP intake). Returns 0 once the event
+ * is queued; done is then called exactly once, on a store thread, after the
+ * transaction holding the event committed (or failed). done must be quick
+ * and must not wait: the next batch waits for it. dedupe_key, event and body
+ * must stay valid until done is called. Returns an error without calling
+ * done when the arguments are refused (as store_event_ingest would) or the
+ * event cannot be queued.
+ */
+int store_event_ingest_async(struct store *s, int64_t conn_id, const char *dedupe_key,
+                             const char *event, int64_t order_id, const char *body, size_t len,
+                             store_ingest_done_fn done, void *arg,
+                             struct th_err *err) TH_MUST_CHECK;
 
 /* ---- jobs ---- */
 /* Claims the oldest due job whose lease is free, leasing it to `worker` for

@@ -89,6 +89,14 @@ struct store_ops {
     int (*event_ingest)(struct store *s, int64_t conn_id, const char *dedupe_key, const char *event,
                         int64_t order_id, const char *body, size_t len, int *duplicate,
                         struct th_err *err);
+    /* Optional (NULL: store.c runs event_ingest and calls done at once).
+     * The same checks were made; the same work, but returns 0 as soon as the
+     * request is queued and calls done(arg, rc, duplicate, err) exactly once
+     * afterwards, from any thread, holding no lock of its own. Returns an
+     * error (and never calls done) only when it could not queue. */
+    int (*event_ingest_async)(struct store *s, int64_t conn_id, const char *dedupe_key,
+                              const char *event, int64_t order_id, const char *body, size_t len,
+                              store_ingest_done_fn done, void *arg, struct th_err *err);
 
     /* worker is non-NULL and non-empty, lease_ms > 0; "now" is s->now_ms;
      * jobs of the connections in except[0..nexcept) are not handed out.

@@ -1105,6 +1105,85 @@ static void test_concurrent_ingest(void **state)
                      NTHREADS * PER_THREAD);
 }
 
+/* store_event_ingest_async: the same outcomes as the waiting call, told
+ * through the callback once the commit is over; arguments it refuses are
+ * refused at once, without a callback. */
+struct async_result {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;
+    int rc[8], dup[8];
+    char msg[8][TH_ERR_MSG_MAX];
+};
+
+struct async_one {
+    struct async_result *res;
+    int i;
+};
+
+static void async_done(void *arg, int rc, int duplicate, const struct th_err *err)
+{
+    struct async_one *a = arg;
+    struct async_result *res = a->res;
+    pthread_mutex_lock(&res->mu);
+    res->rc[a->i] = rc;
+    res->dup[a->i] = duplicate;
+    snprintf(res->msg[a->i], sizeof res->msg[a->i], "%s", rc && err ? err->msg : "");
+    res->calls++;
+    pthread_cond_broadcast(&res->cv);
+    pthread_mutex_unlock(&res->mu);
+}
+
+static void test_ingest_async(void **state)
+{
+    struct fx *f = *state;
+    struct async_result res = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct async_one one[8];
+    static const struct {
+        const char *key;
+        int64_t order, conn; /* conn 0: the fixture's */
+        int rc, dup;
+    } cases[] = {
+        {"a-1", 8001, 0, 0, 0},
+        {"a-2", 8002, 0, 0, 0},
+        {"a-1", 8001, 0, 0, 1},                 /* the same delivery again: a duplicate */
+        {"a-3", 8003, 987654, TH_ENOTFOUND, 0}, /* no such connection: fails alone */
+        {"a-4", 8004, 0, 0, 0},
+    };
+    size_t n = sizeof cases / sizeof cases[0];
+    struct th_err err = {0};
+    for (size_t i = 0; i < n; i++) {
+        one[i] = (struct async_one){.res = &res, .i = (int)i};
+        must(store_event_ingest_async(f->s, cases[i].conn ? cases[i].conn : f->conn.id,
+                                      cases[i].key, "order.created", cases[i].order, "{}", 2,
+                                      async_done, &one[i], &err),
+             &err);
+    }
+    pthread_mutex_lock(&res.mu);
+    while (res.calls < (int)n)
+        pthread_cond_wait(&res.cv, &res.mu);
+    pthread_mutex_unlock(&res.mu);
+    for (size_t i = 0; i < n; i++)
+        if (res.rc[i] != cases[i].rc || res.dup[i] != cases[i].dup)
+            fail_msg("case %zu (%s): want rc %d dup %d, got rc %d dup %d (%s)", i, cases[i].key,
+                     cases[i].rc, cases[i].dup, res.rc[i], res.dup[i], res.msg[i]);
+    assert_non_null(strstr(res.msg[3], "a-3")); /* the error names its own event */
+    assert_int_equal(job_count(f), 3);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 3);
+
+    /* refused before queueing: an error now, no callback ever */
+    assert_int_equal(store_event_ingest_async(f->s, f->conn.id, "", "order.created", 1, "{}", 2,
+                                              async_done, &one[5], &err),
+                     TH_EINVAL);
+    assert_int_equal(store_event_ingest_async(f->s, f->conn.id, "k", "order.created", 1, "{}", 2,
+                                              NULL, NULL, &err),
+                     TH_EINVAL);
+    store_close(f->s); /* the committer has nothing left to call */
+    f->s = NULL;
+    assert_int_equal(res.calls, (int)n);
+    open_store(f);
+}
+
 /* ---------------------------------------------------------------------- */
 /* SQLite backend: the file itself */
 
@@ -1198,6 +1277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_2_to_3_keeps_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_4_to_5_adds_order_tax, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_ingest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_disk_full, setup, teardown),
     };
