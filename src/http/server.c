@@ -2,19 +2,28 @@
  * server — routes and webhook intake (see server.h).
  *
  * Intake steps, in this order (crash tests kill the daemon between them):
- *   1. find the platform from the path; read the store id from the body;
+ *   1. find the platform from the path; parse the event (not trusted yet:
+ *      only its store id is used before step 2);
  *   2. verify with the store's configured strategy and secret (the app's
  *      when the store is not connected yet) — never the strategy the request
  *      claims;
- *   3. parse the event;
+ *   3. answer 400 if the event did not parse;
  *   4. for an Easy Mode authorize, store the tokens (creating the connection);
  *      for an uninstall, mark the connection disconnected;
- *   5. commit raw body + dedupe key + job in one transaction;
- *   6. answer 200 (or 503 when step 4 or 5 could not commit).
+ *   5. commit raw body + dedupe key + job in one transaction: queued for the
+ *      store's group commit with the request set aside (httpd_req_suspend),
+ *      so the HTTP thread serves other deliveries while the fsync runs;
+ *   6. once the commit is over, the request is resumed and answered 200 (or
+ *      503 when step 4 or 5 could not commit).
+ * Parsing once, before verifying, costs nothing extra for a bad delivery
+ * (its store id had to be read anyway) and saves a second JSON parse for
+ * every good one; a body whose event does not parse still gets 401 before
+ * 400, as before.
  */
 #include "http/server.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +55,22 @@ struct server {
     struct httpd *httpd;
     pthread_mutex_t cache_lock;
     struct cached_conn cache[CACHE_SLOTS];
+    atomic_long pending; /* deliveries set aside for a commit; server_close waits for 0 */
+    atomic_int closing;  /* server_close started: set nothing aside any more */
+};
+
+/* A delivery set aside while its commit runs (the request's httpd ctx,
+ * freed by httpd when the request ends). */
+struct pending {
+    struct server *s;
+    const struct httpd_req *req;
+    const char *platform; /* platform_ops.name (static) */
+    int64_t store_id, order_id;
+    char event[64];
+    char key[72];
+    int loud; /* log the acceptance at info (slow path) rather than debug */
+    int rc, duplicate;
+    struct th_err err;
 };
 
 static struct cached_conn *slot(struct server *s, enum model_platform p, int64_t store_id)
@@ -140,12 +165,83 @@ static int url_token_ok(const char *secret, int64_t store_id, const char *token)
     return token && platform_secure_eq(token, want);
 }
 
-/* Ingests an order (or other plain) event for a cached connection. Returns
- * 0 when the event needs the slow path (authorize, uninstall), else 1 with
- * resp filled. Same steps as intake(), without reading the connection. */
-static int fast_intake(struct server *s, const struct platform_ops *p,
-                       const struct httpd_req *req, const struct cached_conn *cc,
-                       const char *token, struct httpd_resp *resp)
+/* Step 6: the answer once the commit is over. */
+static void answer(const struct pending *pd, struct httpd_resp *resp)
+{
+    if (pd->rc) {
+        log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"", pd->platform,
+                  (long long)pd->store_id, th_err_name(pd->rc), pd->err.msg);
+        reply_unstored(resp, pd->rc, "this event");
+        return;
+    }
+    if (pd->loud)
+        log_info("intake_accepted", "platform=%s store=%lld event=%s order=%lld duplicate=%d",
+                 pd->platform, (long long)pd->store_id, pd->event, (long long)pd->order_id,
+                 pd->duplicate);
+    else
+        log_debug("intake_accepted", "platform=%s store=%lld event=%s order=%lld duplicate=%d",
+                  pd->platform, (long long)pd->store_id, pd->event, (long long)pd->order_id,
+                  pd->duplicate);
+    reply(resp, 200, pd->duplicate ? "duplicate" : "accepted", "");
+}
+
+/* The store's callback (on its committer thread): note the outcome and put
+ * the request back; httpd then calls route() again, which answers. */
+static void committed(void *arg, int rc, int duplicate, const struct th_err *err)
+{
+    struct pending *pd = arg;
+    pd->rc = rc;
+    pd->duplicate = duplicate;
+    if (rc && err) pd->err = *err;
+    struct server *s = pd->s; /* pd may be freed as soon as the request resumes */
+    httpd_req_resume(pd->req);
+    atomic_fetch_sub(&s->pending, 1);
+}
+
+/* Step 5: commits the event for connection conn_id, and answers (or has the
+ * request answered after the commit, see committed()). */
+static void commit_event(struct server *s, const struct platform_ops *p,
+                         const struct httpd_req *req, int64_t conn_id, int64_t store_id,
+                         const struct platform_event *ev, int loud, struct httpd_resp *resp)
+{
+    size_t len;
+    const char *body = httpd_req_body(req, &len);
+    int64_t order_id = ev->kind == PLATFORM_EV_ORDER ? ev->order_id : 0;
+    struct pending *pd = xcalloc(1, sizeof *pd);
+    pd->s = s;
+    pd->req = req;
+    pd->platform = p->name;
+    pd->store_id = store_id;
+    pd->order_id = ev->order_id;
+    pd->loud = loud;
+    snprintf(pd->event, sizeof pd->event, "%s", ev->name);
+    snprintf(pd->key, sizeof pd->key, "%s", ev->dedupe_key);
+    httpd_req_set_ctx(req, pd, free);
+    /* Counted before closing is read, and server_close sets closing before
+     * it reads the count (both sequentially consistent): either this sees
+     * closing, or server_close waits for this request. */
+    atomic_fetch_add(&s->pending, 1);
+    if (!atomic_load(&s->closing) && httpd_req_suspend(req) == 0) {
+        int rc = store_event_ingest_async(s->cfg.store, conn_id, pd->key, pd->event, order_id, body,
+                                          len, committed, pd, &pd->err);
+        if (rc) committed(pd, rc, 0, NULL); /* refused: answered at once, as a failed commit */
+        return;
+    }
+    atomic_fetch_sub(&s->pending, 1);
+    /* This server cannot set requests aside (or is closing): wait here. */
+    pd->rc = store_event_ingest(s->cfg.store, conn_id, pd->key, pd->event, order_id, body, len,
+                                &pd->duplicate, &pd->err);
+    answer(pd, resp);
+}
+
+/* The same steps as intake() for a cached connection, without reading the
+ * connection. Returns 0 when the event needs the slow path (authorize,
+ * uninstall), else 1 with resp filled (or the request set aside). prc and
+ * perr are what parsing the event gave. */
+static int fast_intake(struct server *s, const struct platform_ops *p, const struct httpd_req *req,
+                       const struct cached_conn *cc, const char *token, int prc,
+                       const struct platform_event *ev, const struct th_err *perr,
+                       struct httpd_resp *resp)
 {
     size_t len;
     const char *body = httpd_req_body(req, &len);
@@ -165,26 +261,12 @@ static int fast_intake(struct server *s, const struct platform_ops *p,
         reply(resp, 401, th_err_name(rc), err.msg);
         return 1;
     }
-    struct platform_event ev;
-    rc = p->parse_event(body, len, &ev, &err);
-    if (rc) {
-        reply(resp, 400, th_err_name(rc), err.msg);
+    if (prc) {
+        reply(resp, 400, th_err_name(prc), perr->msg);
         return 1;
     }
-    if (ev.kind == PLATFORM_EV_AUTHORIZE || ev.kind == PLATFORM_EV_UNINSTALL) return 0;
-    int dup = 0;
-    rc = store_event_ingest(s->cfg.store, cc->conn_id, ev.dedupe_key, ev.name,
-                            ev.kind == PLATFORM_EV_ORDER ? ev.order_id : 0, body, len, &dup,
-                            &err);
-    if (rc) {
-        log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"", p->name,
-                  (long long)cc->store_id, th_err_name(rc), err.msg);
-        reply_unstored(resp, rc, "this event");
-        return 1;
-    }
-    log_debug("intake_accepted", "platform=%s store=%lld event=%s order=%lld duplicate=%d",
-              p->name, (long long)cc->store_id, ev.name, (long long)ev.order_id, dup);
-    reply(resp, 200, dup ? "duplicate" : "accepted", "");
+    if (ev->kind == PLATFORM_EV_AUTHORIZE || ev->kind == PLATFORM_EV_UNINSTALL) return 0;
+    commit_event(s, p, req, cc->conn_id, cc->store_id, ev, 0, resp);
     return 1;
 }
 
@@ -224,6 +306,11 @@ static void app_event(struct server *s, const struct platform_ops *p, const char
 static void intake(struct server *s, const struct platform_ops *p, const struct httpd_req *req,
                    const char *token, struct httpd_resp *resp)
 {
+    struct pending *pd = httpd_req_ctx(req);
+    if (pd) {
+        answer(pd, resp); /* resumed after its commit */
+        return;
+    }
     size_t len;
     const char *body = httpd_req_body(req, &len);
     struct th_err err = {0};
@@ -233,14 +320,20 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
         app_event(s, p, body, len, resp);
         return;
     }
-    int64_t store_id = 0;
-    int rc = p->peek_store(body, len, &store_id, &err);
+    struct th_err perr = {0};
+    struct platform_event ev;
+    int prc = p->parse_event(body, len, &ev, &perr);
+    /* Both read the same field; peek_store also says why a body that does
+     * not parse as an event has no store id. */
+    int64_t store_id = prc == 0 ? ev.store_id : 0;
+    int rc = store_id ? 0 : p->peek_store(body, len, &store_id, &err);
     if (rc) {
         reply(resp, 400, th_err_name(rc), err.msg);
         return;
     }
     struct cached_conn cc;
-    if (cache_get(s, p->platform, store_id, &cc) && fast_intake(s, p, req, &cc, token, resp))
+    if (cache_get(s, p->platform, store_id, &cc) &&
+        fast_intake(s, p, req, &cc, token, prc, &ev, &perr, resp))
         return;
     struct store_conn c = {0};
     int known = 0;
@@ -271,10 +364,8 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
         reply(resp, 401, th_err_name(rc), err.msg);
         goto out;
     }
-    struct platform_event ev;
-    rc = p->parse_event(body, len, &ev, &err);
-    if (rc) {
-        reply(resp, 400, th_err_name(rc), err.msg);
+    if (prc) {
+        reply(resp, 400, th_err_name(prc), perr.msg);
         goto out;
     }
 
@@ -328,19 +419,7 @@ static void intake(struct server *s, const struct platform_ops *p, const struct 
         goto out;
     }
 
-    int dup = 0;
-    rc = store_event_ingest(s->cfg.store, c.id, ev.dedupe_key, ev.name,
-                            ev.kind == PLATFORM_EV_ORDER ? ev.order_id : 0, body, len, &dup,
-                            &err);
-    if (rc) {
-        log_error("intake_commit_failed", "platform=%s store=%lld code=%s msg=\"%s\"", p->name,
-                  (long long)store_id, th_err_name(rc), err.msg);
-        reply_unstored(resp, rc, "this event");
-        goto out;
-    }
-    log_info("intake_accepted", "platform=%s store=%lld event=%s order=%lld duplicate=%d", p->name,
-             (long long)store_id, ev.name, (long long)ev.order_id, dup);
-    reply(resp, 200, dup ? "duplicate" : "accepted", "");
+    commit_event(s, p, req, c.id, store_id, &ev, 1, resp);
 out:
     store_conn_release(&c);
 }
@@ -401,6 +480,13 @@ int server_open(struct server **out, const struct server_config *cfg, struct th_
 void server_close(struct server *s)
 {
     if (!s) return;
+    /* httpd may not stop while a request is set aside; the store (still
+     * open) finishes every queued commit, so this ends. */
+    atomic_store(&s->closing, 1);
+    while (atomic_load(&s->pending) > 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     httpd_close(s->httpd);
     pthread_mutex_destroy(&s->cache_lock);
     free(s);
