@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/report.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/money.h"
@@ -68,7 +69,7 @@ static const char *const valued[] = {
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
     "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
-    "zid-client-secret", "zid-token-url", NULL};
+    "zid-client-secret", "zid-token-url", "from", "to", NULL};
 
 static int is_valued(const char *n)
 {
@@ -1016,6 +1017,18 @@ static int cmd_demo(const struct args *a)
     return CLI_FAIL;
 }
 
+/* tarheel report: cli/report.c, which cannot see struct args. */
+static int cmd_report(const struct args *a)
+{
+    struct cli_report_opts ro = {.db = db_url(a),
+                                 .store = opt(a, "store"),
+                                 .platform = opt(a, "platform"),
+                                 .from = opt(a, "from"),
+                                 .to = opt(a, "to"),
+                                 .json = flag(a, "json")};
+    return cli_report(&ro, stdout);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The command table                                                        */
 
@@ -1053,6 +1066,9 @@ static const struct command {
     {"orders", "transfer", cmd_orders_transfer,
      "ORDER_ID... [--store ID] [--queue-only]  send orders to Qoyod now"},
     {"orders", "retry", cmd_orders_retry, "--failed  send every failed order again"},
+    {"report", NULL, cmd_report,
+     "--store ID [--platform salla|zid] [--from YYYY-MM] [--to YYYY-MM] [--json]  monthly "
+     "report in Riyadh time: orders by transfer state, sales, VAT, credit notes"},
     {"errors", NULL, cmd_errors, "--markdown  the error-code table"},
     {"demo", NULL, cmd_demo,
      "[--exit-when-done]  emulators + tarheel on SQLite with sample orders (as `make demo`); "
