@@ -39,6 +39,7 @@
 #include "core/xmalloc.h"
 #include "platform/platform.h"
 #include "worker/manage.h"
+#include "worker/report.h"
 
 #define DIGEST_LEN 32 /* SHA-256 */
 
@@ -938,6 +939,61 @@ out:
 }
 
 /* ---------------------------------------------------------------------- */
+/* Reports                                                                  */
+
+/* GET /reports/monthly?connection=&from=&to=: worker/report.c computes the
+ * figures and writes the JSON, the same text `tarheel report --json` prints. */
+static void get_report_monthly(struct ctx *x)
+{
+    static const char *const params[] = {"connection", "from", "to", NULL};
+    for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
+        const char *k, *v;
+        httpd_req_arg_at(x->req, i, &k, &v);
+        int ok = 0;
+        for (size_t j = 0; params[j]; j++)
+            ok |= strcmp(k, params[j]) == 0;
+        if (!ok) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "%.64s: unknown query parameter; allowed: connection, from, to", k);
+            return;
+        }
+    }
+    const char *cv = httpd_req_arg(x->req, "connection");
+    if (!cv) {
+        send_error(x->resp, 400, TH_EINVAL,
+                   "name the store: connection=1 or connection=salla:1305146709 (GET "
+                   "/api/v1/connections lists them)",
+                   "connection is required: a report is per store");
+        return;
+    }
+    const char *tf[2] = {"from", "to"};
+    int month[2] = {REPORT_MONTH_NONE, REPORT_MONTH_NONE};
+    for (int i = 0; i < 2; i++) {
+        const char *v = httpd_req_arg(x->req, tf[i]);
+        if (v && report_month_parse(v, &month[i])) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "%s must be a month as YYYY-MM (2024-01), not \"%.64s\"", tf[i], v);
+            return;
+        }
+    }
+    struct store_conn c = {0};
+    if (conn_lookup(x, "connection", cv, &c)) return;
+    struct report r;
+    struct th_err err = {0};
+    int rc = report_monthly(x->a->store, c.id, month[0], month[1], &r, &err);
+    store_conn_release(&c);
+    if (rc) {
+        send_th_err(x->resp, &err);
+        return;
+    }
+    char *text = report_json(&r);
+    report_release(&r);
+    httpd_resp_set(x->resp, 200, "application/json", text, strlen(text));
+    httpd_resp_header(x->resp, "Cache-Control", "no-store");
+    free(text);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Routing                                                                  */
 
 /* Patterns are path segments after /api/v1/; "*" matches any one segment. */
@@ -954,6 +1010,7 @@ static const struct route {
     {"POST", "orders/transfer", post_transfer},
     {"POST", "orders/retry", post_retry},
     {"GET", "orders/*/*", get_order},
+    {"GET", "reports/monthly", get_report_monthly},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

@@ -267,8 +267,14 @@ static int map_order(const json_t *d, int64_t store_id, struct model_order *o, s
         else if (name)
             o->customer.name = xstrdup(name);
         o->customer.email = dup_text(c, "email");
-        char phone[96];
+        char phone[96], one[32];
         phone_of(c, phone, sizeof phone);
+        /* One form whatever Salla sent: "+966" + number, "966" + number
+         * (salla.md §6), or the whole number in one string. A country code
+         * joined to the number is international even without its '+'. */
+        if (phone[0] && model_phone_normalize(phone, one, sizeof one) == 0)
+            snprintf(phone, sizeof phone, "%s%s", one[0] != '+' && strlen(one) > 10 ? "+" : "",
+                     one);
         o->customer.phone = phone[0] ? xstrdup(phone) : NULL;
         o->customer.city = dup_text(c, "city");
         o->customer.country = dup_text(c, "country");

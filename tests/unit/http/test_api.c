@@ -25,6 +25,7 @@
 #include "http/api.h"
 #include "http/server.h"
 #include "worker/manage.h"
+#include "worker/report.h"
 
 #define TOKEN "test-token-0123456789abcdef"
 #define TOKEN2 "second-token-ABCDEFGHIJKLMNOP"
@@ -1015,6 +1016,129 @@ static void test_settings(void **state)
 
 /* Every operation docs/openapi.yaml documents is routed (not 404 "no such
  * endpoint", not 405), and it documents as many as the route table has. */
+/* ---------------------------------------------------------------------- */
+/* Reports                                                                  */
+
+static void add_report_order(struct fx *f, int64_t conn, int64_t id, enum store_xfer x,
+                             enum model_status st, int64_t created, int64_t total, int64_t tax)
+{
+    struct store_order o = {.conn_id = conn, .order_id = id, .status = st, .xfer = x,
+                            .total = total, .tax = tax, .created_at = created};
+    struct th_err err;
+    must(store_order_put(f->store, &o, &err), &err);
+}
+
+/* GET /reports/monthly: exact figures per Riyadh month (UTC+3), the same
+ * text as `tarheel report --json`, and every refusal. */
+static void test_report_monthly(void **state)
+{
+    struct fx *f = *state;
+    struct resp r;
+    /* store 200 has 6001 (failed, 40.00) and 6002 (transferring,
+     * 1234567.89) on Jan 3 and 7; add one on each side of the Jan/Feb
+     * boundary in Riyadh (Jan 31 21:00 UTC) and a cancelled one in Feb */
+    add_report_order(f, f->c2, 6003, STORE_XFER_TRANSFERRED, MODEL_STATUS_COMPLETED,
+                     DAY(30) + 22 * 3600 + 1800, 34500, 4500); /* Jan 31 22:30 UTC: February */
+    add_report_order(f, f->c2, 6004, STORE_XFER_SKIPPED, MODEL_STATUS_CANCELLED, DAY(40), 9999,
+                     1304); /* no sale */
+    add_report_order(f, f->c2, 6005, STORE_XFER_TRANSFERRED, MODEL_STATUS_COMPLETED,
+                     DAY(30) + 20 * 3600 + 3599, 1150, 150); /* Jan 31 20:59:59 UTC: January */
+    call(f, "GET", "/api/v1/reports/monthly?connection=salla:200", NULL, &r);
+    want_status(&r, 200);
+    want_int(&r, "connection.id", f->c2);
+    want_str(&r, "connection.platform", "salla");
+    want_int(&r, "connection.store_id", 200);
+    want_str(&r, "connection.name", "Shop Two");
+    want_str(&r, "timezone", "Asia/Riyadh");
+    want_str(&r, "from", "2026-01");
+    want_str(&r, "to", "2026-02");
+    assert_int_equal(json_array_size(jp(r.json, "months")), 2);
+    want_str(&r, "months.0.month", "2026-01");
+    want_int(&r, "months.0.orders", 3);
+    want_int(&r, "months.0.transferred", 1);
+    want_int(&r, "months.0.failed", 1);
+    want_int(&r, "months.0.skipped", 0);
+    want_int(&r, "months.0.not_transferred", 1);
+    want_int(&r, "months.0.sales.halalas", 123461939);
+    want_str(&r, "months.0.sales.decimal", "1234619.39");
+    want_int(&r, "months.0.vat.halalas", 150);
+    want_str(&r, "months.0.vat.decimal", "1.50");
+    want_int(&r, "months.0.credit_notes.count", 0);
+    want_int(&r, "months.0.credit_notes.total.halalas", 0);
+    want_str(&r, "months.1.month", "2026-02");
+    want_int(&r, "months.1.orders", 2);
+    want_int(&r, "months.1.transferred", 1);
+    want_int(&r, "months.1.skipped", 1);
+    want_int(&r, "months.1.not_transferred", 0);
+    want_str(&r, "months.1.sales.decimal", "345.00");
+    want_str(&r, "months.1.vat.decimal", "45.00");
+    want_int(&r, "total.orders", 5);
+    want_int(&r, "total.sales.halalas", 123496439);
+    want_str(&r, "total.sales.decimal", "1234964.39");
+    want_int(&r, "total.vat.halalas", 4650);
+    want_int(&r, "undated_orders", 0);
+    want_bool(&r, "credit_notes_tracked", 0);
+    /* the very text the CLI's --json prints */
+    struct report rep;
+    struct th_err err;
+    must(report_monthly(f->store, f->c2, REPORT_MONTH_NONE, REPORT_MONTH_NONE, &rep, &err), &err);
+    char *text = report_json(&rep);
+    report_release(&rep);
+    if (strcmp(text, r.body) != 0) fail_msg("API:\n%s\nreport_json:\n%s", r.body, text);
+    free(text);
+    resp_release(&r);
+
+    call(f, "GET", "/api/v1/reports/monthly?connection=2&from=2026-02", NULL, &r);
+    want_status(&r, 200);
+    assert_int_equal(json_array_size(jp(r.json, "months")), 1);
+    want_str(&r, "from", "2026-02");
+    want_str(&r, "to", "2026-02");
+    want_int(&r, "total.orders", 2);
+    resp_release(&r);
+    /* store 100: five January orders, the skipped one no sale */
+    call(f, "GET", "/api/v1/reports/monthly?connection=1&from=2025-12&to=2026-02", NULL, &r);
+    want_status(&r, 200);
+    assert_int_equal(json_array_size(jp(r.json, "months")), 3);
+    want_str(&r, "months.0.month", "2025-12");
+    want_int(&r, "months.0.orders", 0);
+    want_int(&r, "months.1.orders", 5);
+    want_int(&r, "months.1.transferred", 1);
+    want_int(&r, "months.1.failed", 2);
+    want_int(&r, "months.1.skipped", 1);
+    want_int(&r, "months.1.not_transferred", 1);
+    want_str(&r, "months.1.sales.decimal", "146.04");
+    want_int(&r, "months.2.orders", 0);
+    want_str(&r, "total.sales.decimal", "146.04");
+    resp_release(&r);
+
+    struct {
+        const char *path;
+        long status;
+        const char *code, *msg;
+    } bad[] = {
+        {"", 400, "TH_EINVAL", "connection is required"},
+        {"?connection=99", 404, "TH_ENOTFOUND", "no connection 99"},
+        {"?connection=shopify:1", 400, "TH_EINVAL", "no platform"},
+        {"?connection=1&from=2026-1", 400, "TH_EINVAL", "from must be a month as YYYY-MM"},
+        {"?connection=1&to=2026-13", 400, "TH_EINVAL", "to must be a month as YYYY-MM"},
+        {"?connection=1&from=2026-03&to=2026-01", 400, "TH_EINVAL", "is after to (2026-01)"},
+        {"?connection=1&from=2000-01&to=2026-01", 400, "TH_ELIMIT", "at most 240"},
+        {"?connection=1&month=2026-01", 400, "TH_EINVAL", "month: unknown query parameter"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[160];
+        snprintf(path, sizeof path, "/api/v1/reports/monthly%s", bad[i].path);
+        call(f, "GET", path, NULL, &r);
+        want_error(&r, bad[i].status, bad[i].code);
+        want_contains(&r, "error.message", bad[i].msg);
+        resp_release(&r);
+    }
+    call(f, "POST", "/api/v1/reports/monthly?connection=1", "{}", &r);
+    want_error(&r, 405, "TH_EINVAL");
+    assert_string_equal(r.allow, "GET");
+    resp_release(&r);
+}
+
 static void test_openapi_matches_routes(void **state)
 {
     struct fx *f = *state;
@@ -1065,7 +1189,7 @@ static void test_openapi_matches_routes(void **state)
         }
     }
     fclose(fp);
-    assert_int_equal(ops, 8); /* the routes in src/http/api.c */
+    assert_int_equal(ops, 9); /* the routes in src/http/api.c */
 }
 
 int main(void)
@@ -1085,6 +1209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_monthly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openapi_matches_routes, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1184,16 +1184,12 @@ static const struct status_case salla_statuses_table[] = {
 };
 
 /* salla.md §1: a number without country code plus mobile_code "+966", or
- * one string with the code (order.status.updated).
- * XXX salla.md §6 also shows mobile_code without its '+' ("967"); the
- * adapter then gives "966501806978", not the one form (it joins code and
- * number without model_phone_normalize). The worker normalises again before
- * matching Qoyod contacts, so no contact is duplicated, but the canonical
- * order is not in one form: add {"mobile":501806978,"mobile_code":"966"}
- * here when salla.c normalises. */
+ * one string with the code (order.status.updated); §6 also shows the code
+ * without its '+' ("966"). */
 static const char *const salla_phones[] = {
     "{\"mobile\":501806978,\"mobile_code\":\"+966\"}",
     "{\"mobile\":\"+966501806978\",\"mobile_code\":null}",
+    "{\"mobile\":501806978,\"mobile_code\":\"966\"}",
     NULL,
 };
 
