@@ -80,6 +80,20 @@ int platform_secure_eq(const char *a, const char *b)
     return diff == 0;
 }
 
+/* Lower-case hex of md[0..mdlen) into out (n bytes, always terminated; as
+ * many whole bytes as fit). A table, not snprintf("%02x") per byte: that was
+ * about 1 us per digest, and every delivery takes two. */
+static void hex_of(const unsigned char *md, unsigned mdlen, char *out, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t o = 0;
+    for (unsigned i = 0; i < mdlen && o + 3 <= n; i++, o += 2) {
+        out[o] = digits[md[i] >> 4];
+        out[o + 1] = digits[md[i] & 15];
+    }
+    if (n) out[o] = '\0';
+}
+
 static int verify(const struct platform_auth *auth, platform_header_fn header, void *arg,
                   const char *body, size_t len, struct th_err *err)
 {
@@ -103,7 +117,7 @@ static int verify(const struct platform_auth *auth, platform_header_fn header, v
     HMAC(EVP_sha256(), auth->secret, (int)strlen(auth->secret), (const unsigned char *)body, len,
          md, &mdlen);
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < mdlen; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex_of(md, mdlen, hex, sizeof hex);
     char lower[2 * EVP_MAX_MD_SIZE + 1];
     size_t n = strlen(got);
     if (n >= sizeof lower) n = sizeof lower - 1;
@@ -121,8 +135,7 @@ static void sha256_hex(const char *body, size_t len, char *out, size_t n)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     EVP_Digest(body, len, md, &mdlen, EVP_sha256(), NULL);
-    size_t o = 0;
-    for (unsigned i = 0; i < mdlen && o + 3 <= n; i++, o += 2) snprintf(out + o, 3, "%02x", md[i]);
+    hex_of(md, mdlen, out, n);
 }
 
 static int parse_event(const char *body, size_t len, struct platform_event *out,
