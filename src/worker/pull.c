@@ -64,15 +64,15 @@ int pull_range_parse(const char *from, const char *to, struct pull_range *out, s
 {
     memset(out, 0, sizeof *out);
     int64_t f, t;
-    if (!from || !*from) return th_err_set(err, TH_EINVAL, "--from DATE is required (2023-11-01)");
-    if (!to || !*to) return th_err_set(err, TH_EINVAL, "--to DATE is required (2024-02-01)");
+    if (!from || !*from) return th_err_set(err, TH_EINVAL, "from (the first day) is required");
+    if (!to || !*to) return th_err_set(err, TH_EINVAL, "to (the last day) is required");
     if (parse_day(from, &f))
-        return th_err_set(err, TH_EINVAL, "--from must be a date YYYY-MM-DD, not \"%.32s\"", from);
+        return th_err_set(err, TH_EINVAL, "from must be a date YYYY-MM-DD, not \"%.32s\"", from);
     if (parse_day(to, &t))
-        return th_err_set(err, TH_EINVAL, "--to must be a date YYYY-MM-DD, not \"%.32s\"", to);
+        return th_err_set(err, TH_EINVAL, "to must be a date YYYY-MM-DD, not \"%.32s\"", to);
     if (f > t)
-        return th_err_set(err, TH_EINVAL, "--from %s is after --to %s: the range would be empty",
-                          from, to);
+        return th_err_set(err, TH_EINVAL, "from %s is after to %s: the range would be empty", from,
+                          to);
     out->from = f - RIYADH_OFFSET_S;
     out->to = t + 86400 - 1 - RIYADH_OFFSET_S;
     snprintf(out->text, sizeof out->text, "%.10s..%.10s", from, to);
@@ -138,8 +138,7 @@ typedef int (*call_fn)(struct run *r, void *arg, struct th_err *err);
  * Retry-After (PULL_MAX_RATE_WAITS times). Returns the call's result, or
  * STOPPED.
  */
-static int with_retry(struct run *r, const char *what, call_fn call, void *arg,
-                      struct th_err *err)
+static int with_retry(struct run *r, const char *what, call_fn call, void *arg, struct th_err *err)
 {
     long base = r->cfg->retry_base_ms > 0 ? r->cfg->retry_base_ms : 1000;
     int tries = 0, waits = 0;
@@ -210,10 +209,8 @@ static int load(struct run *r, const char *key, int64_t *v, struct th_err *err)
 /* Lists pages from `first` to the end, keeping the orders in the range. */
 static int list_all(struct run *r, int first, int *last, struct th_err *err)
 {
-    struct list_arg la = {.q = {.from = r->cfg->range.from,
-                                .to = r->cfg->range.to,
-                                .by_updated = 0,
-                                .page = first}};
+    struct list_arg la = {
+        .q = {.from = r->cfg->range.from, .to = r->cfg->range.to, .by_updated = 0, .page = first}};
     *last = first - 1;
     for (;; la.q.page++) {
         if (stop_asked(r)) return STOPPED;
@@ -400,8 +397,8 @@ static int run_pull(struct run *r, struct th_err *err)
         if (cfg->max_pages > 0 && ++pages >= cfg->max_pages && i < r->n) return 0;
     }
     /* Pages without orders of the range count as done too. */
-    if (last > page && ((rc = save(r, r->key_seen, seen, err)) ||
-                        (rc = save(r, r->key_page, last, err))))
+    if (last > page &&
+        ((rc = save(r, r->key_seen, seen, err)) || (rc = save(r, r->key_page, last, err))))
         return rc;
     if ((rc = save(r, r->key_done, (int64_t)time(NULL), err))) return rc;
     r->prog.phase = PULL_DONE;
@@ -418,8 +415,7 @@ static int check_conn(struct store *s, int64_t conn_id, struct store_conn *c,
 {
     int rc = store_conn_get(s, conn_id, c, err);
     if (rc == TH_ENOTFOUND)
-        return th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist",
-                          (long long)conn_id);
+        return th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)conn_id);
     if (rc) return rc;
     *p = platform_by_id(c->platform);
     if (!*p || !(*p)->orders_page)
@@ -516,7 +512,7 @@ int pull_range_transfer(struct store *s, int64_t conn_id, const int64_t *ids, si
 
 struct bg {
     struct pull_runs *owner;
-    struct pull_status st;    /* under owner->mu */
+    struct pull_status st; /* under owner->mu */
     int again;
     atomic_int stop;
     pthread_t thread;
@@ -601,8 +597,7 @@ static int free_slot(struct pull_runs *p)
     int best = -1;
     for (int i = 0; i < PULL_MAX_KEPT; i++) {
         if (!p->v[i]) return i;
-        if (p->v[i]->st.state != PULL_RUNNING &&
-            (best < 0 || p->v[i]->st.id < p->v[best]->st.id))
+        if (p->v[i]->st.state != PULL_RUNNING && (best < 0 || p->v[i]->st.id < p->v[best]->st.id))
             best = i;
     }
     if (best >= 0) {

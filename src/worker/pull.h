@@ -56,8 +56,8 @@ struct pull_range {
 };
 
 /* Parses two dates "YYYY-MM-DD" into *out. Returns 0, or TH_EINVAL naming
- * the option (--from / --to) when a date is missing or not a calendar date,
- * or when from is after to. */
+ * which (from / to) when a date is missing or not a calendar date, or when
+ * from is after to. */
 int pull_range_parse(const char *from, const char *to, struct pull_range *out,
                      struct th_err *err) TH_MUST_CHECK;
 
@@ -87,9 +87,9 @@ struct pull_config {
     struct httpc *http;  /* borrowed; used by this call only (one thread) */
     int64_t conn_id;
     struct pull_range range;
-    int again;           /* 1: pull a range that is complete again, from its start */
-    int max_pages;       /* > 0: stop (resumable) after fetching this many pages */
-    long retry_base_ms;  /* first backoff after a temporary failure; 0 = 1000 */
+    int again;          /* 1: pull a range that is complete again, from its start */
+    int max_pages;      /* > 0: stop (resumable) after fetching this many pages */
+    long retry_base_ms; /* first backoff after a temporary failure; 0 = 1000 */
     /* Called after every order and page (may be NULL); p is borrowed for
      * the call. */
     void (*progress)(void *arg, const struct pull_progress *p);
@@ -132,9 +132,8 @@ int pull_run(const struct pull_config *cfg, struct pull_progress *out,
  * skipped). *ids is new (free()), NULL when *n is 0; *left_out (may be NULL)
  * counts the cancelled and refunded ones. Returns 0 or a store error.
  */
-int pull_range_orders(struct store *s, int64_t conn_id, const struct pull_range *r,
-                      int64_t **ids, size_t *n, size_t *left_out,
-                      struct th_err *err) TH_MUST_CHECK;
+int pull_range_orders(struct store *s, int64_t conn_id, const struct pull_range *r, int64_t **ids,
+                      size_t *n, size_t *left_out, struct th_err *err) TH_MUST_CHECK;
 
 /*
  * Queues a manual job for each of the n ids through manage_transfer
@@ -160,7 +159,7 @@ struct pull_status {
     struct pull_range range;
     enum pull_state state;
     struct pull_progress progress;
-    int code;                  /* the failure's TH_E* code, 0 unless PULL_FAILED */
+    int code; /* the failure's TH_E* code, 0 unless PULL_FAILED */
     char error[TH_ERR_MSG_MAX];
     int64_t started_at, finished_at; /* unix seconds; finished_at 0 while running */
 };
