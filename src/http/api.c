@@ -39,12 +39,14 @@
 #include "core/xmalloc.h"
 #include "platform/platform.h"
 #include "worker/manage.h"
+#include "worker/pull.h"
 #include "worker/report.h"
 
 #define DIGEST_LEN 32 /* SHA-256 */
 
 struct api {
     struct store *store;
+    struct pull_runs *pulls; /* background pulls of old orders (thread-safe) */
     size_t ntokens;
     unsigned char digest[API_MAX_TOKENS][DIGEST_LEN];
 };
@@ -131,6 +133,7 @@ int api_open(struct api **out, const struct api_config *cfg, struct th_err *err)
     *out = NULL;
     struct api *a = xcalloc(1, sizeof *a);
     a->store = cfg->store;
+    a->pulls = pull_runs_new(cfg->store);
     int rc = 0;
     if (cfg->token_file && *cfg->token_file) rc = read_token_file(a, cfg->token_file, err);
     if (!rc && cfg->token && *cfg->token)
@@ -146,6 +149,7 @@ int api_open(struct api **out, const struct api_config *cfg, struct th_err *err)
 void api_close(struct api *a)
 {
     if (!a) return;
+    pull_runs_free(a->pulls); /* stops running pulls; each keeps its progress */
     OPENSSL_cleanse(a->digest, sizeof a->digest);
     free(a);
 }
@@ -840,6 +844,8 @@ static void get_order(struct ctx *x)
     send_json(x->resp, 200, j);
 }
 
+static void post_transfer_range(struct ctx *x, json_t *body);
+
 static void post_transfer(struct ctx *x)
 {
     json_t *body = body_object(x, 0);
@@ -847,6 +853,10 @@ static void post_transfer(struct ctx *x)
     static const char *const allowed[] = {"connection", "orders", NULL};
     struct store_conn c = {0};
     int64_t *ids = NULL;
+    if (json_object_get(body, "from") || json_object_get(body, "to")) {
+        post_transfer_range(x, body); /* every waiting order of a date range (Pulls, below) */
+        goto out;
+    }
     if (only_members(x, body, allowed, "connection, orders")) goto out;
     json_t *list = json_object_get(body, "orders");
     if (!json_is_array(list) || json_array_size(list) == 0) {
@@ -994,6 +1004,183 @@ static void get_report_monthly(struct ctx *x)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Pulls: old orders of a date range (worker/pull.c)                        */
+
+/* Parses body's "from" and "to" (dates, Riyadh days) into *r. Returns 0, or
+ * answers 400 and returns -1. */
+static int range_of(struct ctx *x, json_t *body, struct pull_range *r)
+{
+    json_t *f = json_object_get(body, "from"), *t = json_object_get(body, "to");
+    struct th_err err = {0};
+    if ((f && !json_is_string(f)) || (t && !json_is_string(t)) ||
+        pull_range_parse(json_string_value(f), json_string_value(t), r, &err) != 0) {
+        send_error(x->resp, 400, TH_EINVAL,
+                   "send \"from\" and \"to\" as dates YYYY-MM-DD (days in Riyadh time, both "
+                   "included), from not after to",
+                   "%s", err.code ? err.msg : "from and to must be strings");
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *pull_json(const struct pull_status *st)
+{
+    const struct pull_progress *p = &st->progress;
+    static const char *const phases[] = {"listing", "fetching", "done"};
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_integer(st->id));
+    json_object_set_new(j, "connection", json_integer(st->conn_id));
+    json_object_set_new(j, "from", json_stringn(st->range.text, 10));
+    json_object_set_new(j, "to", json_string(st->range.text + 12));
+    json_object_set_new(j, "state", json_string(pull_state_name(st->state)));
+    json_object_set_new(j, "phase", json_string(phases[p->phase <= PULL_DONE ? p->phase : 0]));
+    json_object_set_new(j, "pulled", json_integer(p->pulled));
+    json_object_set_new(j, "total", p->total >= 0 ? json_integer(p->total) : json_null());
+    json_object_set_new(j, "listed", json_integer(p->listed));
+    json_object_set_new(j, "added", json_integer(p->added));
+    json_object_set_new(j, "known", json_integer(p->known));
+    json_object_set_new(j, "gone", json_integer(p->gone));
+    json_object_set_new(j, "waiting_s", json_integer(p->wait_s));
+    json_object_set_new(j, "resumed", json_boolean(p->resumed));
+    json_object_set_new(j, "finished_before", json_boolean(p->finished_before));
+    json_object_set_new(j, "error",
+                        st->state == PULL_FAILED
+                            ? json_pack("{s:s,s:o,s:s}", "code", th_err_name(st->code), "message",
+                                        jstr(st->error), "remedy", th_err_todo(st->code))
+                            : json_null());
+    json_object_set_new(j, "started_at", jtime(st->started_at));
+    json_object_set_new(j, "finished_at", jtime(st->finished_at));
+    return j;
+}
+
+/* POST /pulls {"connection","from","to"[,"again"]}: starts pulling in the
+ * background; 202 with the pull (the same one when that range of that
+ * store is being pulled already). */
+static void post_pulls(struct ctx *x)
+{
+    json_t *body = body_object(x, 0);
+    if (!body) return;
+    static const char *const allowed[] = {"connection", "from", "to", "again", NULL};
+    struct store_conn c = {0};
+    struct pull_range r;
+    json_t *again = json_object_get(body, "again");
+    if (only_members(x, body, allowed, "connection, from, to, again")) goto out;
+    if (again && !json_is_boolean(again)) {
+        send_error(x->resp, 400, TH_EINVAL, NULL, "again must be true or false");
+        goto out;
+    }
+    if (range_of(x, body, &r)) goto out;
+    if (conn_lookup_json(x, "connection", json_object_get(body, "connection"), &c)) goto out;
+    struct th_err err = {0};
+    int64_t id = 0;
+    int running = 0;
+    int rc = pull_runs_start(x->a->pulls, c.id, &r, json_is_true(again), &id, &running, &err);
+    if (rc == TH_ELIMIT) {
+        send_error(x->resp, 429, rc,
+                   "wait until GET /api/v1/pulls/{id} of a running pull says done, then start "
+                   "this one",
+                   "%s", err.msg);
+        httpd_resp_header(x->resp, "Retry-After", "60");
+        goto out;
+    }
+    if (rc == TH_EAUTH || rc == TH_ECONFIG) {
+        send_error(x->resp, 409, rc, NULL, "%s", err.msg);
+        goto out;
+    }
+    if (rc) {
+        send_th_err(x->resp, &err);
+        goto out;
+    }
+    struct pull_status st;
+    /* Only 64 newer pulls started meanwhile could have made it forgotten. */
+    int known = pull_runs_get(x->a->pulls, id, &st, &err) == 0;
+    log_info("api_pull_started", "conn=%lld range=%s pull=%lld running=%d", (long long)c.id, r.text,
+             (long long)id, running);
+    char loc[64];
+    snprintf(loc, sizeof loc, "/api/v1/pulls/%lld", (long long)id);
+    send_json(x->resp, 202, known ? pull_json(&st) : json_pack("{s:I}", "id", (json_int_t)id));
+    httpd_resp_header(x->resp, "Location", loc);
+out:
+    store_conn_release(&c);
+    json_decref(body);
+}
+
+static void get_pull(struct ctx *x)
+{
+    int64_t id;
+    struct pull_status st;
+    struct th_err err = {0};
+    if (parse_i64(x->seg[1], &id) || id <= 0) {
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "a pull id is the positive integer POST /api/v1/pulls answered, not \"%.64s\"",
+                   x->seg[1]);
+        return;
+    }
+    if (pull_runs_get(x->a->pulls, id, &st, &err) != 0) {
+        send_error(x->resp, 404, TH_ENOTFOUND,
+                   "start the pull again with POST /api/v1/pulls: it continues where it stopped",
+                   "%s", err.msg);
+        return;
+    }
+    send_json(x->resp, 200, pull_json(&st));
+}
+
+/* POST /orders/transfer {"connection","from","to"[,"dry_run"]}: every order
+ * created in the range that is not transferred or failed (cancelled ones
+ * left out), queued by hand as a list of ids is; dry_run only counts them,
+ * for a confirmation. */
+static void post_transfer_range(struct ctx *x, json_t *body)
+{
+    static const char *const allowed[] = {"connection", "from", "to", "dry_run", NULL};
+    struct store_conn c = {0};
+    struct pull_range r;
+    int64_t *ids = NULL;
+    size_t n = 0, left = 0, queued = 0;
+    json_t *dry = json_object_get(body, "dry_run");
+    if (json_object_get(body, "orders")) {
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "give either orders (a list of ids) or from and to (a date range), not both");
+        return;
+    }
+    if (only_members(x, body, allowed, "connection, from, to, dry_run")) return;
+    if (dry && !json_is_boolean(dry)) {
+        send_error(x->resp, 400, TH_EINVAL, NULL, "dry_run must be true or false");
+        return;
+    }
+    if (range_of(x, body, &r)) return;
+    if (conn_lookup_json(x, "connection", json_object_get(body, "connection"), &c)) return;
+    struct th_err err = {0};
+    int rc = pull_range_orders(x->a->store, c.id, &r, &ids, &n, &left, &err);
+    if (!rc && !json_is_true(dry))
+        rc = pull_range_transfer(x->a->store, c.id, ids, n, "transfer of a date range from the API",
+                                 &queued, &err);
+    log_info("api_transfer_range", "conn=%lld range=%s orders=%zu queued=%zu dry_run=%d code=%s",
+             (long long)c.id, r.text, n, queued, json_is_true(dry), rc ? th_err_name(rc) : "ok");
+    if (rc) {
+        if (queued)
+            send_error(x->resp, status_of(rc), rc, NULL, "%zu of %zu orders were queued before: %s",
+                       queued, n, err.msg);
+        else
+            send_th_err(x->resp, &err);
+        goto out;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_integer(ids[i]));
+    json_t *root = json_object();
+    json_object_set_new(root, "connection", json_integer(c.id));
+    json_object_set_new(root, "from", json_stringn(r.text, 10));
+    json_object_set_new(root, "to", json_string(r.text + 12));
+    json_object_set_new(root, json_is_true(dry) ? "orders" : "queued", arr);
+    json_object_set_new(root, "count", json_integer((json_int_t)n));
+    json_object_set_new(root, "left_out", json_integer((json_int_t)left));
+    send_json(x->resp, json_is_true(dry) ? 200 : 202, root);
+out:
+    free(ids);
+    store_conn_release(&c);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Routing                                                                  */
 
 /* Patterns are path segments after /api/v1/; "*" matches any one segment. */
@@ -1010,6 +1197,8 @@ static const struct route {
     {"POST", "orders/transfer", post_transfer},
     {"POST", "orders/retry", post_retry},
     {"GET", "orders/*/*", get_order},
+    {"POST", "pulls", post_pulls},
+    {"GET", "pulls/*", get_pull},
     {"GET", "reports/monthly", get_report_monthly},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

@@ -66,7 +66,9 @@ size_t api_token_count(const struct api *a);
 /*
  * Answers one request whose path starts with API_PREFIX. a may be NULL (no
  * API configured: 403 as for no tokens). Called on the HTTP server's
- * threads, possibly concurrently; the api is read-only after api_open.
+ * threads, possibly concurrently; the api is read-only after api_open but
+ * for its background pulls of old orders (POST /pulls), which have their own
+ * lock and are stopped by api_close (each keeps its progress).
  */
 void api_handle(struct api *a, const struct httpd_req *req, struct httpd_resp *resp);
 

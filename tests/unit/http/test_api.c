@@ -24,6 +24,9 @@
 #include "core/xmalloc.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "sim/salla_sim.h"
+#include "th_test.h"
+#include "worker/pull.h"
 #include "worker/manage.h"
 #include "worker/report.h"
 
@@ -879,6 +882,217 @@ static void test_transfer(void **state)
     assert_int_equal(jobs(f), 3 + MANAGE_MAX_ORDERS);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Pulls and range transfers                                                */
+
+/* POST /orders/transfer with a date range: the waiting orders created in it
+ * (Riyadh days), counted by dry_run, queued otherwise; refusals. */
+static void test_transfer_range(void **state)
+{
+    struct fx *f = *state;
+    struct resp r;
+    /* 5002 (failed) 01-03, 5003 (not transferred) 01-04, 5004 (failed)
+     * 01-05 in Riyadh; 5001 transferred and 5005 skipped are never sent */
+    call(f, "POST", "/api/v1/orders/transfer",
+         "{\"connection\":1,\"from\":\"2026-01-01\",\"to\":\"2026-01-31\",\"dry_run\":true}", &r);
+    want_status(&r, 200);
+    want_int(&r, "count", 3);
+    want_int(&r, "orders.0", 5002);
+    want_int(&r, "orders.2", 5004);
+    want_int(&r, "left_out", 0);
+    want_str(&r, "from", "2026-01-01");
+    want_str(&r, "to", "2026-01-31");
+    resp_release(&r);
+    assert_int_equal(jobs(f), 0);
+    call(f, "POST", "/api/v1/orders/transfer",
+         "{\"connection\":\"salla:100\",\"from\":\"2026-01-04\",\"to\":\"2026-01-04\"}", &r);
+    want_status(&r, 202);
+    want_int(&r, "connection", f->c1);
+    want_int(&r, "count", 1);
+    want_int(&r, "queued.0", 5003);
+    resp_release(&r);
+    assert_int_equal(jobs(f), 1);
+    assert_int_equal(history_has(f, f->c1, 5003, "queued by hand"), 1);
+    call(f, "POST", "/api/v1/orders/transfer",
+         "{\"connection\":1,\"from\":\"2026-01-01\",\"to\":\"2026-01-31\"}", &r);
+    want_status(&r, 202);
+    want_int(&r, "count", 3);
+    resp_release(&r);
+    assert_int_equal(jobs(f), 3);
+    call(f, "POST", "/api/v1/orders/transfer",
+         "{\"connection\":1,\"from\":\"2025-01-01\",\"to\":\"2025-12-31\"}", &r);
+    want_status(&r, 202);
+    want_int(&r, "count", 0);
+    resp_release(&r);
+
+    struct {
+        const char *body;
+        long status;
+        const char *code, *names;
+    } cases[] = {
+        {"{\"connection\":1,\"from\":\"2026-01-01\"}", 400, "TH_EINVAL", "to"},
+        {"{\"connection\":1,\"to\":\"2026-01-01\"}", 400, "TH_EINVAL", "from"},
+        {"{\"connection\":1,\"from\":\"2026-01-05\",\"to\":\"2026-01-01\"}", 400, "TH_EINVAL",
+         "after"},
+        {"{\"connection\":1,\"from\":\"2026-02-30\",\"to\":\"2026-03-01\"}", 400, "TH_EINVAL",
+         "2026-02-30"},
+        {"{\"connection\":1,\"from\":20260101,\"to\":\"2026-03-01\"}", 400, "TH_EINVAL", "string"},
+        {"{\"connection\":1,\"from\":\"2026-01-01\",\"to\":\"2026-01-31\",\"orders\":[5002]}", 400,
+         "TH_EINVAL", "not both"},
+        {"{\"connection\":1,\"from\":\"2026-01-01\",\"to\":\"2026-01-31\",\"dry_run\":1}", 400,
+         "TH_EINVAL", "dry_run"},
+        {"{\"connection\":1,\"from\":\"2026-01-01\",\"to\":\"2026-01-31\",\"all\":true}", 400,
+         "TH_EINVAL", "all"},
+        {"{\"connection\":42,\"from\":\"2026-01-01\",\"to\":\"2026-01-31\"}", 404, "TH_ENOTFOUND",
+         "connection"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        call(f, "POST", "/api/v1/orders/transfer", cases[i].body, &r);
+        if (r.status != cases[i].status)
+            fail_msg("%s: want %ld got %ld: %s", cases[i].body, cases[i].status, r.status, r.body);
+        want_error(&r, cases[i].status, cases[i].code);
+        want_contains(&r, "error.message", cases[i].names);
+        resp_release(&r);
+    }
+    assert_int_equal(jobs(f), 3);
+}
+
+/* POST /pulls against the Salla emulator: 202 with an id, progress until
+ * done with the exact count, nothing queued; the range's orders can then be
+ * counted and queued; refusals. */
+static void test_pulls(void **state)
+{
+    struct fx *f = *state;
+    struct sim *shop =
+        tt_sim_start(&salla_sim_ops, (const char *[]){"rate-limit-plan", "off", NULL});
+    struct tt_resp tr;
+    tt_http("POST", tt_url(shop, "/_sim/salla/install"), NULL, "{\"store_id\":300}", &tr);
+    assert_int_equal(tr.status, 200);
+    struct store_conn c = {.platform = MODEL_PLATFORM_SALLA,
+                           .store_id = 300,
+                           .trigger = MODEL_STATUS_NEW,
+                           .inventory_id = 1};
+    c.access_token = xstrdup(json_string_value(json_object_get(tr.json, "access_token")));
+    tt_resp_release(&tr);
+    c.api_base = xasprintf("%s/admin/v2", sim_base_url(shop));
+    c.webhook_secret = xstrdup(SECRETS[2]);
+    c.status = xstrdup("active");
+    struct th_err err;
+    must(store_conn_put(f->store, &c, &err), &err);
+    int64_t c3 = c.id;
+    store_conn_release(&c);
+    tt_http("POST", tt_url(shop, "/_sim/salla/generate"), NULL,
+            "{\"store_id\":300,\"count\":70,\"from\":\"2023-11-01\",\"to\":\"2023-11-10\"}", &tr);
+    assert_int_equal(tr.status, 201);
+    tt_resp_release(&tr);
+    tt_http("POST", tt_url(shop, "/_sim/salla/generate"), NULL,
+            "{\"store_id\":300,\"count\":9,\"from\":\"2023-11-11\",\"to\":\"2023-11-20\"}", &tr);
+    assert_int_equal(tr.status, 201);
+    tt_resp_release(&tr);
+
+    struct resp r;
+    char body[160], path[64];
+    snprintf(body, sizeof body,
+             "{\"connection\":%lld,\"from\":\"2023-11-01\",\"to\":\"2023-11-10\"}", (long long)c3);
+    call(f, "POST", "/api/v1/pulls", body, &r);
+    want_status(&r, 202);
+    int64_t id = json_integer_value(jp(r.json, "id"));
+    assert_true(id > 0);
+    want_int(&r, "connection", c3);
+    want_str(&r, "from", "2023-11-01");
+    want_str(&r, "to", "2023-11-10");
+    resp_release(&r);
+    snprintf(path, sizeof path, "/api/v1/pulls/%lld", (long long)id);
+    const char *state_name = "running";
+    for (int i = 0; i < 500 && !strcmp(state_name, "running"); i++) {
+        if (i) tt_sleep_ms(20);
+        resp_release(&r);
+        call(f, "GET", path, NULL, &r);
+        want_status(&r, 200);
+        state_name = json_string_value(jp(r.json, "state"));
+        assert_non_null(state_name);
+    }
+    want_str(&r, "state", "done");
+    want_str(&r, "phase", "done");
+    want_int(&r, "pulled", 70);
+    want_int(&r, "total", 70);
+    want_int(&r, "added", 70);
+    want_int(&r, "known", 0);
+    want_null(&r, "error");
+    want_bool(&r, "finished_before", 0);
+    resp_release(&r);
+    assert_int_equal(jobs(f), 0);
+
+    /* the same range again: a new pull that is done at once, saying so */
+    call(f, "POST", "/api/v1/pulls", body, &r);
+    want_status(&r, 202);
+    int64_t id2 = json_integer_value(jp(r.json, "id"));
+    assert_true(id2 > id);
+    resp_release(&r);
+    snprintf(path, sizeof path, "/api/v1/pulls/%lld", (long long)id2);
+    state_name = "running";
+    for (int i = 0; i < 500 && !strcmp(state_name, "running"); i++) {
+        if (i) tt_sleep_ms(20);
+        resp_release(&r);
+        call(f, "GET", path, NULL, &r);
+        state_name = json_string_value(jp(r.json, "state"));
+    }
+    want_str(&r, "state", "done");
+    want_bool(&r, "finished_before", 1);
+    want_int(&r, "total", 70);
+    resp_release(&r);
+
+    /* what the range transfer would send, then sending it */
+    snprintf(body, sizeof body,
+             "{\"connection\":%lld,\"from\":\"2023-11-01\",\"to\":\"2023-11-30\",\"dry_run\":true}",
+             (long long)c3);
+    call(f, "POST", "/api/v1/orders/transfer", body, &r);
+    want_status(&r, 200);
+    want_int(&r, "count", 70);
+    resp_release(&r);
+    snprintf(body, sizeof body,
+             "{\"connection\":\"salla:300\",\"from\":\"2023-11-01\",\"to\":\"2023-11-10\"}");
+    call(f, "POST", "/api/v1/orders/transfer", body, &r);
+    want_status(&r, 202);
+    want_int(&r, "count", 70);
+    resp_release(&r);
+    assert_int_equal(jobs(f), 70);
+
+    struct {
+        const char *method, *path, *body;
+        long status;
+        const char *code, *names;
+    } cases[] = {
+        {"POST", "/api/v1/pulls",
+         "{\"connection\":3,\"from\":\"2023-11-10\",\"to\":\"2023-11-01\"}", 400, "TH_EINVAL",
+         "after"},
+        {"POST", "/api/v1/pulls", "{\"connection\":3,\"from\":\"2023-11-10\"}", 400, "TH_EINVAL",
+         "to"},
+        {"POST", "/api/v1/pulls",
+         "{\"connection\":3,\"from\":\"2023-11-01\",\"to\":\"2023-11-10\",\"again\":\"yes\"}", 400,
+         "TH_EINVAL", "again"},
+        {"POST", "/api/v1/pulls",
+         "{\"connection\":3,\"from\":\"2023-11-01\",\"to\":\"2023-11-10\",\"x\":1}", 400,
+         "TH_EINVAL", "x"},
+        {"POST", "/api/v1/pulls",
+         "{\"connection\":42,\"from\":\"2023-11-01\",\"to\":\"2023-11-10\"}", 404, "TH_ENOTFOUND",
+         "connection"},
+        {"POST", "/api/v1/pulls", "", 400, "TH_EPARSE", "JSON body"},
+        {"GET", "/api/v1/pulls/999", NULL, 404, "TH_ENOTFOUND", "999"},
+        {"GET", "/api/v1/pulls/abc", NULL, 400, "TH_EINVAL", "abc"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        call(f, cases[i].method, cases[i].path, cases[i].body, &r);
+        if (r.status != cases[i].status)
+            fail_msg("%s %s %s: want %ld got %ld: %s", cases[i].method, cases[i].path,
+                     cases[i].body ? cases[i].body : "", cases[i].status, r.status, r.body);
+        want_error(&r, cases[i].status, cases[i].code);
+        want_contains(&r, "error.message", cases[i].names);
+        resp_release(&r);
+    }
+    tt_sim_stop(shop);
+}
+
 static void test_retry(void **state)
 {
     struct fx *f = *state;
@@ -1165,6 +1379,9 @@ static void test_openapi_matches_routes(void **state)
                 } else if (!strncmp(t, "{order_id}", 10)) {
                     snprintf(path + o, sizeof path - o, "5001");
                     t += 10;
+                } else if (!strncmp(t, "{id}", 4)) {
+                    snprintf(path + o, sizeof path - o, "1");
+                    t += 4;
                 } else {
                     snprintf(path + o, sizeof path - o, "%c", *t++);
                 }
@@ -1189,7 +1406,7 @@ static void test_openapi_matches_routes(void **state)
         }
     }
     fclose(fp);
-    assert_int_equal(ops, 9); /* the routes in src/http/api.c */
+    assert_int_equal(ops, 11); /* the routes in src/http/api.c */
 }
 
 int main(void)
@@ -1207,6 +1424,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_orders_bad_queries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_detail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pulls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_monthly, setup, teardown),
