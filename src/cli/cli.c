@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/pull.h"
 #include "cli/report.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -69,7 +70,7 @@ static const char *const valued[] = {
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
     "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
-    "zid-client-secret", "zid-token-url", "from", "to", NULL};
+    "zid-client-secret", "zid-token-url", "from", "to", "max-pages", NULL};
 
 static int is_valued(const char *n)
 {
@@ -806,8 +807,43 @@ static int drain(const struct args *a, struct store *s)
     return CLI_OK;
 }
 
+/* tarheel orders pull, and orders transfer --from --to: cli/pull.c, which
+ * cannot see struct args. */
+static int drain_cb(void *arg, struct store *s)
+{
+    return drain(arg, s);
+}
+
+static void pull_opts(const struct args *a, struct cli_pull_opts *o)
+{
+    *o = (struct cli_pull_opts){.db = db_url(a),
+                                .store = opt(a, "store"),
+                                .platform = opt(a, "platform"),
+                                .from = opt(a, "from"),
+                                .to = opt(a, "to"),
+                                .max_pages = opt(a, "max-pages"),
+                                .retry_base_ms = opt(a, "retry-base-ms"),
+                                .again = flag(a, "again"),
+                                .yes = flag(a, "yes"),
+                                .queue_only = flag(a, "queue-only"),
+                                .drain = drain_cb,
+                                .drain_arg = (void *)a};
+}
+
+static int cmd_orders_pull(const struct args *a)
+{
+    struct cli_pull_opts o;
+    pull_opts(a, &o);
+    return cli_orders_pull(&o);
+}
+
 static int cmd_orders_transfer(const struct args *a)
 {
+    if (opt(a, "from") || opt(a, "to")) {
+        struct cli_pull_opts o;
+        pull_opts(a, &o);
+        return cli_orders_transfer_range(&o);
+    }
     if (a->npos < 1) {
         fprintf(stderr, "usage: tarheel orders transfer ORDER_ID... [--store ID --platform P]\n");
         return CLI_USAGE;
@@ -1064,7 +1100,13 @@ static const struct command {
     {"orders", "list", cmd_orders_list, "[--status S] [--failed]  orders and their state"},
     {"orders", "show", cmd_orders_show, "ORDER_ID  one order in detail"},
     {"orders", "transfer", cmd_orders_transfer,
-     "ORDER_ID... [--store ID] [--queue-only]  send orders to Qoyod now"},
+     "ORDER_ID... [--store ID] [--queue-only]  send orders to Qoyod now; or --store ID "
+     "[--platform P] --from YYYY-MM-DD --to YYYY-MM-DD [--yes] [--queue-only]  every order of "
+     "the range not transferred or failed, after confirming the count"},
+    {"orders", "pull", cmd_orders_pull,
+     "--store ID [--platform salla|zid] --from YYYY-MM-DD --to YYYY-MM-DD [--again] "
+     "[--max-pages N]  fetch the orders created in the range (Riyadh days) and list them as not "
+     "transferred; nothing is sent. Resumable: run it again to continue"},
     {"orders", "retry", cmd_orders_retry, "--failed  send every failed order again"},
     {"report", NULL, cmd_report,
      "--store ID [--platform salla|zid] [--from YYYY-MM] [--to YYYY-MM] [--json]  monthly "
