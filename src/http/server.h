@@ -22,10 +22,15 @@
 /* Webhook bodies larger than this are refused with 413: the largest order
  * payload seen is ~200 KiB; 1 MiB bounds memory per connection. */
 #define SERVER_MAX_BODY (1024u * 1024)
-/* HTTP threads: an intake thread spends most of its time waiting for the
- * group commit, so concurrency (not CPU) sets throughput; 64 lets up to 64
- * deliveries share one fsync. */
-#define SERVER_THREADS_DEFAULT 64
+/* HTTP threads. The intake sets a delivery aside while its commit runs, so
+ * no thread waits for an fsync: threads do CPU work (parse, verify, answer)
+ * and the few calls that still block, for at most one commit (a few ms):
+ * the REST API's store reads and a store's first delivery after its cache
+ * entry expired. A few threads suffice; on the 2-core VM bench/ingest
+ * measured 4, 8 and 64 within noise of each other, 4 with the least CPU per
+ * request and the narrowest spread (docs/BENCHMARKS.md). `serve --threads`
+ * overrides it. */
+#define SERVER_THREADS_DEFAULT 4
 
 /* App-level settings per platform: what a delivery from a store that is not
  * connected yet (Easy Mode install) is verified with, and where its API is. */
