@@ -6,28 +6,8 @@
 # bad input gets the platform's documented error.
 set -euo pipefail
 build=$1
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$tmp"/*.out; do echo "== $f" >&2; cat "$f" >&2; done; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
-# start NAME ARGS...: runs tarheel-sim NAME on a free port; sets url_NAME.
-start() {
-  local name=$1; shift
-  "$build/tarheel-sim" "$name" --listen 127.0.0.1:0 "$@" >"$tmp/$name.out" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    local u; u=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$tmp/$name.out")
-    if [ -n "$u" ]; then eval "url_$name=$u"; return 0; fi
-    sleep 0.05
-  done
-  fail "$name did not start"
-}
-wait_for() { # wait_for PATTERN FILE
-  for _ in $(seq 100); do grep -q "$1" "$2" && return 0; sleep 0.05; done
-  fail "'$1' never appeared in $2"
-}
 json() { jq -r "$1"; }
 
 start receiver --secret whsec --basic tarheel:s3cret

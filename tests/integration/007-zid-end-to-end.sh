@@ -7,31 +7,7 @@
 # uninstall event on the app's own URL disconnects the store.
 set -euo pipefail
 build=$1
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$tmp"/*.out; do echo "== $f" >&2; tail -20 "$f" >&2; done; exit 1; }
-port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((12000 + RANDOM % 16000)) # below the ephemeral range (32768+) and the fixed test ports (29xxx)
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
-start() {
-  local name=$1; shift
-  "$build/tarheel-sim" "$name" --listen 127.0.0.1:0 "$@" >"$tmp/$name.out" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    local u; u=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$tmp/$name.out")
-    if [ -n "$u" ]; then eval "url_$name=$u"; return 0; fi
-    sleep 0.05
-  done
-  fail "$name did not start"
-}
-wait_for() { for _ in $(seq 200); do grep -q "$1" "$2" && return 0; sleep 0.05; done; fail "'$1' not in $2"; }
+. "$(dirname "$0")/lib.sh"
 
 TP=$(port)
 start qoyod --api-key demo-key

@@ -12,20 +12,7 @@
 # count the CLI saw.
 set -euo pipefail
 build=$1
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$tmp"/*.out; do echo "== $f" >&2; tail -40 "$f" >&2; done; exit 1; }
-port() { # a free loopback port
-  local p
-  for _ in $(seq 50); do
-    p=$((12000 + RANDOM % 16000)) # below the ephemeral range (32768+) and the fixed test ports (29xxx)
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
-wait_for() { for _ in $(seq 200); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done; fail "'$1' not in $2"; }
+. "$(dirname "$0")/lib.sh"
 sim() { # sim KIND ARGS...: an emulator on a free port; prints its URL
   "$build/tarheel-sim" "$@" --listen 127.0.0.1:0 >"$tmp/$1.out" 2>&1 &
   pids+=($!)
