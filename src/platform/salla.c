@@ -450,26 +450,6 @@ static int product_stock(struct httpc *hc, const struct platform_conn *c,
     return rc;
 }
 
-/* Percent-encodes value for an x-www-form-urlencoded body (new string). */
-static char *form_enc(const char *value)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)(value ? value : "");
-    char *out = xmalloc(3 * strlen((const char *)p) + 1), *o = out;
-    for (; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* POSTs a form to the token endpoint and reads the token answer (§2.2).
  * `what` names the grant in messages. */
 static int token_post(struct httpc *hc, const struct platform_app *app, const char *body,
@@ -535,8 +515,8 @@ static int token_refresh(struct httpc *hc, const struct platform_app *app,
     if (!refresh_token || !*refresh_token)
         return th_err_set(err, TH_EAUTH, "Salla gave no refresh token for this store: reinstall "
                                          "the tarheel app from the Salla app store");
-    char *rt_enc = form_enc(refresh_token), *id_enc = form_enc(app->client_id);
-    char *sec_enc = form_enc(app->client_secret);
+    char *rt_enc = httpc_escape(refresh_token), *id_enc = httpc_escape(app->client_id);
+    char *sec_enc = httpc_escape(app->client_secret);
     char *body = xasprintf("grant_type=refresh_token&refresh_token=%s&client_id=%s&"
                            "client_secret=%s", rt_enc, id_enc, sec_enc);
     int rc = token_post(hc, app, body, "store's refresh token", out, err);
@@ -553,8 +533,8 @@ static int oauth_exchange(struct httpc *hc, const struct platform_app *app, cons
 {
     memset(out, 0, sizeof *out);
     if (app_ready(app, err)) return TH_ECONFIG;
-    char *c_enc = form_enc(code), *id_enc = form_enc(app->client_id);
-    char *sec_enc = form_enc(app->client_secret), *ru_enc = form_enc(app->redirect_uri);
+    char *c_enc = httpc_escape(code), *id_enc = httpc_escape(app->client_id);
+    char *sec_enc = httpc_escape(app->client_secret), *ru_enc = httpc_escape(app->redirect_uri);
     char *body = xasprintf("grant_type=authorization_code&code=%s&client_id=%s&"
                            "client_secret=%s&redirect_uri=%s&scope=offline_access",
                            c_enc, id_enc, sec_enc, ru_enc);
@@ -574,8 +554,8 @@ static int authorize_url(const struct platform_app *app, const char *state, char
     if (app_ready(app, err)) return TH_ECONFIG;
     if (!app->auth_url || !app->redirect_uri)
         return th_err_set(err, TH_ECONFIG, "the Salla authorize URL and redirect URI are needed");
-    char *id_enc = form_enc(app->client_id), *ru_enc = form_enc(app->redirect_uri);
-    char *st_enc = form_enc(state);
+    char *id_enc = httpc_escape(app->client_id), *ru_enc = httpc_escape(app->redirect_uri);
+    char *st_enc = httpc_escape(state);
     int len = snprintf(out, n, "%s?client_id=%s&response_type=code&redirect_uri=%s&"
                        "scope=offline_access&state=%s", app->auth_url, id_enc, ru_enc, st_enc);
     free(id_enc);
