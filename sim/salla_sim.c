@@ -71,11 +71,7 @@ static json_t *bucket(struct salla *e, const char *name)
 
 static long long next_id(struct salla *e, const char *kind, long long base)
 {
-    json_t *next = bucket(e, "next");
-    json_t *v = json_object_get(next, kind);
-    long long id = v ? json_integer_value(v) : base;
-    json_object_set_new(next, kind, json_integer(id + 1 + (long long)(sim_rand(e->s) % 97)));
-    return id;
+    return sim_next_id(e->s, bucket(e, "next"), kind, base, 97);
 }
 
 static char *key_of(long long id)
@@ -137,12 +133,6 @@ static int riyadh_parse(const char *in, int end, time_t *out)
     if (t == (time_t)-1) return -1;
     *out = t - 3 * 3600;
     return 0;
-}
-
-static char *token(struct salla *e, const char *prefix)
-{
-    return xasprintf("%s%016llx%016llx", prefix, (unsigned long long)sim_rand(e->s),
-                     (unsigned long long)sim_rand(e->s));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -214,8 +204,8 @@ static json_t *store_new(struct salla *e, long long id, const char *name)
  * when chain is NULL). Returns the token answer (new reference). */
 static json_t *mint(struct salla *e, long long store_id, const char *chain_in)
 {
-    char *at = token(e, "ory_at_"), *rt = token(e, "ory_rt_");
-    char *chain = chain_in ? xstrdup(chain_in) : token(e, "chain_");
+    char *at = sim_token(e->s, "ory_at_"), *rt = sim_token(e->s, "ory_rt_");
+    char *chain = chain_in ? xstrdup(chain_in) : sim_token(e->s, "chain_");
     time_t now = time(NULL);
     json_object_set_new(bucket(e, "tokens"), at,
                         json_pack("{s:I,s:I,s:s,s:b}", "store_id", (json_int_t)store_id, "exp",
@@ -346,7 +336,7 @@ static void oauth_auth(struct salla *e, const struct sim_req *req, struct httpd_
         }
     }
     if (!store_id) store_id = json_integer_value(json_object_get(store_new(e, 1305146709, NULL), "id"));
-    char *code = token(e, "ory_ac_");
+    char *code = sim_token(e->s, "ory_ac_");
     json_object_set_new(bucket(e, "codes"), code,
                         json_pack("{s:I,s:b}", "store_id", (json_int_t)store_id, "used", 0));
     char *loc = xasprintf("%s%scode=%s&scope=offline_access&state=%s", redirect,

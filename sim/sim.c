@@ -1126,3 +1126,19 @@ char *sim_base64(const void *data, size_t len)
     EVP_EncodeBlock((unsigned char *)out, data, (int)len);
     return out;
 }
+
+long long sim_next_id(struct sim *s, json_t *next, const char *kind, long long base,
+                      unsigned spread)
+{
+    json_t *v = json_object_get(next, kind);
+    long long id = v ? json_integer_value(v) : base;
+    long long step = 1 + (spread ? (long long)(sim_rand(s) % spread) : 0);
+    json_object_set_new(next, kind, json_integer(id + step));
+    return id;
+}
+
+char *sim_token(struct sim *s, const char *prefix)
+{
+    return xasprintf("%s%016llx%016llx", prefix, (unsigned long long)sim_rand(s),
+                     (unsigned long long)sim_rand(s));
+}

@@ -113,6 +113,15 @@ const char *sim_opt_at(const struct sim *s, const char *name, size_t i);
 /* Deterministic random source (splitmix64 seeded by --seed). Thread-safe. */
 uint64_t sim_rand(struct sim *s);
 
+/* The next id of a kind from the counters object `next` (an emulator's
+ * state), starting at base; ids grow by 1 + a random step below `spread`,
+ * so they look like a busy platform's. */
+long long sim_next_id(struct sim *s, json_t *next, const char *kind, long long base,
+                      unsigned spread);
+
+/* prefix + 32 random hex digits (tokens, codes): a new string. */
+char *sim_token(struct sim *s, const char *prefix);
+
 /* Replaces resp's body with the compact dump of v (takes v) and sets
  * status and Content-Type: application/json. */
 void sim_json(struct httpd_resp *resp, int status, json_t *v);

@@ -109,11 +109,7 @@ static json_t *bucket(struct zid *z, const char *name)
 
 static long long next_id(struct zid *z, const char *kind, long long base)
 {
-    json_t *next = bucket(z, "next");
-    json_t *v = json_object_get(next, kind);
-    long long id = v ? json_integer_value(v) : base;
-    json_object_set_new(next, kind, json_integer(id + 1 + (long long)(sim_rand(z->s) % 53)));
-    return id;
+    return sim_next_id(z->s, bucket(z, "next"), kind, base, 53);
 }
 
 static char *key_of(long long id)
@@ -128,12 +124,6 @@ static char *uuid(struct zid *z)
                      (unsigned long long)((a >> 16) & 0xffff), (unsigned long long)(a & 0xfff),
                      (unsigned long long)(0x8000 | ((b >> 48) & 0x3fff)),
                      (unsigned long long)(b & 0xffffffffffffULL));
-}
-
-static char *token(struct zid *z, const char *prefix)
-{
-    return xasprintf("%s%016llx%016llx", prefix, (unsigned long long)sim_rand(z->s),
-                     (unsigned long long)sim_rand(z->s));
 }
 
 /* "YYYY-MM-DD HH:MM:SS" in UTC, as the managers service prints times [I:
@@ -252,9 +242,9 @@ static json_t *store_new(struct zid *z, long long id, const char *title)
  * token answer (new reference). */
 static json_t *mint(struct zid *z, long long store_id)
 {
-    char *auth = token(z, "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.");
-    char *manager = token(z, "mgr_");
-    char *rt = token(z, "def50200");
+    char *auth = sim_token(z->s, "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.");
+    char *manager = sim_token(z->s, "mgr_");
+    char *rt = sim_token(z->s, "def50200");
     time_t now = time(NULL);
     json_object_set_new(bucket(z, "tokens"), auth,
                         json_pack("{s:I,s:s,s:I,s:b}", "store_id", (json_int_t)store_id, "manager",
@@ -387,7 +377,7 @@ static void oauth_authorize(struct zid *z, const struct sim_req *req, struct htt
     }
     if (!sid) sid = 251073;
     store_new(z, sid, NULL);
-    char *code = token(z, "def50200c");
+    char *code = sim_token(z->s, "def50200c");
     json_object_set_new(bucket(z, "codes"), code,
                         json_pack("{s:I,s:s,s:I,s:b}", "store_id", (json_int_t)sid, "redirect_uri",
                                   redirect, "exp", (json_int_t)(time(NULL) + CODE_TTL_S), "used",
