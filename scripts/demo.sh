@@ -58,6 +58,8 @@ wait_http "http://127.0.0.1:$ZP/_sim/health" "the Zid emulator" "$dir/zid.log"
 echo "demo: checking the Qoyod API key and its inventory locations"
 "$th" connect qoyod --api-key demo-key --qoyod-url "http://127.0.0.1:$QP/2.0"
 
+# The REST API answers with this token (a real install keeps its own in a file).
+export TARHEEL_API_TOKEN=${TARHEEL_API_TOKEN:-demo-api-token-0123456789}
 "$th" serve --db "$dir/tarheel.db" --listen "127.0.0.1:$TP" \
   --salla-webhook-secret demo-webhook-secret --salla-api "http://127.0.0.1:$SP/admin/v2" \
   --salla-client-id demo-client --salla-client-secret demo-secret \
@@ -167,7 +169,8 @@ cat <<EOT
 
 tarheel demo is running (state and logs in $dir):
 
-  tarheel  http://127.0.0.1:$TP   webhooks: /webhooks/salla, health: /healthz
+  tarheel  http://127.0.0.1:$TP   webhooks: /webhooks/salla, /webhooks/zid/…; health: /healthz
+           REST API /api/v1 (Authorization: Bearer $TARHEEL_API_TOKEN)
   Qoyod    http://127.0.0.1:$QP   (API key: demo-key)
   Salla    http://127.0.0.1:$SP   store $STORE
   Zid      http://127.0.0.1:$ZP   store $ZSTORE
@@ -176,7 +179,10 @@ Try:
   $th orders list --db $dir/tarheel.db
   $th orders show ${ids%% *} --db $dir/tarheel.db
   curl -s -H 'API-KEY: demo-key' http://127.0.0.1:$QP/2.0/invoices | head -c 600
+  $th report --store $STORE --db $dir/tarheel.db
+  curl -s -H 'Authorization: Bearer $TARHEEL_API_TOKEN' 'http://127.0.0.1:$TP/api/v1/orders?limit=3'
   curl -s http://127.0.0.1:$SP/_sim/salla/generate -d '{"store_id":$STORE,"count":3}'
+  curl -s http://127.0.0.1:$ZP/_sim/zid/generate -d '{"store_id":$ZSTORE,"count":3}'
 
 (The dashboard arrives with issue 7.) Press Ctrl-C to stop.
 EOT
