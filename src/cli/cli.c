@@ -751,6 +751,18 @@ static int lookup_order(struct store *s, int64_t order_id, struct store_order *o
     return CLI_OK;
 }
 
+/* One history line: "  2026-11-23 10:02:11  transferred  detail". */
+static void print_history(void *arg, int64_t ts_ms, const char *what, const char *detail)
+{
+    (void)arg;
+    time_t t = (time_t)(ts_ms / 1000) + 3 * 3600; /* Riyadh time, as the merchant sees it */
+    struct tm tm;
+    char when[32];
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    printf("    %s  %-18s %s\n", when, what, detail ? detail : "");
+}
+
 static int cmd_orders_show(const struct args *a)
 {
     int64_t id;
@@ -762,8 +774,10 @@ static int cmd_orders_show(const struct args *a)
     if (!s) return CLI_FAIL;
     struct store_order o;
     int rc = lookup_order(s, id, &o);
-    store_close(s);
-    if (rc) return rc;
+    if (rc) {
+        store_close(s);
+        return rc;
+    }
     char tot[MONEY_FMT_MAX], qtot[MONEY_FMT_MAX];
     printf("order %lld (number %s)\n", (long long)o.order_id, o.number ? o.number : "");
     printf("  status in store   %s\n", model_status_name(o.status));
@@ -777,7 +791,12 @@ static int cmd_orders_show(const struct args *a)
                money_format(o.qoyod_total, qtot, sizeof qtot));
         if (o.qoyod_payment_id) printf("  qoyod payment     %lld\n", (long long)o.qoyod_payment_id);
     }
+    printf("  history (Riyadh time)\n");
+    struct th_err err;
+    if (store_order_history(s, o.conn_id, o.order_id, print_history, NULL, &err) != 0)
+        printf("    (not available: %s)\n", err.msg);
     store_order_release(&o);
+    store_close(s);
     return CLI_OK;
 }
 

@@ -52,6 +52,13 @@ for id in $ids; do
   [ "$got" = 1 ] || fail "order $id has $got invoices"
 done
 
+# the order's history, as `orders show` prints it
+first=$(echo "$ids" | head -1)
+"$build/tarheel" orders show "$first" --db "$db" >"$tmp/show.out" 2>&1 || fail "orders show"
+grep -q "history (Riyadh time)" "$tmp/show.out" || fail "orders show prints no history"
+grep -qE "^    20[0-9-]+ [0-9:]+  transferring" "$tmp/show.out" || fail "history lacks 'transferring'"
+grep -qE "^    20[0-9-]+ [0-9:]+  transferred" "$tmp/show.out" || fail "history lacks 'transferred'"
+
 # a status change: a webhook, no second invoice
 first=$(echo "$ids" | head -1)
 curl -sf "$url_zid/_sim/zid/orders/$first/status" -d '{"status":"delivered"}' >/dev/null
