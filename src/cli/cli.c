@@ -166,7 +166,7 @@ static int cmd_connect_qoyod(const struct args *a)
         return CLI_USAGE;
     }
     const char *url = opt(a, "qoyod-url");
-    struct qoyod *q = qoyod_new(url ? url : "https://api.qoyod.com/2.0", key, NULL);
+    struct qoyod *q = qoyod_new(url ? url : QOYOD_BASE_DEFAULT, key, NULL);
     struct qoyod_inventory *inv = NULL;
     size_t n = 0;
     struct th_err err;
@@ -210,6 +210,15 @@ static void print_settings(const struct store_conn *c)
     printf("  payment-account       %lld\n", (long long)c->payment_account_id);
 }
 
+/* $<NAME>_<what> for a platform: "SALLA_CLIENT_ID". */
+static void env_name(const struct platform_ops *ops, const char *what, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *c = ops->name; *c && k + 1 < n; c++)
+        out[k++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+    snprintf(out + k, n - k, "_%s", what);
+}
+
 /* Checks the Qoyod key and the chosen inventory location. */
 static int check_qoyod(const char *qurl, const char *key, int64_t inventory)
 {
@@ -238,7 +247,7 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
                            const struct platform_tokens *tok, const char *name)
 {
     const char *key = opt(a, "qoyod-key");
-    const char *qurl = opt(a, "qoyod-url") ? opt(a, "qoyod-url") : "https://api.qoyod.com/2.0";
+    const char *qurl = opt(a, "qoyod-url") ? opt(a, "qoyod-url") : QOYOD_BASE_DEFAULT;
     struct store *s = open_store(a);
     if (!s) return CLI_FAIL;
     struct th_err err;
@@ -280,7 +289,8 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
     SET(refresh_token, opt(a, "refresh-token"));
     SET(webhook_secret, opt(a, "webhook-secret"));
     SET(webhook_strategy, opt(a, "webhook-strategy"));
-    if (p == MODEL_PLATFORM_ZID && !c.webhook_secret) {
+    const struct platform_ops *ops = platform_by_id(p);
+    if (ops->needs_url_token && !c.webhook_secret) {
         /* Zid does not sign deliveries: tarheel makes the Basic credential
          * (and from it the URL token) that it registers with the webhooks. */
         unsigned char rnd[16];
@@ -296,12 +306,9 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
         for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
         c.webhook_secret = xasprintf("tarheel:%s", hex);
     }
-    if (!c.webhook_strategy)
-        c.webhook_strategy = xstrdup(p == MODEL_PLATFORM_ZID ? "basic" : "signature");
+    if (!c.webhook_strategy) c.webhook_strategy = xstrdup(ops->webhook_strategy);
     SET(api_base, opt(a, "api-base"));
-    if (!c.api_base)
-        c.api_base = xstrdup(p == MODEL_PLATFORM_ZID ? "https://api.zid.sa/v1"
-                                                     : "https://api.salla.dev/admin/v2");
+    if (!c.api_base) c.api_base = xstrdup(ops->api_base);
     if (key) {
         SET(qoyod_base, qurl);
         SET(qoyod_api_key, key);
@@ -318,7 +325,7 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
     rc = store_conn_put(s, &c, &err) ? fail(&err) : CLI_OK;
     if (rc == CLI_OK) {
         print_settings(&c);
-        if (p != MODEL_PLATFORM_ZID)
+        if (!ops->webhooks_register)
             printf("Point the store's webhooks at http://<this host>/webhooks/%s\n",
                    model_platform_name(p));
     }
@@ -416,26 +423,21 @@ static int connect_oauth(const struct args *a, enum model_platform p)
         fprintf(stderr, "tarheel: %s has no OAuth flow in tarheel yet\n", model_platform_name(p));
         return CLI_USAGE;
     }
-    int zid = p == MODEL_PLATFORM_ZID;
-    /* Salla: accounts.salla.sa/oauth2/...; Zid: oauth.zid.sa/oauth/... */
-    const char *acc = zid ? (opt(a, "zid-oauth-url") ? opt(a, "zid-oauth-url")
-                                                     : "https://oauth.zid.sa")
-                          : (opt(a, "salla-accounts-url") ? opt(a, "salla-accounts-url")
-                                                          : "https://accounts.salla.sa");
+    /* The adapter says where its platform lives; options override. */
+    const char *acc = opt(a, ops->oauth_base_option) ? opt(a, ops->oauth_base_option)
+                                                     : ops->oauth_base;
     const char *redirect = opt(a, "redirect-uri") ? opt(a, "redirect-uri")
                                                   : "http://127.0.0.1:8765/callback";
-    const char *api_base = opt(a, "api-base") ? opt(a, "api-base")
-                           : zid              ? "https://api.zid.sa/v1"
-                                              : "https://api.salla.dev/admin/v2";
-    char *auth_url = xasprintf(zid ? "%s/oauth/authorize" : "%s/oauth2/auth", acc);
-    char *token_url = xasprintf(zid ? "%s/oauth/token" : "%s/oauth2/token", acc);
-    char *info_url = xasprintf("%s/oauth2/user/info", acc);
+    const char *api_base = opt(a, "api-base") ? opt(a, "api-base") : ops->api_base;
+    char *auth_url = xasprintf("%s%s", acc, ops->auth_path);
+    char *token_url = xasprintf("%s%s", acc, ops->token_path);
+    char *info_url = ops->userinfo_path ? xasprintf("%s%s", acc, ops->userinfo_path) : NULL;
+    char id_env[64], secret_env[64];
+    env_name(ops, "CLIENT_ID", id_env, sizeof id_env);
+    env_name(ops, "CLIENT_SECRET", secret_env, sizeof secret_env);
     struct platform_app app = {
-        .client_id = opt(a, "client-id") ? opt(a, "client-id")
-                                         : getenv(zid ? "ZID_CLIENT_ID" : "SALLA_CLIENT_ID"),
-        .client_secret = opt(a, "client-secret")
-                             ? opt(a, "client-secret")
-                             : getenv(zid ? "ZID_CLIENT_SECRET" : "SALLA_CLIENT_SECRET"),
+        .client_id = opt(a, "client-id") ? opt(a, "client-id") : getenv(id_env),
+        .client_secret = opt(a, "client-secret") ? opt(a, "client-secret") : getenv(secret_env),
         .token_url = token_url,
         .redirect_uri = redirect,
         .auth_url = auth_url,
@@ -800,27 +802,34 @@ static int cmd_orders_show(const struct args *a)
     return CLI_OK;
 }
 
-/* The OAuth clients for token refresh: flags, else the environment. */
-static void salla_app(const struct args *a, struct worker_config *wc)
+/* The OAuth clients for token refresh, for every platform: the options
+ * --<name>-client-id, --<name>-client-secret and --<name>-token-url, else
+ * $<NAME>_CLIENT_ID and $<NAME>_CLIENT_SECRET, and the adapter's token URL. */
+static void platform_apps(const struct args *a, struct worker_config *wc)
 {
-    struct platform_app *app = &wc->apps[MODEL_PLATFORM_SALLA];
-    app->client_id = opt(a, "salla-client-id") ? opt(a, "salla-client-id") : getenv("SALLA_CLIENT_ID");
-    app->client_secret = opt(a, "salla-client-secret") ? opt(a, "salla-client-secret")
-                                                       : getenv("SALLA_CLIENT_SECRET");
-    app->token_url = opt(a, "salla-token-url") ? opt(a, "salla-token-url")
-                                               : "https://accounts.salla.sa/oauth2/token";
-    app = &wc->apps[MODEL_PLATFORM_ZID];
-    app->client_id = opt(a, "zid-client-id") ? opt(a, "zid-client-id") : getenv("ZID_CLIENT_ID");
-    app->client_secret = opt(a, "zid-client-secret") ? opt(a, "zid-client-secret")
-                                                     : getenv("ZID_CLIENT_SECRET");
-    app->token_url = opt(a, "zid-token-url") ? opt(a, "zid-token-url")
-                                             : "https://oauth.zid.sa/oauth/token";
+    static char token_urls[4][256];
+    static const enum model_platform all[] = {MODEL_PLATFORM_SALLA, MODEL_PLATFORM_ZID};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const struct platform_ops *ops = platform_by_id(all[i]);
+        struct platform_app *app = &wc->apps[all[i]];
+        char id_opt[64], secret_opt[64], url_opt[64], id_env[64], secret_env[64];
+        snprintf(id_opt, sizeof id_opt, "%s-client-id", ops->name);
+        snprintf(secret_opt, sizeof secret_opt, "%s-client-secret", ops->name);
+        snprintf(url_opt, sizeof url_opt, "%s-token-url", ops->name);
+        env_name(ops, "CLIENT_ID", id_env, sizeof id_env);
+        env_name(ops, "CLIENT_SECRET", secret_env, sizeof secret_env);
+        snprintf(token_urls[all[i]], sizeof token_urls[all[i]], "%s%s", ops->oauth_base,
+                 ops->token_path);
+        app->client_id = opt(a, id_opt) ? opt(a, id_opt) : getenv(id_env);
+        app->client_secret = opt(a, secret_opt) ? opt(a, secret_opt) : getenv(secret_env);
+        app->token_url = opt(a, url_opt) ? opt(a, url_opt) : token_urls[all[i]];
+    }
 }
 
 static int drain(const struct args *a, struct store *s)
 {
     struct worker_config wc = {.store = s};
-    salla_app(a, &wc);
+    platform_apps(a, &wc);
     struct th_err err;
     if (worker_drain(&wc, worker_now_ms() + 120000, &err) != 0) return fail(&err);
     return CLI_OK;
@@ -948,14 +957,15 @@ static int cmd_serve(const struct args *a)
                                         : getenv("SALLA_WEBHOOK_SECRET"),
                   .webhook_strategy = opt(a, "webhook-strategy"),
                   .api_base = opt(a, "salla-api") ? opt(a, "salla-api")
-                                                  : "https://api.salla.dev/admin/v2"},
+                                                  : platform_by_id(MODEL_PLATFORM_SALLA)->api_base},
         /* Zid: each store's deliveries are checked by its own URL token and
          * Basic credential; the app token names the URL of app events. */
         .zid = {.webhook_secret = opt(a, "zid-app-token") ? opt(a, "zid-app-token")
                                                           : getenv("ZID_APP_TOKEN"),
                 .webhook_strategy = "basic",
-                .api_base = opt(a, "zid-api") ? opt(a, "zid-api") : "https://api.zid.sa/v1"},
-        .qoyod_base = opt(a, "qoyod-url") ? opt(a, "qoyod-url") : "https://api.qoyod.com/2.0",
+                .api_base = opt(a, "zid-api") ? opt(a, "zid-api")
+                                              : platform_by_id(MODEL_PLATFORM_ZID)->api_base},
+        .qoyod_base = opt(a, "qoyod-url") ? opt(a, "qoyod-url") : QOYOD_BASE_DEFAULT,
         .qoyod_api_key = opt(a, "qoyod-key"),
         .inventory_id = inv};
     struct server *srv;
@@ -991,7 +1001,7 @@ static int cmd_serve(const struct args *a)
                                .per_account = (int)per_account,
                                .qoyod_rpm = (int)rpm,
                                .backoff_base_ms = (long)retry_base};
-    salla_app(a, &wc);
+    platform_apps(a, &wc);
     int64_t poll_s = 300;
     if (opt(a, "poll-interval") && (parse_i64(opt(a, "poll-interval"), &poll_s) || poll_s < 0)) {
         fprintf(stderr, "tarheel: --poll-interval takes seconds (0 turns the catch-up poll off)\n");

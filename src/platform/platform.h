@@ -98,6 +98,14 @@ struct platform_ops {
     /* Required. "salla", "zid". */
     const char *name;
     enum model_platform platform;
+    /* Where the platform lives, so the hub names no host or path of its
+     * own: the OAuth host and its paths (userinfo may be NULL), the API
+     * base, and the webhook strategy a new connection starts with. */
+    const char *oauth_base;    /* "https://accounts.salla.sa" */
+    const char *auth_path, *token_path, *userinfo_path; /* "/oauth2/auth", ... */
+    const char *oauth_base_option; /* the CLI option that overrides oauth_base */
+    const char *api_base;      /* "https://api.salla.dev/admin/v2" */
+    const char *webhook_strategy; /* "signature", "basic" */
     /* Required. Reads only the store id from an unverified body, so the
      * intake can find the connection whose secret verifies it. Returns 0,
      * TH_EPARSE (malformed: answer 400) or TH_ENOTFOUND (no store id). */

@@ -924,6 +924,13 @@ static int webhooks_register(struct httpc *hc, const struct platform_conn *c, co
 const struct platform_ops zid_platform_ops = {
     .name = "zid",
     .platform = MODEL_PLATFORM_ZID,
+    .oauth_base = "https://oauth.zid.sa",
+    .auth_path = "/oauth/authorize",
+    .token_path = "/oauth/token",
+    .userinfo_path = NULL, /* the profile is on the API (whoami) */
+    .oauth_base_option = "zid-oauth-url",
+    .api_base = "https://api.zid.sa/v1",
+    .webhook_strategy = "basic",
     .peek_store = peek_store,
     .verify = verify,
     .parse_event = parse_event,

@@ -27,6 +27,9 @@
 
 struct qoyod;
 
+/* Qoyod's API, where a connection points unless told otherwise. */
+#define QOYOD_BASE_DEFAULT "https://api.qoyod.com/2.0"
+
 /* base: "https://api.qoyod.com/2.0" (no trailing slash needed). api_key is
  * copied and only ever sent in the API-KEY header. Returns new. */
 struct qoyod *qoyod_new(const char *base, const char *api_key, const struct httpc_config *cfg);
