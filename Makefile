@@ -5,19 +5,24 @@ BUILD       ?= build
 CHECK_BUILD ?= build-check
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build check demo clean format
+.PHONY: all deps deps-all build check demo clean format
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
 
+# The test suite also needs PostgreSQL (a throwaway cluster per run) and
+# Chromium (browser tests).
+deps-all:
+	@bash scripts/deps.sh --all
+
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
-check: deps
+check: deps-all
 	@cmake -S . -B $(CHECK_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTH_SANITIZE=ON >/dev/null
 	@cmake --build $(CHECK_BUILD) -j $(JOBS)
 	@cd $(CHECK_BUILD) && ctest --output-on-failure -j $(JOBS)
