@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo: starts the Qoyod, Salla and Zid emulators and tarheel (SQLite),
+# make demo: starts the Qoyod, Salla and Zid emulators and tarheel (SQLite, or
+# PostgreSQL when TARHEEL_DEMO_DB=postgres://... names an empty database),
 # installs the app in a Salla store (Easy Mode), places realistic orders,
 # moves some through statuses so webhooks fire, waits for tarheel to move
 # them into Qoyod, and prints each order with its state, invoice and totals.
@@ -23,6 +24,8 @@ cd "$root"
 sim=$build/tarheel-sim
 th=$build/tarheel
 dir=${TARHEEL_DEMO_DIR:-$(mktemp -d /tmp/tarheel-demo.XXXXXX)}
+# The database: a SQLite file in $dir, or TARHEEL_DEMO_DB (postgres://...).
+db=${TARHEEL_DEMO_DB:-$dir/tarheel.db}
 QP=${QOYOD_PORT:-9100} SP=${SALLA_PORT:-9200} ZP=${ZID_PORT:-9300} TP=${TARHEEL_PORT:-8080}
 STORE=1305146709
 N=${DEMO_ORDERS:-24}
@@ -60,7 +63,7 @@ echo "demo: checking the Qoyod API key and its inventory locations"
 
 # The REST API answers with this token (a real install keeps its own in a file).
 export TARHEEL_API_TOKEN=${TARHEEL_API_TOKEN:-demo-api-token-0123456789}
-"$th" serve --db "$dir/tarheel.db" --listen "127.0.0.1:$TP" \
+"$th" serve --db "$db" --listen "127.0.0.1:$TP" \
   --salla-webhook-secret demo-webhook-secret --salla-api "http://127.0.0.1:$SP/admin/v2" \
   --salla-client-id demo-client --salla-client-secret demo-secret \
   --salla-token-url "http://127.0.0.1:$SP/oauth2/token" \
@@ -75,7 +78,7 @@ wait_http "http://127.0.0.1:$TP/healthz" "tarheel" "$dir/tarheel.log"
 echo "demo: installing the app in Salla store $STORE (Easy Mode: tokens arrive by webhook)"
 curl -sf "http://127.0.0.1:$SP/_sim/salla/install" -d "{\"store_id\":$STORE}" >/dev/null
 for _ in $(seq 50); do
-  "$th" settings --db "$dir/tarheel.db" --store "$STORE" >/dev/null 2>&1 && break
+  "$th" settings --db "$db" --store "$STORE" >/dev/null 2>&1 && break
   sleep 0.1
 done
 # Faults for rehearsals (tests/integration/005): JSON for each emulator's
@@ -106,7 +109,7 @@ curl -sf "http://127.0.0.1:$ZP/_sim/zid/stores" -d "{\"id\":$ZSTORE}" >/dev/null
 "$th" connect zid --oauth --client-id demo-client --client-secret demo-secret \
   --zid-oauth-url "http://127.0.0.1:$ZP" --api-base "http://127.0.0.1:$ZP/v1" \
   --redirect-uri "http://127.0.0.1:$CBP/callback" --public-url "http://127.0.0.1:$TP" --timeout 30 \
-  --db "$dir/tarheel.db" --qoyod-key demo-key --qoyod-url "http://127.0.0.1:$QP/2.0" \
+  --db "$db" --qoyod-key demo-key --qoyod-url "http://127.0.0.1:$QP/2.0" \
   >"$dir/connect-zid.log" 2>&1 &
 cpid=$!
 for _ in $(seq 100); do grep -q "oauth/authorize" "$dir/connect-zid.log" && break; sleep 0.1; done
@@ -129,8 +132,8 @@ N=$((N + NZ))
 
 echo "demo: waiting for tarheel to transfer them"
 for _ in $(seq "${DEMO_WAIT_ROUNDS:-150}"); do
-  left=$("$th" orders list --db "$dir/tarheel.db" | grep -cE ' (not transferred|transferring) ' || true)
-  n=$("$th" orders list --db "$dir/tarheel.db" | tail -1 | tr -dc '0-9')
+  left=$("$th" orders list --db "$db" | grep -cE ' (not transferred|transferring) ' || true)
+  n=$("$th" orders list --db "$db" | tail -1 | tr -dc '0-9')
   [ "${n:-0}" -ge "$N" ] && [ "$left" = 0 ] && break
   sleep 0.2
 done
@@ -138,7 +141,7 @@ done
 curl -sf -X DELETE "http://127.0.0.1:$SP/_sim/faults" >/dev/null || true
 curl -sf -X DELETE "http://127.0.0.1:$QP/_sim/faults" >/dev/null || true
 echo
-"$th" orders list --db "$dir/tarheel.db"
+"$th" orders list --db "$db"
 echo
 summary=$(curl -sf "http://127.0.0.1:$QP/_sim/qoyod/summary?api_key=demo-key")
 echo "Qoyod: $summary" | cut -c1-240
@@ -155,9 +158,9 @@ while read -r id num status state rest; do
     failed) ;;
     *) echo "demo: order $id is still '$state'"; bad=1 ;;
   esac
-done < <("$th" orders list --db "$dir/tarheel.db" | sed -n '2,$p' | grep -v '^(' |
+done < <("$th" orders list --db "$db" | sed -n '2,$p' | grep -v '^(' |
   sed -E 's/not transferred/not_transferred/' | awk '{print $1, $2, $3, $4}')
-if "$th" orders list --db "$dir/tarheel.db" | awk '$4=="transferred" && $6!=$7 {exit 1}'; then :; else
+if "$th" orders list --db "$db" | awk '$4=="transferred" && $6!=$7 {exit 1}'; then :; else
   echo "demo: a transferred order's total differs from its invoice"; bad=1
 fi
 
@@ -176,10 +179,10 @@ tarheel demo is running (state and logs in $dir):
   Zid      http://127.0.0.1:$ZP   store $ZSTORE
 
 Try:
-  $th orders list --db $dir/tarheel.db
-  $th orders show ${ids%% *} --db $dir/tarheel.db
+  $th orders list --db $db
+  $th orders show ${ids%% *} --db $db
   curl -s -H 'API-KEY: demo-key' http://127.0.0.1:$QP/2.0/invoices | head -c 600
-  $th report --store $STORE --db $dir/tarheel.db
+  $th report --store $STORE --db $db
   curl -s -H 'Authorization: Bearer $TARHEEL_API_TOKEN' 'http://127.0.0.1:$TP/api/v1/orders?limit=3'
   curl -s http://127.0.0.1:$SP/_sim/salla/generate -d '{"store_id":$STORE,"count":3}'
   curl -s http://127.0.0.1:$ZP/_sim/zid/generate -d '{"store_id":$ZSTORE,"count":3}'

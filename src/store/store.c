@@ -14,6 +14,7 @@
 
 #include "core/xmalloc.h"
 #include "store/store_int.h"
+#include "store/store_pg.h"
 #include "store/store_sqlite.h"
 
 /* ---------------------------------------------------------------------- */
@@ -50,8 +51,8 @@ int store_open(struct store **out, const char *url, struct th_err *err)
     const struct store_ops *ops;
     const char *location;
     if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
-        return th_err_set(err, TH_ECONFIG,
-                          "PostgreSQL support is not built yet; use sqlite:/path/file.db");
+        ops = &store_pg_ops;
+        location = url; /* libpq parses the whole URL */
     } else if (has_prefix(url, "sqlite:")) {
         ops = &store_sqlite_ops;
         location = url + strlen("sqlite:");
@@ -59,7 +60,8 @@ int store_open(struct store **out, const char *url, struct th_err *err)
         if (has_prefix(location, "//")) location += 2;
     } else if (strstr(url, "://")) {
         return th_err_set(err, TH_ECONFIG,
-                          "unknown database URL '%s': use sqlite:/path/file.db or a file path",
+                          "unknown database URL '%s': use sqlite:/path/file.db, a file path or "
+                          "postgres://user@host:port/database",
                           url);
     } else {
         ops = &store_sqlite_ops;
@@ -144,12 +146,14 @@ int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
     return s->ops->conn_find(s, p, store_id, out, err);
 }
 
-/* Walks ids from 1 (see store_ops.conn_get for why that sees every
- * connection). Rows are copied out first, so fn may call the store. */
+/* The backend's conn_list, or a walk of ids from 1 (see store_ops.conn_get
+ * for why that sees every connection). Rows are copied out first, so fn may
+ * call the store. */
 int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_conn *c), void *arg,
                     struct th_err *err)
 {
     if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_conn_list: no store or callback");
+    if (s->ops->conn_list) return s->ops->conn_list(s, fn, arg, err);
     struct store_conn *rows = NULL;
     size_t n = 0, cap = 0;
     int rc;

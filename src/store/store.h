@@ -6,11 +6,13 @@
  * history, and the store-id → Qoyod-id mappings. It is the only code that
  * writes them. It makes no remote calls and no policy decisions: the worker
  * decides, the store records. Backends are `struct store_ops` tables chosen by
- * the database URL ("sqlite:/path/file.db", a bare path, or later
- * "postgres://..."); every backend must pass tests/unit/store/test_store.c.
+ * the database URL ("sqlite:/path/file.db", a bare path, or
+ * "postgres://user@host:port/db" for many processes sharing one database);
+ * every backend must pass tests/unit/store/test_store.c.
  *
  * Durability contract (STYLE C9): when a write function returns 0, the data
- * is committed (SQLite: WAL with synchronous=FULL). store_event_ingest stores
+ * is committed (SQLite: WAL with synchronous=FULL; PostgreSQL: COMMIT with
+ * synchronous_commit on). store_event_ingest stores
  * the raw event, its dedupe key and the job it causes in ONE transaction, so
  * a webhook is answered 200 only after all three are on disk.
  *

@@ -48,10 +48,10 @@ struct store {
  * notes below add only what a backend must know beyond that.
  */
 struct store_ops {
-    const char *name; /* "sqlite", for messages */
+    const char *name; /* "sqlite", "postgres", for messages */
 
     /* Called by store_open with the URL's location part (for SQLite a file
-     * path, never NULL or empty). Creates and migrates the database when
+     * path, for PostgreSQL the whole URL; never NULL or empty). Creates and migrates the database when
      * needed. On success stores the backend's handle (its struct store
      * member) in *out and returns 0; on failure has freed everything it
      * built, and returns TH_EIO (cannot create or open the file: the message
@@ -74,10 +74,15 @@ struct store_ops {
      * walks ids upwards from 1 with this slot and stops at the first absent
      * one, so a backend must hand out connection ids from 1 without gaps and
      * never delete a connection (SQLite rowids do; uninstall only marks a
-     * connection "disconnected").
-     * XXX a backend whose ids may have gaps (PostgreSQL sequences skip on
-     * rollback and on ON CONFLICT) needs a conn_list slot instead. */
+     * connection "disconnected"), unless it implements conn_list. */
     int (*conn_get)(struct store *s, int64_t id, struct store_conn *out, struct th_err *err);
+    /* Optional (NULL: store.c walks ids from 1 with conn_get). For backends
+     * whose ids may have gaps (PostgreSQL sequences skip on rollback and on
+     * an upsert that updates). Calls fn for every connection by id, c
+     * borrowed for the call, holding nothing fn could need (fn may call the
+     * store); either fails without calling fn or calls it for every row. */
+    int (*conn_list)(struct store *s, void (*fn)(void *arg, const struct store_conn *c), void *arg,
+                     struct th_err *err);
     /* out was zeroed by store.c. TH_ENOTFOUND when absent. */
     int (*conn_find)(struct store *s, enum model_platform p, int64_t store_id,
                      struct store_conn *out, struct th_err *err);

@@ -1,8 +1,18 @@
 /*
- * Tests for src/store/: the store.h contract (every backend must pass the
- * tests above the "SQLite backend" banner) plus checks of the SQLite file
- * itself. Each test gets a fresh database in a fresh temporary directory,
- * deleted afterwards; time is driven through the store's clock seam.
+ * Tests for src/store/: the store.h contract, which every backend must pass
+ * identically (the `conformance` list in main), plus checks of each
+ * backend's own database (the `sqlite_only` and `pg_only` lists).
+ *
+ *   unit_store_test_store           runs the suite on SQLite: each test gets
+ *                                   a fresh file in a fresh temp directory;
+ *   unit_store_test_store pg        runs it on PostgreSQL at $TH_TEST_PG_URL
+ *                                   (ctest's pg fixture starts a throwaway
+ *                                   server, tests/pg/pgtmp.sh): the run
+ *                                   creates its own database, each test a
+ *                                   fresh schema in it; both dropped after.
+ *                                   Without a reachable server it FAILS.
+ *
+ * Time is driven through the store's clock seam.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -21,11 +32,19 @@
 #include "core/xmalloc.h"
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/store_pg.h"
 #include "store/store_sqlite.h"
+
+/* PostgreSQL runs: the URL of this run's database ("" on SQLite runs). */
+static char pg_db_url[512];
+static int pg_schema_seq;
 
 struct fx {
     char dir[64];
-    char path[128];
+    char path[128];   /* SQLite: the file */
+    char schema[32];  /* PostgreSQL: this test's schema */
+    char url[640];    /* what store_open gets */
+    int pg;
     struct store *s;
     int64_t now; /* the store's clock, unix ms */
     struct store_conn conn;
@@ -44,7 +63,7 @@ static void must(int rc, const struct th_err *err)
 static void open_store(struct fx *f)
 {
     struct th_err err = {0};
-    must(store_open(&f->s, f->path, &err), &err);
+    must(store_open(&f->s, f->url, &err), &err);
     store_clock_set(f->s, fake_clock, f);
 }
 
@@ -79,12 +98,40 @@ static void conn_fill(struct store_conn *c, int64_t store_id)
     c->financial_invoice = 0;
 }
 
+/* One statement on a PostgreSQL database through its own connection;
+ * returns the first column of the first row as an integer (0 if none). */
+static int64_t pg_sql(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) fail_msg("PostgreSQL at %s: %s", url, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    int64_t v = st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)
+                    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                    : 0;
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
 static int setup(void **state)
 {
     struct fx *f = xcalloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/th_storeXXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
+    if (pg_db_url[0]) {
+        f->pg = 1;
+        snprintf(f->schema, sizeof f->schema, "t%d", ++pg_schema_seq);
+        char *sql = xasprintf("CREATE SCHEMA %s", f->schema);
+        pg_sql(pg_db_url, sql);
+        free(sql);
+        snprintf(f->url, sizeof f->url, "%s?options=-csearch_path%%3D%s", pg_db_url, f->schema);
+    } else {
+        snprintf(f->dir, sizeof f->dir, "/tmp/th_storeXXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->path, sizeof f->path, "%s/t.db", f->dir);
+        snprintf(f->url, sizeof f->url, "%s", f->path);
+    }
     f->now = 1000000;
     open_store(f);
     conn_fill(&f->conn, 1001);
@@ -99,6 +146,14 @@ static int teardown(void **state)
     struct fx *f = *state;
     store_conn_release(&f->conn);
     store_close(f->s);
+    if (f->pg) {
+        char *sql = xasprintf("SET client_min_messages = warning; DROP SCHEMA %s CASCADE",
+                              f->schema);
+        pg_sql(pg_db_url, sql);
+        free(sql);
+        free(f);
+        return 0;
+    }
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         char p[160];
@@ -110,26 +165,55 @@ static int teardown(void **state)
     return 0;
 }
 
-/* One integer from a query on the file, through a separate connection. */
-static int64_t raw_int(const char *path, const char *sql)
+/* sql with the word BODY_TEXT replaced by the backend's way to read an
+ * event body as text. New string. */
+static char *portable(const struct fx *f, const char *sql)
 {
+    const char *w = strstr(sql, "BODY_TEXT");
+    if (!w) return xstrdup(sql);
+    char *head = xasprintf("%.*s%s", (int)(w - sql), sql,
+                           f->pg ? "convert_from(body, 'UTF8')" : "CAST(body AS TEXT)");
+    char *rest = portable(f, w + strlen("BODY_TEXT"));
+    char *all = xasprintf("%s%s", head, rest);
+    free(head);
+    free(rest);
+    return all;
+}
+
+/* One integer from a query on the database, through a separate connection. */
+static int64_t raw_int(const struct fx *f, const char *query)
+{
+    char *sql = portable(f, query);
+    if (f->pg) {
+        char *full = xasprintf("SET search_path = %s; %s", f->schema, sql);
+        int64_t v = pg_sql(pg_db_url, full);
+        free(full);
+        free(sql);
+        return v;
+    }
     sqlite3 *db;
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
+    free(sql);
     return v;
 }
 
-/* Runs SQL on the file through a separate connection. */
-static void raw_exec(const char *path, const char *sql)
+static void raw_exec(const struct fx *f, const char *sql)
 {
+    if (f->pg) {
+        char *full = xasprintf("SET search_path = %s; %s", f->schema, sql);
+        pg_sql(pg_db_url, full);
+        free(full);
+        return;
+    }
     sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
     sqlite3_close(db);
@@ -295,7 +379,7 @@ static void test_conn_update_and_unique(void **state)
     struct store_conn badp = {.platform = (enum model_platform)9, .store_id = 1};
     assert_int_equal(store_conn_put(f->s, &badp, &err), TH_EINVAL);
 
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM connections"), 2);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM connections"), 2);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -317,7 +401,7 @@ static void test_ingest_creates_job(void **state)
     /* an event about no order stores the event but queues nothing */
     assert_int_equal(ingest(f, "app-installed-1", 0), 0);
     assert_int_equal(job_count(f), 1);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 2);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), 2);
 }
 
 static void test_ingest_duplicate(void **state)
@@ -326,7 +410,7 @@ static void test_ingest_duplicate(void **state)
     assert_int_equal(ingest(f, "evt-1", 5001), 0);
     assert_int_equal(ingest(f, "evt-1", 5001), 1);
     assert_int_equal(job_count(f), 1);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 1);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), 1);
 
     /* after the job finished, a redelivery still creates nothing */
     struct th_err err = {0};
@@ -346,7 +430,7 @@ static void test_ingest_duplicate(void **state)
     assert_int_equal(dup, 0);
     assert_int_equal(job_count(f), 1);
     store_conn_release(&other);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 2);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), 2);
 }
 
 static void test_two_events_one_job(void **state)
@@ -356,7 +440,7 @@ static void test_two_events_one_job(void **state)
     f->now += 10;
     assert_int_equal(ingest(f, "evt-b", 5001), 0);
     assert_int_equal(job_count(f), 1);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 2);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), 2);
     /* the job kept its first due time */
     struct store_job j = claim(f, "w1", 60000);
     assert_int_equal(j.run_after, f->now - 10);
@@ -373,7 +457,7 @@ static void test_ingest_rejects(void **state)
                      TH_ENOTFOUND);
     assert_int_equal(dup, 0);
     assert_int_equal(job_count(f), 0);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 0);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), 0);
 
     assert_int_equal(
         store_event_ingest(f->s, f->conn.id, "", "order.created", 1, "{}", 2, &dup, &err),
@@ -398,7 +482,7 @@ static void test_ingest_rejects(void **state)
         TH_ETOOBIG);
     free(big);
     assert_int_equal(job_count(f), 2);
-    assert_int_equal(raw_int(f->path, "SELECT length(body) FROM events WHERE dedupe_key = 'big-2'"),
+    assert_int_equal(raw_int(f, "SELECT length(body) FROM events WHERE dedupe_key = 'big-2'"),
                      (int64_t)cap);
 }
 
@@ -495,7 +579,7 @@ static void test_expired_lease_reclaimed(void **state)
     assert_int_equal(k.id, j.id);
     assert_int_equal(k.order_id, 9);
     assert_int_equal(k.attempts, 2);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM jobs WHERE lease_owner = 'w2'"), 1);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM jobs WHERE lease_owner = 'w2'"), 1);
     must(store_job_done(f->s, k.id, &err), &err);
     assert_int_equal(job_count(f), 0);
 }
@@ -763,7 +847,7 @@ static void test_mappings(void **state)
     must(store_map_put(f->s, f->conn.id, "product", "SKU-1", 502, &err), &err);
     must(store_map_get(f->s, f->conn.id, "product", "SKU-1", &id, &err), &err);
     assert_int_equal(id, 502);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM mappings"), 2);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM mappings"), 2);
     /* per connection */
     assert_int_equal(store_map_get(f->s, f->conn.id + 1, "product", "SKU-1", &id, &err),
                      TH_ENOTFOUND);
@@ -837,14 +921,16 @@ static void test_open_twice_and_urls(void **state)
     free(url);
     reopen(f);
     reopen(f);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
+    assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
                      6);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM connections"), 1);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM connections"), 1);
 
     struct store *bad = (struct store *)&err; /* must be overwritten with NULL */
-    assert_int_equal(store_open(&bad, "postgres://db.example/tarheel", &err), TH_ECONFIG);
-    assert_non_null(strstr(err.msg, "PostgreSQL support is not built yet"));
+    /* a PostgreSQL URL goes to that backend: nothing listens on port 1 */
+    assert_int_equal(store_open(&bad, "postgres://th:sekret@127.0.0.1:1/tarheel", &err), TH_EDB);
+    assert_non_null(strstr(err.msg, "cannot connect to PostgreSQL at postgres://th:***@127.0.0.1:1"));
+    assert_null(strstr(err.msg, "sekret")); /* a password is never shown */
     assert_null(bad);
     assert_int_equal(store_open(&bad, "", &err), TH_ECONFIG);
     assert_int_equal(store_open(&bad, "sqlite:", &err), TH_ECONFIG);
@@ -875,16 +961,66 @@ static void test_newer_schema_refused(void **state)
     struct fx *f = *state;
     store_close(f->s);
     f->s = NULL;
-    raw_exec(f->path, "PRAGMA user_version = 99");
+    raw_exec(f, f->pg ? "UPDATE tarheel_schema SET version = 99" : "PRAGMA user_version = 99");
     struct th_err err = {0};
     struct store *s = NULL;
-    assert_int_equal(store_open(&s, f->path, &err), TH_ECONFIG);
+    assert_int_equal(store_open(&s, f->url, &err), TH_ECONFIG);
     assert_non_null(strstr(err.msg, "99"));
+    assert_non_null(strstr(err.msg, "run a newer tarheel"));
     assert_null(s);
     char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SQLITE_SCHEMA_VERSION);
-    raw_exec(f->path, sql);
+    if (f->pg)
+        snprintf(sql, sizeof sql, "UPDATE tarheel_schema SET version = %d", STORE_PG_SCHEMA_VERSION);
+    else
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SQLITE_SCHEMA_VERSION);
+    raw_exec(f, sql);
     open_store(f);
+}
+
+/* store_conn_list sees every connection once, by id, even when ids have
+ * gaps (a PostgreSQL sequence skips a value on every upsert that updates). */
+struct conn_seen {
+    int n;
+    int64_t id[8], store_id[8];
+};
+
+static void conn_seen_cb(void *arg, const struct store_conn *c)
+{
+    struct conn_seen *cs = arg;
+    if (cs->n < 8) {
+        cs->id[cs->n] = c->id;
+        cs->store_id[cs->n] = c->store_id;
+    }
+    cs->n++;
+}
+
+static void test_conn_list(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_conn again, b, c;
+    conn_fill(&again, 1001); /* the fixture's store again: an update */
+    must(store_conn_put(f->s, &again, &err), &err);
+    assert_int_equal(again.id, f->conn.id);
+    conn_fill(&b, 2002);
+    must(store_conn_put(f->s, &b, &err), &err);
+    must(store_conn_put(f->s, &again, &err), &err);
+    conn_fill(&c, 3003);
+    c.platform = MODEL_PLATFORM_ZID;
+    must(store_conn_put(f->s, &c, &err), &err);
+    struct conn_seen cs = {0};
+    must(store_conn_list(f->s, conn_seen_cb, &cs, &err), &err);
+    assert_int_equal(cs.n, 3);
+    assert_int_equal(cs.id[0], f->conn.id);
+    assert_int_equal(cs.store_id[0], 1001);
+    assert_int_equal(cs.id[1], b.id);
+    assert_int_equal(cs.store_id[1], 2002);
+    assert_int_equal(cs.id[2], c.id);
+    assert_int_equal(cs.store_id[2], 3003);
+    assert_true(cs.id[0] < cs.id[1] && cs.id[1] < cs.id[2]);
+    store_conn_release(&again);
+    store_conn_release(&b);
+    store_conn_release(&c);
 }
 
 /* A database written by schema 1 (jobs without `manual`) is migrated in
@@ -938,7 +1074,7 @@ static void test_migration_1_to_2_keeps_jobs(void **state)
     f->s = NULL;
     /* schema 1: no jobs.manual (2), the old events index (3: harmless to
      * redo), no connections.manager_token (4), no orders.tax (5) */
-    raw_exec(f->path, "ALTER TABLE jobs DROP COLUMN manual; "
+    raw_exec(f, "ALTER TABLE jobs DROP COLUMN manual; "
                       "ALTER TABLE connections DROP COLUMN manager_token; "
                       "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 1");
     open_store(f);
@@ -969,10 +1105,10 @@ static void test_migration_2_to_3_keeps_events(void **state)
     assert_int_equal(ingest(f, "evt-a", 5001), 0);
     assert_int_equal(ingest(f, "evt-b", 5002), 0);
     assert_int_equal(ingest(f, "app-1", 0), 0);
-    int64_t ids = raw_int(f->path, "SELECT SUM(id * 7 + order_id) FROM events");
+    int64_t ids = raw_int(f, "SELECT SUM(id * 7 + order_id) FROM events");
     store_close(f->s);
     f->s = NULL;
-    raw_exec(f->path,
+    raw_exec(f,
              "CREATE TABLE ev2 (id INTEGER PRIMARY KEY,"
              "  conn_id INTEGER NOT NULL REFERENCES connections(id), dedupe_key TEXT NOT NULL,"
              "  event TEXT NOT NULL, order_id INTEGER NOT NULL DEFAULT 0,"
@@ -983,30 +1119,30 @@ static void test_migration_2_to_3_keeps_events(void **state)
              "DROP TABLE events; ALTER TABLE ev2 RENAME TO events;"
              "ALTER TABLE connections DROP COLUMN manager_token;"
              "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 2");
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
                                       "AND tbl_name = 'events' AND name LIKE 'sqlite_autoindex%'"),
                      1);
     open_store(f);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 3);
-    assert_int_equal(raw_int(f->path, "SELECT SUM(id * 7 + order_id) FROM events"), ids);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) = "
+    assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), 3);
+    assert_int_equal(raw_int(f, "SELECT SUM(id * 7 + order_id) FROM events"), ids);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events WHERE BODY_TEXT = "
                                       "'{\"event\":\"order.updated\",\"id\":5002}'"),
                      1);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
                                       "AND tbl_name = 'events' AND name LIKE 'sqlite_autoindex%'"),
                      0);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
                                       "AND name = 'events_dedupe' AND sql LIKE "
                                       "'%(conn_id, order_id, dedupe_key)%'"),
                      1);
-    assert_int_equal(raw_int(f->path, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"),
+    assert_int_equal(raw_int(f, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"),
                      1);
     /* redeliveries of events stored before the migration are duplicates */
     assert_int_equal(ingest(f, "evt-a", 5001), 1);
     assert_int_equal(ingest(f, "app-1", 0), 1);
     assert_int_equal(ingest(f, "evt-c", 5003), 0);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 4);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), 4);
     assert_int_equal(job_count(f), 3);
 }
 
@@ -1021,9 +1157,9 @@ static void test_migration_4_to_5_adds_order_tax(void **state)
     must(store_order_put(f->s, &o, &err), &err);
     store_close(f->s);
     f->s = NULL;
-    raw_exec(f->path, "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 4");
+    raw_exec(f, "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 4");
     open_store(f);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     struct store_order got;
     must(store_order_get(f->s, f->conn.id, 31, &got, &err), &err);
     assert_int_equal(got.tax, 0);
@@ -1096,11 +1232,11 @@ static void test_concurrent_ingest(void **state)
     assert_int_equal(dups, NTHREADS);
     assert_int_equal(notfound, NTHREADS);
     assert_int_equal(job_count(f), NTHREADS * PER_THREAD);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), NTHREADS * PER_THREAD);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(DISTINCT order_id) FROM jobs"),
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), NTHREADS * PER_THREAD);
+    assert_int_equal(raw_int(f, "SELECT COUNT(DISTINCT order_id) FROM jobs"),
                      NTHREADS * PER_THREAD);
     /* every event body is the one sent with its key */
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) = "
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events WHERE BODY_TEXT = "
                                       "dedupe_key"),
                      NTHREADS * PER_THREAD);
 }
@@ -1169,7 +1305,7 @@ static void test_ingest_async(void **state)
                      cases[i].rc, cases[i].dup, res.rc[i], res.dup[i], res.msg[i]);
     assert_non_null(strstr(res.msg[3], "a-3")); /* the error names its own event */
     assert_int_equal(job_count(f), 3);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), 3);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), 3);
 
     /* refused before queueing: an error now, no callback ever */
     assert_int_equal(store_event_ingest_async(f->s, f->conn.id, "", "order.created", 1, "{}", 2,
@@ -1191,11 +1327,11 @@ static void test_sqlite_file(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(ingest(f, "evt-x", 5), 0);
-    assert_int_equal(raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
-    assert_int_equal(raw_int(f->path, "SELECT format FROM events WHERE dedupe_key = 'evt-x'"),
+    assert_int_equal(raw_int(f, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    assert_int_equal(raw_int(f, "SELECT format FROM events WHERE dedupe_key = 'evt-x'"),
                      STORE_SQLITE_EVENT_FORMAT);
-    assert_int_equal(raw_int(f->path, "SELECT received_at_ms FROM events"), f->now);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE CAST(body AS TEXT) = "
+    assert_int_equal(raw_int(f, "SELECT received_at_ms FROM events"), f->now);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events WHERE BODY_TEXT = "
                                       "'{\"event\":\"order.updated\",\"id\":5}'"),
                      1);
     /* history is append-only */
@@ -1245,41 +1381,233 @@ static void test_sqlite_disk_full(void **state)
     assert_true(ok > 0);
     /* the failed event left nothing behind, and the store still works */
     assert_int_equal(job_count(f), ok);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events"), ok);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events"), ok);
     reopen(f);
     assert_int_equal(job_count(f), ok);
 #endif
 }
 
-int main(void)
+/* Two handles on one database (two processes sharing it), two threads
+ * each, claim and finish jobs until none is left: every order is handed
+ * out exactly once, whatever the interleaving. */
+#define RACE_ORDERS 120
+
+struct racer {
+    struct store *s;
+    int claimed[RACE_ORDERS + 1];
+    int fails;
+    char name[16];
+};
+
+static void *race_thread(void *p)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_conn_put_get_find, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_conn_update_and_unique, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_creates_job, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_duplicate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_events_one_job, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_rejects, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claim_oldest_first_and_run_after, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claim_one_per_order_and_rerun, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expired_lease_reclaimed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_enqueue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_orders, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_add, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mappings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_twice_and_urls, setup, teardown),
-        cmocka_unit_test(test_bad_paths),
-        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration_1_to_2_keeps_jobs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_manager_token_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration_2_to_3_keeps_events, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration_4_to_5_adds_order_tax, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_ingest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingest_async, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sqlite_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sqlite_disk_full, setup, teardown),
+    struct racer *r = p;
+    for (;;) {
+        struct store_job j;
+        struct th_err err = {0};
+        int rc = store_job_claim(r->s, r->name, 60000, &j, &err);
+        if (rc == TH_ENOTFOUND) break;
+        if (rc) {
+            r->fails++;
+            continue;
+        }
+        if (j.order_id >= 1 && j.order_id <= RACE_ORDERS) r->claimed[j.order_id]++;
+        if (store_job_done(r->s, j.id, &err) != 0) r->fails++;
+    }
+    return NULL;
+}
+
+static void test_claim_two_handles(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 1; i <= RACE_ORDERS; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "r%d", i);
+        assert_int_equal(ingest(f, key, i), 0);
+    }
+    struct store *s2;
+    struct th_err err = {0};
+    must(store_open(&s2, f->url, &err), &err);
+    store_clock_set(s2, fake_clock, f);
+    static struct racer r[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].s = i % 2 ? s2 : f->s;
+        snprintf(r[i].name, sizeof r[i].name, "w%d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, race_thread, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+    store_close(s2);
+    int per_handle[2] = {0, 0};
+    for (int o = 1; o <= RACE_ORDERS; o++) {
+        int n = 0;
+        for (int i = 0; i < 4; i++) {
+            n += r[i].claimed[o];
+            per_handle[i % 2] += r[i].claimed[o];
+        }
+        if (n != 1) fail_msg("order %d was claimed %d times", o, n);
+    }
+    for (int i = 0; i < 4; i++) assert_int_equal(r[i].fails, 0);
+    assert_int_equal(per_handle[0] + per_handle[1], RACE_ORDERS);
+    assert_int_equal(job_count(f), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* PostgreSQL backend: the database itself */
+
+static void test_pg_database(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    assert_int_equal(raw_int(f, "SELECT version FROM tarheel_schema"), STORE_PG_SCHEMA_VERSION);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM tarheel_schema"), 1);
+    assert_int_equal(ingest(f, "evt-x", 5), 0);
+    assert_int_equal(raw_int(f, "SELECT format FROM events WHERE dedupe_key = 'evt-x'"), 1);
+    assert_int_equal(raw_int(f, "SELECT received_at_ms FROM events"), f->now);
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM events WHERE BODY_TEXT = "
+                                "'{\"event\":\"order.updated\",\"id\":5}'"),
+                     1);
+    /* a body that is not text (bytea keeps every byte) */
+    int dup = -1;
+    must(store_event_ingest(f->s, f->conn.id, "bin", "order.created", 6, "a\0b\xff", 4, &dup,
+                            &err),
+         &err);
+    assert_int_equal(raw_int(f, "SELECT length(body) FROM events WHERE dedupe_key = 'bin'"), 4);
+    assert_int_equal(raw_int(f, "SELECT get_byte(body, 3) FROM events WHERE dedupe_key = 'bin'"),
+                     255);
+    /* history is append-only, and the unique index holds behind our back */
+    must(store_order_note(f->s, f->conn.id, 5, "seen", NULL, &err), &err);
+    char *sql = xasprintf("SET search_path = %s; DELETE FROM order_history", f->schema);
+    PGconn *c = PQconnectdb(pg_db_url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_non_null(strstr(PQresultErrorMessage(r), "append-only"));
+    PQclear(r);
+    free(sql);
+    sql = xasprintf("SET search_path = %s; INSERT INTO jobs (conn_id, order_id, run_after_ms, "
+                    "created_at_ms) VALUES (%lld, 5, 0, 0)",
+                    f->schema, (long long)f->conn.id);
+    r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
+    free(sql);
+    PQfinish(c);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM order_history"), 1);
+    /* a second handle, spelled postgresql://, migrates nothing twice */
+    char *url2 = xasprintf("postgresql://%s", strstr(f->url, "://") + 3);
+    struct store *s2;
+    must(store_open(&s2, url2, &err), &err);
+    struct store_conn got;
+    must(store_conn_find(s2, MODEL_PLATFORM_SALLA, 1001, &got, &err), &err);
+    assert_int_equal(got.id, f->conn.id);
+    store_conn_release(&got);
+    store_close(s2);
+    free(url2);
+    assert_int_equal(raw_int(f, "SELECT count(*) FROM tarheel_schema"), 1);
+}
+
+/* Creates this run's database on the server at TH_TEST_PG_URL and points
+ * pg_db_url at it. Returns 0, or 1 after saying why it could not. */
+static int pg_run_begin(void)
+{
+    const char *server = getenv("TH_TEST_PG_URL");
+    if (!server || !*server) {
+        fprintf(stderr, "test_store pg: TH_TEST_PG_URL is empty: the pg fixture "
+                        "(tests/pg/pgtmp.sh start) did not start PostgreSQL; see its output\n");
+        return 1;
+    }
+    PGconn *c = PQconnectdb(server);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "test_store pg: cannot reach %s: %s", server, PQerrorMessage(c));
+        PQfinish(c);
+        return 1;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "th_store_%d", (int)getpid());
+    char *sql = xasprintf("DROP DATABASE IF EXISTS %s", name);
+    PQclear(PQexec(c, sql));
+    free(sql);
+    sql = xasprintf("CREATE DATABASE %s", name);
+    PGresult *r = PQexec(c, sql);
+    free(sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) fprintf(stderr, "test_store pg: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    if (!ok) return 1;
+    /* the server URL with its database replaced by ours */
+    const char *slash = strrchr(server, '/');
+    const char *q = strchr(server, '?');
+    if (!slash || slash < strstr(server, "://") + 3) slash = server + strlen(server);
+    snprintf(pg_db_url, sizeof pg_db_url, "%.*s/%s%s", (int)(slash - server), server, name,
+             q ? q : "");
+    return 0;
+}
+
+static void pg_run_end(void)
+{
+    const char *server = getenv("TH_TEST_PG_URL");
+    const char *name = strrchr(pg_db_url, '/') + 1;
+    char *sql = xasprintf("DROP DATABASE IF EXISTS %.*s WITH (FORCE)", (int)strcspn(name, "?"),
+                          name);
+    pg_sql(server, sql);
+    free(sql);
+}
+
+int main(int argc, char **argv)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    /* The contract: every backend passes these, identically. */
+    const struct CMUnitTest conformance[] = {
+        T(test_conn_put_get_find),
+        T(test_conn_update_and_unique),
+        T(test_conn_list),
+        T(test_ingest_creates_job),
+        T(test_ingest_duplicate),
+        T(test_two_events_one_job),
+        T(test_ingest_rejects),
+        T(test_claim_oldest_first_and_run_after),
+        T(test_claim_one_per_order_and_rerun),
+        T(test_expired_lease_reclaimed),
+        T(test_claim_two_handles),
+        T(test_enqueue),
+        T(test_orders),
+        T(test_order_add),
+        T(test_history),
+        T(test_mappings),
+        T(test_reopen_keeps_everything),
+        T(test_newer_schema_refused),
+        T(test_manager_token_round_trip),
+        T(test_concurrent_ingest),
+        T(test_ingest_async),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest sqlite_only[] = {
+        T(test_open_twice_and_urls),
+        cmocka_unit_test(test_bad_paths),
+        T(test_migration_1_to_2_keeps_jobs),
+        T(test_migration_2_to_3_keeps_events),
+        T(test_migration_4_to_5_adds_order_tax),
+        T(test_sqlite_file),
+        T(test_sqlite_disk_full),
+    };
+    const struct CMUnitTest pg_only[] = {
+        T(test_pg_database),
+    };
+#undef T
+    if (argc > 1 && strcmp(argv[1], "pg") == 0) {
+        if (pg_run_begin() != 0) return 1;
+        int failed = cmocka_run_group_tests_name("store_pg_conformance", conformance, NULL, NULL);
+        failed += cmocka_run_group_tests_name("store_pg_only", pg_only, NULL, NULL);
+        pg_run_end();
+        return failed;
+    }
+    if (argc > 1 && strcmp(argv[1], "sqlite") != 0) {
+        fprintf(stderr, "usage: %s [sqlite|pg]\n", argv[0]);
+        return 2;
+    }
+    int failed = cmocka_run_group_tests_name("store_sqlite_conformance", conformance, NULL, NULL);
+    failed += cmocka_run_group_tests_name("store_sqlite_only", sqlite_only, NULL, NULL);
+    return failed;
 }

@@ -1,0 +1,1147 @@
+/*
+ * store_pg — the PostgreSQL backend (see store_pg.h and store_int.h).
+ *
+ * Design notes.
+ *
+ * A pool of server connections. Each call borrows one connection for its
+ * whole length (a transaction never spans two calls) and gives it back; at
+ * most STORE_PG_POOL are open, further callers wait for one. A connection
+ * that broke (server restart, network) is closed when it is given back, and
+ * the next call opens a fresh one, so a restarted server costs the calls
+ * that were running, not the process.
+ *
+ * Durability. PostgreSQL's default synchronous_commit=on: COMMIT returns
+ * after the WAL is flushed, so a write that returned 0 survives a crash of
+ * the server (store.h). An operator who turns synchronous_commit off, or
+ * runs a replica without synchronous replication, weakens "accepted means
+ * on disk"; docs/SCALING.md says so.
+ *
+ * Statements are one round trip where SQL allows: an ingest is ONE
+ * statement (the event insert and the job upsert in data-modifying CTEs),
+ * so it is atomic without BEGIN/COMMIT round trips, and the server's own
+ * group commit (concurrent transactions share a WAL flush) replaces the
+ * SQLite backend's committer thread.
+ *
+ * Jobs: the same rules as SQLite (one pending job per order by a UNIQUE
+ * index, rerun flag, lease). A claim picks the oldest due free job with
+ * FOR UPDATE SKIP LOCKED, so processes claiming at the same time never
+ * wait on each other's candidate rows and never take the same job.
+ *
+ * Schema. Numbered migrations in `migrations[]`; tarheel_schema.version is
+ * the number applied. Opening takes a transaction-scoped advisory lock
+ * first, so processes starting together migrate once. PostgreSQL's DDL is
+ * transactional: a failed migration leaves the database as it was. Never
+ * edit an applied migration: add the next one.
+ *
+ * Ids. BIGSERIAL ids may have gaps (an upsert that updates still takes a
+ * sequence value), so this backend lists connections with conn_list rather
+ * than store.c's walk from id 1.
+ */
+#include "store/store_pg.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+
+/* ---------------------------------------------------------------------- */
+/* Schema */
+
+static const char *const migrations[] = {
+    /* 1: the schema of SQLite's migrations 1-5, in PostgreSQL types. */
+    "CREATE TABLE connections ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  platform INTEGER NOT NULL,"
+    "  store_id BIGINT NOT NULL,"
+    "  name TEXT,"
+    "  access_token TEXT,"
+    "  refresh_token TEXT,"
+    "  manager_token TEXT,"
+    "  token_expires_at BIGINT NOT NULL DEFAULT 0,"
+    "  webhook_secret TEXT,"
+    "  webhook_strategy TEXT,"
+    "  api_base TEXT,"
+    "  status TEXT,"
+    "  connected_at BIGINT NOT NULL DEFAULT 0,"
+    "  qoyod_base TEXT,"
+    "  qoyod_api_key TEXT,"
+    "  inventory_id BIGINT NOT NULL DEFAULT 0,"
+    "  payment_account_id BIGINT NOT NULL DEFAULT 0,"
+    "  trigger_status INTEGER NOT NULL DEFAULT 1,"
+    "  customer_per_invoice INTEGER NOT NULL DEFAULT 0,"
+    "  number_by_order INTEGER NOT NULL DEFAULT 0,"
+    "  financial_invoice INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (platform, store_id)"
+    ");"
+    "CREATE TABLE events ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  dedupe_key TEXT NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  order_id BIGINT NOT NULL DEFAULT 0,"
+    "  received_at_ms BIGINT NOT NULL,"
+    "  format INTEGER NOT NULL DEFAULT 1,"
+    "  body BYTEA NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX events_dedupe ON events (conn_id, order_id, dedupe_key);"
+    "CREATE TABLE jobs ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  order_id BIGINT NOT NULL,"
+    "  run_after_ms BIGINT NOT NULL,"
+    "  lease_owner TEXT,"
+    "  lease_until_ms BIGINT NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  rerun INTEGER NOT NULL DEFAULT 0,"
+    "  manual INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  created_at_ms BIGINT NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX jobs_one_per_order ON jobs (conn_id, order_id);"
+    "CREATE INDEX jobs_due ON jobs (run_after_ms, id);"
+    "CREATE TABLE orders ("
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  order_id BIGINT NOT NULL,"
+    "  number TEXT,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  xfer INTEGER NOT NULL DEFAULT 0,"
+    "  reason_code INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  total BIGINT NOT NULL DEFAULT 0,"
+    "  tax BIGINT NOT NULL DEFAULT 0,"
+    "  qoyod_total BIGINT NOT NULL DEFAULT 0,"
+    "  qoyod_invoice_id BIGINT NOT NULL DEFAULT 0,"
+    "  qoyod_reference TEXT,"
+    "  qoyod_payment_id BIGINT NOT NULL DEFAULT 0,"
+    "  created_at BIGINT NOT NULL DEFAULT 0,"
+    "  updated_at BIGINT NOT NULL DEFAULT 0,"
+    "  transferred_at BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conn_id, order_id)"
+    ");"
+    "CREATE INDEX orders_by_created ON orders (created_at, order_id);"
+    "CREATE INDEX orders_by_xfer ON orders (xfer, created_at, order_id);"
+    "CREATE TABLE order_history ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  order_id BIGINT NOT NULL,"
+    "  ts_ms BIGINT NOT NULL,"
+    "  what TEXT NOT NULL,"
+    "  detail TEXT"
+    ");"
+    "CREATE INDEX order_history_by_order ON order_history (conn_id, order_id, id);"
+    "CREATE FUNCTION tarheel_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "  $$BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END$$;"
+    "CREATE TRIGGER order_history_append_only BEFORE UPDATE OR DELETE ON order_history"
+    "  FOR EACH ROW EXECUTE FUNCTION tarheel_append_only();"
+    "CREATE TABLE mappings ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  qoyod_id BIGINT NOT NULL,"
+    "  updated_at_ms BIGINT NOT NULL,"
+    "  UNIQUE (conn_id, kind, key)"
+    ");",
+};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
+               "STORE_PG_SCHEMA_VERSION must equal the number of migrations");
+
+/* The advisory lock key that serialises migrations ("tarheel" in ASCII). */
+#define MIGRATE_LOCK "7461726865656c"
+
+/* ---------------------------------------------------------------------- */
+/* SQL */
+
+#define CONN_COLS                                                                                  \
+    "platform, store_id, name, access_token, refresh_token, token_expires_at, webhook_secret, "    \
+    "webhook_strategy, api_base, status, connected_at, qoyod_base, qoyod_api_key, inventory_id, "  \
+    "payment_account_id, trigger_status, customer_per_invoice, number_by_order, "                  \
+    "financial_invoice, manager_token"
+
+#define ORDER_COLS                                                                                 \
+    "conn_id, order_id, number, status, xfer, reason_code, reason, attempts, total, qoyod_total, " \
+    "qoyod_invoice_id, qoyod_reference, qoyod_payment_id, created_at, updated_at, transferred_at, " \
+    "tax"
+
+/* What a job upsert does on conflict (ingest and enqueue): a pending job
+ * only becomes due sooner; a leased one is marked for a rerun. */
+#define JOB_ON_CONFLICT                                                                            \
+    " ON CONFLICT (conn_id, order_id) DO UPDATE SET "                                              \
+    "  run_after_ms = LEAST(j.run_after_ms, excluded.run_after_ms),"                               \
+    "  rerun = CASE WHEN j.lease_owner IS NOT NULL AND j.lease_until_ms >= excluded.run_after_ms " \
+    "          THEN 1 ELSE j.rerun END"
+
+static const char SQL_CONN_UPSERT[] =
+    "INSERT INTO connections (" CONN_COLS ") VALUES "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) "
+    "ON CONFLICT (platform, store_id) DO UPDATE SET name = excluded.name, access_token = "
+    "excluded.access_token, refresh_token = excluded.refresh_token, token_expires_at = "
+    "excluded.token_expires_at, webhook_secret = excluded.webhook_secret, webhook_strategy = "
+    "excluded.webhook_strategy, api_base = excluded.api_base, status = excluded.status, "
+    "connected_at = excluded.connected_at, qoyod_base = excluded.qoyod_base, qoyod_api_key = "
+    "excluded.qoyod_api_key, inventory_id = excluded.inventory_id, payment_account_id = "
+    "excluded.payment_account_id, trigger_status = excluded.trigger_status, "
+    "customer_per_invoice = excluded.customer_per_invoice, number_by_order = "
+    "excluded.number_by_order, financial_invoice = excluded.financial_invoice, "
+    "manager_token = excluded.manager_token RETURNING id";
+
+static const char SQL_CONN_UPDATE[] =
+    "UPDATE connections SET platform = $1, store_id = $2, name = $3, access_token = $4, "
+    "refresh_token = $5, token_expires_at = $6, webhook_secret = $7, webhook_strategy = $8, "
+    "api_base = $9, status = $10, connected_at = $11, qoyod_base = $12, qoyod_api_key = $13, "
+    "inventory_id = $14, payment_account_id = $15, trigger_status = $16, "
+    "customer_per_invoice = $17, number_by_order = $18, financial_invoice = $19, "
+    "manager_token = $20 WHERE id = $21";
+
+static const char SQL_CONN_TOKENS[] =
+    "UPDATE connections SET access_token = $2, refresh_token = $3, manager_token = $4, "
+    "token_expires_at = $5, status = $6 WHERE id = $1";
+
+static const char SQL_CONN_SETTINGS[] =
+    "UPDATE connections SET name = $2, qoyod_base = $3, qoyod_api_key = $4, inventory_id = $5, "
+    "payment_account_id = $6, trigger_status = $7, customer_per_invoice = $8, "
+    "number_by_order = $9, financial_invoice = $10, webhook_secret = $11, "
+    "webhook_strategy = $12, api_base = $13 WHERE id = $1";
+
+/* $1 conn, $2 key, $3 event, $4 order, $5 now, $6 body (binary). One
+ * statement: the event, and the job when the event is new and names an
+ * order. Returns (events inserted, jobs touched). */
+static const char SQL_INGEST[] =
+    "WITH e AS (INSERT INTO events (conn_id, dedupe_key, event, order_id, received_at_ms, "
+    "  format, body) VALUES ($1, $2, $3, $4, $5, 1, $6) "
+    "  ON CONFLICT (conn_id, order_id, dedupe_key) DO NOTHING RETURNING order_id), "
+    "q AS (INSERT INTO jobs AS j (conn_id, order_id, run_after_ms, created_at_ms) "
+    "  SELECT $1, order_id, $5, $5 FROM e WHERE order_id <> 0" JOB_ON_CONFLICT " RETURNING 1) "
+    "SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM q)";
+
+/* $1 conn, $2 order, $3 now. */
+static const char SQL_ENQUEUE[] =
+    "INSERT INTO jobs AS j (conn_id, order_id, run_after_ms, created_at_ms, manual) "
+    "VALUES ($1, $2, $3, $3, 1)" JOB_ON_CONFLICT ", manual = 1";
+
+/* $1 worker, $2 now, $3 lease_until, $4 connections to skip (bigint[]). */
+static const char SQL_CLAIM[] =
+    "UPDATE jobs SET lease_owner = $1, lease_until_ms = $3, attempts = attempts + 1, rerun = 0 "
+    "WHERE id = (SELECT id FROM jobs WHERE run_after_ms <= $2 AND "
+    "  (lease_owner IS NULL OR lease_until_ms < $2) AND NOT (conn_id = ANY ($4::bigint[])) "
+    "  ORDER BY run_after_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, conn_id, order_id, attempts, run_after_ms, manual";
+
+static const char SQL_ORDER_PUT[] =
+    "INSERT INTO orders (" ORDER_COLS ") VALUES "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+    "ON CONFLICT (conn_id, order_id) DO UPDATE SET number = excluded.number, status = "
+    "excluded.status, xfer = excluded.xfer, reason_code = excluded.reason_code, reason = "
+    "excluded.reason, attempts = excluded.attempts, total = excluded.total, qoyod_total = "
+    "excluded.qoyod_total, qoyod_invoice_id = excluded.qoyod_invoice_id, qoyod_reference = "
+    "excluded.qoyod_reference, qoyod_payment_id = excluded.qoyod_payment_id, created_at = "
+    "excluded.created_at, updated_at = excluded.updated_at, transferred_at = "
+    "excluded.transferred_at, tax = excluded.tax";
+
+static const char SQL_ORDER_ADD[] =
+    "INSERT INTO orders (" ORDER_COLS ") VALUES "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+    "ON CONFLICT (conn_id, order_id) DO NOTHING";
+
+/* ---------------------------------------------------------------------- */
+/* The handle and its pool */
+
+struct pgs {
+    struct store base; /* first: store.c sees only this */
+    char *url;         /* as given (may hold a password: never printed) */
+    char *shown;       /* the URL with any password replaced by "***", for messages */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* a connection was given back, or a slot freed */
+    PGconn *idle[STORE_PG_POOL];
+    int nidle, nopen;
+};
+
+static struct pgs *pg_of(struct store *s)
+{
+    return (struct pgs *)s;
+}
+
+/* The URL without its password: "postgres://u:secret@h/db" → "postgres://u:***@h/db". */
+static char *url_shown(const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (!at || !colon || colon > at) return xstrdup(url);
+    return xasprintf("%.*s:***%s", (int)(colon - url), url, at);
+}
+
+/* Opens a server connection; NULL with err filled when it cannot. */
+static PGconn *pg_connect(struct pgs *q, struct th_err *err)
+{
+    /* Defaults before dbname, so the URL's own settings win. */
+    const char *const keys[] = {"application_name", "connect_timeout", "dbname", NULL};
+    const char *const vals[] = {"tarheel", "10", q->url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "out of memory");
+        msg[strcspn(msg, "\n")] = '\0';
+        th_err_set(err, TH_EDB,
+                   "cannot connect to PostgreSQL at %s: %s (is the server running, and do the "
+                   "URL's host, port, user and database exist?)",
+                   q->shown, msg);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Borrows a connection (opening one when none is idle and the pool has
+ * room, else waiting). Returns NULL with err filled when it cannot connect. */
+static PGconn *conn_get(struct pgs *q, struct th_err *err)
+{
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        if (q->nidle > 0) {
+            PGconn *c = q->idle[--q->nidle];
+            pthread_mutex_unlock(&q->mu);
+            return c;
+        }
+        if (q->nopen < STORE_PG_POOL) break;
+        pthread_cond_wait(&q->cv, &q->mu);
+    }
+    q->nopen++;
+    pthread_mutex_unlock(&q->mu);
+    PGconn *c = pg_connect(q, err);
+    if (!c) {
+        pthread_mutex_lock(&q->mu);
+        q->nopen--;
+        pthread_cond_signal(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+    }
+    return c;
+}
+
+/* Gives a connection back; a broken one (or one left inside a transaction)
+ * is closed instead. */
+static void conn_put(struct pgs *q, PGconn *c)
+{
+    int bad = PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE;
+    if (bad) PQfinish(c);
+    pthread_mutex_lock(&q->mu);
+    if (bad)
+        q->nopen--;
+    else
+        q->idle[q->nidle++] = c;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Parameters and results */
+
+#define MAX_PARAMS 24
+
+/* A statement's parameters, as text (binary for bytea). */
+struct pp {
+    int n;
+    const char *v[MAX_PARAMS];
+    int len[MAX_PARAMS];
+    int fmt[MAX_PARAMS];
+    char num[MAX_PARAMS][24];
+};
+
+static void p_i64(struct pp *p, int64_t v)
+{
+    snprintf(p->num[p->n], sizeof p->num[p->n], "%lld", (long long)v);
+    p->v[p->n] = p->num[p->n];
+    p->len[p->n] = 0;
+    p->fmt[p->n] = 0;
+    p->n++;
+}
+
+/* NULL binds SQL NULL. The string must outlive the statement. */
+static void p_str(struct pp *p, const char *s)
+{
+    p->v[p->n] = s;
+    p->len[p->n] = 0;
+    p->fmt[p->n] = 0;
+    p->n++;
+}
+
+static void p_bin(struct pp *p, const char *b, size_t len)
+{
+    p->v[p->n] = b;
+    p->len[p->n] = (int)len;
+    p->fmt[p->n] = 1;
+    p->n++;
+}
+
+/* Maps a failed result (or a connection failure, res NULL) of the operation
+ * described by fmt to a TH_E* code and fills err. */
+static int fail(struct pgs *q, PGconn *c, const PGresult *res, struct th_err *err, const char *fmt,
+                ...) TH_PRINTF(5, 6);
+static int fail(struct pgs *q, PGconn *c, const PGresult *res, struct th_err *err, const char *fmt,
+                ...)
+{
+    char op[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(op, sizeof op, fmt, ap);
+    va_end(ap);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+    msg[strcspn(msg, "\n")] = '\0';
+    if (!state || PQstatus(c) != CONNECTION_OK || strncmp(state, "08", 2) == 0 ||
+        strncmp(state, "57P", 3) == 0)
+        return th_err_set(err, TH_EDB,
+                          "%s: lost the connection to PostgreSQL at %s: %s (tarheel reconnects "
+                          "on the next call)",
+                          op, q->shown, msg);
+    if (strcmp(state, "23503") == 0) return th_err_set(err, TH_ENOTFOUND, "%s: no such connection", op);
+    if (strcmp(state, "23505") == 0)
+        return th_err_set(err, TH_ECONFLICT, "%s: the record already exists (%s)", op, msg);
+    if (strcmp(state, "53100") == 0)
+        return th_err_set(err, TH_EDISKFULL,
+                          "%s: the disk of the PostgreSQL server at %s is full", op, q->shown);
+    return th_err_set(err, TH_EDB, "%s: %s (SQLSTATE %s, database %s)", op, msg, state, q->shown);
+}
+
+/* Runs sql with p's parameters; returns the result when it succeeded, else
+ * NULL with err filled (what names the operation). */
+static PGresult *run(struct pgs *q, PGconn *c, const char *sql, const struct pp *p,
+                     struct th_err *err, const char *what)
+{
+    /* Without parameters through the simple protocol: a migration is
+     * several statements in one string. */
+    PGresult *res = p ? PQexecParams(c, sql, p->n, NULL, p->v, p->len, p->fmt, 0) : PQexec(c, sql);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return res;
+    fail(q, c, res, err, "%s", what);
+    PQclear(res);
+    return NULL;
+}
+
+/* A plain statement without parameters or rows (BEGIN, COMMIT, ...). */
+static int plain(struct pgs *q, PGconn *c, const char *sql, struct th_err *err, const char *what)
+{
+    PGresult *res = run(q, c, sql, NULL, err, what);
+    if (!res) return err && err->code ? err->code : TH_EDB;
+    PQclear(res);
+    return 0;
+}
+
+static void rollback(PGconn *c)
+{
+    if (PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static char *col_str(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : xstrdup(PQgetvalue(r, row, col));
+}
+
+static int64_t affected(const PGresult *r)
+{
+    const char *t = PQcmdTuples((PGresult *)r);
+    return t && *t ? strtoll(t, NULL, 10) : 0;
+}
+
+/* The error code err carries after a failed run() (never 0). */
+static int code_of(const struct th_err *err)
+{
+    return err && err->code ? err->code : TH_EDB;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Open and close */
+
+static void pg_free(struct pgs *q)
+{
+    for (int i = 0; i < q->nidle; i++) PQfinish(q->idle[i]);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q->url);
+    free(q->shown);
+    free(q);
+}
+
+/* Applies the migrations the database lacks, in one transaction under an
+ * advisory lock. */
+static int migrate(struct pgs *q, PGconn *c, struct th_err *err)
+{
+    int rc = plain(q, c, "BEGIN", err, "migrate: begin");
+    if (rc) return rc;
+    PGresult *r = NULL;
+    if ((rc = plain(q, c, "SET LOCAL client_min_messages = warning", err, "migrate")) ||
+        (rc = plain(q, c, "SELECT pg_advisory_xact_lock(x'" MIGRATE_LOCK "'::bigint)", err,
+                    "migrate: lock")) ||
+        (rc = plain(q, c, "CREATE TABLE IF NOT EXISTS tarheel_schema (version INTEGER NOT NULL)",
+                    err, "migrate: version table")))
+        goto out;
+    if (!(r = run(q, c, "SELECT version FROM tarheel_schema", NULL, err, "migrate: read version"))) {
+        rc = code_of(err);
+        goto out;
+    }
+    int64_t v = PQntuples(r) ? col_i64(r, 0, 0) : 0;
+    int fresh = PQntuples(r) == 0;
+    PQclear(r);
+    if (v > STORE_PG_SCHEMA_VERSION || v < 0) {
+        rc = th_err_set(err, TH_ECONFIG,
+                        "the database %s has schema version %lld but this tarheel knows only up "
+                        "to %d; run a newer tarheel",
+                        q->shown, (long long)v, STORE_PG_SCHEMA_VERSION);
+        goto out;
+    }
+    if (v == STORE_PG_SCHEMA_VERSION) goto out;
+    for (; v < STORE_PG_SCHEMA_VERSION; v++) {
+        char what[48];
+        snprintf(what, sizeof what, "schema migration %lld", (long long)v + 1);
+        if ((rc = plain(q, c, migrations[v], err, what)) != 0) goto out;
+    }
+    struct pp p = {0};
+    p_i64(&p, STORE_PG_SCHEMA_VERSION);
+    r = run(q, c,
+            fresh ? "INSERT INTO tarheel_schema (version) VALUES ($1)"
+                  : "UPDATE tarheel_schema SET version = $1",
+            &p, err, "migrate: write version");
+    if (!r) {
+        rc = code_of(err);
+        goto out;
+    }
+    PQclear(r);
+out:
+    if (rc)
+        rollback(c);
+    else
+        rc = plain(q, c, "COMMIT", err, "migrate: commit");
+    return rc;
+}
+
+static int pg_open(struct store **out, const char *location, struct th_err *err)
+{
+    struct pgs *q = xcalloc(1, sizeof *q);
+    q->url = xstrdup(location);
+    q->shown = url_shown(location);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    PGconn *c = conn_get(q, err);
+    if (!c) {
+        pg_free(q);
+        return TH_EDB;
+    }
+    int rc = migrate(q, c, err);
+    conn_put(q, c);
+    if (rc) {
+        pg_free(q);
+        return rc;
+    }
+    *out = &q->base;
+    return 0;
+}
+
+static void pg_close(struct store *s)
+{
+    pg_free(pg_of(s));
+}
+
+/* ---------------------------------------------------------------------- */
+/* The shape of most calls: borrow a connection, run one statement, give it
+ * back. Returns the result or NULL (err filled). */
+static PGresult *one(struct pgs *q, const char *sql, const struct pp *p, struct th_err *err,
+                     const char *what)
+{
+    PGconn *c = conn_get(q, err);
+    if (!c) return NULL;
+    PGresult *r = run(q, c, sql, p, err, what);
+    conn_put(q, c);
+    return r;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connections */
+
+static void bind_conn(struct pp *p, const struct store_conn *c)
+{
+    p_i64(p, c->platform);
+    p_i64(p, c->store_id);
+    p_str(p, c->name);
+    p_str(p, c->access_token);
+    p_str(p, c->refresh_token);
+    p_i64(p, c->token_expires_at);
+    p_str(p, c->webhook_secret);
+    p_str(p, c->webhook_strategy);
+    p_str(p, c->api_base);
+    p_str(p, c->status);
+    p_i64(p, c->connected_at);
+    p_str(p, c->qoyod_base);
+    p_str(p, c->qoyod_api_key);
+    p_i64(p, c->inventory_id);
+    p_i64(p, c->payment_account_id);
+    p_i64(p, c->trigger);
+    p_i64(p, c->customer_per_invoice);
+    p_i64(p, c->number_by_order);
+    p_i64(p, c->financial_invoice);
+    p_str(p, c->manager_token);
+}
+
+/* Reads "id, CONN_COLS" from row i. */
+static void read_conn(const PGresult *r, int i, struct store_conn *c)
+{
+    c->id = col_i64(r, i, 0);
+    c->platform = (enum model_platform)col_i64(r, i, 1);
+    c->store_id = col_i64(r, i, 2);
+    c->name = col_str(r, i, 3);
+    c->access_token = col_str(r, i, 4);
+    c->refresh_token = col_str(r, i, 5);
+    c->token_expires_at = col_i64(r, i, 6);
+    c->webhook_secret = col_str(r, i, 7);
+    c->webhook_strategy = col_str(r, i, 8);
+    c->api_base = col_str(r, i, 9);
+    c->status = col_str(r, i, 10);
+    c->connected_at = col_i64(r, i, 11);
+    c->qoyod_base = col_str(r, i, 12);
+    c->qoyod_api_key = col_str(r, i, 13);
+    c->inventory_id = col_i64(r, i, 14);
+    c->payment_account_id = col_i64(r, i, 15);
+    c->trigger = (enum model_status)col_i64(r, i, 16);
+    c->customer_per_invoice = (int)col_i64(r, i, 17);
+    c->number_by_order = (int)col_i64(r, i, 18);
+    c->financial_invoice = (int)col_i64(r, i, 19);
+    c->manager_token = col_str(r, i, 20);
+}
+
+static int pg_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
+{
+    struct pgs *q = pg_of(s);
+    struct pp p = {0};
+    bind_conn(&p, c);
+    char what[96];
+    if (c->id == 0) {
+        snprintf(what, sizeof what, "save connection for %s store %lld",
+                 model_platform_name(c->platform), (long long)c->store_id);
+        PGresult *r = one(q, SQL_CONN_UPSERT, &p, err, what);
+        if (!r) return code_of(err);
+        int64_t id = PQntuples(r) ? col_i64(r, 0, 0) : 0;
+        PQclear(r);
+        if (!id) return th_err_set(err, TH_EDB, "%s: no id came back", what);
+        c->id = id;
+        return 0;
+    }
+    p_i64(&p, c->id);
+    snprintf(what, sizeof what, "update connection %lld (%s store %lld)", (long long)c->id,
+             model_platform_name(c->platform), (long long)c->store_id);
+    PGresult *r = one(q, SQL_CONN_UPDATE, &p, err, what);
+    if (!r) return code_of(err);
+    int64_t n = affected(r);
+    PQclear(r);
+    return n ? 0 : th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)c->id);
+}
+
+static int conn_update(struct pgs *q, const char *sql, const struct pp *p,
+                       const struct store_conn *c, struct th_err *err, const char *what)
+{
+    char op[96];
+    snprintf(op, sizeof op, "save the %s of connection %lld", what, (long long)c->id);
+    PGresult *r = one(q, sql, p, err, op);
+    if (!r) return code_of(err);
+    int64_t n = affected(r);
+    PQclear(r);
+    return n ? 0 : th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)c->id);
+}
+
+static int pg_conn_put_tokens(struct store *s, const struct store_conn *c, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, c->id);
+    p_str(&p, c->access_token);
+    p_str(&p, c->refresh_token);
+    p_str(&p, c->manager_token);
+    p_i64(&p, c->token_expires_at);
+    p_str(&p, c->status);
+    return conn_update(pg_of(s), SQL_CONN_TOKENS, &p, c, err, "tokens");
+}
+
+static int pg_conn_put_settings(struct store *s, const struct store_conn *c, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, c->id);
+    p_str(&p, c->name);
+    p_str(&p, c->qoyod_base);
+    p_str(&p, c->qoyod_api_key);
+    p_i64(&p, c->inventory_id);
+    p_i64(&p, c->payment_account_id);
+    p_i64(&p, c->trigger);
+    p_i64(&p, c->customer_per_invoice);
+    p_i64(&p, c->number_by_order);
+    p_i64(&p, c->financial_invoice);
+    p_str(&p, c->webhook_secret);
+    p_str(&p, c->webhook_strategy);
+    p_str(&p, c->api_base);
+    return conn_update(pg_of(s), SQL_CONN_SETTINGS, &p, c, err, "settings");
+}
+
+static int conn_query(struct pgs *q, const char *sql, const struct pp *p, struct store_conn *out,
+                      struct th_err *err, const char *what)
+{
+    char op[96];
+    snprintf(op, sizeof op, "read %s", what);
+    PGresult *r = one(q, sql, p, err, op);
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r))
+        read_conn(r, 0, out);
+    else
+        code = th_err_set(err, TH_ENOTFOUND, "%s is not connected to tarheel", what);
+    PQclear(r);
+    return code;
+}
+
+static int pg_conn_get(struct store *s, int64_t id, struct store_conn *out, struct th_err *err)
+{
+    char what[64];
+    snprintf(what, sizeof what, "connection %lld", (long long)id);
+    struct pp p = {0};
+    p_i64(&p, id);
+    return conn_query(pg_of(s), "SELECT id, " CONN_COLS " FROM connections WHERE id = $1", &p, out,
+                      err, what);
+}
+
+static int pg_conn_find(struct store *s, enum model_platform pl, int64_t store_id,
+                        struct store_conn *out, struct th_err *err)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s store %lld", model_platform_name(pl), (long long)store_id);
+    struct pp p = {0};
+    p_i64(&p, pl);
+    p_i64(&p, store_id);
+    return conn_query(pg_of(s),
+                      "SELECT id, " CONN_COLS " FROM connections WHERE platform = $1 AND "
+                      "store_id = $2",
+                      &p, out, err, what);
+}
+
+/* Rows are copied out and the connection given back before fn runs, so fn
+ * may call the store. */
+static int pg_conn_list(struct store *s, void (*fn)(void *arg, const struct store_conn *c),
+                        void *arg, struct th_err *err)
+{
+    PGresult *r = one(pg_of(s), "SELECT id, " CONN_COLS " FROM connections ORDER BY id", NULL, err,
+                      "list connections");
+    if (!r) return code_of(err);
+    int n = PQntuples(r);
+    struct store_conn *rows = xcalloc((size_t)n + 1, sizeof *rows);
+    for (int i = 0; i < n; i++) read_conn(r, i, &rows[i]);
+    PQclear(r);
+    for (int i = 0; i < n; i++) {
+        fn(arg, &rows[i]);
+        store_conn_release(&rows[i]);
+    }
+    free(rows);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Intake */
+
+static int pg_event_ingest(struct store *s, int64_t conn_id, const char *dedupe_key,
+                           const char *event, int64_t order_id, const char *body, size_t len,
+                           int *duplicate, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_str(&p, dedupe_key);
+    p_str(&p, event);
+    p_i64(&p, order_id);
+    p_i64(&p, store_now_ms(s));
+    p_bin(&p, body, len);
+    char what[160];
+    snprintf(what, sizeof what, "store event %.64s for connection %lld (order %lld)", dedupe_key,
+             (long long)conn_id, (long long)order_id);
+    PGresult *r = one(pg_of(s), SQL_INGEST, &p, err, what);
+    if (!r) return code_of(err);
+    *duplicate = col_i64(r, 0, 0) == 0;
+    PQclear(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Jobs */
+
+/* The connections to skip as a PostgreSQL array literal ("{1,2}"). */
+static void except_array(const int64_t *except, size_t n, char *buf, size_t cap)
+{
+    size_t k = 0;
+    buf[k++] = '{';
+    for (size_t i = 0; i < n && k + 24 < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", i ? "," : "", (long long)except[i]);
+    buf[k++] = '}';
+    buf[k] = '\0';
+}
+
+static void read_job(const PGresult *r, struct store_job *out)
+{
+    out->id = col_i64(r, 0, 0);
+    out->conn_id = col_i64(r, 0, 1);
+    out->order_id = col_i64(r, 0, 2);
+    out->attempts = (int)col_i64(r, 0, 3);
+    out->run_after = col_i64(r, 0, 4);
+    out->manual = (int)col_i64(r, 0, 5);
+}
+
+static int pg_job_claim(struct store *s, const char *worker, int64_t lease_ms,
+                        const int64_t *except, size_t nexcept, struct store_job *out,
+                        struct th_err *err)
+{
+    char skip[STORE_MAX_CLAIM_EXCEPT * 21 + 3];
+    except_array(except, nexcept, skip, sizeof skip);
+    int64_t now = store_now_ms(s);
+    struct pp p = {0};
+    p_str(&p, worker);
+    p_i64(&p, now);
+    p_i64(&p, now + lease_ms);
+    p_str(&p, skip);
+    char what[96];
+    snprintf(what, sizeof what, "claim a job for worker %.48s", worker);
+    PGresult *r = one(pg_of(s), SQL_CLAIM, &p, err, what);
+    if (!r) return code_of(err);
+    int found = PQntuples(r) > 0;
+    if (found) read_job(r, out);
+    PQclear(r);
+    return found ? 0 : th_err_set(err, TH_ENOTFOUND, "no job is due");
+}
+
+static int pg_job_done(struct store *s, int64_t job_id, struct th_err *err)
+{
+    struct pgs *q = pg_of(s);
+    int64_t now = store_now_ms(s);
+    PGconn *c = conn_get(q, err);
+    if (!c) return TH_EDB;
+    char what[64];
+    snprintf(what, sizeof what, "finish job %lld", (long long)job_id);
+    int rc = plain(q, c, "BEGIN", err, what);
+    if (rc) goto out;
+    struct pp p = {0};
+    p_i64(&p, job_id);
+    PGresult *r = run(q, c, "DELETE FROM jobs WHERE id = $1 AND rerun = 0", &p, err, what);
+    if (!r) {
+        rc = code_of(err);
+        goto out;
+    }
+    int64_t n = affected(r);
+    PQclear(r);
+    if (n == 0) {
+        /* Not deleted: either an event arrived while it ran, or no job. */
+        p_i64(&p, now);
+        r = run(q, c,
+                "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, attempts = 0, "
+                "last_error = NULL, run_after_ms = $2 WHERE id = $1",
+                &p, err, what);
+        if (!r) {
+            rc = code_of(err);
+            goto out;
+        }
+        n = affected(r);
+        PQclear(r);
+        if (n == 0) rc = th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+    }
+out:
+    if (rc)
+        rollback(c);
+    else
+        rc = plain(q, c, "COMMIT", err, what);
+    conn_put(q, c);
+    return rc;
+}
+
+static int pg_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
+                        struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, job_id);
+    p_i64(&p, run_after);
+    p_str(&p, error);
+    char what[64];
+    snprintf(what, sizeof what, "reschedule job %lld", (long long)job_id);
+    PGresult *r = one(pg_of(s),
+                      "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
+                      "run_after_ms = $2, last_error = $3 WHERE id = $1",
+                      &p, err, what);
+    if (!r) return code_of(err);
+    int64_t n = affected(r);
+    PQclear(r);
+    return n ? 0 : th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+}
+
+static int pg_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, order_id);
+    p_i64(&p, store_now_ms(s));
+    char what[96];
+    snprintf(what, sizeof what, "queue order %lld of connection %lld", (long long)order_id,
+             (long long)conn_id);
+    PGresult *r = one(pg_of(s), SQL_ENQUEUE, &p, err, what);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_job_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    PGresult *r = one(pg_of(s), "SELECT count(*) FROM jobs", NULL, err, "count jobs");
+    if (!r) return code_of(err);
+    *n = col_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Orders and history */
+
+static void read_order(const PGresult *r, int i, struct store_order *o)
+{
+    o->conn_id = col_i64(r, i, 0);
+    o->order_id = col_i64(r, i, 1);
+    o->number = col_str(r, i, 2);
+    o->status = (enum model_status)col_i64(r, i, 3);
+    o->xfer = (enum store_xfer)col_i64(r, i, 4);
+    o->reason_code = (int)col_i64(r, i, 5);
+    o->reason = col_str(r, i, 6);
+    o->attempts = (int)col_i64(r, i, 7);
+    o->total = col_i64(r, i, 8);
+    o->qoyod_total = col_i64(r, i, 9);
+    o->qoyod_invoice_id = col_i64(r, i, 10);
+    o->qoyod_reference = col_str(r, i, 11);
+    o->qoyod_payment_id = col_i64(r, i, 12);
+    o->created_at = col_i64(r, i, 13);
+    o->updated_at = col_i64(r, i, 14);
+    o->transferred_at = col_i64(r, i, 15);
+    o->tax = col_i64(r, i, 16);
+}
+
+static void bind_order(struct pp *p, const struct store_order *o)
+{
+    p_i64(p, o->conn_id);
+    p_i64(p, o->order_id);
+    p_str(p, o->number);
+    p_i64(p, o->status);
+    p_i64(p, o->xfer);
+    p_i64(p, o->reason_code);
+    p_str(p, o->reason);
+    p_i64(p, o->attempts);
+    p_i64(p, o->total);
+    p_i64(p, o->qoyod_total);
+    p_i64(p, o->qoyod_invoice_id);
+    p_str(p, o->qoyod_reference);
+    p_i64(p, o->qoyod_payment_id);
+    p_i64(p, o->created_at);
+    p_i64(p, o->updated_at);
+    p_i64(p, o->transferred_at);
+    p_i64(p, o->tax);
+}
+
+static int pg_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct store_order *out,
+                        struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, order_id);
+    char what[96];
+    snprintf(what, sizeof what, "read order %lld of connection %lld", (long long)order_id,
+             (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      "SELECT " ORDER_COLS " FROM orders WHERE conn_id = $1 AND order_id = $2", &p,
+                      err, what);
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r))
+        read_order(r, 0, out);
+    else
+        code = th_err_set(err, TH_ENOTFOUND, "order %lld of connection %lld is not known",
+                          (long long)order_id, (long long)conn_id);
+    PQclear(r);
+    return code;
+}
+
+static int pg_order_put(struct store *s, const struct store_order *o, struct th_err *err)
+{
+    struct pp p = {0};
+    bind_order(&p, o);
+    char what[96];
+    snprintf(what, sizeof what, "save order %lld of connection %lld", (long long)o->order_id,
+             (long long)o->conn_id);
+    PGresult *r = one(pg_of(s), SQL_ORDER_PUT, &p, err, what);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_order_add(struct store *s, const struct store_order *o, int *added,
+                        struct th_err *err)
+{
+    struct pp p = {0};
+    bind_order(&p, o);
+    char what[96];
+    snprintf(what, sizeof what, "add order %lld of connection %lld", (long long)o->order_id,
+             (long long)o->conn_id);
+    PGresult *r = one(pg_of(s), SQL_ORDER_ADD, &p, err, what);
+    if (!r) return code_of(err);
+    *added = affected(r) > 0;
+    PQclear(r);
+    return 0;
+}
+
+static int pg_order_note(struct store *s, int64_t conn_id, int64_t order_id, const char *what,
+                         const char *detail, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, order_id);
+    p_i64(&p, store_now_ms(s));
+    p_str(&p, what);
+    p_str(&p, detail);
+    char op[96];
+    snprintf(op, sizeof op, "note history of order %lld of connection %lld", (long long)order_id,
+             (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO order_history (conn_id, order_id, ts_ms, what, detail) "
+                      "VALUES ($1, $2, $3, $4, $5)",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_order_list(struct store *s, int64_t conn_id, int xfer,
+                         void (*fn)(void *arg, const struct store_order *o), void *arg,
+                         struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, xfer < 0 ? -1 : xfer);
+    PGresult *r = one(pg_of(s),
+                      "SELECT " ORDER_COLS " FROM orders WHERE ($1 = 0 OR conn_id = $1) AND "
+                      "($2 < 0 OR xfer = $2) ORDER BY created_at, order_id, conn_id",
+                      &p, err, "list orders");
+    if (!r) return code_of(err);
+    int n = PQntuples(r);
+    struct store_order *rows = xcalloc((size_t)n + 1, sizeof *rows);
+    for (int i = 0; i < n; i++) read_order(r, i, &rows[i]);
+    PQclear(r);
+    for (int i = 0; i < n; i++) {
+        fn(arg, &rows[i]);
+        store_order_release(&rows[i]);
+    }
+    free(rows);
+    return 0;
+}
+
+static int pg_order_history(struct store *s, int64_t conn_id, int64_t order_id,
+                            void (*fn)(void *arg, int64_t ts_ms, const char *what,
+                                       const char *detail),
+                            void *arg, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, order_id);
+    char op[96];
+    snprintf(op, sizeof op, "read history of order %lld of connection %lld", (long long)order_id,
+             (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      "SELECT ts_ms, what, detail FROM order_history WHERE conn_id = $1 AND "
+                      "order_id = $2 ORDER BY id",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    /* The result is ours alone: fn may call the store meanwhile. */
+    for (int i = 0; i < PQntuples(r); i++)
+        fn(arg, col_i64(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    PQclear(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Mappings */
+
+static int pg_map_get(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                      int64_t *qoyod_id, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_str(&p, kind);
+    p_str(&p, key);
+    char op[160];
+    snprintf(op, sizeof op, "read %.32s mapping '%.64s' of connection %lld", kind, key,
+             (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      "SELECT qoyod_id FROM mappings WHERE conn_id = $1 AND kind = $2 AND key = $3",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r))
+        *qoyod_id = col_i64(r, 0, 0);
+    else
+        code = th_err_set(err, TH_ENOTFOUND, "no Qoyod %s is mapped to '%s' (connection %lld)",
+                          kind, key, (long long)conn_id);
+    PQclear(r);
+    return code;
+}
+
+static int pg_map_put(struct store *s, int64_t conn_id, const char *kind, const char *key,
+                      int64_t qoyod_id, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_str(&p, kind);
+    p_str(&p, key);
+    p_i64(&p, qoyod_id);
+    p_i64(&p, store_now_ms(s));
+    char op[160];
+    snprintf(op, sizeof op, "save %.32s mapping '%.64s' of connection %lld", kind, key,
+             (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO mappings (conn_id, kind, key, qoyod_id, updated_at_ms) "
+                      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conn_id, kind, key) DO UPDATE SET "
+                      "qoyod_id = excluded.qoyod_id, updated_at_ms = excluded.updated_at_ms",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+const struct store_ops store_pg_ops = {
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .conn_put = pg_conn_put,
+    .conn_put_tokens = pg_conn_put_tokens,
+    .conn_put_settings = pg_conn_put_settings,
+    .conn_get = pg_conn_get,
+    .conn_find = pg_conn_find,
+    .conn_list = pg_conn_list,
+    .event_ingest = pg_event_ingest,
+    .job_claim = pg_job_claim,
+    .job_done = pg_job_done,
+    .job_retry = pg_job_retry,
+    .job_enqueue = pg_job_enqueue,
+    .job_count = pg_job_count,
+    .order_get = pg_order_get,
+    .order_put = pg_order_put,
+    .order_add = pg_order_add,
+    .order_note = pg_order_note,
+    .order_list = pg_order_list,
+    .order_history = pg_order_history,
+    .map_get = pg_map_get,
+    .map_put = pg_map_put,
+};
