@@ -1097,6 +1097,10 @@ static void handle(void *st, const struct sim_req *req, struct httpd_resp *resp)
             qy_transfer_create(q, t, req, resp);
             return;
         }
+        if (strcmp(segs[0], "bills") == 0) {
+            qy_bill_create(q, t, req, resp);
+            return;
+        }
     }
     if (nseg == 3 && strcmp(segs[0], "invoices") == 0) {
         if (post && strcmp(segs[2], "allocations") == 0) {

@@ -973,3 +973,101 @@ void qy_transfer_create(struct qy *q, struct qy_tenant *t, const struct sim_req 
     rec = qy_insert(t, "inventory_transfers", rec);
     reply(t, resp, 201, "inventory_transfer", "inventory_transfers", rec);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Purchase bills (§4.12)                                                   */
+
+/*
+ * POST /bills {"bill": {contact_id, status, issue_date, due_date,
+ * inventory_id, reference, line_items[{product_id, quantity, unit_price}]}}.
+ * §4.12 summarises bills in one paragraph; the emulator keeps what matters
+ * to tarheel, the stock a purchase brings: an Approved bill adds each line's
+ * quantity to its product's stock at the bill's inventory (tracked products
+ * only) [I]. Vendors are not emulated: contact_id must name any existing
+ * contact [I]. Totals are not computed (no line arithmetic on bills) [I].
+ */
+void qy_bill_create(struct qy *q, struct qy_tenant *t, const struct sim_req *req,
+                    struct httpd_resp *resp)
+{
+    json_t *in = qy_envelope(req, "bill", resp);
+    if (!in) return;
+    json_t *errs = NULL;
+    int64_t contact = 0, inv = 0;
+    char issue[11], due[11];
+    int rc = qy_in_id(in, "contact_id", &contact);
+    if (rc == TH_ENOTFOUND)
+        qy_err(&errs, "contact", "can't be blank");
+    else if (rc || !qy_find(t, "contacts", contact))
+        qy_err(&errs, "contact", "must exist");
+    const char *status = json_string_value(json_object_get(in, "status"));
+    if (!status || (strcmp(status, "Draft") != 0 && strcmp(status, "Approved") != 0))
+        qy_err(&errs, "status", "is not included in the list");
+    required_date(in, "issue_date", &errs, issue);
+    required_date(in, "due_date", &errs, due);
+    rc = qy_in_id(in, "inventory_id", &inv);
+    if (rc == TH_ENOTFOUND)
+        qy_err(&errs, "inventory", "can't be blank");
+    else if (rc || !qy_find(t, "inventories", inv))
+        qy_err(&errs, "inventory", "must exist");
+    const char *ref = json_string_value(json_object_get(in, "reference"));
+    size_t i;
+    json_t *it;
+    if (ref && *ref) {
+        json_array_foreach(qy_coll(t, "bills"), i, it)
+        {
+            const char *r = json_string_value(json_object_get(it, "reference"));
+            if (r && strcmp(r, ref) == 0) qy_err(&errs, "reference", "has already been taken");
+        }
+    }
+    json_t *items = json_object_get(in, "line_items");
+    if (!json_is_array(items) || json_array_size(items) == 0)
+        qy_err(&errs, "line_items", "can't be blank");
+    else if (json_array_size(items) > QY_MAX_LINES)
+        qy_err(&errs, "line_items", "too many lines (at most %d)", QY_MAX_LINES);
+    json_array_foreach(items, i, it)
+    {
+        int64_t pid, qty, price;
+        rc = qy_in_id(it, "product_id", &pid);
+        if (rc || !qy_find(t, "products", pid))
+            qy_err(&errs, "line_items.product",
+                   rc == TH_ENOTFOUND ? "can't be blank" : "must exist");
+        if (qy_in_dec(it, "quantity", QYQ_QTY, &qty) != 0 || qty <= 0)
+            qy_err(&errs, "line_items.quantity", "must be greater than 0");
+        if (qy_in_dec(it, "unit_price", QYQ_MONEY, &price) != 0 || price < 0)
+            qy_err(&errs, "line_items.unit_price", "must be greater than or equal to 0");
+    }
+    if (errs) {
+        qy_reply_errors(resp, errs);
+        return;
+    }
+    int approved = strcmp(status, "Approved") == 0;
+    json_t *rec = json_object();
+    seti(rec, "id", 0);
+    int64_t next = (int64_t)json_array_size(qy_coll(t, "bills")) + 1;
+    char autoref[32];
+    snprintf(autoref, sizeof autoref, "BILL%lld", (long long)next);
+    json_object_set_new(rec, "reference", json_string(ref && *ref ? ref : autoref));
+    seti(rec, "contact_id", contact);
+    json_object_set_new(rec, "status", json_string(status));
+    json_object_set_new(rec, "issue_date", json_string(issue));
+    json_object_set_new(rec, "due_date", json_string(due));
+    seti(rec, "inventory_id", inv);
+    json_t *lines = json_array();
+    json_array_foreach(items, i, it)
+    {
+        int64_t pid = 0, qty = 0, price = 0;
+        if (qy_in_id(it, "product_id", &pid) || qy_in_dec(it, "quantity", QYQ_QTY, &qty) ||
+            qy_in_dec(it, "unit_price", QYQ_MONEY, &price))
+            continue; /* validated above */
+        json_t *p = qy_find(t, "products", pid);
+        json_array_append_new(lines, json_pack("{s:I,s:I,s:I}", "product_id", (json_int_t)pid,
+                                               "quantity", (json_int_t)qty, "unit_price",
+                                               (json_int_t)price));
+        if (approved && qy_tracked(p)) qy_stock_set(q, p, inv, qy_stock_get(p, inv) + qty);
+    }
+    json_object_set_new(rec, "line_items", lines);
+    json_object_set_new(rec, "created_at", json_string(""));
+    json_object_set_new(rec, "updated_at", json_string(""));
+    rec = qy_insert(t, "bills", rec);
+    sim_json(resp, 201, json_pack("{s:O}", "bill", rec));
+}

@@ -55,6 +55,10 @@ void qy_credit_note_create(struct qy *q, struct qy_tenant *t, const struct sim_r
 void qy_credit_note_delete(struct qy *q, struct qy_tenant *t, int64_t id, struct httpd_resp *resp);
 void qy_adjustment_create(struct qy *q, struct qy_tenant *t, const struct sim_req *req,
                           struct httpd_resp *resp);
+/* POST /bills: a purchase bill (§4.12); an Approved bill adds its lines to
+ * the stock of tracked products at its inventory. */
+void qy_bill_create(struct qy *q, struct qy_tenant *t, const struct sim_req *req,
+                    struct httpd_resp *resp);
 void qy_transfer_create(struct qy *q, struct qy_tenant *t, const struct sim_req *req,
                         struct httpd_resp *resp);
 

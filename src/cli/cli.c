@@ -31,6 +31,7 @@
 #include "store/store.h"
 #include "worker/manage.h"
 #include "worker/poller.h"
+#include "worker/stock.h"
 #include "worker/worker.h"
 
 /* ---------------------------------------------------------------------- */
@@ -70,7 +71,8 @@ static const char *const valued[] = {
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
     "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
-    "zid-client-secret", "zid-token-url", "from", "to", "max-pages", NULL};
+    "zid-client-secret", "zid-token-url", "from", "to", "max-pages", "stock-sync",
+    "stock-interval", NULL};
 
 static int is_valued(const char *n)
 {
@@ -187,7 +189,8 @@ static int apply_settings(const struct args *a, struct store_conn *c)
 {
     static const char *const names[] = {"trigger",         "customer-per-invoice",
                                         "number-by-order", "financial-invoice",
-                                        "inventory",       "payment-account"};
+                                        "inventory",       "payment-account",
+                                        "stock-sync",      "stock-interval"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         struct th_err err;
         if (opt(a, names[i]) && manage_setting_set(c, names[i], opt(a, names[i]), &err) != 0) {
@@ -208,6 +211,9 @@ static void print_settings(const struct store_conn *c)
     printf("  financial-invoice     %s\n", c->financial_invoice ? "on" : "off");
     printf("  inventory             %lld\n", (long long)c->inventory_id);
     printf("  payment-account       %lld\n", (long long)c->payment_account_id);
+    printf("  stock-sync            %s\n", c->stock_sync ? "on" : "off");
+    printf("  stock-interval        %lld s\n",
+           (long long)(c->stock_interval_s ? c->stock_interval_s : STORE_STOCK_INTERVAL_DEFAULT));
 }
 
 /* $<NAME>_<what> for a platform: "SALLA_CLIENT_ID". */
@@ -1017,7 +1023,18 @@ static int cmd_serve(const struct args *a)
         store_close(s);
         return fail(&err);
     }
+    /* The stock poller runs always: it only polls stores whose stock sync
+     * is on (off by default), each at its own interval. */
+    struct stock_poller *sp = NULL;
+    if (stock_poller_start(&sp, s, NULL, &err) != 0) {
+        poller_stop(pl);
+        server_close(srv);
+        api_close(sc.api);
+        store_close(s);
+        return fail(&err);
+    }
     if (workers > 0 && worker_start(&w, &wc, &err) != 0) {
+        stock_poller_stop(sp);
         poller_stop(pl);
         server_close(srv);
         api_close(sc.api);
@@ -1037,6 +1054,7 @@ static int cmd_serve(const struct args *a)
         printf("REST API off (it answers 403): set --api-token-file FILE or TARHEEL_API_TOKEN\n");
     fflush(stdout);
     while (!stop_flag) pause();
+    stock_poller_stop(sp);
     poller_stop(pl);
     server_close(srv);
     api_close(sc.api);
@@ -1125,7 +1143,8 @@ static const struct command {
     {"settings", NULL, cmd_settings,
      "--store ID [--platform salla] [--trigger new|ready|in_transit|completed] "
      "[--customer-per-invoice on|off] [--number-by-order on|off] [--financial-invoice on|off] "
-     "[--inventory ID] [--payment-account ID]  show or change a store's settings"},
+     "[--inventory ID] [--payment-account ID] [--stock-sync on|off] [--stock-interval S]  show "
+     "or change a store's settings"},
     {"orders", "list", cmd_orders_list, "[--status S] [--failed]  orders and their state"},
     {"orders", "show", cmd_orders_show, "ORDER_ID  one order in detail"},
     {"orders", "transfer", cmd_orders_transfer,

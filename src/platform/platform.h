@@ -73,6 +73,20 @@ struct platform_page {
 };
 void platform_page_release(struct platform_page *p);
 
+/* One SKU's stock to write to the store (stock_push). */
+struct platform_stock {
+    const char *sku;           /* borrowed */
+    int64_t delta;             /* stock_absolute == 0: units to add (negative: to take) */
+    int64_t quantity;          /* stock_absolute == 1: the new count (>= 0) */
+    int result;                /* set by stock_push: PLATFORM_STOCK_* */
+};
+
+enum {
+    PLATFORM_STOCK_SENT = 0,      /* written (or queued by the platform to be written) */
+    PLATFORM_STOCK_NOT_FOUND = 1, /* the store has no product with this SKU */
+    PLATFORM_STOCK_UNTRACKED = 2, /* the store does not count it (unlimited, infinite) */
+};
+
 /* The app's OAuth client, for token refresh (borrowed; secrets). */
 struct platform_app {
     const char *client_id;
@@ -178,6 +192,20 @@ struct platform_ops {
                        const struct platform_query *q, struct platform_page *out,
                        struct th_err *err);
     int lists_by_updated;
+    /* Optional: writes the stock of n (<= stock_batch) SKUs to the store in
+     * one call where the platform allows it (a platform that reports
+     * unknown SKUs by refusing the whole call may make one more without
+     * them). Sets each item's result; adds the calls made to *calls.
+     * Returns 0, or the failure as httpc classified it (TH_ETEMP: nothing
+     * was written, try again later; TH_EUNKNOWN: it may have been written;
+     * TH_EAUTH: the token was refused). */
+    int (*stock_push)(struct httpc *hc, const struct platform_conn *c,
+                      struct platform_stock *items, size_t n, int *calls, struct th_err *err);
+    int stock_absolute;        /* 1: the platform takes counts only (items carry quantity);
+                                * 0: it adds and takes (items carry delta) */
+    int stock_batch;           /* SKUs per stock_push call */
+    int stock_rpm;             /* store calls a minute the stock push may make (its share
+                                * of the platform's rate limit) */
     /* 1: deliveries are unsigned, so each store's webhook URL carries
      * platform_url_token (/webhooks/<name>/<token>), checked before the
      * credentials (Zid). */

@@ -659,6 +659,48 @@ static int orders_page(struct httpc *hc, const struct platform_conn *c,
     return rc;
 }
 
+/*
+ * POST /products/quantities/bulk (salla.md §5.3): each SKU's change as
+ * `increment` / `decrement` by SKU, so a sale the store makes meanwhile is
+ * never overwritten (an `overwrite` with a count read a moment ago would
+ * undo it). Salla queues the request and applies it later; it reports no
+ * per-item result, so every item counts as sent (an unknown SKU is
+ * ignored by Salla [I]). Note the API's own spelling `identifer`.
+ */
+static int stock_push(struct httpc *hc, const struct platform_conn *c,
+                      struct platform_stock *items, size_t n, int *calls, struct th_err *err)
+{
+    if (n == 0) return 0;
+    if (n > SALLA_STOCK_BATCH)
+        return th_err_set(err, TH_ELIMIT, "at most %d SKUs a Salla stock update",
+                          SALLA_STOCK_BATCH);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        int64_t d = items[i].delta;
+        json_array_append_new(list, json_pack("{s:s,s:s,s:I,s:s}", "identifer_type", "sku",
+                                              "identifer", items[i].sku, "quantity",
+                                              (json_int_t)(d < 0 ? -d : d), "mode",
+                                              d < 0 ? "decrement" : "increment"));
+    }
+    json_t *body = json_pack("{s:o}", "products", list);
+    char *text = jv_dump(body);
+    json_decref(body);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/products/quantities/bulk", c->api_base ? c->api_base : "");
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    const char *hdrs[] = {auth, "Accept: application/json", "Content-Type: application/json",
+                          NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    (*calls)++;
+    int rc = httpc_do(hc, "POST", url, hdrs, text, strlen(text), &r, err);
+    free(auth);
+    free(text);
+    httpc_resp_release(&r);
+    for (size_t i = 0; i < n; i++) items[i].result = PLATFORM_STOCK_SENT;
+    return rc;
+}
+
 const struct platform_ops salla_platform_ops = {
     .name = "salla",
     .platform = MODEL_PLATFORM_SALLA,
@@ -681,4 +723,10 @@ const struct platform_ops salla_platform_ops = {
     .orders_page = orders_page,
     .lists_by_updated = 0,
     .product_stock = product_stock,
+    .stock_push = stock_push,
+    .stock_absolute = 0,
+    .stock_batch = SALLA_STOCK_BATCH,
+    /* Plus plans allow 120 calls a minute (§7); the stock push takes half,
+     * leaving the rest to order fetches and the catch-up poll. */
+    .stock_rpm = 60,
 };

@@ -30,6 +30,10 @@
 
 extern const struct platform_ops salla_platform_ops;
 
+/* SKUs per bulk quantities call: Salla documents no maximum (salla.md §5.3
+ * open question 5); 100 is the batch its notes assume [I]. */
+#define SALLA_STOCK_BATCH 100
+
 /* Maps a Salla status slug (exposed for tests and docs). */
 enum model_status salla_status_map(const char *slug);
 /* Maps a Salla product type. */

@@ -688,6 +688,103 @@ static int product_stock(struct httpc *hc, const struct platform_conn *c,
     return 0;
 }
 
+/*
+ * Stock: bulk PATCH /v1/products/ (zid.md §5.3), up to 50 items named by
+ * SKU, each with its new count: Zid takes absolute quantities only, so the
+ * stock poller sends Qoyod's count (see worker/stock.c for why that does
+ * not undo the store's own sales). Zid checks every item before applying
+ * any: an unknown SKU makes the whole call 400 with one error object per
+ * item, so those items are marked not found and the call is made once more
+ * without them. The answer lists the products written: one that is
+ * `is_infinite` is not counted by the store (marked untracked, so it is not
+ * written again).
+ */
+static int stock_call(struct httpc *hc, const struct platform_conn *c, struct platform_stock **v,
+                      size_t n, int *calls, json_t **ans, long *status, struct th_err *err)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_pack("{s:s,s:I}", "sku", v[i]->sku, "quantity",
+                                              (json_int_t)(v[i]->quantity < 0 ? 0
+                                                                              : v[i]->quantity)));
+    char *text = jv_dump(list);
+    json_decref(list);
+    char url[1024], store[32];
+    snprintf(url, sizeof url, "%s/products/", c->api_base ? c->api_base : "");
+    snprintf(store, sizeof store, "%lld", (long long)c->store_id);
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    char *acc = xasprintf("Access-Token: %s", c->manager_token ? c->manager_token : "");
+    char *sid = xasprintf("Store-Id: %s", store);
+    const char *hdrs[] = {auth, acc, sid, "Role: Manager", "Accept: application/json",
+                          "Content-Type: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    (*calls)++;
+    int rc = httpc_do(hc, "PATCH", url, hdrs, text, strlen(text), &r, err);
+    free(auth);
+    free(acc);
+    free(sid);
+    free(text);
+    *status = r.status;
+    *ans = r.body.len ? jv_parse(r.body.data, r.body.len, JV_MAX_DEPTH, NULL) : NULL;
+    httpc_resp_release(&r);
+    return rc;
+}
+
+static int stock_push(struct httpc *hc, const struct platform_conn *c,
+                      struct platform_stock *items, size_t n, int *calls, struct th_err *err)
+{
+    if (n == 0) return 0;
+    if (n > ZID_STOCK_BATCH)
+        return th_err_set(err, TH_ELIMIT, "at most %d SKUs a Zid stock update", ZID_STOCK_BATCH);
+    struct platform_stock *v[ZID_STOCK_BATCH];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        items[i].result = PLATFORM_STOCK_SENT;
+        v[m++] = &items[i];
+    }
+    for (int round = 0; round < 2 && m; round++) {
+        json_t *ans = NULL;
+        long status = 0;
+        int rc = stock_call(hc, c, v, m, calls, &ans, &status, err);
+        if (rc == 0) {
+            json_t *p;
+            size_t i;
+            json_array_foreach(ans, i, p) {
+                int inf = 0;
+                const char *sku = jv_get_str(p, "sku");
+                if (!sku || jv_get_bool(p, "is_infinite", &inf, NULL) != 0 || !inf) continue;
+                for (size_t k = 0; k < m; k++)
+                    if (strcmp(v[k]->sku, sku) == 0) v[k]->result = PLATFORM_STOCK_UNTRACKED;
+            }
+            json_decref(ans);
+            return 0;
+        }
+        /* 400 with one object per item: drop the unknown SKUs, try again. */
+        size_t bad = 0, other = 0;
+        if (status == 400 && json_is_array(ans) && json_array_size(ans) == m) {
+            for (size_t k = 0; k < m; k++) {
+                json_t *e = json_array_get(ans, k);
+                if (!json_is_object(e) || json_object_size(e) == 0) continue;
+                if (json_object_get(e, "sku") && json_object_size(e) == 1) {
+                    v[k]->result = PLATFORM_STOCK_NOT_FOUND;
+                    bad++;
+                } else {
+                    other++;
+                }
+            }
+        }
+        json_decref(ans);
+        if (!bad || other) return rc;
+        size_t w = 0;
+        for (size_t k = 0; k < m; k++)
+            if (v[k]->result != PLATFORM_STOCK_NOT_FOUND) v[w++] = v[k];
+        m = w;
+        th_err_clear(err);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Tokens                                                                   */
 
@@ -946,4 +1043,10 @@ const struct platform_ops zid_platform_ops = {
     .needs_url_token = 1,
     .lists_by_updated = 1,
     .product_stock = product_stock,
+    .stock_push = stock_push,
+    .stock_absolute = 1,
+    .stock_batch = ZID_STOCK_BATCH,
+    /* 60 calls a minute per app and store (zid.md §6), shared with order
+     * fetches and the catch-up poll: the stock push takes half. */
+    .stock_rpm = 30,
 };

@@ -30,6 +30,9 @@
 
 #include "platform/platform.h"
 
+/* Items per bulk product PATCH (zid.md §5.3: at most 50). */
+#define ZID_STOCK_BATCH 50
+
 extern const struct platform_ops zid_platform_ops;
 
 /* Maps a Zid order_status.code (exposed for tests and docs). */

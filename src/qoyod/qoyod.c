@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -1076,4 +1077,149 @@ int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, i
     json_decref(body);
     json_decref(ans);
     return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Stock reads                                                              */
+
+static int two(const char *p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int qoyod_time_parse(const char *text, int64_t *ms)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+    const char *p = text;
+    if (!p || strlen(p) < 10 || two(p, 4, &y) || p[4] != '-' || two(p + 5, 2, &mo) ||
+        p[7] != '-' || two(p + 8, 2, &d))
+        return -1;
+    p += 10;
+    long zone_s = 3 * 3600; /* Riyadh when no zone is given */
+    if (*p == 'T' || *p == ' ') {
+        if (strlen(p) < 9 || two(p + 1, 2, &h) || p[3] != ':' || two(p + 4, 2, &mi) ||
+            p[6] != ':' || two(p + 7, 2, &sec))
+            return -1;
+        p += 9;
+        if (*p == '.') {
+            int n = 0;
+            for (p++; *p >= '0' && *p <= '9'; p++, n++)
+                if (n < 3) frac = frac * 10 + (*p - '0');
+            for (; n < 3; n++) frac *= 10;
+        }
+        if (*p == 'Z') {
+            zone_s = 0;
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int zh, zm, sign = *p == '-' ? -1 : 1;
+            if (two(p + 1, 2, &zh)) return -1;
+            p += 3;
+            if (*p == ':') p++;
+            if (two(p, 2, &zm)) return -1;
+            p += 2;
+            zone_s = sign * (zh * 3600L + zm * 60L);
+        }
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                    .tm_min = mi, .tm_sec = sec};
+    *ms = ((int64_t)timegm(&tm) - zone_s) * 1000 + frac;
+    return 0;
+}
+
+void qoyod_stock_page_release(struct qoyod_stock_page *p)
+{
+    if (!p) return;
+    free(p->items);
+    memset(p, 0, sizeof *p);
+}
+
+/* The stock of a product row at inventory_id, in whole units: Qoyod sends
+ * "12.0" (a weighed product may have a fraction; a store counts whole
+ * units, so it is cut toward zero). A tracked product not listed at the
+ * location has 0 there. */
+static int64_t row_stock(const json_t *row, int64_t inventory_id)
+{
+    json_t *invs = json_object_get(row, "inventories"), *inv;
+    size_t i;
+    json_array_foreach(invs, i, inv) {
+        int64_t id = 0, milli = 0;
+        if (jv_get_id(inv, "id", &id, NULL) != 0 || id != inventory_id) continue;
+        if (jv_get_dec(inv, "stock", 3, &milli, NULL) != 0) return 0;
+        return milli / 1000;
+    }
+    return 0;
+}
+
+int qoyod_stock_page(struct qoyod *q, int64_t inventory_id, int64_t since_ms, int page,
+                     struct qoyod_stock_page *out, struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (inventory_id <= 0 || page < 1)
+        return th_err_set(err, TH_EINVAL, "a stock page needs an inventory location and a page");
+    char *query;
+    if (since_ms > 0) {
+        /* Whole seconds, rounded down: _gteq then lists the same second again,
+         * never less. UTC with Z needs no '+' in the URL. */
+        time_t t = (time_t)(since_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char when[32];
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        char *ew = httpc_escape(when);
+        query = xasprintf("q%%5Bupdated_at_gteq%%5D=%s&q%%5Bs%%5D=updated_at%%20asc", ew);
+        free(ew);
+    } else {
+        query = xstrdup("q%5Bs%5D=id%20asc");
+    }
+    char *path = xasprintf("/products?%s&page=%d&per_page=%d", query, page, QOYOD_STOCK_PER_PAGE);
+    free(query);
+    char what[96];
+    snprintf(what, sizeof what, "list products with their stock (page %d)", page);
+    struct qy_req rq = {.method = "GET", .path = path, .what = what, .lookup = 1};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    free(path);
+    if (rc == TH_ENOTFOUND) { /* an empty page */
+        th_err_clear(err);
+        return 0;
+    }
+    if (rc) return rc;
+    json_t *list = json_object_get(ans, "products");
+    if (!json_is_array(list)) {
+        json_decref(ans);
+        return th_err_set(err, TH_EPERM, "Qoyod's product list has no \"products\" list: its API "
+                          "may have changed");
+    }
+    size_t n = json_array_size(list);
+    out->items = xcalloc(n ? n : 1, sizeof *out->items);
+    json_t *row;
+    size_t i;
+    json_array_foreach(list, i, row) {
+        struct qoyod_stock_item *it = &out->items[out->n];
+        if (jv_get_id(row, "id", &it->product_id, NULL) != 0) continue;
+        char buf[160];
+        const char *sku = jv_get_text(row, "sku", buf, sizeof buf);
+        if (sku && strlen(sku) < sizeof it->sku) snprintf(it->sku, sizeof it->sku, "%s", sku);
+        int tracked = 0;
+        if (jv_get_bool(row, "track_quantity", &tracked, NULL) != 0) tracked = 0;
+        it->tracked = tracked;
+        it->qty = tracked ? row_stock(row, inventory_id) : 0;
+        const char *up = jv_get_str(row, "updated_at");
+        if (!up || qoyod_time_parse(up, &it->updated_ms) != 0) it->updated_ms = 0;
+        out->n++;
+    }
+    int64_t total_pages = 0;
+    if (jv_get_id(json_object_get(ans, "pagination"), "totalPages", &total_pages, NULL) == 0)
+        out->more = page < total_pages;
+    else
+        out->more = n >= QOYOD_STOCK_PER_PAGE;
+    json_decref(ans);
+    return 0;
 }

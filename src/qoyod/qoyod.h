@@ -144,4 +144,40 @@ int qoyod_payment_create(struct qoyod *q, int64_t invoice_id, int64_t account_id
 int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, int64_t quantity,
                     int64_t unit_value, const char *date, struct th_err *err) TH_MUST_CHECK;
 
+
+/* ---- stock reads (the stock poller) ---- */
+
+/* Products a stock page asks for: Qoyod's largest page (§2.6). */
+#define QOYOD_STOCK_PER_PAGE 100
+
+struct qoyod_stock_item {
+    int64_t product_id;
+    char sku[128];             /* "" when the product has none (or a longer one) */
+    int tracked;               /* track_quantity: only tracked products carry stock */
+    int64_t qty;               /* whole units at the inventory asked for (toward zero) */
+    int64_t updated_ms;        /* the product's updated_at, unix ms; 0 when absent */
+};
+
+struct qoyod_stock_page {
+    struct qoyod_stock_item *items; /* new; qoyod_stock_page_release */
+    size_t n;
+    int more;                  /* 1: ask for page + 1 */
+};
+void qoyod_stock_page_release(struct qoyod_stock_page *p);
+
+/*
+ * One page (1-based, QOYOD_STOCK_PER_PAGE products) of the account's
+ * products with their stock at inventory_id. since_ms > 0 asks only for
+ * products updated at or after that instant (q[updated_at_gteq], §2.9),
+ * oldest update first (q[s]=updated_at asc, ties by id), so a cursor can
+ * follow; since_ms == 0 lists every product by id (a full scan). An empty
+ * page is n == 0 (Qoyod's 404 with a string body). Errors as every call.
+ */
+int qoyod_stock_page(struct qoyod *q, int64_t inventory_id, int64_t since_ms, int page,
+                     struct qoyod_stock_page *out, struct th_err *err) TH_MUST_CHECK;
+
+/* Parses a Qoyod timestamp ("2024-02-02T02:22:04.000+03:00", "…Z", a bare
+ * date in Riyadh time) into unix ms. Returns 0 or -1. */
+int qoyod_time_parse(const char *text, int64_t *ms);
+
 #endif

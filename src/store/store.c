@@ -383,3 +383,76 @@ int store_map_put(struct store *s, int64_t conn_id, const char *kind, const char
         return th_err_set(err, TH_EINVAL, "mapping needs a kind and a key");
     return s->ops->map_put(s, conn_id, kind, key, qoyod_id, err);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Stock */
+
+static int sku_ok(const char *sku)
+{
+    return sku && *sku && strlen(sku) < STORE_MAX_SKU;
+}
+
+int store_stock_load(struct store *s, int64_t conn_id, struct store_stock *rows, size_t n,
+                     int64_t before_ms, struct th_err *err)
+{
+    if (!s || (n && !rows)) return th_err_set(err, TH_EINVAL, "store_stock_load: no store or rows");
+    if (n > STORE_STOCK_MAX_BATCH)
+        return th_err_set(err, TH_ELIMIT, "at most %d SKUs a stock read", STORE_STOCK_MAX_BATCH);
+    for (size_t i = 0; i < n; i++) {
+        if (!sku_ok(rows[i].sku))
+            return th_err_set(err, TH_EINVAL, "a stock row needs a SKU of 1 to %d bytes",
+                              STORE_MAX_SKU - 1);
+        char sku[STORE_MAX_SKU];
+        memcpy(sku, rows[i].sku, sizeof sku);
+        memset(&rows[i], 0, sizeof rows[i]);
+        memcpy(rows[i].sku, sku, sizeof sku);
+    }
+    return n ? s->ops->stock_load(s, conn_id, rows, n, before_ms, err) : 0;
+}
+
+int store_stock_save(struct store *s, int64_t conn_id, const struct store_stock *rows, size_t n,
+                     struct th_err *err)
+{
+    if (!s || (n && !rows)) return th_err_set(err, TH_EINVAL, "store_stock_save: no store or rows");
+    if (n > STORE_STOCK_MAX_BATCH)
+        return th_err_set(err, TH_ELIMIT, "at most %d SKUs a stock write", STORE_STOCK_MAX_BATCH);
+    for (size_t i = 0; i < n; i++)
+        if (!sku_ok(rows[i].sku))
+            return th_err_set(err, TH_EINVAL, "a stock row needs a SKU of 1 to %d bytes",
+                              STORE_MAX_SKU - 1);
+    return n ? s->ops->stock_save(s, conn_id, rows, n, err) : 0;
+}
+
+int store_stock_untracked(struct store *s, int64_t conn_id, const char *sku, int untracked,
+                          struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_stock_untracked: no store");
+    if (!sku_ok(sku))
+        return th_err_set(err, TH_EINVAL, "a stock row needs a SKU of 1 to %d bytes",
+                          STORE_MAX_SKU - 1);
+    return s->ops->stock_untracked(s, conn_id, sku, untracked != 0, err);
+}
+
+int store_stock_own_begin(struct store *s, int64_t conn_id, const char *ref,
+                          const char *const *skus, const int64_t *deltas, size_t n,
+                          int64_t origin_s, struct th_err *err)
+{
+    if (!s || (n && (!skus || !deltas)))
+        return th_err_set(err, TH_EINVAL, "store_stock_own_begin: no store or movements");
+    if (!ref || !*ref) return th_err_set(err, TH_EINVAL, "own stock movements need a reference");
+    if (n > STORE_STOCK_MAX_BATCH)
+        return th_err_set(err, TH_ELIMIT, "at most %d SKUs a document", STORE_STOCK_MAX_BATCH);
+    for (size_t i = 0; i < n; i++)
+        if (!sku_ok(skus[i]))
+            return th_err_set(err, TH_EINVAL, "a stock movement needs a SKU of 1 to %d bytes",
+                              STORE_MAX_SKU - 1);
+    return s->ops->stock_own_begin(s, conn_id, ref, skus, deltas, n, origin_s, err);
+}
+
+int store_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, int applied,
+                           struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_stock_own_settle: no store");
+    if (!ref || !*ref) return th_err_set(err, TH_EINVAL, "own stock movements need a reference");
+    return s->ops->stock_own_settle(s, conn_id, ref, applied != 0, err);
+}

@@ -69,7 +69,17 @@ struct store_conn {
     int customer_per_invoice;     /* 1: a Qoyod contact per customer; 0: one cash customer */
     int number_by_order;          /* 1: invoice reference = order number */
     int financial_invoice;        /* 1: invoice + payment (Paid); 0: Approved only */
+    int stock_sync;               /* 1: Qoyod stock changes are pushed to the store (off by default) */
+    int64_t stock_interval_s;     /* seconds between stock polls; 0 = STORE_STOCK_INTERVAL_DEFAULT */
 };
+
+/* How often a store's stock is polled unless its settings say otherwise,
+ * and the bounds a setting may take (ten seconds: a quiet poll is one
+ * Qoyod call, and the stock poller's own call budget paces many stores; a
+ * day is the longest a merchant would wait). */
+#define STORE_STOCK_INTERVAL_DEFAULT 300
+#define STORE_STOCK_INTERVAL_MIN 10
+#define STORE_STOCK_INTERVAL_MAX 86400
 
 /* An order as tarheel tracks it. */
 struct store_order {
@@ -114,7 +124,8 @@ int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err) TH
  * connection c->id, so a token refresh never undoes a settings change made
  * meanwhile, and the other way round with store_conn_put_settings (name,
  * Qoyod key and location, payment account, trigger, customer, numbering,
- * financial invoice, webhook secret and strategy, API base). */
+ * financial invoice, webhook secret and strategy, API base, stock sync and
+ * its interval). */
 int store_conn_put_tokens(struct store *s, const struct store_conn *c,
                           struct th_err *err) TH_MUST_CHECK;
 int store_conn_put_settings(struct store *s, const struct store_conn *c,
@@ -233,5 +244,65 @@ int store_map_get(struct store *s, int64_t conn_id, const char *kind, const char
                   int64_t *qoyod_id, struct th_err *err) TH_MUST_CHECK;
 int store_map_put(struct store *s, int64_t conn_id, const char *kind, const char *key,
                   int64_t qoyod_id, struct th_err *err) TH_MUST_CHECK;
+
+
+/* ---- stock: Qoyod -> store (worker/stock.c) ---- */
+/* Longest SKU kept (Salla and Zid SKUs are far shorter). */
+#define STORE_MAX_SKU 128
+
+/*
+ * One product's stock as the stock poller knows it, per connection and SKU.
+ * The stored part is what Qoyod showed at the chosen location when it was
+ * last read and what was done about it; the rest is filled by
+ * store_stock_load from tarheel's own stock movements (invoices, opening
+ * balances) not yet matched with a read.
+ */
+struct store_stock {
+    char sku[STORE_MAX_SKU];
+    /* stored */
+    int64_t qoyod_product_id;
+    int64_t qoyod_qty;            /* whole units at the location when last read */
+    int has_qty;                  /* 0: no read yet (qoyod_qty means nothing) */
+    int store_untracked;          /* 1: the store does not count it: never pushed */
+    int64_t pushed_at_ms;         /* last absolute quantity written to the store; 0 never */
+    int64_t read_ms;              /* store_stock_save: own movements settled before this
+                                   * instant are reflected in qoyod_qty and are dropped */
+    /* filled by store_stock_load */
+    int known;                    /* a row exists */
+    int64_t own;                  /* sum of own movements settled before before_ms */
+    int64_t own_before_push;      /* the part of own whose origin is before pushed_at_ms */
+    int busy;                     /* an own movement is pending, or settled at or after before_ms */
+};
+
+/* A pending own movement older than this (its document was never settled:
+ * the process died and the order was never retried) no longer holds its SKU
+ * back: a day is far beyond any transfer's retries. */
+#define STORE_STOCK_PENDING_MAX_MS (24LL * 3600 * 1000)
+
+/* Fills rows[i] (sku set by the caller, the rest zeroed first) for n SKUs of
+ * conn_id, from the stored row and the own movements. n <= STORE_STOCK_MAX_BATCH. */
+#define STORE_STOCK_MAX_BATCH 500
+int store_stock_load(struct store *s, int64_t conn_id, struct store_stock *rows, size_t n,
+                     int64_t before_ms, struct th_err *err) TH_MUST_CHECK;
+/* In one transaction: writes each row's stored part, and deletes the own
+ * movements of its SKU settled before its read_ms (they are in qoyod_qty). */
+int store_stock_save(struct store *s, int64_t conn_id, const struct store_stock *rows, size_t n,
+                     struct th_err *err) TH_MUST_CHECK;
+/* Sets or clears store_untracked of one SKU (creating the row without a read). */
+int store_stock_untracked(struct store *s, int64_t conn_id, const char *sku, int untracked,
+                          struct th_err *err) TH_MUST_CHECK;
+/*
+ * Own stock movements: what one of tarheel's own Qoyod documents (ref: the
+ * invoice reference, "OPEN-<sku>" for an opening balance) does to each SKU's
+ * Qoyod stock, recorded BEFORE the document is sent (pending), settled after
+ * (applied: the document exists; or dropped: it was not created). begin
+ * replaces the movements of (conn_id, ref), so a retried transfer records
+ * them once. origin_s is when the store itself took the stock (the order's
+ * creation, unix seconds). */
+int store_stock_own_begin(struct store *s, int64_t conn_id, const char *ref,
+                          const char *const *skus, const int64_t *deltas, size_t n,
+                          int64_t origin_s, struct th_err *err) TH_MUST_CHECK;
+int store_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, int applied,
+                           struct th_err *err) TH_MUST_CHECK;
 
 #endif

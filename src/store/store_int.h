@@ -153,6 +153,22 @@ struct store_ops {
     /* Inserts or replaces the id. An unknown conn_id gives TH_ENOTFOUND. */
     int (*map_put)(struct store *s, int64_t conn_id, const char *kind, const char *key,
                    int64_t qoyod_id, struct th_err *err);
+
+    /* Stock (store.h). store.c has checked n <= STORE_STOCK_MAX_BATCH, every
+     * sku non-empty, ref non-empty, and zeroed everything in load's rows but
+     * the sku. A settle's time and a movement's pending time are
+     * s->now_ms. An unknown conn_id gives TH_ENOTFOUND on writes. */
+    int (*stock_load)(struct store *s, int64_t conn_id, struct store_stock *rows, size_t n,
+                      int64_t before_ms, struct th_err *err);
+    int (*stock_save)(struct store *s, int64_t conn_id, const struct store_stock *rows, size_t n,
+                      struct th_err *err);
+    int (*stock_untracked)(struct store *s, int64_t conn_id, const char *sku, int untracked,
+                           struct th_err *err);
+    int (*stock_own_begin)(struct store *s, int64_t conn_id, const char *ref,
+                           const char *const *skus, const int64_t *deltas, size_t n,
+                           int64_t origin_s, struct th_err *err);
+    int (*stock_own_settle)(struct store *s, int64_t conn_id, const char *ref, int applied,
+                            struct th_err *err);
 };
 
 /* The default clock: CLOCK_REALTIME in ms (the worker's worker_now_ms uses

@@ -147,6 +147,31 @@ static const char *const migrations[] = {
     "  updated_at_ms BIGINT NOT NULL,"
     "  UNIQUE (conn_id, kind, key)"
     ");",
+    /* 2: SQLite's 6, stock sync (worker/stock.c). */
+    "ALTER TABLE connections ADD COLUMN stock_sync INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE connections ADD COLUMN stock_interval_s BIGINT NOT NULL DEFAULT 0;"
+    "CREATE TABLE stock ("
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  sku TEXT NOT NULL,"
+    "  qoyod_product_id BIGINT NOT NULL DEFAULT 0,"
+    "  qoyod_qty BIGINT NOT NULL DEFAULT 0,"
+    "  has_qty INTEGER NOT NULL DEFAULT 0,"
+    "  store_untracked INTEGER NOT NULL DEFAULT 0,"
+    "  pushed_at_ms BIGINT NOT NULL DEFAULT 0,"
+    "  read_ms BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conn_id, sku)"
+    ");"
+    "CREATE TABLE stock_own ("
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  ref TEXT NOT NULL,"
+    "  sku TEXT NOT NULL,"
+    "  delta BIGINT NOT NULL,"
+    "  origin_ms BIGINT NOT NULL,"
+    "  begun_ms BIGINT NOT NULL,"
+    "  settled_ms BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conn_id, ref, sku)"
+    ");"
+    "CREATE INDEX stock_own_by_sku ON stock_own (conn_id, sku);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
@@ -162,7 +187,7 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSI
     "platform, store_id, name, access_token, refresh_token, token_expires_at, webhook_secret, "    \
     "webhook_strategy, api_base, status, connected_at, qoyod_base, qoyod_api_key, inventory_id, "  \
     "payment_account_id, trigger_status, customer_per_invoice, number_by_order, "                  \
-    "financial_invoice, manager_token"
+    "financial_invoice, manager_token, stock_sync, stock_interval_s"
 
 #define ORDER_COLS                                                                                 \
     "conn_id, order_id, number, status, xfer, reason_code, reason, attempts, total, qoyod_total, " \
@@ -179,7 +204,8 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSI
 
 static const char SQL_CONN_UPSERT[] =
     "INSERT INTO connections (" CONN_COLS ") VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
+    "$21, $22) "
     "ON CONFLICT (platform, store_id) DO UPDATE SET name = excluded.name, access_token = "
     "excluded.access_token, refresh_token = excluded.refresh_token, token_expires_at = "
     "excluded.token_expires_at, webhook_secret = excluded.webhook_secret, webhook_strategy = "
@@ -189,7 +215,8 @@ static const char SQL_CONN_UPSERT[] =
     "excluded.payment_account_id, trigger_status = excluded.trigger_status, "
     "customer_per_invoice = excluded.customer_per_invoice, number_by_order = "
     "excluded.number_by_order, financial_invoice = excluded.financial_invoice, "
-    "manager_token = excluded.manager_token RETURNING id";
+    "manager_token = excluded.manager_token, stock_sync = excluded.stock_sync, "
+    "stock_interval_s = excluded.stock_interval_s RETURNING id";
 
 static const char SQL_CONN_UPDATE[] =
     "UPDATE connections SET platform = $1, store_id = $2, name = $3, access_token = $4, "
@@ -197,7 +224,7 @@ static const char SQL_CONN_UPDATE[] =
     "api_base = $9, status = $10, connected_at = $11, qoyod_base = $12, qoyod_api_key = $13, "
     "inventory_id = $14, payment_account_id = $15, trigger_status = $16, "
     "customer_per_invoice = $17, number_by_order = $18, financial_invoice = $19, "
-    "manager_token = $20 WHERE id = $21";
+    "manager_token = $20, stock_sync = $21, stock_interval_s = $22 WHERE id = $23";
 
 static const char SQL_CONN_TOKENS[] =
     "UPDATE connections SET access_token = $2, refresh_token = $3, manager_token = $4, "
@@ -207,7 +234,8 @@ static const char SQL_CONN_SETTINGS[] =
     "UPDATE connections SET name = $2, qoyod_base = $3, qoyod_api_key = $4, inventory_id = $5, "
     "payment_account_id = $6, trigger_status = $7, customer_per_invoice = $8, "
     "number_by_order = $9, financial_invoice = $10, webhook_secret = $11, "
-    "webhook_strategy = $12, api_base = $13 WHERE id = $1";
+    "webhook_strategy = $12, api_base = $13, stock_sync = $14, stock_interval_s = $15 "
+    "WHERE id = $1";
 
 /* $1 conn, $2 key, $3 event, $4 order, $5 now, $6 body (binary). One
  * statement: the event, and the job when the event is new and names an
@@ -591,6 +619,8 @@ static void bind_conn(struct pp *p, const struct store_conn *c)
     p_i64(p, c->number_by_order);
     p_i64(p, c->financial_invoice);
     p_str(p, c->manager_token);
+    p_i64(p, c->stock_sync);
+    p_i64(p, c->stock_interval_s);
 }
 
 /* Reads "id, CONN_COLS" from row i. */
@@ -617,6 +647,8 @@ static void read_conn(const PGresult *r, int i, struct store_conn *c)
     c->number_by_order = (int)col_i64(r, i, 18);
     c->financial_invoice = (int)col_i64(r, i, 19);
     c->manager_token = col_str(r, i, 20);
+    c->stock_sync = (int)col_i64(r, i, 21);
+    c->stock_interval_s = col_i64(r, i, 22);
 }
 
 static int pg_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
@@ -686,6 +718,8 @@ static int pg_conn_put_settings(struct store *s, const struct store_conn *c, str
     p_str(&p, c->webhook_secret);
     p_str(&p, c->webhook_strategy);
     p_str(&p, c->api_base);
+    p_i64(&p, c->stock_sync);
+    p_i64(&p, c->stock_interval_s);
     return conn_update(pg_of(s), SQL_CONN_SETTINGS, &p, c, err, "settings");
 }
 
@@ -1119,6 +1153,224 @@ static int pg_map_put(struct store *s, int64_t conn_id, const char *kind, const 
 }
 
 /* ---------------------------------------------------------------------- */
+/* Stock (SQL as store_sqlite.c's) */
+
+static int pg_stock_load(struct store *s, int64_t conn_id, struct store_stock *rows, size_t n,
+                         int64_t before_ms, struct th_err *err)
+{
+    struct pgs *q = pg_of(s);
+    PGconn *c = conn_get(q, err);
+    if (!c) return code_of(err);
+    int code = 0;
+    for (size_t i = 0; i < n && !code; i++) {
+        struct store_stock *r = &rows[i];
+        char op[200];
+        snprintf(op, sizeof op, "read the stock of SKU %.128s (connection %lld)", r->sku,
+                 (long long)conn_id);
+        struct pp p = {0};
+        p_i64(&p, conn_id);
+        p_str(&p, r->sku);
+        PGresult *res = run(q, c,
+                            "SELECT qoyod_product_id, qoyod_qty, has_qty, store_untracked, "
+                            "pushed_at_ms, read_ms FROM stock WHERE conn_id = $1 AND sku = $2",
+                            &p, err, op);
+        if (!res) {
+            code = code_of(err);
+            break;
+        }
+        if (PQntuples(res)) {
+            r->known = 1;
+            r->qoyod_product_id = col_i64(res, 0, 0);
+            r->qoyod_qty = col_i64(res, 0, 1);
+            r->has_qty = (int)col_i64(res, 0, 2);
+            r->store_untracked = (int)col_i64(res, 0, 3);
+            r->pushed_at_ms = col_i64(res, 0, 4);
+            r->read_ms = col_i64(res, 0, 5);
+        }
+        PQclear(res);
+        p_i64(&p, before_ms);
+        p_i64(&p, r->pushed_at_ms);
+        p_i64(&p, before_ms - STORE_STOCK_PENDING_MAX_MS);
+        res = run(q, c,
+                  "SELECT COALESCE(SUM(CASE WHEN settled_ms > 0 AND settled_ms < $3 THEN delta "
+                  "END), 0), COALESCE(SUM(CASE WHEN settled_ms > 0 AND settled_ms < $3 AND "
+                  "origin_ms < $4 THEN delta END), 0), COALESCE(SUM(CASE WHEN (settled_ms = 0 AND "
+                  "begun_ms >= $5) OR settled_ms >= $3 THEN 1 END), 0) FROM stock_own WHERE "
+                  "conn_id = $1 AND sku = $2",
+                  &p, err, op);
+        if (!res) {
+            code = code_of(err);
+            break;
+        }
+        r->own = col_i64(res, 0, 0);
+        r->own_before_push = col_i64(res, 0, 1);
+        r->busy = col_i64(res, 0, 2) > 0;
+        PQclear(res);
+    }
+    conn_put(q, c);
+    return code;
+}
+
+/* Runs fn inside BEGIN ... COMMIT on one pooled connection. */
+static int in_tx(struct pgs *q, struct th_err *err, const char *what,
+                 int (*fn)(struct pgs *q, PGconn *c, void *arg, struct th_err *err), void *arg)
+{
+    PGconn *c = conn_get(q, err);
+    if (!c) return code_of(err);
+    int code = plain(q, c, "BEGIN", err, what);
+    if (!code) code = fn(q, c, arg, err);
+    if (!code)
+        code = plain(q, c, "COMMIT", err, what);
+    else
+        rollback(c);
+    conn_put(q, c);
+    return code;
+}
+
+struct save_args {
+    int64_t conn_id;
+    const struct store_stock *rows;
+    size_t n;
+};
+
+static int save_tx(struct pgs *q, PGconn *c, void *arg, struct th_err *err)
+{
+    struct save_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct store_stock *r = &a->rows[i];
+        char op[200];
+        snprintf(op, sizeof op, "save the stock of SKU %.128s (connection %lld)", r->sku,
+                 (long long)a->conn_id);
+        struct pp p = {0};
+        p_i64(&p, a->conn_id);
+        p_str(&p, r->sku);
+        p_i64(&p, r->qoyod_product_id);
+        p_i64(&p, r->qoyod_qty);
+        p_i64(&p, r->has_qty != 0);
+        p_i64(&p, r->store_untracked != 0);
+        p_i64(&p, r->pushed_at_ms);
+        p_i64(&p, r->read_ms);
+        PGresult *res = run(
+            q, c,
+            "INSERT INTO stock (conn_id, sku, qoyod_product_id, qoyod_qty, has_qty, "
+            "store_untracked, pushed_at_ms, read_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT (conn_id, sku) DO UPDATE SET qoyod_product_id = "
+            "excluded.qoyod_product_id, qoyod_qty = excluded.qoyod_qty, has_qty = "
+            "excluded.has_qty, store_untracked = excluded.store_untracked, pushed_at_ms = "
+            "excluded.pushed_at_ms, read_ms = excluded.read_ms",
+            &p, err, op);
+        if (!res) return code_of(err);
+        PQclear(res);
+        struct pp d = {0};
+        p_i64(&d, a->conn_id);
+        p_str(&d, r->sku);
+        p_i64(&d, r->read_ms);
+        res = run(q, c,
+                  "DELETE FROM stock_own WHERE conn_id = $1 AND sku = $2 AND settled_ms > 0 AND "
+                  "settled_ms < $3",
+                  &d, err, op);
+        if (!res) return code_of(err);
+        PQclear(res);
+    }
+    return 0;
+}
+
+static int pg_stock_save(struct store *s, int64_t conn_id, const struct store_stock *rows,
+                         size_t n, struct th_err *err)
+{
+    struct save_args a = {conn_id, rows, n};
+    return in_tx(pg_of(s), err, "save stock", save_tx, &a);
+}
+
+static int pg_stock_untracked(struct store *s, int64_t conn_id, const char *sku, int untracked,
+                              struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_str(&p, sku);
+    p_i64(&p, untracked);
+    char op[200];
+    snprintf(op, sizeof op, "mark SKU %.128s of connection %lld as %s in the store", sku,
+             (long long)conn_id, untracked ? "untracked" : "tracked");
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO stock (conn_id, sku, store_untracked) VALUES ($1, $2, $3) "
+                      "ON CONFLICT (conn_id, sku) DO UPDATE SET store_untracked = "
+                      "excluded.store_untracked",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+struct own_args {
+    int64_t conn_id, origin_s, now;
+    const char *ref;
+    const char *const *skus;
+    const int64_t *deltas;
+    size_t n;
+};
+
+static int own_tx(struct pgs *q, PGconn *c, void *arg, struct th_err *err)
+{
+    struct own_args *a = arg;
+    char op[200];
+    snprintf(op, sizeof op, "record the own stock movements of %.128s (connection %lld)", a->ref,
+             (long long)a->conn_id);
+    struct pp p = {0};
+    p_i64(&p, a->conn_id);
+    p_str(&p, a->ref);
+    PGresult *r = run(q, c, "DELETE FROM stock_own WHERE conn_id = $1 AND ref = $2", &p, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    for (size_t i = 0; i < a->n; i++) {
+        struct pp v = {0};
+        p_i64(&v, a->conn_id);
+        p_str(&v, a->ref);
+        p_str(&v, a->skus[i]);
+        p_i64(&v, a->deltas[i]);
+        p_i64(&v, a->origin_s * 1000);
+        p_i64(&v, a->now);
+        r = run(q, c,
+                "INSERT INTO stock_own AS o (conn_id, ref, sku, delta, origin_ms, begun_ms) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (conn_id, ref, sku) DO UPDATE SET "
+                "delta = o.delta + excluded.delta",
+                &v, err, op);
+        if (!r) return code_of(err);
+        PQclear(r);
+    }
+    return 0;
+}
+
+static int pg_stock_own_begin(struct store *s, int64_t conn_id, const char *ref,
+                              const char *const *skus, const int64_t *deltas, size_t n,
+                              int64_t origin_s, struct th_err *err)
+{
+    struct own_args a = {conn_id, origin_s, store_now_ms(s), ref, skus, deltas, n};
+    return in_tx(pg_of(s), err, "record own stock movements", own_tx, &a);
+}
+
+static int pg_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, int applied,
+                               struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_str(&p, ref);
+    if (applied) p_i64(&p, store_now_ms(s));
+    char op[200];
+    snprintf(op, sizeof op, "settle the own stock movements of %.128s (connection %lld)", ref,
+             (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      applied ? "UPDATE stock_own SET settled_ms = $3 WHERE conn_id = $1 AND "
+                                "ref = $2 AND settled_ms = 0"
+                              : "DELETE FROM stock_own WHERE conn_id = $1 AND ref = $2 AND "
+                                "settled_ms = 0",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
 
 const struct store_ops store_pg_ops = {
     .name = "postgres",
@@ -1144,4 +1396,9 @@ const struct store_ops store_pg_ops = {
     .order_history = pg_order_history,
     .map_get = pg_map_get,
     .map_put = pg_map_put,
+    .stock_load = pg_stock_load,
+    .stock_save = pg_stock_save,
+    .stock_untracked = pg_stock_untracked,
+    .stock_own_begin = pg_stock_own_begin,
+    .stock_own_settle = pg_stock_own_settle,
 };

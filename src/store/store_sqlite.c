@@ -210,6 +210,34 @@ static const char *const migrations[] = {
      * monthly report's VAT total. Orders saved before read 0 until the
      * worker next fetches them. */
     "ALTER TABLE orders ADD COLUMN tax INTEGER NOT NULL DEFAULT 0;",
+    /* 6: stock sync Qoyod -> store (worker/stock.c): the per-store switch
+     * and cadence; what Qoyod last showed per SKU; tarheel's own stock
+     * movements (invoices, opening balances), pending until their document
+     * exists, kept until a read of Qoyod reflects them. */
+    "ALTER TABLE connections ADD COLUMN stock_sync INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE connections ADD COLUMN stock_interval_s INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE stock ("
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  sku TEXT NOT NULL,"
+    "  qoyod_product_id INTEGER NOT NULL DEFAULT 0,"
+    "  qoyod_qty INTEGER NOT NULL DEFAULT 0,"
+    "  has_qty INTEGER NOT NULL DEFAULT 0,"
+    "  store_untracked INTEGER NOT NULL DEFAULT 0,"
+    "  pushed_at_ms INTEGER NOT NULL DEFAULT 0,"
+    "  read_ms INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conn_id, sku)"
+    ");"
+    "CREATE TABLE stock_own ("
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  ref TEXT NOT NULL,"
+    "  sku TEXT NOT NULL,"
+    "  delta INTEGER NOT NULL,"
+    "  origin_ms INTEGER NOT NULL,"
+    "  begun_ms INTEGER NOT NULL,"
+    "  settled_ms INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conn_id, ref, sku)"
+    ");"
+    "CREATE INDEX stock_own_by_sku ON stock_own (conn_id, sku);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -222,7 +250,7 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_V
     "platform, store_id, name, access_token, refresh_token, token_expires_at, webhook_secret, "    \
     "webhook_strategy, api_base, status, connected_at, qoyod_base, qoyod_api_key, inventory_id, "  \
     "payment_account_id, trigger_status, customer_per_invoice, number_by_order, "                  \
-    "financial_invoice, manager_token"
+    "financial_invoice, manager_token, stock_sync, stock_interval_s"
 
 #define ORDER_COLS                                                                                 \
     "conn_id, order_id, number, status, xfer, reason_code, reason, attempts, total, qoyod_total, " \
@@ -264,6 +292,15 @@ enum stmt {
     S_HISTORY,
     S_MAP_GET,
     S_MAP_PUT,
+    S_STOCK_GET,
+    S_STOCK_OWN_SUM,
+    S_STOCK_PUT,
+    S_STOCK_CONSUME,
+    S_STOCK_UNTRACKED,
+    S_OWN_CLEAR,
+    S_OWN_ADD,
+    S_OWN_APPLY,
+    S_OWN_DROP,
     S_COUNT
 };
 
@@ -274,7 +311,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_CONN_UPSERT] =
         "INSERT INTO connections (" CONN_COLS ") VALUES "
         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-        "?20) "
+        "?20, ?21, ?22) "
         "ON CONFLICT (platform, store_id) DO UPDATE SET name = excluded.name, access_token = "
         "excluded.access_token, refresh_token = excluded.refresh_token, token_expires_at = "
         "excluded.token_expires_at, webhook_secret = excluded.webhook_secret, webhook_strategy = "
@@ -284,14 +321,15 @@ static const char *const stmt_sql[S_COUNT] = {
         "excluded.payment_account_id, trigger_status = excluded.trigger_status, "
         "customer_per_invoice = excluded.customer_per_invoice, number_by_order = "
         "excluded.number_by_order, financial_invoice = excluded.financial_invoice, "
-        "manager_token = excluded.manager_token RETURNING id",
+        "manager_token = excluded.manager_token, stock_sync = excluded.stock_sync, "
+        "stock_interval_s = excluded.stock_interval_s RETURNING id",
     [S_CONN_UPDATE] =
         "UPDATE connections SET platform = ?1, store_id = ?2, name = ?3, access_token = ?4, "
         "refresh_token = ?5, token_expires_at = ?6, webhook_secret = ?7, webhook_strategy = ?8, "
         "api_base = ?9, status = ?10, connected_at = ?11, qoyod_base = ?12, qoyod_api_key = ?13, "
         "inventory_id = ?14, payment_account_id = ?15, trigger_status = ?16, "
         "customer_per_invoice = ?17, number_by_order = ?18, financial_invoice = ?19, "
-        "manager_token = ?20 WHERE id = ?21",
+        "manager_token = ?20, stock_sync = ?21, stock_interval_s = ?22 WHERE id = ?23",
     /* Tokens only, so a settings change and a refresh never undo each other. */
     [S_CONN_TOKENS] =
         "UPDATE connections SET access_token = ?2, refresh_token = ?3, manager_token = ?4, "
@@ -301,7 +339,8 @@ static const char *const stmt_sql[S_COUNT] = {
         "UPDATE connections SET name = ?2, qoyod_base = ?3, qoyod_api_key = ?4, inventory_id = ?5, "
         "payment_account_id = ?6, trigger_status = ?7, customer_per_invoice = ?8, "
         "number_by_order = ?9, financial_invoice = ?10, webhook_secret = ?11, "
-        "webhook_strategy = ?12, api_base = ?13 WHERE id = ?1",
+        "webhook_strategy = ?12, api_base = ?13, stock_sync = ?14, stock_interval_s = ?15 "
+        "WHERE id = ?1",
     [S_CONN_BY_ID] = "SELECT id, " CONN_COLS " FROM connections WHERE id = ?1",
     [S_CONN_BY_KEY] =
         "SELECT id, " CONN_COLS " FROM connections WHERE platform = ?1 AND store_id = ?2",
@@ -351,6 +390,35 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_MAP_PUT] = "INSERT INTO mappings (conn_id, kind, key, qoyod_id, updated_at_ms) "
                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conn_id, kind, key) DO UPDATE SET "
                   "qoyod_id = excluded.qoyod_id, updated_at_ms = excluded.updated_at_ms",
+    [S_STOCK_GET] = "SELECT qoyod_product_id, qoyod_qty, has_qty, store_untracked, pushed_at_ms, "
+                    "read_ms FROM stock WHERE conn_id = ?1 AND sku = ?2",
+    /* ?3 before_ms, ?4 pushed_at_ms, ?5 pending movements begun before this
+     * are abandoned (never settled) and hold nothing back. */
+    [S_STOCK_OWN_SUM] =
+        "SELECT COALESCE(SUM(CASE WHEN settled_ms > 0 AND settled_ms < ?3 THEN delta END), 0), "
+        "COALESCE(SUM(CASE WHEN settled_ms > 0 AND settled_ms < ?3 AND origin_ms < ?4 "
+        "THEN delta END), 0), "
+        "COALESCE(SUM(CASE WHEN (settled_ms = 0 AND begun_ms >= ?5) OR settled_ms >= ?3 "
+        "THEN 1 END), 0) FROM stock_own WHERE conn_id = ?1 AND sku = ?2",
+    [S_STOCK_PUT] =
+        "INSERT INTO stock (conn_id, sku, qoyod_product_id, qoyod_qty, has_qty, store_untracked, "
+        "pushed_at_ms, read_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (conn_id, sku) "
+        "DO UPDATE SET qoyod_product_id = excluded.qoyod_product_id, qoyod_qty = "
+        "excluded.qoyod_qty, has_qty = excluded.has_qty, store_untracked = "
+        "excluded.store_untracked, pushed_at_ms = excluded.pushed_at_ms, read_ms = "
+        "excluded.read_ms",
+    [S_STOCK_CONSUME] = "DELETE FROM stock_own WHERE conn_id = ?1 AND sku = ?2 AND "
+                        "settled_ms > 0 AND settled_ms < ?3",
+    [S_STOCK_UNTRACKED] =
+        "INSERT INTO stock (conn_id, sku, store_untracked) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (conn_id, sku) DO UPDATE SET store_untracked = excluded.store_untracked",
+    [S_OWN_CLEAR] = "DELETE FROM stock_own WHERE conn_id = ?1 AND ref = ?2",
+    [S_OWN_ADD] = "INSERT INTO stock_own (conn_id, ref, sku, delta, origin_ms, begun_ms) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (conn_id, ref, sku) DO UPDATE "
+                  "SET delta = delta + excluded.delta",
+    [S_OWN_APPLY] = "UPDATE stock_own SET settled_ms = ?3 WHERE conn_id = ?1 AND ref = ?2 AND "
+                    "settled_ms = 0",
+    [S_OWN_DROP] = "DELETE FROM stock_own WHERE conn_id = ?1 AND ref = ?2 AND settled_ms = 0",
 };
 
 /* ---------------------------------------------------------------------- */
@@ -717,6 +785,8 @@ static void bind_conn(sqlite3_stmt *st, const struct store_conn *c)
     sqlite3_bind_int(st, 18, c->number_by_order);
     sqlite3_bind_int(st, 19, c->financial_invoice);
     bind_str(st, 20, c->manager_token);
+    sqlite3_bind_int(st, 21, c->stock_sync);
+    sqlite3_bind_int64(st, 22, c->stock_interval_s);
 }
 
 /* Reads "id, CONN_COLS" from the current row. */
@@ -743,6 +813,8 @@ static void read_conn(sqlite3_stmt *st, struct store_conn *c)
     c->number_by_order = sqlite3_column_int(st, 18);
     c->financial_invoice = sqlite3_column_int(st, 19);
     c->manager_token = col_str(st, 20);
+    c->stock_sync = sqlite3_column_int(st, 21);
+    c->stock_interval_s = sqlite3_column_int64(st, 22);
 }
 
 static int sq_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
@@ -768,7 +840,7 @@ static int sq_conn_put(struct store *s, struct store_conn *c, struct th_err *err
     } else {
         sqlite3_stmt *st = q->st[S_CONN_UPDATE];
         bind_conn(st, c);
-        sqlite3_bind_int64(st, 21, c->id);
+        sqlite3_bind_int64(st, 23, c->id);
         int rc = run(st);
         if (rc)
             code = fail(q, rc, err, "update connection %lld (%s store %lld)", (long long)c->id,
@@ -829,6 +901,8 @@ static int sq_conn_put_settings(struct store *s, const struct store_conn *c, str
     bind_str(st, 11, c->webhook_secret);
     bind_str(st, 12, c->webhook_strategy);
     bind_str(st, 13, c->api_base);
+    sqlite3_bind_int(st, 14, c->stock_sync);
+    sqlite3_bind_int64(st, 15, c->stock_interval_s);
     int code = conn_update(q, st, c, err, "settings");
     pthread_mutex_unlock(&q->db_mu);
     return code;
@@ -1484,6 +1558,170 @@ static int sq_map_put(struct store *s, int64_t conn_id, const char *kind, const 
 }
 
 /* ---------------------------------------------------------------------- */
+/* Stock */
+
+static int sq_stock_load(struct store *s, int64_t conn_id, struct store_stock *rows, size_t n,
+                         int64_t before_ms, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int code = 0;
+    pthread_mutex_lock(&q->db_mu);
+    for (size_t i = 0; i < n && !code; i++) {
+        struct store_stock *r = &rows[i];
+        sqlite3_stmt *st = q->st[S_STOCK_GET];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, r->sku);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            r->known = 1;
+            r->qoyod_product_id = sqlite3_column_int64(st, 0);
+            r->qoyod_qty = sqlite3_column_int64(st, 1);
+            r->has_qty = sqlite3_column_int(st, 2);
+            r->store_untracked = sqlite3_column_int(st, 3);
+            r->pushed_at_ms = sqlite3_column_int64(st, 4);
+            r->read_ms = sqlite3_column_int64(st, 5);
+        } else if (rc != SQLITE_DONE) {
+            code = fail(q, rc, err, "read the stock of SKU %s (connection %lld)", r->sku,
+                        (long long)conn_id);
+        }
+        done_with(st);
+        if (code) break;
+        st = q->st[S_STOCK_OWN_SUM];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, r->sku);
+        sqlite3_bind_int64(st, 3, before_ms);
+        sqlite3_bind_int64(st, 4, r->pushed_at_ms);
+        sqlite3_bind_int64(st, 5, before_ms - STORE_STOCK_PENDING_MAX_MS);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            r->own = sqlite3_column_int64(st, 0);
+            r->own_before_push = sqlite3_column_int64(st, 1);
+            r->busy = sqlite3_column_int64(st, 2) > 0;
+        } else {
+            code = fail(q, rc, err, "read own stock movements of SKU %s (connection %lld)",
+                        r->sku, (long long)conn_id);
+        }
+        done_with(st);
+    }
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_stock_save(struct store *s, int64_t conn_id, const struct store_stock *rows,
+                         size_t n, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, "save stock");
+    for (size_t i = 0; i < n && !code; i++) {
+        const struct store_stock *r = &rows[i];
+        sqlite3_stmt *st = q->st[S_STOCK_PUT];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, r->sku);
+        sqlite3_bind_int64(st, 3, r->qoyod_product_id);
+        sqlite3_bind_int64(st, 4, r->qoyod_qty);
+        sqlite3_bind_int(st, 5, r->has_qty != 0);
+        sqlite3_bind_int(st, 6, r->store_untracked != 0);
+        sqlite3_bind_int64(st, 7, r->pushed_at_ms);
+        sqlite3_bind_int64(st, 8, r->read_ms);
+        int rc = run(st);
+        done_with(st);
+        if (!rc) {
+            st = q->st[S_STOCK_CONSUME];
+            sqlite3_bind_int64(st, 1, conn_id);
+            bind_str(st, 2, r->sku);
+            sqlite3_bind_int64(st, 3, r->read_ms);
+            rc = run(st);
+            done_with(st);
+        }
+        if (rc)
+            code = fail(q, rc, err, "save the stock of SKU %s (connection %lld)", r->sku,
+                        (long long)conn_id);
+    }
+    if (!code)
+        code = commit(q, err, "save stock");
+    else
+        rollback(q);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_stock_untracked(struct store *s, int64_t conn_id, const char *sku, int untracked,
+                              struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_STOCK_UNTRACKED];
+    sqlite3_bind_int64(st, 1, conn_id);
+    bind_str(st, 2, sku);
+    sqlite3_bind_int(st, 3, untracked);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "mark SKU %s of connection %lld as %s in the store", sku,
+                         (long long)conn_id, untracked ? "untracked" : "tracked")
+                  : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_stock_own_begin(struct store *s, int64_t conn_id, const char *ref,
+                              const char *const *skus, const int64_t *deltas, size_t n,
+                              int64_t origin_s, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, "record own stock movements");
+    if (!code) {
+        sqlite3_stmt *st = q->st[S_OWN_CLEAR];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, ref);
+        int rc = run(st);
+        done_with(st);
+        if (rc) code = fail(q, rc, err, "clear own stock movements of %s", ref);
+    }
+    for (size_t i = 0; i < n && !code; i++) {
+        sqlite3_stmt *st = q->st[S_OWN_ADD];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, ref);
+        bind_str(st, 3, skus[i]);
+        sqlite3_bind_int64(st, 4, deltas[i]);
+        sqlite3_bind_int64(st, 5, origin_s * 1000);
+        sqlite3_bind_int64(st, 6, now);
+        int rc = run(st);
+        done_with(st);
+        if (rc)
+            code = fail(q, rc, err, "record the own stock movement of SKU %s by %s (connection "
+                        "%lld)", skus[i], ref, (long long)conn_id);
+    }
+    if (!code)
+        code = commit(q, err, "record own stock movements");
+    else
+        rollback(q);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, int applied,
+                               struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[applied ? S_OWN_APPLY : S_OWN_DROP];
+    sqlite3_bind_int64(st, 1, conn_id);
+    bind_str(st, 2, ref);
+    if (applied) sqlite3_bind_int64(st, 3, now);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "settle the own stock movements of %s (connection %lld)", ref,
+                         (long long)conn_id)
+                  : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
 
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
@@ -1509,4 +1747,9 @@ const struct store_ops store_sqlite_ops = {
     .order_history = sq_order_history,
     .map_get = sq_map_get,
     .map_put = sq_map_put,
+    .stock_load = sq_stock_load,
+    .stock_save = sq_stock_save,
+    .stock_untracked = sq_stock_untracked,
+    .stock_own_begin = sq_stock_own_begin,
+    .stock_own_settle = sq_stock_own_settle,
 };

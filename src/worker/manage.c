@@ -108,7 +108,7 @@ int manage_retry_failed(struct store *s, int64_t conn_id, const char *who,
 /* ---------------------------------------------------------------------- */
 /* Settings                                                                 */
 
-enum kind { K_TRIGGER, K_ONOFF, K_ID };
+enum kind { K_TRIGGER, K_ONOFF, K_ID, K_SECONDS };
 
 static const struct setting {
     const char *name, *alias;
@@ -126,6 +126,9 @@ static const struct setting {
      "qoyod`)"},
     {"payment_account_id", "payment_account", K_ID, offsetof(struct store_conn, payment_account_id),
      "a Qoyod cash or bank account id, a positive integer"},
+    {"stock_sync", NULL, K_ONOFF, offsetof(struct store_conn, stock_sync), NULL},
+    {"stock_interval", "stock_interval_s", K_SECONDS, offsetof(struct store_conn, stock_interval_s),
+     NULL},
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -168,8 +171,8 @@ int manage_setting_set(struct store_conn *c, const char *name, const char *value
     if (!st)
         return th_err_set(err, TH_EINVAL,
                           "%s is not a setting; the settings are trigger, customer_per_invoice, "
-                          "number_by_order, financial_invoice, inventory_id and "
-                          "payment_account_id",
+                          "number_by_order, financial_invoice, inventory_id, "
+                          "payment_account_id, stock_sync and stock_interval",
                           name ? name : "(none)");
     if (!value) value = "";
     char *field = (char *)c + st->off;
@@ -198,6 +201,18 @@ int manage_setting_set(struct store_conn *c, const char *name, const char *value
         long long v = strtoll(value, &end, 10);
         if (!*value || *end || errno || v <= 0)
             return th_err_set(err, TH_EINVAL, "%s takes %s, not \"%.64s\"", name, st->what, value);
+        *(int64_t *)(void *)field = v;
+        return 0;
+    }
+    case K_SECONDS: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!*value || *end || errno || v < STORE_STOCK_INTERVAL_MIN ||
+            v > STORE_STOCK_INTERVAL_MAX)
+            return th_err_set(err, TH_EINVAL,
+                              "%s takes seconds between stock polls, %d to %d, not \"%.64s\"",
+                              name, STORE_STOCK_INTERVAL_MIN, STORE_STOCK_INTERVAL_MAX, value);
         *(int64_t *)(void *)field = v;
         return 0;
     }

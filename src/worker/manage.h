@@ -60,6 +60,9 @@ int manage_retry_failed(struct store *s, int64_t conn_id, const char *who,
  *   financial_invoice    on | off
  *   inventory_id         a Qoyod inventory location id, > 0 (alias inventory)
  *   payment_account_id   a Qoyod account id, > 0 (alias payment_account)
+ *   stock_sync           on | off: push Qoyod's stock changes to the store
+ *   stock_interval       seconds between stock polls, STORE_STOCK_INTERVAL_MIN to _MAX
+ *                        (alias stock_interval_s)
  * Returns 0, or TH_EINVAL (c unchanged) with a message that starts with the
  * name as given and says what is allowed.
  */

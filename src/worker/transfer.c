@@ -210,8 +210,25 @@ static int book_opening(struct pctx *x, const char *sku, int64_t pid, int64_t st
     char date[32];
     riyadh_date(x->o->created_at, date);
     int64_t qty = store_qty + ordered_units(x->o, sku);
-    int rc = qoyod_stock_set(x->q, x->c->inventory_id ? x->c->inventory_id : 1, pid, qty,
-                             cost > 0 ? cost : price, date, err);
+    /* For the stock poller, this count is tarheel's own doing (the product
+     * is new in Qoyod: from 0 to qty), so it is never pushed back to the
+     * store (docs/STOCK.md). */
+    char ref[STORE_MAX_SKU + 8];
+    snprintf(ref, sizeof ref, "OPEN-%s", sku);
+    int own = x->c->stock_sync && strlen(sku) < STORE_MAX_SKU;
+    int rc = own ? store_stock_own_begin(x->env->store, x->c->id, ref, &sku, &qty, 1,
+                                         x->o->created_at, err)
+                 : 0;
+    if (rc) return rc;
+    rc = qoyod_stock_set(x->q, x->c->inventory_id ? x->c->inventory_id : 1, pid, qty,
+                         cost > 0 ? cost : price, date, err);
+    if (own) {
+        struct th_err e2;
+        int done = rc == 0 || (rc != TH_EUNKNOWN && rc != TH_ETOOBIG);
+        if (done && store_stock_own_settle(x->env->store, x->c->id, ref, rc == 0, &e2) != 0)
+            log_warn("stock_own_settle_failed", "conn=%lld ref=%s msg=\"%s\"",
+                     (long long)x->c->id, ref, e2.msg);
+    }
     if (rc == 0)
         rc = store_order_note(x->env->store, x->c->id, x->o->order_id, "opening stock booked", sku,
                               err);
@@ -245,6 +262,10 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
             rc = 0;
         }
         if (rc) return rc;
+        /* The stock poller leaves alone what the store does not count. */
+        if (!tracked && strlen(sku) < STORE_MAX_SKU &&
+            (rc = store_stock_untracked(st, c->id, sku, 1, err)) != 0)
+            return rc;
     }
 
     int64_t pending = 0;
@@ -415,6 +436,49 @@ static void pace_wait(void *arg)
     }
 }
 
+/*
+ * Own stock movements of an invoice (worker/stock.h): each tracked product
+ * line takes its quantity at the invoice's location. Only when the store
+ * syncs stock (otherwise nothing would ever read them).
+ */
+static int own_stock_begin(struct transfer_env *env, const struct store_conn *c,
+                           const struct model_order *o, const char *ref, struct th_err *err)
+{
+    if (!c->stock_sync || o->nlines == 0) return 0;
+    const char **skus = xcalloc(o->nlines, sizeof *skus);
+    int64_t *deltas = xcalloc(o->nlines, sizeof *deltas);
+    size_t n = 0;
+    for (size_t i = 0; i < o->nlines && n < STORE_STOCK_MAX_BATCH; i++) {
+        const struct model_line *l = &o->lines[i];
+        if (l->kind != MODEL_ITEM_PRODUCT || !l->sku || !*l->sku ||
+            strlen(l->sku) >= STORE_MAX_SKU || l->quantity <= 0)
+            continue;
+        skus[n] = l->sku;
+        deltas[n++] = -l->quantity;
+    }
+    int rc = n ? store_stock_own_begin(env->store, c->id, ref, skus, deltas, n, o->created_at,
+                                       err)
+               : 0;
+    free(skus);
+    free(deltas);
+    return rc;
+}
+
+/* Settles them after the create: rc 0 means the invoice exists (applied);
+ * a lost answer (TH_EUNKNOWN) leaves them pending until an attempt finds
+ * out; anything else means it was not created (dropped). A failure here is
+ * only logged: the movements then wait, pending, and hold their SKUs back
+ * from the stock poller until a later attempt settles them. */
+static void own_stock_settle(struct transfer_env *env, const struct store_conn *c,
+                             const char *ref, int rc)
+{
+    if (!c->stock_sync || rc == TH_EUNKNOWN) return;
+    struct th_err e;
+    if (store_stock_own_settle(env->store, c->id, ref, rc == 0, &e) != 0)
+        log_warn("stock_own_settle_failed", "conn=%lld ref=%s msg=\"%s\"", (long long)c->id,
+                 ref, e.msg);
+}
+
 struct delivery {
     int64_t invoice_id, payment_id, qoyod_total;
     long last_status;      /* Qoyod's last HTTP status (429: rate limited) */
@@ -439,6 +503,7 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
     /* An earlier attempt may already have created the invoice. */
     if (look_first) {
         rc = qoyod_invoice_find(q, ref, &inv, err);
+        if (rc == 0) own_stock_settle(env, c, ref, 0);
         if (rc == 0) goto pay;
         if (rc != TH_ENOTFOUND) goto out;
     }
@@ -458,6 +523,11 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
         goto out;
     }
 
+    /* The stock this invoice takes in Qoyod, recorded before it is sent:
+     * the store already took it, so the stock poller must not push it
+     * back (docs/STOCK.md). */
+    if ((rc = own_stock_begin(env, c, o, ref, err)) != 0) goto out;
+
     char date[32], desc[160];
     riyadh_date(o->created_at, date);
     snprintf(desc, sizeof desc, "%s order %s", model_platform_name(o->platform),
@@ -474,6 +544,7 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
                                                             : "48",
                                       .nlines = ls.n,
                                       .lines = ls.l};
+    int looked_up_failed = 0; /* whether the invoice exists is still unknown */
     rc = qoyod_invoice_create(q, &spec, &inv, err);
     /* An answer too large to read means the create may have happened. */
     if (rc == TH_ETOOBIG) rc = TH_EUNKNOWN;
@@ -489,11 +560,12 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
                                                  "will retry", err->msg)
                                     : th_err_set(err, TH_EPERM, "%s", err->msg);
         else if (rc)
-            *err = e2;
+            *err = e2, looked_up_failed = 1;
         else
             log_info("transfer_invoice_recovered", "conn=%lld order=%lld ref=%s cause=%s",
                      (long long)c->id, (long long)o->order_id, ref, th_err_name(was));
     }
+    own_stock_settle(env, c, ref, looked_up_failed ? TH_EUNKNOWN : rc);
     if (rc) goto out;
 
 pay:

@@ -60,6 +60,12 @@ static void must(int rc, const struct th_err *err)
     if (rc != 0) fail_msg("store call failed: %d %s: %s", rc, th_err_name(rc), err->msg);
 }
 
+/* SQL that takes a database back from schema 6 to 5 (the stock tables and
+ * the connection's stock settings), for the migration tests. */
+#define UNDO_6                                                                                     \
+    "DROP TABLE stock_own; DROP TABLE stock; ALTER TABLE connections DROP COLUMN stock_sync; "     \
+    "ALTER TABLE connections DROP COLUMN stock_interval_s; "
+
 static void open_store(struct fx *f)
 {
     struct th_err err = {0};
@@ -923,7 +929,7 @@ static void test_open_twice_and_urls(void **state)
     reopen(f);
     assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
-                     6);
+                     8);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM connections"), 1);
 
     struct store *bad = (struct store *)&err; /* must be overwritten with NULL */
@@ -1028,6 +1034,111 @@ static void test_conn_list(void **state)
  * afterwards are marked manual. */
 /* Schema 4 adds connections.manager_token (Zid's second token); a
  * connection saved before keeps everything and can take one. */
+/* Stock rows and own movements: settings round trip; a row's stored part;
+ * a pending movement makes its SKU busy; one settled before the read counts
+ * (and, for a count-only platform, the part whose order came before the
+ * last push); save drops the movements the read reflects and keeps later
+ * ones; begin replaces a document's movements; a dropped one vanishes; the
+ * limits on SKUs and batch sizes. */
+static void test_stock_rows(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_conn c;
+    must(store_conn_get(f->s, f->conn.id, &c, &err), &err);
+    assert_int_equal(c.stock_sync, 0);
+    assert_int_equal(c.stock_interval_s, 0);
+    c.stock_sync = 1;
+    c.stock_interval_s = 120;
+    must(store_conn_put_settings(f->s, &c, &err), &err);
+    store_conn_release(&c);
+    must(store_conn_get(f->s, f->conn.id, &c, &err), &err);
+    assert_int_equal(c.stock_sync, 1);
+    assert_int_equal(c.stock_interval_s, 120);
+    store_conn_release(&c);
+
+    int64_t id = f->conn.id;
+    struct store_stock r[2] = {{.sku = "A"}, {.sku = "B"}};
+    must(store_stock_load(f->s, id, r, 2, f->now, &err), &err);
+    assert_int_equal(r[0].known, 0);
+    assert_int_equal(r[0].busy, 0);
+    r[0] = (struct store_stock){.sku = "A", .qoyod_product_id = 7, .qoyod_qty = 50, .has_qty = 1,
+                                .pushed_at_ms = 1000, .read_ms = f->now};
+    must(store_stock_save(f->s, id, r, 1, &err), &err);
+
+    const char *sku = "A";
+    int64_t d = -3;
+    f->now += 10;
+    must(store_stock_own_begin(f->s, id, "INV-1", &sku, &d, 1, 0, &err), &err); /* origin 0 s */
+    struct store_stock l = {.sku = "A"};
+    must(store_stock_load(f->s, id, &l, 1, f->now, &err), &err);
+    assert_int_equal(l.known, 1);
+    assert_int_equal(l.qoyod_product_id, 7);
+    assert_int_equal(l.qoyod_qty, 50);
+    assert_int_equal(l.pushed_at_ms, 1000);
+    assert_int_equal(l.busy, 1); /* pending */
+    assert_int_equal(l.own, 0);
+    f->now += 10;
+    must(store_stock_own_settle(f->s, id, "INV-1", 1, &err), &err);
+    must(store_stock_load(f->s, id, &l, 1, f->now, &err), &err);
+    assert_int_equal(l.busy, 1); /* settled at the read's instant: the read may not show it */
+    must(store_stock_load(f->s, id, &l, 1, f->now + 1, &err), &err);
+    assert_int_equal(l.busy, 0);
+    assert_int_equal(l.own, -3);
+    assert_int_equal(l.own_before_push, -3); /* its order (0 s) came before the push (1 s) */
+
+    /* begin again replaces; two lines of one SKU add up */
+    const char *two[] = {"A", "A"};
+    int64_t dd[] = {-1, -2};
+    f->now += 10;
+    must(store_stock_own_begin(f->s, id, "INV-2", two, dd, 2, 5, &err), &err);
+    must(store_stock_own_begin(f->s, id, "INV-2", two, dd, 2, 5, &err), &err);
+    must(store_stock_own_settle(f->s, id, "INV-2", 1, &err), &err);
+    int64_t settled2 = f->now;
+    f->now += 10;
+    must(store_stock_load(f->s, id, &l, 1, f->now, &err), &err);
+    assert_int_equal(l.own, -6);
+    assert_int_equal(l.own_before_push, -3); /* INV-2's order (5 s) came after the push */
+
+    /* a read between the two settles: save drops only INV-1's */
+    l.qoyod_qty = 47;
+    l.read_ms = settled2;
+    must(store_stock_save(f->s, id, &l, 1, &err), &err);
+    must(store_stock_load(f->s, id, &l, 1, f->now, &err), &err);
+    assert_int_equal(l.qoyod_qty, 47);
+    assert_int_equal(l.own, -3);
+
+    /* a dropped document vanishes; an applied one is not dropped */
+    must(store_stock_own_begin(f->s, id, "INV-3", &sku, &d, 1, 5, &err), &err);
+    must(store_stock_own_settle(f->s, id, "INV-3", 0, &err), &err);
+    must(store_stock_own_settle(f->s, id, "INV-2", 0, &err), &err);
+    f->now += 10;
+    must(store_stock_load(f->s, id, &l, 1, f->now, &err), &err);
+    assert_int_equal(l.busy, 0);
+    assert_int_equal(l.own, -3);
+
+    must(store_stock_untracked(f->s, id, "B", 1, &err), &err);
+    struct store_stock b = {.sku = "B"};
+    must(store_stock_load(f->s, id, &b, 1, f->now, &err), &err);
+    assert_int_equal(b.known, 1);
+    assert_int_equal(b.store_untracked, 1);
+    assert_int_equal(b.has_qty, 0);
+
+    /* limits */
+    struct store_stock bad = {.sku = ""};
+    assert_int_equal(store_stock_load(f->s, id, &bad, 1, f->now, &err), TH_EINVAL);
+    assert_int_equal(store_stock_load(f->s, id, &bad, STORE_STOCK_MAX_BATCH + 1, f->now, &err),
+                     TH_ELIMIT);
+    assert_int_equal(store_stock_own_begin(f->s, id, "", &sku, &d, 1, 0, &err), TH_EINVAL);
+    char longsku[STORE_MAX_SKU + 1];
+    memset(longsku, 'x', sizeof longsku - 1);
+    longsku[STORE_MAX_SKU] = '\0';
+    const char *ls = longsku;
+    assert_int_equal(store_stock_own_begin(f->s, id, "R", &ls, &d, 1, 0, &err), TH_EINVAL);
+    longsku[STORE_MAX_SKU - 1] = '\0'; /* the longest kept */
+    must(store_stock_untracked(f->s, id, longsku, 0, &err), &err);
+}
+
 static void test_manager_token_round_trip(void **state)
 {
     struct fx *f = *state;
@@ -1076,7 +1187,7 @@ static void test_migration_1_to_2_keeps_jobs(void **state)
      * redo), no connections.manager_token (4), no orders.tax (5) */
     raw_exec(f, "ALTER TABLE jobs DROP COLUMN manual; "
                       "ALTER TABLE connections DROP COLUMN manager_token; "
-                      "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 1");
+                      UNDO_6 "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 1");
     open_store(f);
     struct store_job j;
     must(store_job_claim(f->s, "w1", 60000, &j, &err), &err);
@@ -1118,7 +1229,7 @@ static void test_migration_2_to_3_keeps_events(void **state)
              "  format, body FROM events;"
              "DROP TABLE events; ALTER TABLE ev2 RENAME TO events;"
              "ALTER TABLE connections DROP COLUMN manager_token;"
-             "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 2");
+             UNDO_6 "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 2");
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
                                       "AND tbl_name = 'events' AND name LIKE 'sqlite_autoindex%'"),
                      1);
@@ -1157,7 +1268,7 @@ static void test_migration_4_to_5_adds_order_tax(void **state)
     must(store_order_put(f->s, &o, &err), &err);
     store_close(f->s);
     f->s = NULL;
-    raw_exec(f, "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 4");
+    raw_exec(f, UNDO_6 "ALTER TABLE orders DROP COLUMN tax; PRAGMA user_version = 4");
     open_store(f);
     assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     struct store_order got;
@@ -1580,6 +1691,7 @@ int main(int argc, char **argv)
         T(test_reopen_keeps_everything),
         T(test_newer_schema_refused),
         T(test_manager_token_round_trip),
+        T(test_stock_rows),
         T(test_concurrent_ingest),
         T(test_ingest_async),
     };
