@@ -73,6 +73,7 @@ struct fault {
     enum fault_mode mode;
     uint64_t threshold; /* fires when rand < threshold; UINT64_MAX = always */
     long count;         /* remaining firings; -1 = unlimited */
+    long skip;          /* matching requests let through before the fault arms */
     long latency_ms;
     int status;
     long retry_after;
@@ -395,6 +396,7 @@ static int fault_from_json(const json_t *o, struct fault *f, struct th_err *err)
     int64_t v;
     f->count = -1;
     if (jv_get_id(o, "count", &v, NULL) == 0) f->count = v;
+    f->skip = jv_get_id(o, "skip", &v, NULL) == 0 && v > 0 ? v : 0;
     f->latency_ms = jv_get_id(o, "latency_ms", &v, NULL) == 0 ? v : 0;
     f->status = jv_get_id(o, "status", &v, NULL) == 0 ? (int)v : 0;
     f->retry_after = jv_get_id(o, "retry_after", &v, NULL) == 0 ? v : 1;
@@ -439,6 +441,10 @@ static int faults_draw(struct sim *s, const char *subject, long *latency_ms, str
         if (fnmatch(f->match, subject, 0) != 0) continue;
         if (f->mode != F_LATENCY && (fired || !(mask & (1u << f->mode)))) continue;
         if (f->threshold != UINT64_MAX && splitmix(&s->rng) >= f->threshold) continue;
+        if (f->skip > 0) {
+            f->skip--;
+            continue;
+        }
         if (f->count > 0) f->count--;
         f->hits++;
         if (f->mode == F_LATENCY) {

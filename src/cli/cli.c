@@ -798,6 +798,9 @@ static int cmd_orders_show(const struct args *a)
                o.qoyod_reference ? o.qoyod_reference : "",
                money_format(o.qoyod_total, qtot, sizeof qtot));
         if (o.qoyod_payment_id) printf("  qoyod payment     %lld\n", (long long)o.qoyod_payment_id);
+        if (o.credit != STORE_CREDIT_NONE)
+            printf("  credit notes      %s, %s credited\n", store_credit_name(o.credit),
+                   money_format(o.credited, qtot, sizeof qtot));
     }
     printf("  history (Riyadh time)\n");
     struct th_err err;

@@ -637,10 +637,11 @@ static json_t *order_json(const struct store_order *o)
     json_object_set_new(j, "total", jmoney(o->total));
     json_t *q = json_null();
     if (o->xfer == STORE_XFER_TRANSFERRED || o->qoyod_invoice_id)
-        q = json_pack("{s:I,s:o,s:o,s:o}", "invoice_id", (json_int_t)o->qoyod_invoice_id,
+        q = json_pack("{s:I,s:o,s:o,s:o,s:s,s:o}", "invoice_id", (json_int_t)o->qoyod_invoice_id,
                       "invoice_reference", jstr(o->qoyod_reference), "payment_id",
                       o->qoyod_payment_id ? json_integer(o->qoyod_payment_id) : json_null(),
-                      "total", jmoney(o->qoyod_total));
+                      "total", jmoney(o->qoyod_total), "credit", store_credit_name(o->credit),
+                      "credited", jmoney(o->credited));
     json_object_set_new(j, "qoyod", q);
     json_object_set_new(j, "created_at", jtime(o->created_at));
     json_object_set_new(j, "updated_at", jtime(o->updated_at));

@@ -32,6 +32,12 @@ void model_order_free(struct model_order *o)
         free(o->lines[i].platform_product_key);
     }
     free(o->lines);
+    for (size_t i = 0; i < o->nrefunds; i++) {
+        free(o->refunds[i].key);
+        free(o->refunds[i].reason);
+        free(o->refunds[i].qty);
+    }
+    free(o->refunds);
     customer_release(&o->customer);
     free(o->number);
     free(o->status_raw);
@@ -49,12 +55,33 @@ struct model_line *model_order_add_line(struct model_order *o)
     return l;
 }
 
+struct model_refund *model_order_add_refund(struct model_order *o)
+{
+    if (o->nrefunds >= MODEL_MAX_LINES) return NULL;
+    o->refunds = xrealloc(o->refunds, (o->nrefunds + 1) * sizeof *o->refunds);
+    struct model_refund *r = &o->refunds[o->nrefunds++];
+    memset(r, 0, sizeof *r);
+    r->qty = xcalloc(o->nlines ? o->nlines : 1, sizeof *r->qty);
+    return r;
+}
+
 int64_t model_order_lines_net(const struct model_order *o)
 {
     int64_t sum = 0;
     for (size_t i = 0; i < o->nlines; i++)
         sum += o->lines[i].quantity * o->lines[i].unit_price - o->lines[i].discount;
     return sum;
+}
+
+int64_t model_order_rounding_tolerance(const struct model_order *o)
+{
+    int64_t t = 0;
+    for (size_t i = 0; i < o->nlines; i++) {
+        int64_t q = o->lines[i].quantity > 0 ? o->lines[i].quantity : 0;
+        if (q > 1000000) q = 1000000;
+        t += q * (10000 + o->lines[i].tax_rate_bp) / 20000 + 1;
+    }
+    return t + (o->shipping > 0) + (o->cod_fee > 0);
 }
 
 int model_order_check(const struct model_order *o, struct th_err *err)
@@ -105,7 +132,7 @@ static const char *const status_names[] = {
     [MODEL_STATUS_OTHER] = "other",         [MODEL_STATUS_NEW] = "new",
     [MODEL_STATUS_READY] = "ready",         [MODEL_STATUS_IN_TRANSIT] = "in_transit",
     [MODEL_STATUS_COMPLETED] = "completed", [MODEL_STATUS_CANCELLED] = "cancelled",
-    [MODEL_STATUS_REFUNDED] = "refunded",
+    [MODEL_STATUS_REFUNDED] = "refunded",   [MODEL_STATUS_PARTIALLY_REFUNDED] = "partially_refunded",
 };
 
 const char *model_platform_name(enum model_platform p)

@@ -46,6 +46,8 @@ enum model_status {
     MODEL_STATUS_COMPLETED = 4,  /* delivered / completed */
     MODEL_STATUS_CANCELLED = 5,  /* cancelled (after transfer: a credit note) */
     MODEL_STATUS_REFUNDED = 6,   /* returned / restored (after transfer: a credit note) */
+    MODEL_STATUS_PARTIALLY_REFUNDED = 7, /* part returned: a sale (transferred as completed),
+                                          * then a credit note per return the store lists */
 };
 
 /* What kind of thing a line sells; decides the Qoyod product `type`. */
@@ -68,6 +70,17 @@ struct model_line {
     int64_t discount;       /* halalas off this line (tax-exclusive), >= 0 */
     int32_t tax_rate_bp;    /* 1500 = 15 %; 0 for zero-rated or exempt */
     int64_t tax;            /* halalas of VAT on this line as the platform computed it */
+};
+
+/*
+ * A return the store recorded against the order (Zid's credit notes): one
+ * Qoyod credit note per key, whatever else happens to the order.
+ */
+struct model_refund {
+    char *key;              /* the platform's stable id for the return ("CN-0001") */
+    char *reason;           /* the platform's reason text, or NULL */
+    int64_t amount;         /* refunded, VAT included, halalas; 0 when the store does not say */
+    int64_t *qty;           /* units returned, per order line (the order's nlines entries) */
 };
 
 struct model_customer {
@@ -103,7 +116,15 @@ struct model_order {
     int64_t order_discount; /* order-level discounts (coupons, loyalty), tax-exclusive */
     int64_t tax;            /* total VAT as the platform reports it */
     int64_t total;          /* what the customer pays, VAT included */
+    /* ---- after the sale ---- */
+    size_t nrefunds;
+    struct model_refund *refunds; /* partial returns, oldest first (order_map fills them) */
 };
+
+/* Appends a return whose qty has an entry per line the order has now (so
+ * add the lines first) and returns it (borrowed until the next add or the
+ * order's free). Returns NULL past MODEL_MAX_LINES returns. */
+struct model_refund *model_order_add_refund(struct model_order *o);
 
 /* Returns a zeroed order (new; model_order_free). */
 struct model_order *model_order_new(void);
@@ -123,6 +144,16 @@ struct model_line *model_order_add_line(struct model_order *o);
  * reason).
  */
 int model_order_check(const struct model_order *o, struct th_err *err) TH_MUST_CHECK;
+
+/*
+ * How far, in halalas, two honest computations of this order's total may
+ * drift apart by rounding alone: a store that prices VAT-inclusive reports
+ * net unit prices rounded to the halala (half a halala per unit, with its
+ * VAT), and each line and fee is rounded once more (one halala). Σ over the
+ * lines of quantity × (1 + VAT) / 2 + 1, plus one per fee. A difference
+ * beyond this is a disagreement, not rounding (docs/MONEY.md).
+ */
+int64_t model_order_rounding_tolerance(const struct model_order *o);
 
 /* Σ(quantity × unit_price − discount) over the lines, in halalas. */
 int64_t model_order_lines_net(const struct model_order *o);

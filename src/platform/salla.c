@@ -6,6 +6,8 @@
  * amounts.total_discount (the order.created example shows the same 5.00 in
  * both). The canonical order keeps item discounts on their lines and only
  * the unattributed remainder as order_discount, so nothing is counted twice.
+ * A discount's discounted_shipping (a free-shipping coupon) lowers the
+ * shipping fee instead.
  */
 #include "platform/salla.h"
 
@@ -329,13 +331,22 @@ static int map_order(const json_t *d, int64_t store_id, struct model_order *o, s
     if ((rc = money_at(am, "shipping_cost", &o->shipping, err)) != 0) return rc;
     if ((rc = money_at(am, "cash_on_delivery", &o->cod_fee, err)) != 0) return rc;
     if ((rc = tax_at(am, &o->fees_tax_rate_bp, &o->tax, err)) != 0) return rc;
-    int64_t discounts = 0;
+    int64_t discounts = 0, ship_disc = 0;
     json_t *dl = json_object_get(am, "discounts"), *disc;
     json_array_foreach(dl, i, disc) {
-        int64_t v = 0;
+        int64_t v = 0, sh = 0;
         if ((rc = money_at(disc, "discount", &v, err)) != 0) return rc;
+        if ((rc = money_at(disc, "discounted_shipping", &sh, err)) != 0) return rc;
         discounts += v;
+        ship_disc += sh;
     }
+    /* A free-shipping coupon: discounted_shipping is the part of the
+     * discount that went to shipping [I] (salla.md shows the field, never
+     * non-zero); it lowers the shipping line rather than the items. */
+    if (ship_disc > o->shipping) ship_disc = o->shipping;
+    if (ship_disc > discounts) ship_disc = discounts;
+    o->shipping -= ship_disc;
+    discounts -= ship_disc;
     o->order_discount = discounts > item_discounts ? discounts - item_discounts : 0;
     json_t *total = json_object_get(am, "total");
     if (!total) total = json_object_get(d, "total");

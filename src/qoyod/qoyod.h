@@ -124,6 +124,67 @@ int qoyod_invoice_find(struct qoyod *q, const char *reference, struct qoyod_invo
 int qoyod_invoice_create(struct qoyod *q, const struct qoyod_invoice_spec *s,
                          struct qoyod_invoice_info *out, struct th_err *err) TH_MUST_CHECK;
 
+/* The JSON body qoyod_invoice_create sends for s, exactly (new text; free()):
+ * for the golden tests and for reading what was asked. */
+char *qoyod_invoice_body(const struct qoyod_invoice_spec *s);
+
+/* A credit note (sales return) against an invoice (§4.11), always Approved:
+ * approving returns stock to the inventory [I]. */
+struct qoyod_credit_spec {
+    int64_t contact_id;        /* the invoice's customer */
+    int64_t invoice_id;        /* the credited invoice, sent as parent_id [I] */
+    const char *reference;     /* unique per account; the exactly-once key */
+    const char *reason;        /* issuance_reason, free text (may be NULL) */
+    const char *issue_date;    /* "YYYY-MM-DD" */
+    int64_t inventory_id;
+    size_t nlines;
+    const struct qoyod_line_spec *lines;
+};
+
+struct qoyod_credit_info {
+    int64_t id;
+    char reference[128];
+    char status[32];           /* "Draft", "Unused", "Partially Used", "Used" */
+    int64_t total;             /* total_amount, halalas */
+    int64_t remaining;         /* remaining_amount, halalas (not yet allocated) */
+    int64_t parent_id;         /* the credited invoice; 0 when none */
+};
+
+/* Looks a credit note up by its reference (q[reference_eq]); TH_ENOTFOUND
+ * when there is none, TH_ECONFLICT when several share it. */
+int qoyod_credit_note_find(struct qoyod *q, const char *reference, struct qoyod_credit_info *out,
+                           struct th_err *err) TH_MUST_CHECK;
+/* Creates a credit note. A duplicate reference comes back as TH_ECONFLICT;
+ * a lost answer as TH_EUNKNOWN (look it up before anything else). */
+int qoyod_credit_note_create(struct qoyod *q, const struct qoyod_credit_spec *s,
+                             struct qoyod_credit_info *out, struct th_err *err) TH_MUST_CHECK;
+/* The JSON body qoyod_credit_note_create sends (new text; free()). */
+char *qoyod_credit_note_body(const struct qoyod_credit_spec *s);
+/* Allocates amount of a credit note to an invoice's due amount
+ * (POST /invoices/{id}/allocations, source_type CreditNote). */
+int qoyod_invoice_allocate(struct qoyod *q, int64_t invoice_id, int64_t credit_note_id,
+                           int64_t amount, const char *date, struct th_err *err) TH_MUST_CHECK;
+
+/* An invoice or credit note as a list shows it (reconciliation). */
+struct qoyod_doc {
+    int64_t id;
+    char reference[128];
+    char description[160];     /* invoices: tarheel writes "<platform> order <number>" */
+    char status[32];
+    char date[11];             /* issue_date */
+    int64_t total;             /* halalas: total (invoices), total_amount (credit notes) */
+    int64_t parent_id;         /* credit notes: the credited invoice, 0 when none */
+};
+/* Pages a reconciliation list stops after (of 100 documents each). */
+#define QOYOD_MAX_LIST_PAGES 500
+/* Every invoice / credit note issued from `from` to `to` (YYYY-MM-DD, both
+ * included), by id. *out is new (free()). TH_ELIMIT past
+ * QOYOD_MAX_LIST_PAGES pages. */
+int qoyod_invoices_list(struct qoyod *q, const char *from, const char *to, struct qoyod_doc **out,
+                        size_t *n, struct th_err *err) TH_MUST_CHECK;
+int qoyod_credit_notes_list(struct qoyod *q, const char *from, const char *to,
+                            struct qoyod_doc **out, size_t *n, struct th_err *err) TH_MUST_CHECK;
+
 /* Finds a payment (receipt) by reference among the invoice payments
  * (q[reference_eq]). TH_ENOTFOUND when none; *id set otherwise. */
 int qoyod_payment_find(struct qoyod *q, const char *reference, int64_t *id,

@@ -345,6 +345,12 @@ const char *store_xfer_name(enum store_xfer x)
     return (unsigned)x < sizeof xfer_names / sizeof xfer_names[0] ? xfer_names[x] : "?";
 }
 
+const char *store_credit_name(enum store_credit c)
+{
+    static const char *const names[] = {"none", "pending", "credited", "failed", "review"};
+    return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "?";
+}
+
 int store_xfer_from_name(const char *name)
 {
     for (size_t i = 0; name && i < sizeof xfer_names / sizeof xfer_names[0]; i++)

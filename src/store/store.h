@@ -43,6 +43,17 @@ enum store_xfer {
     STORE_XFER_SKIPPED = 4,         /* deliberately not transferred (before connection date, ...) */
 };
 
+/* What became of a transferred order's reversals (cancellation, refund,
+ * return): persisted, never renumber. The transitions live in
+ * worker/transfer.c (credit notes). */
+enum store_credit {
+    STORE_CREDIT_NONE = 0,    /* nothing to credit (no cancellation or return seen) */
+    STORE_CREDIT_PENDING = 1, /* a credit note is due or in flight: looked up before any create */
+    STORE_CREDIT_DONE = 2,    /* every credit note the store's reversals call for exists */
+    STORE_CREDIT_FAILED = 3,  /* a credit note was refused; reason says what to fix */
+    STORE_CREDIT_REVIEW = 4,  /* changed after transfer in a way no credit note settles */
+};
+
 /* A store connected to a Qoyod account, with the merchant's settings. */
 struct store_conn {
     int64_t id;                   /* tarheel's id; 0 before the first put */
@@ -98,6 +109,8 @@ struct store_order {
     char *qoyod_reference;
     int64_t qoyod_payment_id;
     int64_t created_at, updated_at, transferred_at; /* unix seconds */
+    enum store_credit credit;     /* credit notes after transfer */
+    int64_t credited;             /* halalas credited in Qoyod (Σ credit notes) */
 };
 
 struct store_job {
@@ -236,6 +249,8 @@ void store_order_release(struct store_order *o);
 const char *store_xfer_name(enum store_xfer x);
 /* Parses a name back; returns -1 when unknown. */
 int store_xfer_from_name(const char *name);
+/* "none", "pending", "credited", "failed", "review"; "?" outside the enum. */
+const char *store_credit_name(enum store_credit c);
 
 /* ---- mappings: platform key -> Qoyod id, per connection ---- */
 /* kind: "product" (key = SKU), "contact" (key = platform customer id or

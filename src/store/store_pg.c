@@ -172,6 +172,9 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (conn_id, ref, sku)"
     ");"
     "CREATE INDEX stock_own_by_sku ON stock_own (conn_id, sku);",
+    /* 3: SQLite's 7, the orders' credit-note state. */
+    "ALTER TABLE orders ADD COLUMN credit INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE orders ADD COLUMN credited BIGINT NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
@@ -192,7 +195,7 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSI
 #define ORDER_COLS                                                                                 \
     "conn_id, order_id, number, status, xfer, reason_code, reason, attempts, total, qoyod_total, " \
     "qoyod_invoice_id, qoyod_reference, qoyod_payment_id, created_at, updated_at, transferred_at, " \
-    "tax"
+    "tax, credit, credited"
 
 /* What a job upsert does on conflict (ingest and enqueue): a pending job
  * only becomes due sooner; a leased one is marked for a rerun. */
@@ -263,18 +266,19 @@ static const char SQL_CLAIM[] =
 
 static const char SQL_ORDER_PUT[] =
     "INSERT INTO orders (" ORDER_COLS ") VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) "
     "ON CONFLICT (conn_id, order_id) DO UPDATE SET number = excluded.number, status = "
     "excluded.status, xfer = excluded.xfer, reason_code = excluded.reason_code, reason = "
     "excluded.reason, attempts = excluded.attempts, total = excluded.total, qoyod_total = "
     "excluded.qoyod_total, qoyod_invoice_id = excluded.qoyod_invoice_id, qoyod_reference = "
     "excluded.qoyod_reference, qoyod_payment_id = excluded.qoyod_payment_id, created_at = "
     "excluded.created_at, updated_at = excluded.updated_at, transferred_at = "
-    "excluded.transferred_at, tax = excluded.tax";
+    "excluded.transferred_at, tax = excluded.tax, credit = excluded.credit, credited = "
+    "excluded.credited";
 
 static const char SQL_ORDER_ADD[] =
     "INSERT INTO orders (" ORDER_COLS ") VALUES "
-    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) "
     "ON CONFLICT (conn_id, order_id) DO NOTHING";
 
 /* ---------------------------------------------------------------------- */
@@ -961,6 +965,8 @@ static void read_order(const PGresult *r, int i, struct store_order *o)
     o->updated_at = col_i64(r, i, 14);
     o->transferred_at = col_i64(r, i, 15);
     o->tax = col_i64(r, i, 16);
+    o->credit = (enum store_credit)col_i64(r, i, 17);
+    o->credited = col_i64(r, i, 18);
 }
 
 static void bind_order(struct pp *p, const struct store_order *o)
@@ -982,6 +988,8 @@ static void bind_order(struct pp *p, const struct store_order *o)
     p_i64(p, o->updated_at);
     p_i64(p, o->transferred_at);
     p_i64(p, o->tax);
+    p_i64(p, o->credit);
+    p_i64(p, o->credited);
 }
 
 static int pg_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct store_order *out,

@@ -238,6 +238,10 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (conn_id, ref, sku)"
     ");"
     "CREATE INDEX stock_own_by_sku ON stock_own (conn_id, sku);",
+    /* 7: what happened to a transferred order after its invoice: the state
+     * of its credit notes (enum store_credit) and the halalas credited. */
+    "ALTER TABLE orders ADD COLUMN credit INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE orders ADD COLUMN credited INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -255,7 +259,7 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_V
 #define ORDER_COLS                                                                                 \
     "conn_id, order_id, number, status, xfer, reason_code, reason, attempts, total, qoyod_total, " \
     "qoyod_invoice_id, qoyod_reference, qoyod_payment_id, created_at, updated_at, transferred_at, " \
-    "tax"
+    "tax, credit, credited"
 
 /* The job upsert shared by ingest and enqueue: ?1 conn, ?2 order, ?3 now.
  * A pending job only becomes due now; a leased one is marked for a rerun. */
@@ -369,17 +373,18 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ORDER_GET] = "SELECT " ORDER_COLS " FROM orders WHERE conn_id = ?1 AND order_id = ?2",
     [S_ORDER_PUT] =
         "INSERT INTO orders (" ORDER_COLS ") VALUES "
-        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
         "ON CONFLICT (conn_id, order_id) DO UPDATE SET number = excluded.number, status = "
         "excluded.status, xfer = excluded.xfer, reason_code = excluded.reason_code, reason = "
         "excluded.reason, attempts = excluded.attempts, total = excluded.total, qoyod_total = "
         "excluded.qoyod_total, qoyod_invoice_id = excluded.qoyod_invoice_id, qoyod_reference = "
         "excluded.qoyod_reference, qoyod_payment_id = excluded.qoyod_payment_id, created_at = "
         "excluded.created_at, updated_at = excluded.updated_at, transferred_at = "
-        "excluded.transferred_at, tax = excluded.tax",
+        "excluded.transferred_at, tax = excluded.tax, credit = excluded.credit, credited = "
+        "excluded.credited",
     [S_ORDER_ADD] = "INSERT INTO orders (" ORDER_COLS ") VALUES "
                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                    "?17) ON CONFLICT (conn_id, order_id) DO NOTHING",
+                    "?17, ?18, ?19) ON CONFLICT (conn_id, order_id) DO NOTHING",
     [S_ORDER_LIST] = "SELECT " ORDER_COLS " FROM orders WHERE (?1 = 0 OR conn_id = ?1) AND "
                      "(?2 < 0 OR xfer = ?2) ORDER BY created_at, order_id, conn_id",
     [S_NOTE] = "INSERT INTO order_history (conn_id, order_id, ts_ms, what, detail) "
@@ -1326,6 +1331,8 @@ static void read_order(sqlite3_stmt *st, struct store_order *o)
     o->updated_at = sqlite3_column_int64(st, 14);
     o->transferred_at = sqlite3_column_int64(st, 15);
     o->tax = sqlite3_column_int64(st, 16);
+    o->credit = (enum store_credit)sqlite3_column_int(st, 17);
+    o->credited = sqlite3_column_int64(st, 18);
 }
 
 static int sq_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct store_order *out,
@@ -1351,7 +1358,7 @@ static int sq_order_get(struct store *s, int64_t conn_id, int64_t order_id, stru
     return code;
 }
 
-/* Binds the 17 ORDER_COLS of o to st (S_ORDER_PUT and S_ORDER_ADD). */
+/* Binds the 19 ORDER_COLS of o to st (S_ORDER_PUT and S_ORDER_ADD). */
 static void bind_order(sqlite3_stmt *st, const struct store_order *o)
 {
     sqlite3_bind_int64(st, 1, o->conn_id);
@@ -1371,6 +1378,8 @@ static void bind_order(sqlite3_stmt *st, const struct store_order *o)
     sqlite3_bind_int64(st, 15, o->updated_at);
     sqlite3_bind_int64(st, 16, o->transferred_at);
     sqlite3_bind_int64(st, 17, o->tax);
+    sqlite3_bind_int(st, 18, (int)o->credit);
+    sqlite3_bind_int64(st, 19, o->credited);
 }
 
 static int sq_order_put(struct store *s, const struct store_order *o, struct th_err *err)

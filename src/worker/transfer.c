@@ -10,27 +10,27 @@
  *    lookup. The payment uses "PAY-" + the invoice reference the same way.
  *  - The order is re-fetched from the platform on every run: webhooks are
  *    hints (late, duplicated, out of order); the platform's answer is truth.
- *  - Money: the invoice lines are built so that Qoyod's own arithmetic
- *    (qoyod.md §4.8: line_total = round2((q × price − discount) × (1 + t)))
- *    reproduces the store's total. It is computed here before sending; when
- *    it cannot match to the halala the order fails with both totals in the
- *    reason, and nothing is posted.
- *  - Order-level discounts (coupons) are spread over the item lines in
- *    proportion to their net value; the remainder halalas go to the first
- *    lines, in order. XXX: rounding adjustments belong to issue 6.
+ *  - Money: qoyod/plan.c decides the invoice's lines (docs/MONEY.md) so
+ *    that Qoyod's own per-line arithmetic reproduces the store's total to
+ *    the halala, with a recorded rounding adjustment where the store's
+ *    rounding differs; when it cannot, the order fails with both totals in
+ *    the reason before anything is posted.
  */
 #include "worker/transfer.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/log.h"
 #include "core/money.h"
 #include "core/xmalloc.h"
 #include "platform/platform.h"
+#include "qoyod/plan.h"
 #include "qoyod/qoyod.h"
 
 /* Attempts (claims of the job) before a transfer that keeps failing
@@ -44,6 +44,8 @@
 int transfer_triggered(enum model_status trigger, enum model_status st)
 {
     if (trigger < MODEL_STATUS_NEW || trigger > MODEL_STATUS_COMPLETED) trigger = MODEL_STATUS_NEW;
+    /* Partly returned is a sale that completed (the return is credited). */
+    if (st == MODEL_STATUS_PARTIALLY_REFUNDED) st = MODEL_STATUS_COMPLETED;
     return st >= trigger && st <= MODEL_STATUS_COMPLETED;
 }
 
@@ -313,105 +315,72 @@ static int product_for(struct pctx *x, const struct model_line *l, const char *s
     return rc;
 }
 
-/* Spreads `total` over n weights (largest first gets the remainder). */
-static void spread(int64_t total, const int64_t *w, int64_t *out, size_t n)
-{
-    int64_t sum = 0, given = 0;
-    for (size_t i = 0; i < n; i++) sum += w[i];
-    for (size_t i = 0; i < n; i++) {
-        int64_t share = 0;
-        if (sum > 0 && money_muldiv(total, w[i], sum, &share) != 0) share = 0;
-        if (share > w[i]) share = w[i];
-        if (share > total - given) share = total - given;
-        out[i] = share;
-        given += share;
-    }
-    for (size_t i = 0; i < n && given != total; i++) {
-        int64_t room = w[i] - out[i], d = total - given;
-        if (d > 0 && room > 0) {
-            int64_t add = d < room ? d : room;
-            out[i] += add;
-            given += add;
-        } else if (d < 0 && out[i] > 0) {
-            int64_t sub = -d < out[i] ? -d : out[i];
-            out[i] -= sub;
-            given -= sub;
-        }
-    }
-}
-
-/* Qoyod's line total: round2((q × price − discount) × (1 + bp/10000)). */
-static int64_t qoyod_line_total(const struct qoyod_line_spec *l)
-{
-    int64_t net = l->quantity * l->unit_price - l->discount, v = 0;
-    if (money_muldiv(net, 10000 + l->tax_rate_bp, 10000, &v) != 0) return INT64_MIN;
-    return v;
-}
-
 struct lines {
     size_t n;
     struct qoyod_line_spec *l;
-    char **desc;
 };
 
 static void lines_release(struct lines *ls)
 {
-    for (size_t i = 0; i < ls->n; i++) free(ls->desc[i]);
-    free(ls->desc);
     free(ls->l);
+    memset(ls, 0, sizeof *ls);
 }
 
-static int fee_line(struct pctx *x, struct lines *ls, const char *sku, const char *name,
-                    int64_t amount, int32_t bp, struct th_err *err)
+void transfer_plan_lines(const struct plan *pl, const int64_t *pids, struct qoyod_line_spec *out)
 {
-    if (amount <= 0) return 0;
-    int64_t pid;
-    int rc = product_for(x, NULL, sku, name, MODEL_ITEM_SERVICE, amount, &pid, err);
-    if (rc) return rc;
-    struct qoyod_line_spec *l = &ls->l[ls->n];
-    ls->desc[ls->n] = xstrdup(name);
-    *l = (struct qoyod_line_spec){.product_id = pid,
-                                  .description = ls->desc[ls->n],
-                                  .quantity = 1,
-                                  .unit_price = amount,
-                                  .tax_rate_bp = bp};
-    ls->n++;
-    return 0;
+    for (size_t i = 0; i < pl->n; i++) {
+        const struct plan_line *p = &pl->l[i];
+        out[i] = (struct qoyod_line_spec){.product_id = pids[i],
+                                          .description = p->name ? p->name : "",
+                                          .quantity = p->quantity,
+                                          .unit_price = p->unit_price,
+                                          .discount = p->discount,
+                                          .tax_rate_bp = p->tax_rate_bp};
+    }
 }
 
-static int build_lines(struct pctx *x, struct lines *ls, struct th_err *err)
+/* Turns a plan (qoyod/plan.c: the money) into Qoyod lines: each line's SKU
+ * becomes a Qoyod product (stored mapping, lookup, or created: items with
+ * the platform's kind, shipping, COD and rounding as Services). */
+static int build_lines(struct pctx *x, const struct plan *pl, struct lines *ls,
+                       struct th_err *err)
 {
     const struct model_order *o = x->o;
-    ls->l = xcalloc(o->nlines + 2, sizeof *ls->l);
-    ls->desc = xcalloc(o->nlines + 2, sizeof *ls->desc);
-    int64_t *w = xcalloc(o->nlines, sizeof *w), *share = xcalloc(o->nlines, sizeof *share);
-    for (size_t i = 0; i < o->nlines; i++)
-        w[i] = o->lines[i].quantity * o->lines[i].unit_price - o->lines[i].discount;
-    spread(o->order_discount, w, share, o->nlines);
+    int64_t *pids = xcalloc(pl->n ? pl->n : 1, sizeof *pids);
     int rc = 0;
-    for (size_t i = 0; i < o->nlines && rc == 0; i++) {
-        const struct model_line *ml = &o->lines[i];
-        int64_t pid;
-        rc = product_for(x, ml, ml->sku, ml->name, ml->kind, ml->unit_price, &pid, err);
-        if (rc) break;
-        ls->desc[ls->n] = xstrdup(ml->name);
-        ls->l[ls->n] = (struct qoyod_line_spec){.product_id = pid,
-                                                .description = ls->desc[ls->n],
-                                                .quantity = ml->quantity,
-                                                .unit_price = ml->unit_price,
-                                                .discount = ml->discount + share[i],
-                                                .tax_rate_bp = ml->tax_rate_bp};
-        ls->n++;
+    for (size_t i = 0; i < pl->n && rc == 0; i++) {
+        const struct plan_line *p = &pl->l[i];
+        const struct model_line *ml = p->kind == PLAN_ITEM ? &o->lines[p->src] : NULL;
+        rc = product_for(x, ml, p->sku, p->name, p->item_kind, p->unit_price, &pids[i], err);
     }
-    free(w);
-    free(share);
-    if (rc == 0)
-        rc = fee_line(x, ls, "SHIPPING", "الشحن - Shipping", o->shipping, o->fees_tax_rate_bp,
-                      err);
-    if (rc == 0)
-        rc = fee_line(x, ls, "COD", "الدفع عند الاستلام - Cash on delivery", o->cod_fee,
-                      o->fees_tax_rate_bp, err);
+    if (rc == 0) {
+        ls->l = xcalloc(pl->n ? pl->n : 1, sizeof *ls->l);
+        ls->n = pl->n;
+        transfer_plan_lines(pl, pids, ls->l);
+    }
+    free(pids);
     return rc;
+}
+
+void transfer_invoice_spec(const struct store_conn *c, const struct model_order *o,
+                           int64_t contact_id, const struct qoyod_line_spec *lines, size_t n,
+                           struct transfer_texts *t, struct qoyod_invoice_spec *out)
+{
+    transfer_reference(c, o, t->ref, sizeof t->ref);
+    riyadh_date(o->created_at, t->date);
+    snprintf(t->desc, sizeof t->desc, "%s order %s", model_platform_name(o->platform),
+             o->number ? o->number : "");
+    *out = (struct qoyod_invoice_spec){
+        .contact_id = contact_id,
+        .reference = t->ref,
+        .description = t->desc,
+        .issue_date = t->date,
+        .approved = 1,
+        .inventory_id = c->inventory_id ? c->inventory_id : 1,
+        .payment_method =
+            o->payment_method && strcmp(o->payment_method, "cod") == 0 ? "10" : "48",
+        .nlines = n,
+        .lines = lines};
 }
 
 /* ---------------------------------------------------------------------- */
@@ -486,8 +455,8 @@ struct delivery {
 };
 
 static int deliver(struct transfer_env *env, const struct store_conn *c,
-                   const struct model_order *o, const struct store_order *so, struct delivery *out,
-                   struct th_err *err)
+                   const struct model_order *o, const struct plan *pl,
+                   const struct store_order *so, struct delivery *out, struct th_err *err)
 {
     struct qoyod *q = qoyod_new(c->qoyod_base, c->qoyod_api_key, &env->qoyod_cfg);
     struct pace pace = {env->limit, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
@@ -509,41 +478,16 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
     }
     if ((rc = contact_for(env->store, q, c, o, &contact, err)) != 0) goto out;
     struct pctx px = {.env = env, .q = q, .c = c, .o = o};
-    if ((rc = build_lines(&px, &ls, err)) != 0) goto out;
-
-    int64_t expect = 0;
-    for (size_t i = 0; i < ls.n; i++) expect += qoyod_line_total(&ls.l[i]);
-    if (expect != o->total) {
-        char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX], d[MONEY_FMT_MAX];
-        rc = th_err_set(err, TH_EMONEY,
-                        "Qoyod's line arithmetic gives %s but the store's total is %s "
-                        "(difference %s): nothing was posted",
-                        money_format(expect, a, sizeof a), money_format(o->total, b, sizeof b),
-                        money_format(o->total - expect, d, sizeof d));
-        goto out;
-    }
+    if ((rc = build_lines(&px, pl, &ls, err)) != 0) goto out;
 
     /* The stock this invoice takes in Qoyod, recorded before it is sent:
      * the store already took it, so the stock poller must not push it
      * back (docs/STOCK.md). */
     if ((rc = own_stock_begin(env, c, o, ref, err)) != 0) goto out;
 
-    char date[32], desc[160];
-    riyadh_date(o->created_at, date);
-    snprintf(desc, sizeof desc, "%s order %s", model_platform_name(o->platform),
-             o->number ? o->number : "");
-    struct qoyod_invoice_spec spec = {.contact_id = contact,
-                                      .reference = ref,
-                                      .description = desc,
-                                      .issue_date = date,
-                                      .approved = 1,
-                                      .inventory_id = c->inventory_id ? c->inventory_id : 1,
-                                      .payment_method = o->payment_method &&
-                                                                strcmp(o->payment_method, "cod") == 0
-                                                            ? "10"
-                                                            : "48",
-                                      .nlines = ls.n,
-                                      .lines = ls.l};
+    struct transfer_texts tx;
+    struct qoyod_invoice_spec spec;
+    transfer_invoice_spec(c, o, contact, ls.l, ls.n, &tx, &spec);
     int looked_up_failed = 0; /* whether the invoice exists is still unknown */
     rc = qoyod_invoice_create(q, &spec, &inv, err);
     /* An answer too large to read means the create may have happened. */
@@ -602,6 +546,440 @@ out:
 }
 
 /* ---------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------- */
+/* Credit notes                                                             */
+
+/*
+ * After transfer (state TRANSFERRED: exactly one invoice) an order can be
+ * cancelled, returned in full, or returned in part. Each becomes a Qoyod
+ * credit note referencing the invoice, exactly once:
+ *
+ *   key       when                                   reference
+ *   <return>  each return the store lists (Zid)      CN-<invoice ref>-<return key>
+ *   full      cancelled/refunded, nothing credited   CN-<invoice ref>
+ *   rest      cancelled/refunded after returns       CN-<invoice ref>
+ *
+ * The reference is a pure function of the order, so it is the exactly-once
+ * key: every credit note is looked up by its reference before it is
+ * created, and a create whose answer was lost is settled by the same
+ * lookup. Issued notes are recorded as mappings ("credit", reference →
+ * Qoyod id) and their sum in store_order.credited; what remains to credit
+ * is recomputed each run from the order and those mappings.
+ *
+ * Credit state (store_order.credit), all set in credit_step():
+ *
+ *   NONE --(reversal seen)--> PENDING --(every note exists)--> DONE
+ *   PENDING --(refused)--> FAILED --(next event / by hand)--> PENDING
+ *   DONE --(a further return)--> PENDING
+ *   NONE|DONE --(total changed after transfer, no reversal)--> REVIEW
+ */
+
+#define CREDIT_KEY_FULL "full"
+#define CREDIT_KEY_REST "rest"
+
+static int credited_has(const struct transfer_credited *d, const char *key)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (!strcmp(d->keys[i], key)) return 1;
+    return 0;
+}
+
+void transfer_credited_add(struct transfer_credited *d, const struct transfer_credit *cn)
+{
+    d->keys = xrealloc(d->keys, (d->n + 1) * sizeof *d->keys);
+    d->keys[d->n++] = xstrdup(cn->key);
+    if (!strcmp(cn->key, CREDIT_KEY_FULL) || !strcmp(cn->key, CREDIT_KEY_REST)) d->full = 1;
+    if (cn->nlines > d->nlines) {
+        d->qty = xrealloc(d->qty, cn->nlines * sizeof *d->qty);
+        for (size_t i = d->nlines; i < cn->nlines; i++) d->qty[i] = 0;
+        d->nlines = cn->nlines;
+    }
+    for (size_t i = 0; i < cn->nlines; i++) d->qty[i] += cn->qty[i];
+    d->total += cn->plan.total;
+}
+
+void transfer_credited_release(struct transfer_credited *d)
+{
+    for (size_t i = 0; i < d->n; i++) free(d->keys[i]);
+    free(d->keys);
+    free(d->qty);
+    memset(d, 0, sizeof *d);
+}
+
+void transfer_credit_plan_release(struct transfer_credit_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        plan_release(&p->notes[i].plan);
+        free(p->notes[i].qty);
+    }
+    free(p->notes);
+    memset(p, 0, sizeof *p);
+}
+
+static struct transfer_credit *credit_add(struct transfer_credit_plan *p, const char *key,
+                                          const char *reason, size_t nlines)
+{
+    p->notes = xrealloc(p->notes, (p->n + 1) * sizeof *p->notes);
+    struct transfer_credit *cn = &p->notes[p->n++];
+    memset(cn, 0, sizeof *cn);
+    snprintf(cn->key, sizeof cn->key, "%s", key);
+    snprintf(cn->reason, sizeof cn->reason, "%s", reason ? reason : "");
+    cn->nlines = nlines;
+    cn->qty = xcalloc(nlines ? nlines : 1, sizeof *cn->qty);
+    return cn;
+}
+
+int transfer_credit_needed(const struct model_order *o)
+{
+    return o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED ||
+           o->nrefunds > 0;
+}
+
+int transfer_credits(const struct model_order *o, const struct plan *inv, int64_t invoiced,
+                     const struct transfer_credited *done, struct transfer_credit_plan *out,
+                     struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
+    if (inv->total != invoiced)
+        return th_err_set(err, TH_ECONFLICT,
+                          "order %s changed after its invoice: its lines now come to %s but the "
+                          "invoice in Qoyod is %s; credit it by hand in Qoyod",
+                          o->number ? o->number : "?", money_format(inv->total, a, sizeof a),
+                          money_format(invoiced, b, sizeof b));
+    if (done->full) return 0;
+    size_t nl = o->nlines;
+    int64_t *credited = xcalloc(nl ? nl : 1, sizeof *credited);
+    for (size_t i = 0; i < nl && i < done->nlines; i++) credited[i] = done->qty[i];
+    int64_t credited_total = done->total;
+    int rc = 0;
+    for (size_t k = 0; k < o->nrefunds && rc == 0; k++) {
+        const struct model_refund *r = &o->refunds[k];
+        if (!r->key || !*r->key || credited_has(done, r->key)) continue;
+        struct transfer_credit *cn = credit_add(out, r->key, r->reason, nl);
+        for (size_t i = 0; i < nl; i++) cn->qty[i] = r->qty[i];
+        for (size_t i = 0; i < nl; i++)
+            if (credited[i] + r->qty[i] > o->lines[i].quantity)
+                rc = th_err_set(err, TH_EMONEY,
+                                "return %s of order %s: item '%s' would be credited %lld times "
+                                "but was sold %lld times",
+                                r->key, o->number ? o->number : "?",
+                                o->lines[i].name ? o->lines[i].name : "?",
+                                (long long)(credited[i] + r->qty[i]),
+                                (long long)o->lines[i].quantity);
+        if (rc == 0) rc = plan_credit(inv, r->qty, nl, 0, r->amount, &cn->plan, err);
+        if (rc == 0 && credited_total + cn->plan.total > invoiced)
+            rc = th_err_set(err, TH_EMONEY,
+                            "return %s of order %s: credit notes would come to %s, more than "
+                            "the invoice's %s",
+                            r->key, o->number ? o->number : "?",
+                            money_format(credited_total + cn->plan.total, a, sizeof a),
+                            money_format(invoiced, b, sizeof b));
+        if (rc) break;
+        for (size_t i = 0; i < nl; i++) credited[i] += r->qty[i];
+        credited_total += cn->plan.total;
+    }
+    int whole = o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED;
+    if (rc == 0 && whole) {
+        const char *why = o->status == MODEL_STATUS_CANCELLED ? "cancelled in the store"
+                                                              : "returned in full in the store";
+        if (credited_total == 0) {
+            struct transfer_credit *cn = credit_add(out, CREDIT_KEY_FULL, why, nl);
+            for (size_t i = 0; i < nl; i++) cn->qty[i] = o->lines[i].quantity;
+            rc = plan_credit(inv, NULL, nl, 1, 0, &cn->plan, err);
+        } else if (credited_total < invoiced) {
+            struct transfer_credit *cn = credit_add(out, CREDIT_KEY_REST, why, nl);
+            for (size_t i = 0; i < nl; i++) cn->qty[i] = o->lines[i].quantity - credited[i];
+            rc = plan_credit(inv, cn->qty, nl, 1, invoiced - credited_total, &cn->plan, err);
+        }
+    }
+    free(credited);
+    if (rc) transfer_credit_plan_release(out);
+    return rc;
+}
+
+void transfer_credit_reference(const char *invoice_ref, const char *key, char *out, size_t n)
+{
+    if (!strcmp(key, CREDIT_KEY_FULL) || !strcmp(key, CREDIT_KEY_REST))
+        snprintf(out, n, "CN-%s", invoice_ref);
+    else
+        snprintf(out, n, "CN-%s-%s", invoice_ref, key);
+}
+
+void transfer_credit_spec(const struct store_conn *c, const struct model_order *o,
+                          const char *invoice_ref, int64_t invoice_id, int64_t contact_id,
+                          const struct transfer_credit *cn, const struct qoyod_line_spec *lines,
+                          size_t n, struct transfer_texts *t, struct qoyod_credit_spec *out)
+{
+    transfer_credit_reference(invoice_ref, cn->key, t->ref, sizeof t->ref);
+    /* Dated the day the store last changed the order (the return), in
+     * Riyadh. */
+    riyadh_date(o->updated_at ? o->updated_at : o->created_at, t->date);
+    snprintf(t->desc, sizeof t->desc, "%s order %.40s: %.100s", model_platform_name(o->platform),
+             o->number ? o->number : "", cn->reason[0] ? cn->reason : "returned");
+    *out = (struct qoyod_credit_spec){.contact_id = contact_id,
+                                      .invoice_id = invoice_id,
+                                      .reference = t->ref,
+                                      .reason = t->desc,
+                                      .issue_date = t->date,
+                                      .inventory_id = c->inventory_id ? c->inventory_id : 1,
+                                      .nlines = n,
+                                      .lines = lines};
+}
+
+/* Creates (or finds) one credit note in Qoyod and allocates it to the
+ * invoice's open amount. *info is the note. */
+static int credit_deliver(struct transfer_env *env, struct qoyod *q, const struct store_conn *c,
+                          const struct model_order *o, const struct store_order *so,
+                          const struct transfer_credit *cn, struct qoyod_credit_info *info,
+                          struct th_err *err)
+{
+    char ref[200];
+    transfer_credit_reference(so->qoyod_reference, cn->key, ref, sizeof ref);
+    /* Always look first: credit notes are few, and a note created by an
+     * attempt whose outcome was lost must never be made twice. */
+    int rc = qoyod_credit_note_find(q, ref, info, err);
+    if (rc == 0) own_stock_settle(env, c, ref, 0);
+    if (rc == 0) return 0;
+    if (rc != TH_ENOTFOUND) return rc;
+    int64_t contact = 0;
+    if ((rc = contact_for(env->store, q, c, o, &contact, err)) != 0) return rc;
+    struct pctx px = {.env = env, .q = q, .c = c, .o = o};
+    struct lines ls = {0};
+    if ((rc = build_lines(&px, &cn->plan, &ls, err)) != 0) return rc;
+    struct transfer_texts tx;
+    struct qoyod_credit_spec spec;
+    transfer_credit_spec(c, o, so->qoyod_reference, so->qoyod_invoice_id, contact, cn, ls.l, ls.n,
+                         &tx, &spec);
+    /* An approved credit note returns its goods to Qoyod's stock [I]; the
+     * store restocked them when it cancelled or took the return, so the
+     * stock poller must not push them again (docs/STOCK.md). */
+    if ((rc = own_credit_stock_begin(env, c, o, cn, ref, err)) != 0) {
+        lines_release(&ls);
+        return rc;
+    }
+    rc = qoyod_credit_note_create(q, &spec, info, err);
+    lines_release(&ls);
+    if (rc == TH_ETOOBIG) rc = TH_EUNKNOWN;
+    int unknown = 0;
+    if (rc == TH_EUNKNOWN || rc == TH_ECONFLICT) {
+        struct th_err e2;
+        int was = rc;
+        rc = qoyod_credit_note_find(q, ref, info, &e2);
+        if (rc == TH_ENOTFOUND)
+            rc = th_err_set(err, was == TH_EUNKNOWN ? TH_ETEMP : TH_EPERM, "%s", err->msg);
+        else if (rc)
+            *err = e2, unknown = 1;
+    }
+    own_stock_settle(env, c, ref, unknown ? TH_EUNKNOWN : rc);
+    if (rc) return rc;
+    if (info->total != cn->plan.total) {
+        char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
+        return th_err_set(err, TH_EMONEY,
+                          "Qoyod's credit note %s is %s but tarheel asked for %s: check it in "
+                          "Qoyod",
+                          ref, money_format(info->total, a, sizeof a),
+                          money_format(cn->plan.total, b, sizeof b));
+    }
+    return 0;
+}
+
+/* Own stock movements of a credit note: each returned product unit comes
+ * back at the invoice's location (see own_stock_begin). */
+static int own_credit_stock_begin(struct transfer_env *env, const struct store_conn *c,
+                                  const struct model_order *o, const struct transfer_credit *cn,
+                                  const char *ref, struct th_err *err)
+{
+    if (!c->stock_sync) return 0;
+    const char **skus = xcalloc(cn->plan.n + 1, sizeof *skus);
+    int64_t *deltas = xcalloc(cn->plan.n + 1, sizeof *deltas);
+    size_t n = 0;
+    for (size_t i = 0; i < cn->plan.n && n < STORE_STOCK_MAX_BATCH; i++) {
+        const struct plan_line *l = &cn->plan.l[i];
+        if (l->kind != PLAN_ITEM || l->item_kind != MODEL_ITEM_PRODUCT || !l->sku || !*l->sku ||
+            strlen(l->sku) >= STORE_MAX_SKU)
+            continue;
+        skus[n] = l->sku;
+        deltas[n++] = l->quantity;
+    }
+    int rc = n ? store_stock_own_begin(env->store, c->id, ref, skus, deltas, n,
+                                       o->updated_at ? o->updated_at : o->created_at, err)
+               : 0;
+    free(skus);
+    free(deltas);
+    return rc;
+}
+
+/* Allocates what is left of a credit note to the invoice's open amount
+ * (an unpaid invoice: financial invoice off). A paid invoice keeps the note
+ * Unused: the money goes back to the customer, which the merchant books. */
+static int credit_allocate(struct qoyod *q, const struct store_order *so,
+                           const struct qoyod_credit_info *info, const char *date,
+                           struct th_err *err)
+{
+    struct qoyod_invoice_info inv;
+    int rc = qoyod_invoice_find(q, so->qoyod_reference, &inv, err);
+    if (rc) return rc;
+    int64_t amount = info->remaining < inv.due ? info->remaining : inv.due;
+    if (amount <= 0) return 0;
+    return qoyod_invoice_allocate(q, inv.id, info->id, amount, date, err);
+}
+
+static void credit_note(struct store *st, const struct store_order *so, const char *what,
+                        const char *fmt, ...) TH_PRINTF(4, 5);
+static void credit_note(struct store *st, const struct store_order *so, const char *what,
+                        const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    struct th_err e;
+    if (store_order_note(st, so->conn_id, so->order_id, what, detail, &e) != 0)
+        log_error("order_note_lost", "conn=%lld order=%lld msg=\"%s\"", (long long)so->conn_id,
+                  (long long)so->order_id, e.msg);
+}
+
+/* Sets the credit state (and reason), saving the order. */
+static int credit_state(struct store *st, struct store_order *so, enum store_credit to, int code,
+                        const char *reason, struct th_err *err)
+{
+    so->credit = to;
+    if (reason || to == STORE_CREDIT_DONE) {
+        free(so->reason);
+        so->reason = reason ? xstrdup(reason) : NULL;
+        so->reason_code = code;
+    }
+    return store_order_put(st, so, err);
+}
+
+/*
+ * The part of transfer_run for an order already transferred: credit notes
+ * for its reversals, or a flag for review when it changed otherwise.
+ */
+static int credit_step(struct transfer_env *env, const struct store_conn *c,
+                       const struct model_order *o, struct store_order *so,
+                       struct transfer_result *res, struct th_err *err)
+{
+    struct store *st = env->store;
+    char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
+    if (!transfer_credit_needed(o)) {
+        if (so->qoyod_total && o->total != so->qoyod_total && so->credit != STORE_CREDIT_REVIEW) {
+            /* Edited after transfer: policy in docs/MONEY.md. */
+            char why[400];
+            snprintf(why, sizeof why,
+                     "changed in the store after transfer: the order's total is now %s but its "
+                     "Qoyod invoice %s is %s; no document was changed: review it in Qoyod (a "
+                     "credit note and a new invoice by hand, if the change stands)",
+                     money_format(o->total, a, sizeof a), so->qoyod_reference,
+                     money_format(so->qoyod_total, b, sizeof b));
+            credit_note(st, so, "changed after transfer", "needs review: %s → %s", b, a);
+            return credit_state(st, so, STORE_CREDIT_REVIEW, TH_ECONFLICT, why, err);
+        }
+        return store_order_put(st, so, err);
+    }
+
+    struct plan inv = {0};
+    struct transfer_credited done = {0};
+    struct transfer_credit_plan cp = {0};
+    struct th_err e = {0};
+    int rc = plan_invoice(o, &inv, &e);
+    if (rc == 0) {
+        /* What is credited already: the notes recorded as mappings. */
+        char ref[200];
+        int64_t id;
+        transfer_credit_reference(so->qoyod_reference, CREDIT_KEY_FULL, ref, sizeof ref);
+        struct transfer_credit whole = {.nlines = 0};
+        if (store_map_get(st, c->id, "credit", ref, &id, err) == 0) {
+            snprintf(whole.key, sizeof whole.key, CREDIT_KEY_FULL);
+            transfer_credited_add(&done, &whole);
+        }
+        for (size_t k = 0; k < o->nrefunds; k++) {
+            if (!o->refunds[k].key) continue;
+            transfer_credit_reference(so->qoyod_reference, o->refunds[k].key, ref, sizeof ref);
+            if (store_map_get(st, c->id, "credit", ref, &id, err) != 0) continue;
+            struct transfer_credit one = {.nlines = o->nlines, .qty = o->refunds[k].qty};
+            snprintf(one.key, sizeof one.key, "%s", o->refunds[k].key);
+            transfer_credited_add(&done, &one);
+        }
+        done.total = so->credited; /* the sum as Qoyod has the notes */
+        rc = transfer_credits(o, &inv, so->qoyod_total, &done, &cp, &e);
+    }
+    if (rc) {
+        enum store_credit to = rc == TH_ECONFLICT ? STORE_CREDIT_REVIEW : STORE_CREDIT_FAILED;
+        if (so->credit != to || !so->reason || strcmp(so->reason, e.msg) != 0)
+            credit_note(st, so, to == STORE_CREDIT_REVIEW ? "changed after transfer"
+                                                          : "credit note failed",
+                        "%s", e.msg);
+        rc = credit_state(st, so, to, rc, e.msg, err);
+        goto out;
+    }
+    if (cp.n == 0) {
+        if (so->credit != STORE_CREDIT_DONE && done.n)
+            rc = credit_state(st, so, STORE_CREDIT_DONE, 0, NULL, err);
+        else
+            rc = store_order_put(st, so, err);
+        goto out;
+    }
+    if (so->credit != STORE_CREDIT_PENDING) {
+        for (size_t k = 0; k < cp.n; k++)
+            credit_note(st, so, "credit note due", "%s: %s SAR (%s)", cp.notes[k].key,
+                        money_format(cp.notes[k].plan.total, a, sizeof a), cp.notes[k].reason);
+        if ((rc = credit_state(st, so, STORE_CREDIT_PENDING, 0, NULL, err)) != 0) goto out;
+    }
+    struct qoyod *q = qoyod_new(c->qoyod_base, c->qoyod_api_key, &env->qoyod_cfg);
+    struct pace pace = {env->limit, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
+    if (env->limit) qoyod_set_pace(q, pace_wait, &pace);
+    int drc = 0;
+    for (size_t k = 0; k < cp.n && drc == 0; k++) {
+        struct transfer_credit *cn = &cp.notes[k];
+        struct qoyod_credit_info info;
+        char ref[200], date[32];
+        transfer_credit_reference(so->qoyod_reference, cn->key, ref, sizeof ref);
+        drc = credit_deliver(env, q, c, o, so, cn, &info, &e);
+        if (drc == 0 && !c->financial_invoice) {
+            riyadh_date(o->updated_at ? o->updated_at : o->created_at, date);
+            drc = credit_allocate(q, so, &info, date, &e);
+        }
+        if (drc) break;
+        if ((rc = store_map_put(st, c->id, "credit", ref, info.id, err)) != 0) break;
+        so->credited += info.total;
+        credit_note(st, so, "credit note issued", "%s: %s SAR against invoice %s (Qoyod id %lld)",
+                    ref, money_format(info.total, a, sizeof a), so->qoyod_reference,
+                    (long long)info.id);
+        log_info("credit_note_done", "conn=%lld order=%lld ref=%s id=%lld total=%lld",
+                 (long long)c->id, (long long)o->order_id, ref, (long long)info.id,
+                 (long long)info.total);
+        if ((rc = store_order_put(st, so, err)) != 0) break;
+    }
+    long status = qoyod_last_status(q), after = qoyod_last_retry_after(q);
+    qoyod_free(q);
+    if (rc) goto out;
+    if (drc == 0) {
+        rc = credit_state(st, so, STORE_CREDIT_DONE, 0, NULL, err);
+    } else if (drc == TH_ETEMP || drc == TH_EUNKNOWN || drc == TH_ERATE) {
+        res->verdict = TRANSFER_RETRY;
+        if (status == 429) {
+            res->retry_after_ms = (after > 0 ? after : 1) * 1000;
+            res->pause_account_ms = res->retry_after_ms;
+        }
+        rc = credit_state(st, so, STORE_CREDIT_PENDING, drc, e.msg, err);
+        log_warn("credit_note_retry", "conn=%lld order=%lld code=%s", (long long)c->id,
+                 (long long)o->order_id, th_err_name(drc));
+    } else {
+        credit_note(st, so, "credit note failed", "%s", e.msg);
+        rc = credit_state(st, so, STORE_CREDIT_FAILED, drc, e.msg, err);
+        log_warn("credit_note_failed", "conn=%lld order=%lld code=%s", (long long)c->id,
+                 (long long)o->order_id, th_err_name(drc));
+    }
+out:
+    transfer_credit_plan_release(&cp);
+    transfer_credited_release(&done);
+    plan_release(&inv);
+    return rc;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Platform tokens                                                          */
@@ -709,6 +1087,25 @@ static int hold_order(struct store *st, struct store_order *so, int code, const 
     return store_order_put(st, so, err);
 }
 
+/* The currency of the Qoyod accounts tarheel writes to. Qoyod's API names
+ * no account currency (qoyod.md): Qoyod keeps Saudi books, in riyals. */
+#define TRANSFER_BOOK_CURRENCY "SAR"
+
+/* An order in another currency is refused, never converted (docs/MONEY.md):
+ * the rate the store used is not the books' rate, and a converted invoice
+ * would not say what the customer paid. */
+static int currency_check(const struct model_order *o, struct th_err *err)
+{
+    if (!o->currency || !*o->currency || strcasecmp(o->currency, TRANSFER_BOOK_CURRENCY) == 0)
+        return 0;
+    return th_err_set(err, TH_EMONEY,
+                      "order %s is in %s but the Qoyod books are in %s: tarheel does not convert "
+                      "currencies; record this order in Qoyod by hand, or set the store to sell "
+                      "in %s",
+                      o->number ? o->number : "?", o->currency, TRANSFER_BOOK_CURRENCY,
+                      TRANSFER_BOOK_CURRENCY);
+}
+
 static int first_missing_sku(const struct model_order *o, struct th_err *err)
 {
     for (size_t i = 0; i < o->nlines; i++)
@@ -803,13 +1200,8 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     so.updated_at = o->updated_at;
 
     if (so.xfer == STORE_XFER_TRANSFERRED) {
-        /* XXX issue 6: cancellations and refunds after transfer become
-         * credit notes. Until then the change is recorded. */
-        if (o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED)
-            rc = store_order_note(env->store, conn_id, order_id, "needs credit note",
-                                  model_status_name(o->status), err);
-        else
-            rc = store_order_put(env->store, &so, err);
+        /* Cancellations and returns become credit notes (credit_step). */
+        rc = credit_step(env, &c, o, &so, res, err);
         goto out;
     }
     if (o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED) {
@@ -840,8 +1232,11 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         so.reason = NULL;
     }
 
+    struct plan pl = {0};
     int vrc = first_missing_sku(o, &e);
+    if (!vrc) vrc = currency_check(o, &e);
     if (!vrc) vrc = model_order_check(o, &e);
+    if (!vrc) vrc = plan_invoice(o, &pl, &e);
     if (vrc) {
         so.attempts++;
         rc = set_state(env->store, &so, STORE_XFER_FAILED, vrc, e.msg, err);
@@ -850,9 +1245,29 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     }
 
     so.attempts++;
-    if ((rc = set_state(env->store, &so, STORE_XFER_TRANSFERRING, 0, NULL, err)) != 0) goto out;
+    if ((rc = set_state(env->store, &so, STORE_XFER_TRANSFERRING, 0, NULL, err)) != 0) {
+        plan_release(&pl);
+        goto out;
+    }
     struct delivery d = {0};
-    int drc = deliver(env, &c, o, &so, &d, &e);
+    int drc = deliver(env, &c, o, &pl, &so, &d, &e);
+    if (drc == 0 && pl.rounding) {
+        char note[160], a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
+        money_format(pl.rounding, a, sizeof a);
+        if (pl.rounding > 0)
+            snprintf(note, sizeof note, "a rounding line of %s SAR makes Qoyod's total %s", a,
+                     money_format(pl.total, b, sizeof b));
+        else
+            snprintf(note, sizeof note, "%s SAR more discount on line %zu makes Qoyod's total %s",
+                     money_format(pl.adjust_discount, b, sizeof b), pl.adjusted + 1,
+                     money_format(pl.total, a, sizeof a));
+        rc = store_order_note(env->store, conn_id, order_id, "rounding adjusted", note, err);
+        if (rc) {
+            plan_release(&pl);
+            goto out;
+        }
+    }
+    plan_release(&pl);
     if (drc == 0) {
         char ref[160];
         transfer_reference(&c, o, ref, sizeof ref);
@@ -865,6 +1280,8 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         log_info("transfer_done", "conn=%lld order=%lld invoice=%lld ref=%s attempts=%d",
                  (long long)conn_id, (long long)order_id, (long long)d.invoice_id, ref,
                  so.attempts);
+        /* Partly returned already: its credit notes follow at once. */
+        if (rc == 0 && transfer_credit_needed(o)) rc = credit_step(env, &c, o, &so, res, err);
     } else if (drc == TH_ETEMP && d.last_status == 429) {
         /* Rate limited: not the order's fault, so it never fails the order
          * (attempts still counts, so the next try looks before it creates).

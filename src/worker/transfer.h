@@ -20,6 +20,8 @@
 #include "model/order.h"
 #include "net/httpc.h"
 #include "platform/platform.h"
+#include "qoyod/plan.h"
+#include "qoyod/qoyod.h"
 #include "store/store.h"
 #include "worker/limit.h"
 
@@ -80,6 +82,82 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
  * Writes into out (size n). */
 void transfer_reference(const struct store_conn *c, const struct model_order *o, char *out,
                         size_t n);
+
+/* Texts a spec built below points into. */
+struct transfer_texts {
+    char ref[160];
+    char desc[160];
+    char date[32];
+};
+
+/* The invoice tarheel asks Qoyod for: order o of connection c, customer
+ * contact_id, lines (borrowed). Its reference is transfer_reference, its
+ * date the order's day in Riyadh, its text "<platform> order <number>". */
+void transfer_invoice_spec(const struct store_conn *c, const struct model_order *o,
+                           int64_t contact_id, const struct qoyod_line_spec *lines, size_t n,
+                           struct transfer_texts *t, struct qoyod_invoice_spec *out);
+
+/* The Qoyod lines of plan pl, pids[i] being plan line i's Qoyod product;
+ * out has pl->n entries (descriptions borrowed from the plan). */
+void transfer_plan_lines(const struct plan *pl, const int64_t *pids, struct qoyod_line_spec *out);
+
+/* ---- credit notes (after transfer; rules in transfer.c) ---- */
+
+/* What an order has had credited so far. */
+struct transfer_credited {
+    size_t n;
+    char **keys;          /* the credited returns' keys ("full", "rest", the store's ids) */
+    int full;             /* 1: the whole invoice is credited */
+    int64_t *qty;         /* units credited per order line */
+    size_t nlines;
+    int64_t total;        /* halalas credited */
+};
+
+/* One credit note to issue. */
+struct transfer_credit {
+    char key[96];         /* "full", "rest", or the store's return id */
+    char reason[160];     /* why, in plain words (the store's reason when it gives one) */
+    struct plan plan;     /* its lines and total */
+    int64_t *qty;         /* units it returns per order line */
+    size_t nlines;
+};
+
+struct transfer_credit_plan {
+    size_t n;
+    struct transfer_credit *notes; /* owned: transfer_credit_plan_release */
+};
+
+/* Whether order o calls for credit notes (cancelled, returned, or returns
+ * listed). */
+int transfer_credit_needed(const struct model_order *o);
+
+/*
+ * The credit notes order o calls for now, given its invoice plan inv (which
+ * must come to `invoiced`, the invoice's total in Qoyod, else TH_ECONFLICT:
+ * the order changed after transfer) and what is credited already (done):
+ * one per listed return not yet credited (its units, the store's refund
+ * amount), then for a cancelled or fully returned order the whole invoice
+ * ("full"), or what remains of it after the returns ("rest"). Returns 0 with
+ * *out filled (maybe empty; release it), or TH_EMONEY / TH_EINVAL with both
+ * figures when a return does not fit the invoice.
+ */
+int transfer_credits(const struct model_order *o, const struct plan *inv, int64_t invoiced,
+                     const struct transfer_credited *done, struct transfer_credit_plan *out,
+                     struct th_err *err) TH_MUST_CHECK;
+void transfer_credit_plan_release(struct transfer_credit_plan *p);
+/* Records credit note cn (its key, units and total) in d. */
+void transfer_credited_add(struct transfer_credited *d, const struct transfer_credit *cn);
+void transfer_credited_release(struct transfer_credited *d);
+
+/* The credit note's reference: "CN-<invoice ref>" for the whole or the
+ * rest of the invoice, "CN-<invoice ref>-<key>" for a listed return. */
+void transfer_credit_reference(const char *invoice_ref, const char *key, char *out, size_t n);
+
+/* The credit note tarheel asks Qoyod for (texts in *t, lines borrowed). */
+void transfer_credit_spec(const struct store_conn *c, const struct model_order *o,
+                          const char *invoice_ref, int64_t invoice_id, int64_t contact_id,
+                          const struct transfer_credit *cn, const struct qoyod_line_spec *lines,
+                          size_t n, struct transfer_texts *t, struct qoyod_credit_spec *out);
 
 /* Whether status `st` has reached the merchant's trigger (new < ready <
  * in transit < completed). */

@@ -121,7 +121,7 @@ static void test_status_and_kind_maps(void **state)
         {"cancelled", MODEL_STATUS_CANCELLED},
         {"canceled", MODEL_STATUS_CANCELLED},
         {"reversed", MODEL_STATUS_REFUNDED},
-        {"partially_reversed", MODEL_STATUS_REFUNDED},
+        {"partially_reversed", MODEL_STATUS_PARTIALLY_REFUNDED},
         {"reverse_in_progress", MODEL_STATUS_OTHER},
         {"processingReverse", MODEL_STATUS_OTHER},
         {"initial", MODEL_STATUS_OTHER},

@@ -63,8 +63,10 @@ static void must(int rc, const struct th_err *err)
 /* SQL that takes a database back from schema 6 to 5 (the stock tables and
  * the connection's stock settings), for the migration tests. */
 #define UNDO_6                                                                                     \
-    "DROP TABLE stock_own; DROP TABLE stock; ALTER TABLE connections DROP COLUMN stock_sync; "     \
-    "ALTER TABLE connections DROP COLUMN stock_interval_s; "
+    UNDO_7 "DROP TABLE stock_own; DROP TABLE stock; ALTER TABLE connections DROP COLUMN "          \
+           "stock_sync; ALTER TABLE connections DROP COLUMN stock_interval_s; "
+/* ... and from 7 to 6 (the orders' credit-note state). */
+#define UNDO_7 "ALTER TABLE orders DROP COLUMN credit; ALTER TABLE orders DROP COLUMN credited; "
 
 static void open_store(struct fx *f)
 {
@@ -628,7 +630,10 @@ static struct store_order order_make(int64_t conn_id, int64_t id, int64_t create
                             .qoyod_payment_id = 800 + id,
                             .created_at = created,
                             .updated_at = created + 5,
-                            .transferred_at = created + 9};
+                            .transferred_at = created + 9,
+                            .credit = x == STORE_XFER_TRANSFERRED ? STORE_CREDIT_DONE
+                                                                   : STORE_CREDIT_NONE,
+                            .credited = x == STORE_XFER_TRANSFERRED ? 2875 : 0};
     o.number = xasprintf("N-%lld", (long long)id);
     o.qoyod_reference = xasprintf("REF-%lld", (long long)id);
     if (x == STORE_XFER_FAILED) {
@@ -653,6 +658,8 @@ static void assert_order_equal(const struct store_order *a, const struct store_o
     assert_int_equal(a->attempts, b->attempts);
     assert_int_equal(a->total, b->total);
     assert_int_equal(a->tax, b->tax);
+    assert_int_equal(a->credit, b->credit);
+    assert_int_equal(a->credited, b->credited);
     assert_int_equal(a->qoyod_total, b->qoyod_total);
     assert_int_equal(a->qoyod_invoice_id, b->qoyod_invoice_id);
     assert_string_equal(a->qoyod_reference, b->qoyod_reference);
@@ -1274,7 +1281,10 @@ static void test_migration_4_to_5_adds_order_tax(void **state)
     struct store_order got;
     must(store_order_get(f->s, f->conn.id, 31, &got, &err), &err);
     assert_int_equal(got.tax, 0);
+    assert_int_equal(got.credit, STORE_CREDIT_NONE);
     got.tax = o.tax;
+    got.credit = o.credit;
+    got.credited = o.credited;
     assert_order_equal(&got, &o);
     got.tax = 2345;
     must(store_order_put(f->s, &got, &err), &err);
@@ -1282,6 +1292,36 @@ static void test_migration_4_to_5_adds_order_tax(void **state)
     must(store_order_get(f->s, f->conn.id, 31, &got, &err), &err);
     assert_int_equal(got.tax, 2345);
     assert_int_equal(got.total, 11500);
+    store_order_release(&got);
+    store_order_release(&o);
+}
+
+/* A database written by schema 6 (orders without credit notes) is migrated
+ * in place: its orders read "no credit" until saved with one, then keep it. */
+static void test_migration_6_to_7_adds_order_credit(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_order o = order_make(f->conn.id, 32, 1706700000, STORE_XFER_TRANSFERRED);
+    must(store_order_put(f->s, &o, &err), &err);
+    store_close(f->s);
+    f->s = NULL;
+    raw_exec(f, UNDO_7 "PRAGMA user_version = 6");
+    open_store(f);
+    assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
+    struct store_order got;
+    must(store_order_get(f->s, f->conn.id, 32, &got, &err), &err);
+    assert_int_equal(got.credit, STORE_CREDIT_NONE);
+    assert_int_equal(got.credited, 0);
+    got.credit = STORE_CREDIT_FAILED;
+    got.credited = 1150;
+    must(store_order_put(f->s, &got, &err), &err);
+    store_order_release(&got);
+    must(store_order_get(f->s, f->conn.id, 32, &got, &err), &err);
+    assert_int_equal(got.credit, STORE_CREDIT_FAILED);
+    assert_int_equal(got.credited, 1150);
+    assert_int_equal(got.tax, 1500);
+    assert_string_equal(store_credit_name(got.credit), "failed");
     store_order_release(&got);
     store_order_release(&o);
 }
@@ -1701,6 +1741,7 @@ int main(int argc, char **argv)
         T(test_migration_1_to_2_keeps_jobs),
         T(test_migration_2_to_3_keeps_events),
         T(test_migration_4_to_5_adds_order_tax),
+        T(test_migration_6_to_7_adds_order_credit),
         T(test_sqlite_file),
         T(test_sqlite_disk_full),
     };

@@ -635,6 +635,170 @@ static void test_cancelled_before_transfer_is_skipped(void **state)
     assert_int_equal(invoices_with_ref(f, "1001"), 0);
 }
 
+/* Credit notes in Qoyod with this reference. */
+static int credit_notes_with_ref(struct fx *f, const char *ref)
+{
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/2.0/credit_notes?q%%5Breference_eq%%5D=%s", ref), h, NULL,
+            &r);
+    int n = r.status == 200 ? (int)json_array_size(json_object_get(r.json, "credit_notes")) : 0;
+    if (r.status != 200 && r.status != 404) fail_msg("credit note lookup: %ld %s", r.status, r.body);
+    tt_resp_release(&r);
+    return n;
+}
+
+static json_t *the_credit_note(struct fx *f, const char *ref)
+{
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/2.0/credit_notes?q%%5Breference_eq%%5D=%s", ref), h, NULL,
+            &r);
+    json_t *cn = json_incref(json_array_get(json_object_get(r.json, "credit_notes"), 0));
+    tt_resp_release(&r);
+    assert_non_null(cn);
+    return cn;
+}
+
+struct hist {
+    char text[4096];
+};
+
+static void hist_add(void *arg, int64_t ts, const char *what, const char *detail)
+{
+    (void)ts;
+    struct hist *h = arg;
+    size_t n = strlen(h->text);
+    snprintf(h->text + n, sizeof h->text - n, "%s: %s\n", what, detail);
+}
+
+static void history(struct fx *f, int64_t id, struct hist *h)
+{
+    struct th_err err;
+    h->text[0] = '\0';
+    assert_int_equal(store_order_history(f->store, f->conn.id, id, hist_add, h, &err), 0);
+}
+
+/* Transferred, then cancelled: one credit note for the whole invoice, even
+ * when Qoyod's answer is lost, the create fails first, or the order's
+ * events come again; the order keeps its invoice and says "credited". */
+static void test_cancel_after_transfer_one_credit_note(void **state)
+{
+    struct fx *f = *state;
+    static const char *faults[] = {
+        "{\"match\":\"POST /2.0/credit_notes\",\"mode\":\"commit_then_drop\",\"count\":1}",
+        "{\"match\":\"POST /2.0/credit_notes\",\"mode\":\"error\",\"status\":503,\"count\":2}",
+        "{\"match\":\"POST /2.0/credit_notes\",\"mode\":\"reset\",\"count\":1}",
+        /* created, answer lost, and the lookup that would settle it fails:
+         * only looking before the next create keeps it to one note */
+        "{\"faults\":[{\"match\":\"POST /2.0/credit_notes\",\"mode\":\"commit_then_drop\","
+        "\"count\":1},{\"match\":\"GET /2.0/credit_notes\",\"mode\":\"error\",\"status\":503,"
+        "\"count\":1,\"skip\":1}]}",
+        /* the same with the first lookup failing instead */
+        "{\"faults\":[{\"match\":\"POST /2.0/credit_notes\",\"mode\":\"commit_then_drop\","
+        "\"count\":1},{\"match\":\"GET /2.0/credit_notes\",\"mode\":\"error\",\"status\":503,"
+        "\"count\":1}]}",
+        NULL,
+    };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        struct tt_order_spec o = base;
+        char num[16], key[32], ref[32];
+        snprintf(num, sizeof num, "C%zu", i);
+        o.id = 8100 + (int64_t)i;
+        o.number = num;
+        o.slug = "completed";
+        tt_salla_stub_put(&f->salla, &o);
+        event(f, o.id, num);
+        drain(f);
+        o.slug = "canceled";
+        tt_salla_stub_put(&f->salla, &o);
+        if (faults[i]) tt_faults(f->qoyod, faults[i]);
+        snprintf(key, sizeof key, "%s-cancel", num);
+        event(f, o.id, key);
+        drain(f);
+        snprintf(key, sizeof key, "%s-again", num);
+        event(f, o.id, key); /* a late duplicate of the cancellation */
+        drain(f);
+        struct tt_resp r;
+        tt_http("DELETE", tt_url(f->qoyod, "/_sim/faults"), NULL, NULL, &r);
+        tt_resp_release(&r);
+        struct store_order so = get_order(f, o.id);
+        assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+        if (so.credit != STORE_CREDIT_DONE)
+            fail_msg("fault %s: credit state %d reason %s", faults[i] ? faults[i] : "none",
+                     so.credit, so.reason);
+        assert_int_equal(so.credited, 25300);
+        assert_int_equal(so.status, MODEL_STATUS_CANCELLED);
+        store_order_release(&so);
+        snprintf(ref, sizeof ref, "CN-%s", num);
+        int n = credit_notes_with_ref(f, ref);
+        if (n != 1) fail_msg("fault %s: %d credit notes", faults[i] ? faults[i] : "none", n);
+        json_t *cn = the_credit_note(f, ref);
+        assert_string_equal(json_string_value(json_object_get(cn, "total_amount")), "253.0");
+        json_t *inv = the_invoice(f, num);
+        assert_int_equal(json_integer_value(json_object_get(cn, "parent_id")),
+                         json_integer_value(json_object_get(inv, "id")));
+        /* the invoice was paid (financial invoice on): the note stays to refund */
+        assert_string_equal(json_string_value(json_object_get(cn, "status")), "Unused");
+        json_decref(inv);
+        json_decref(cn);
+        struct hist h;
+        history(f, o.id, &h);
+        assert_non_null(strstr(h.text, "credit note due: full: 253.00 SAR (cancelled in the store)"));
+        assert_non_null(strstr(h.text, "credit note issued: CN-"));
+    }
+}
+
+/* Financial invoice off: the invoice is left open, so the credit note is
+ * allocated to it and the invoice is settled by the return. */
+static void test_refund_allocates_to_open_invoice(void **state)
+{
+    struct fx *f = *state;
+    f->conn.financial_invoice = 0;
+    save_conn(f);
+    struct tt_order_spec o = base;
+    o.slug = "completed";
+    tt_salla_stub_put(&f->salla, &o);
+    event(f, o.id, "a");
+    drain(f);
+    o.slug = "restored";
+    tt_salla_stub_put(&f->salla, &o);
+    event(f, o.id, "b");
+    drain(f);
+    json_t *cn = the_credit_note(f, "CN-1001");
+    assert_string_equal(json_string_value(json_object_get(cn, "status")), "Used");
+    assert_string_equal(json_string_value(json_object_get(cn, "remaining_amount")), "0.0");
+    json_decref(cn);
+    json_t *inv = the_invoice(f, "1001");
+    assert_string_equal(json_string_value(json_object_get(inv, "due_amount")), "0.0");
+    json_decref(inv);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/credit_notes", -2), 1);
+}
+
+/* Edited after transfer (a total that changed, no cancellation): flagged
+ * for review, nothing posted. */
+static void test_edit_after_transfer_needs_review(void **state)
+{
+    struct fx *f = *state;
+    struct tt_order_spec o = base;
+    tt_salla_stub_put(&f->salla, &o);
+    event(f, o.id, "a");
+    drain(f);
+    o.qty = 3;
+    tt_salla_stub_put(&f->salla, &o);
+    event(f, o.id, "b");
+    drain(f);
+    struct store_order so = get_order(f, o.id);
+    assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+    assert_int_equal(so.credit, STORE_CREDIT_REVIEW);
+    assert_non_null(strstr(so.reason, "the order's total is now 368.00 but its Qoyod invoice 1001 "
+                                      "is 253.00"));
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/credit_notes", -2), 0);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", -2), 1);
+}
+
 static void test_wrong_qoyod_key_fails_plainly(void **state)
 {
     struct fx *f = *state;
@@ -867,6 +1031,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_before_transfer_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_qoyod_key_fails_plainly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_after_transfer_one_credit_note, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_refund_allocates_to_open_invoice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edit_after_transfer_needs_review, setup, teardown),
         cmocka_unit_test_setup_teardown(test_known_customer_and_product_cost_two_calls, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_new_product_gets_opening_stock, setup, teardown),
