@@ -728,6 +728,32 @@ void transfer_credit_spec(const struct store_conn *c, const struct model_order *
                                       .lines = lines};
 }
 
+/* Own stock movements of a credit note: each returned product unit comes
+ * back at the invoice's location (see own_stock_begin). */
+static int own_credit_stock_begin(struct transfer_env *env, const struct store_conn *c,
+                                  const struct model_order *o, const struct transfer_credit *cn,
+                                  const char *ref, struct th_err *err)
+{
+    if (!c->stock_sync) return 0;
+    const char **skus = xcalloc(cn->plan.n + 1, sizeof *skus);
+    int64_t *deltas = xcalloc(cn->plan.n + 1, sizeof *deltas);
+    size_t n = 0;
+    for (size_t i = 0; i < cn->plan.n && n < STORE_STOCK_MAX_BATCH; i++) {
+        const struct plan_line *l = &cn->plan.l[i];
+        if (l->kind != PLAN_ITEM || l->item_kind != MODEL_ITEM_PRODUCT || !l->sku || !*l->sku ||
+            strlen(l->sku) >= STORE_MAX_SKU)
+            continue;
+        skus[n] = l->sku;
+        deltas[n++] = l->quantity;
+    }
+    int rc = n ? store_stock_own_begin(env->store, c->id, ref, skus, deltas, n,
+                                       o->updated_at ? o->updated_at : o->created_at, err)
+               : 0;
+    free(skus);
+    free(deltas);
+    return rc;
+}
+
 /* Creates (or finds) one credit note in Qoyod and allocates it to the
  * invoice's open amount. *info is the note. */
 static int credit_deliver(struct transfer_env *env, struct qoyod *q, const struct store_conn *c,
@@ -783,32 +809,6 @@ static int credit_deliver(struct transfer_env *env, struct qoyod *q, const struc
                           money_format(cn->plan.total, b, sizeof b));
     }
     return 0;
-}
-
-/* Own stock movements of a credit note: each returned product unit comes
- * back at the invoice's location (see own_stock_begin). */
-static int own_credit_stock_begin(struct transfer_env *env, const struct store_conn *c,
-                                  const struct model_order *o, const struct transfer_credit *cn,
-                                  const char *ref, struct th_err *err)
-{
-    if (!c->stock_sync) return 0;
-    const char **skus = xcalloc(cn->plan.n + 1, sizeof *skus);
-    int64_t *deltas = xcalloc(cn->plan.n + 1, sizeof *deltas);
-    size_t n = 0;
-    for (size_t i = 0; i < cn->plan.n && n < STORE_STOCK_MAX_BATCH; i++) {
-        const struct plan_line *l = &cn->plan.l[i];
-        if (l->kind != PLAN_ITEM || l->item_kind != MODEL_ITEM_PRODUCT || !l->sku || !*l->sku ||
-            strlen(l->sku) >= STORE_MAX_SKU)
-            continue;
-        skus[n] = l->sku;
-        deltas[n++] = l->quantity;
-    }
-    int rc = n ? store_stock_own_begin(env->store, c->id, ref, skus, deltas, n,
-                                       o->updated_at ? o->updated_at : o->created_at, err)
-               : 0;
-    free(skus);
-    free(deltas);
-    return rc;
 }
 
 /* Allocates what is left of a credit note to the invoice's open amount
