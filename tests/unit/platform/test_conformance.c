@@ -1285,7 +1285,8 @@ static const struct status_case zid_statuses_table[] = {
     {"cancelled", MODEL_STATUS_CANCELLED, "", 1},
     {"reverse_in_progress", MODEL_STATUS_OTHER, "", 1},
     {"reversed", MODEL_STATUS_REFUNDED, "", 1},
-    {"partially_reversed", MODEL_STATUS_REFUNDED, "", 1},
+    /* a sale that completed, then credit notes for what came back */
+    {"partially_reversed", MODEL_STATUS_PARTIALLY_REFUNDED, "new ready in_transit completed", 1},
     {"initial", MODEL_STATUS_OTHER, "", 0},
 };
 
