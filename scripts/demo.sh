@@ -61,6 +61,11 @@ wait_http "http://127.0.0.1:$ZP/_sim/health" "the Zid emulator" "$dir/zid.log"
 echo "demo: checking the Qoyod API key and its inventory locations"
 "$th" connect qoyod --api-key demo-key --qoyod-url "http://127.0.0.1:$QP/2.0"
 
+# The dashboard's login (a real install: `tarheel user add NAME`, asked twice).
+DEMO_USER=${DEMO_USER:-admin}
+DEMO_PASSWORD=${DEMO_PASSWORD:-tarheel-demo-2026}
+echo "$DEMO_PASSWORD" | "$th" user add "$DEMO_USER" --db "$db" >/dev/null
+
 # The REST API answers with this token (a real install keeps its own in a file).
 export TARHEEL_API_TOKEN=${TARHEEL_API_TOKEN:-demo-api-token-0123456789}
 "$th" serve --db "$db" --listen "127.0.0.1:$TP" \
@@ -172,6 +177,9 @@ cat <<EOT
 
 tarheel demo is running (state and logs in $dir):
 
+  Dashboard  http://127.0.0.1:$TP/   log in as $DEMO_USER, password $DEMO_PASSWORD
+             (Arabic first; English is one click away, top corner)
+
   tarheel  http://127.0.0.1:$TP   webhooks: /webhooks/salla, /webhooks/zid/…; health: /healthz
            REST API /api/v1 (Authorization: Bearer $TARHEEL_API_TOKEN)
   Qoyod    http://127.0.0.1:$QP   (API key: demo-key)
@@ -187,6 +195,6 @@ Try:
   curl -s http://127.0.0.1:$SP/_sim/salla/generate -d '{"store_id":$STORE,"count":3}'
   curl -s http://127.0.0.1:$ZP/_sim/zid/generate -d '{"store_id":$ZSTORE,"count":3}'
 
-(The dashboard arrives with issue 7.) Press Ctrl-C to stop.
+Press Ctrl-C to stop.
 EOT
 wait

@@ -8,12 +8,14 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/money.h"
+#include "core/passwd.h"
 #include "core/xmalloc.h"
 #include "http/api.h"
 #include "http/server.h"
@@ -72,7 +75,7 @@ static const char *const valued[] = {
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
     "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
     "zid-client-secret", "zid-token-url", "from", "to", "max-pages", "stock-sync",
-    "stock-interval", NULL};
+    "stock-interval", "password-file", NULL};
 
 static int is_valued(const char *n)
 {
@@ -982,7 +985,8 @@ static int cmd_serve(const struct args *a)
     struct th_err err;
     struct api_config ac = {.store = s,
                             .token_file = opt(a, "api-token-file"),
-                            .token = getenv("TARHEEL_API_TOKEN")};
+                            .token = getenv("TARHEEL_API_TOKEN"),
+                            .qoyod_base = sc.qoyod_base};
     if (api_open(&sc.api, &ac, &err) != 0) {
         store_close(s);
         return fail(&err);
@@ -1054,7 +1058,14 @@ static int cmd_serve(const struct args *a)
         printf("REST API at http://%s/api/v1 (%zu token(s))\n", sc.listen,
                api_token_count(sc.api));
     else
-        printf("REST API off (it answers 403): set --api-token-file FILE or TARHEEL_API_TOKEN\n");
+        printf("REST API off for scripts (no token; it answers 403): set --api-token-file FILE "
+               "or TARHEEL_API_TOKEN\n");
+    int64_t users = 0;
+    if (store_user_count(s, &users, &err) == 0 && users > 0)
+        printf("Dashboard at http://%s/ (%lld user(s))\n", sc.listen, (long long)users);
+    else
+        printf("Dashboard at http://%s/ has no user yet: add one with `tarheel user add NAME`\n",
+               sc.listen);
     fflush(stdout);
     while (!stop_flag) pause();
     stock_poller_stop(sp);
@@ -1063,6 +1074,81 @@ static int cmd_serve(const struct args *a)
     api_close(sc.api);
     worker_stop(w);
     store_close(s);
+    return CLI_OK;
+}
+
+/* Reads one line (without its newline) from f into buf; echo off when f is a
+ * terminal. Returns 0, or -1 at end of input. */
+static int read_secret_line(FILE *f, const char *prompt, char *buf, size_t n)
+{
+    int tty = isatty(fileno(f));
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        tcgetattr(fileno(f), &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fileno(f), TCSAFLUSH, &quiet);
+    }
+    char *r = fgets(buf, (int)n, f);
+    if (tty) {
+        tcsetattr(fileno(f), TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (!r) return -1;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
+/* tarheel user add NAME: a dashboard login (a new password for an existing
+ * name). The password comes from --password-file, else standard input (one
+ * line; asked twice, without echo, on a terminal); never from the command
+ * line, where other users of the machine could read it. */
+static int cmd_user_add(const struct args *a)
+{
+    if (a->npos != 1) {
+        fprintf(stderr, "tarheel: name one user: tarheel user add NAME\n");
+        return CLI_USAGE;
+    }
+    const char *name = a->pos[0];
+    char pw[PASSWD_MAX_LEN + 2] = "", again[PASSWD_MAX_LEN + 2] = "";
+    const char *file = opt(a, "password-file");
+    FILE *f = file ? fopen(file, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, "tarheel: cannot read %s: %s\n", file, strerror(errno));
+        return CLI_FAIL;
+    }
+    int rc = read_secret_line(f, "Password: ", pw, sizeof pw);
+    if (!rc && !file && isatty(fileno(stdin)))
+        rc = read_secret_line(f, "Password again: ", again, sizeof again);
+    if (file) fclose(f);
+    if (rc) {
+        fprintf(stderr, "tarheel: no password given (one line on standard input, or "
+                        "--password-file FILE)\n");
+        return CLI_USAGE;
+    }
+    if (!file && isatty(fileno(stdin)) && strcmp(pw, again) != 0) {
+        OPENSSL_cleanse(pw, sizeof pw);
+        OPENSSL_cleanse(again, sizeof again);
+        fprintf(stderr, "tarheel: the two passwords differ; nothing was changed\n");
+        return CLI_USAGE;
+    }
+    char hash[PASSWD_HASH_MAX];
+    struct th_err err;
+    rc = passwd_hash(pw, 0, hash, sizeof hash, &err);
+    OPENSSL_cleanse(pw, sizeof pw);
+    OPENSSL_cleanse(again, sizeof again);
+    if (rc) {
+        fprintf(stderr, "tarheel: %s\n", err.msg);
+        return CLI_USAGE;
+    }
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    rc = store_user_put(s, name, hash, &err);
+    store_close(s);
+    if (rc) return rc == TH_EINVAL ? (fprintf(stderr, "tarheel: %s\n", err.msg), CLI_USAGE)
+                                   : fail(&err);
+    printf("user %s can log in to the dashboard (http://HOST:PORT/ of `tarheel serve`)\n", name);
     return CLI_OK;
 }
 
@@ -1162,6 +1248,9 @@ static const struct command {
     {"report", NULL, cmd_report,
      "--store ID [--platform salla|zid] [--from YYYY-MM] [--to YYYY-MM] [--json]  monthly "
      "report in Riyadh time: orders by transfer state, sales, VAT, credit notes"},
+    {"user", "add", cmd_user_add,
+     "NAME [--password-file FILE]  add a dashboard login, or set a new password (read from the "
+     "file or standard input, at least 10 characters; stored as an scrypt hash)"},
     {"errors", NULL, cmd_errors, "--markdown  the error-code table"},
     {"demo", NULL, cmd_demo,
      "[--exit-when-done]  emulators + tarheel on SQLite with sample orders (as `make demo`); "

@@ -36,8 +36,11 @@
 #include "core/jv.h"
 #include "core/log.h"
 #include "core/money.h"
+#include "core/passwd.h"
 #include "core/xmalloc.h"
+#include "http/session.h"
 #include "platform/platform.h"
+#include "qoyod/qoyod.h"
 #include "worker/manage.h"
 #include "worker/pull.h"
 #include "worker/report.h"
@@ -47,6 +50,8 @@
 struct api {
     struct store *store;
     struct pull_runs *pulls; /* background pulls of old orders (thread-safe) */
+    struct sessions *sessions; /* dashboard logins (thread-safe) */
+    char *qoyod_base;
     size_t ntokens;
     unsigned char digest[API_MAX_TOKENS][DIGEST_LEN];
 };
@@ -134,6 +139,9 @@ int api_open(struct api **out, const struct api_config *cfg, struct th_err *err)
     struct api *a = xcalloc(1, sizeof *a);
     a->store = cfg->store;
     a->pulls = pull_runs_new(cfg->store);
+    a->sessions = sessions_new();
+    a->qoyod_base = xstrdup(cfg->qoyod_base && *cfg->qoyod_base ? cfg->qoyod_base
+                                                                 : QOYOD_BASE_DEFAULT);
     int rc = 0;
     if (cfg->token_file && *cfg->token_file) rc = read_token_file(a, cfg->token_file, err);
     if (!rc && cfg->token && *cfg->token)
@@ -150,6 +158,8 @@ void api_close(struct api *a)
 {
     if (!a) return;
     pull_runs_free(a->pulls); /* stops running pulls; each keeps its progress */
+    sessions_free(a->sessions);
+    free(a->qoyod_base);
     OPENSSL_cleanse(a->digest, sizeof a->digest);
     free(a);
 }
@@ -357,6 +367,8 @@ struct ctx {
     int nseg;
     char *seg[MAX_SEGS]; /* path segments after /api/v1/ (point into segbuf) */
     char segbuf[1024];
+    char user[SESSION_USER_MAX]; /* the dashboard user; "" for a bearer token */
+    char csrf[SESSION_TOKEN_LEN];
 };
 
 /*
@@ -701,13 +713,46 @@ struct page {
     json_t *arr;
     int more;
     struct key last;
+    const char *q;   /* text: part of the order number or id; NULL = any */
+    int newest;      /* newest first: every match is kept in keys/arr, cut after */
+    struct key *keys;
+    size_t nkeys, cap;
 };
+
+/* 1 when order o matches the text filter (part of its number or id). */
+static int text_match(const struct store_order *o, const char *q)
+{
+    if (!q || !*q) return 1;
+    char id[32];
+    snprintf(id, sizeof id, "%lld", (long long)o->order_id);
+    return strstr(id, q) || (o->number && strcasestr(o->number, q));
+}
 
 static void page_row(void *arg, const struct store_order *o)
 {
     struct page *p = arg;
     struct key k = {o->created_at, o->order_id, o->conn_id};
     if (o->created_at < p->from || (p->to && o->created_at >= p->to)) return;
+    if (!text_match(o, p->q)) return;
+    if (p->newest) {
+        /* Rows come oldest first: keep those before the cursor; the last
+         * `limit` of them, reversed, are the page. */
+        if (p->has_cursor && !key_after(&p->after, &k)) return;
+        if (p->nkeys == p->cap) {
+            p->cap = p->cap ? 2 * p->cap : 256;
+            p->keys = xrealloc(p->keys, p->cap * sizeof *p->keys);
+        }
+        p->keys[p->nkeys++] = k;
+        json_array_append_new(p->arr, order_json(o));
+        if ((int)json_array_size(p->arr) > p->limit) {
+            /* drop the oldest kept: it can no longer be on this page */
+            json_array_remove(p->arr, 0);
+            memmove(p->keys, p->keys + 1, (p->nkeys - 1) * sizeof *p->keys);
+            p->nkeys--;
+            p->more = 1;
+        }
+        return;
+    }
     if (p->has_cursor && !key_after(&k, &p->after)) return;
     if ((int)json_array_size(p->arr) >= p->limit) {
         p->more = 1;
@@ -719,8 +764,8 @@ static void page_row(void *arg, const struct store_order *o)
 
 static void get_orders(struct ctx *x)
 {
-    static const char *const params[] = {"connection", "state",  "from", "to",
-                                         "limit",      "cursor", NULL};
+    static const char *const params[] = {"connection", "state", "from", "to", "limit",
+                                         "cursor",     "q",     "order", NULL};
     for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
         const char *k, *v;
         httpd_req_arg_at(x->req, i, &k, &v);
@@ -730,7 +775,7 @@ static void get_orders(struct ctx *x)
         if (!ok) {
             send_error(x->resp, 400, TH_EINVAL, NULL,
                        "%.64s: unknown query parameter; allowed: connection, state, from, to, "
-                       "limit, cursor",
+                       "limit, cursor, q, order",
                        k);
             return;
         }
@@ -767,6 +812,15 @@ static void get_orders(struct ctx *x)
     } else if (v) {
         p.limit = (int)lim;
     }
+    p.q = httpd_req_arg(x->req, "q");
+    if ((v = httpd_req_arg(x->req, "order"))) {
+        if (strcmp(v, "newest") && strcmp(v, "oldest")) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "order must be oldest (the default) or newest, not \"%.64s\"", v);
+            return;
+        }
+        p.newest = strcmp(v, "newest") == 0;
+    }
     if ((v = httpd_req_arg(x->req, "cursor"))) {
         if (cursor_decode(v, &p.after)) {
             send_error(x->resp, 400, TH_EINVAL,
@@ -787,8 +841,19 @@ static void get_orders(struct ctx *x)
     struct th_err err = {0};
     if (store_order_list(x->a->store, conn_id, xfer, page_row, &p, &err) != 0) {
         json_decref(p.arr);
+        free(p.keys);
         send_th_err(x->resp, &err);
         return;
+    }
+    if (p.newest) {
+        /* newest first; the cursor is the last (oldest) of the page */
+        json_t *rev = json_array();
+        for (size_t i = json_array_size(p.arr); i-- > 0;)
+            json_array_append(rev, json_array_get(p.arr, i));
+        json_decref(p.arr);
+        p.arr = rev;
+        if (p.nkeys) p.last = p.keys[0];
+        free(p.keys);
     }
     json_t *root = json_object();
     json_object_set_new(root, "orders", p.arr);
@@ -1185,6 +1250,256 @@ out:
 }
 
 /* ---------------------------------------------------------------------- */
+/* Qoyod: checking a key, and a connection's key and inventory location     */
+
+static json_t *inventories_json(const struct qoyod_inventory *inv, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:I,s:o,s:o}", "id", (json_int_t)inv[i].id, "name",
+                                             jstr(inv[i].name), "ar_name", jstr(inv[i].ar_name)));
+    return arr;
+}
+
+/* Lists the inventory locations the key sees; on failure answers with
+ * Qoyod's own words (a wrong key is 422 TH_EAUTH: the request was fine, the
+ * key is not) and returns -1. *inv is new. */
+static int qoyod_check(struct ctx *x, const char *base, const char *key,
+                       struct qoyod_inventory **inv, size_t *n)
+{
+    struct qoyod *q = qoyod_new(base, key, NULL);
+    struct th_err err = {0};
+    int rc = qoyod_inventories(q, inv, n, &err);
+    qoyod_free(q);
+    if (rc == 0) return 0;
+    log_info("api_qoyod_check_failed", "code=%s", th_err_name(rc));
+    if (rc == TH_EAUTH)
+        send_error(x->resp, 422, rc,
+                   "copy the key again from Qoyod (Settings → General Settings → API key; "
+                   "Generate New Key, then Save)",
+                   "%s", err.msg);
+    else
+        send_error(x->resp, 502, rc, NULL, "Qoyod could not be asked: %s", err.msg);
+    return -1;
+}
+
+static const char *json_text(json_t *body, const char *name)
+{
+    json_t *v = json_object_get(body, name);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* POST /qoyod/check {"api_key"}: whether the key works, with the inventory
+ * locations to choose from. Nothing is saved. */
+static void post_qoyod_check(struct ctx *x)
+{
+    json_t *body = body_object(x, 0);
+    if (!body) return;
+    static const char *const allowed[] = {"api_key", NULL};
+    const char *key = json_text(body, "api_key");
+    struct qoyod_inventory *inv = NULL;
+    size_t n = 0;
+    if (only_members(x, body, allowed, "api_key")) goto out;
+    if (!key || !*key) {
+        send_error(x->resp, 400, TH_EINVAL,
+                   "Qoyod → Settings → General Settings → Generate New Key, then Save; paste it here",
+                   "api_key is required");
+        goto out;
+    }
+    if (qoyod_check(x, x->a->qoyod_base, key, &inv, &n)) goto out;
+    send_json(x->resp, 200, json_pack("{s:b,s:o}", "ok", 1, "inventories", inventories_json(inv, n)));
+out:
+    free(inv);
+    json_decref(body);
+}
+
+/* PUT /connections/{c}/qoyod {"api_key"?, "inventory_id"}: the Qoyod key
+ * (kept when left out) and inventory location a store's invoices go to,
+ * both checked against Qoyod before anything is saved. */
+static void put_conn_qoyod(struct ctx *x)
+{
+    struct store_conn c = {0};
+    if (conn_lookup(x, "connection", x->seg[1], &c)) return;
+    json_t *body = body_object(x, 0);
+    struct qoyod_inventory *inv = NULL;
+    size_t n = 0;
+    if (!body) goto out;
+    static const char *const allowed[] = {"api_key", "inventory_id", NULL};
+    if (only_members(x, body, allowed, "api_key, inventory_id")) goto out;
+    const char *key = json_text(body, "api_key");
+    json_t *iv = json_object_get(body, "inventory_id");
+    if (!json_is_integer(iv) || json_integer_value(iv) <= 0) {
+        send_error(x->resp, 400, TH_EINVAL,
+                   "choose one of the inventory locations POST /api/v1/qoyod/check lists",
+                   "inventory_id must be a Qoyod inventory location id (a positive integer)");
+        goto out;
+    }
+    if (!key || !*key) key = c.qoyod_api_key;
+    if (!key || !*key) {
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "this store has no Qoyod API key yet: send api_key too");
+        goto out;
+    }
+    if (qoyod_check(x, c.qoyod_base && *c.qoyod_base ? c.qoyod_base : x->a->qoyod_base, key, &inv,
+                    &n))
+        goto out;
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        found |= inv[i].id == json_integer_value(iv);
+    if (!found) {
+        send_error(x->resp, 422, TH_ENOTFOUND,
+                   "choose one of the inventory locations POST /api/v1/qoyod/check lists",
+                   "Qoyod has no inventory location %lld for this key",
+                   (long long)json_integer_value(iv));
+        goto out;
+    }
+    if (key != c.qoyod_api_key) {
+        free(c.qoyod_api_key);
+        c.qoyod_api_key = xstrdup(key);
+    }
+    c.inventory_id = json_integer_value(iv);
+    struct th_err err = {0};
+    if (store_conn_put_settings(x->a->store, &c, &err) != 0) {
+        send_th_err(x->resp, &err);
+        goto out;
+    }
+    log_info("api_qoyod_set", "conn=%lld inventory=%lld", (long long)c.id,
+             (long long)c.inventory_id);
+    send_json(x->resp, 200, conn_json(&c));
+out:
+    free(inv);
+    json_decref(body);
+    store_conn_release(&c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Dashboard sessions                                                       */
+
+#define COOKIE "th_session"
+
+/* The value of cookie COOKIE in the request, copied into out; 0 or -1. */
+static int session_cookie(const struct httpd_req *req, char out[SESSION_TOKEN_LEN])
+{
+    const char *h = httpd_req_header(req, "Cookie");
+    while (h && *h) {
+        h += strspn(h, " \t;");
+        size_t nl = strcspn(h, "=;");
+        if (h[nl] == '=' && nl == strlen(COOKIE) && strncmp(h, COOKIE, nl) == 0) {
+            const char *v = h + nl + 1;
+            size_t vl = strcspn(v, "; \t");
+            if (vl != SESSION_TOKEN_LEN - 1) return -1;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return 0;
+        }
+        h += strcspn(h, ";");
+    }
+    return -1;
+}
+
+static const char NO_SESSION_REMEDY[] = "log in again (POST /api/v1/login)";
+
+/* POST /login {"user","password"}: starts a session. Limited per peer and
+ * per user name; the answer never says which of name or password was
+ * wrong. */
+static void post_login(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
+{
+    struct ctx x = {.a = a, .req = req, .resp = resp};
+    /* JSON only: a cross-site HTML form cannot send it without CORS, so no
+     * other site can log a browser in under its own account. */
+    const char *ct = httpd_req_header(req, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+        send_error(resp, 415, TH_EINVAL, "send Content-Type: application/json",
+                   "a login is a JSON object {\"user\",\"password\"}");
+        return;
+    }
+    json_t *body = body_object(&x, 0);
+    if (!body) return;
+    const char *user = json_text(body, "user"), *pw = json_text(body, "password");
+    int64_t now = (int64_t)time(NULL);
+    char peer_key[80], user_key[80];
+    snprintf(peer_key, sizeof peer_key, "peer:%.60s", httpd_req_peer(req));
+    snprintf(user_key, sizeof user_key, "user:%.64s", user ? user : "");
+    int64_t wait = sessions_login_wait(a->sessions, peer_key, now);
+    int64_t w2 = sessions_login_wait(a->sessions, user_key, now);
+    if (w2 > wait) wait = w2;
+    if (wait > 0) {
+        char ra[32];
+        snprintf(ra, sizeof ra, "%lld", (long long)wait);
+        log_warn("api_login_limited", "peer=%s", httpd_req_peer(req));
+        send_error(resp, 429, TH_ERATE, "wait, then try again (or ask an admin to reset it with "
+                                        "`tarheel user add NAME`)",
+                   "too many failed logins: try again in %lld minute(s)",
+                   (long long)((wait + 59) / 60));
+        httpd_resp_header(resp, "Retry-After", ra);
+        json_decref(body);
+        return;
+    }
+    char *hash = NULL;
+    struct th_err err = {0};
+    int ok = 0;
+    if (user && pw) {
+        int rc = store_user_get(a->store, user, &hash, &err);
+        if (rc && rc != TH_ENOTFOUND && rc != TH_EINVAL) {
+            send_th_err(resp, &err);
+            json_decref(body);
+            return;
+        }
+        /* An unknown user costs a hash too, so timing does not tell which
+         * names exist. */
+        ok = passwd_verify(pw, hash ? hash
+                                    : "$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$"
+                                      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=") &&
+             hash;
+    }
+    free(hash);
+    if (!ok) {
+        sessions_login_failed(a->sessions, peer_key, now);
+        sessions_login_failed(a->sessions, user_key, now);
+        log_warn("api_login_failed", "peer=%s", httpd_req_peer(req));
+        send_error(resp, 401, TH_EAUTH,
+                   "check the user name and password (an admin sets them with `tarheel user add`)",
+                   "wrong user name or password");
+        json_decref(body);
+        return;
+    }
+    sessions_login_ok(a->sessions, peer_key);
+    sessions_login_ok(a->sessions, user_key);
+    char id[SESSION_TOKEN_LEN], csrf[SESSION_TOKEN_LEN];
+    sessions_start(a->sessions, user, now, id, csrf);
+    log_info("api_login", "user=%s peer=%s", user, httpd_req_peer(req));
+    send_json(resp, 200, json_pack("{s:s,s:s}", "user", user, "csrf_token", csrf));
+    char cookie[160];
+    snprintf(cookie, sizeof cookie, COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d", id,
+             SESSION_MAX_S);
+    httpd_resp_header(resp, "Set-Cookie", cookie);
+    OPENSSL_cleanse(id, sizeof id);
+    json_decref(body);
+}
+
+/* GET /session: who is logged in, and the CSRF token (a reloaded page has
+ * lost it). Bearer tokens get {"user":null}. */
+static void get_session(struct ctx *x)
+{
+    if (!x->user[0]) {
+        send_json(x->resp, 200, json_pack("{s:n,s:n}", "user", "csrf_token"));
+        return;
+    }
+    send_json(x->resp, 200, json_pack("{s:s,s:s}", "user", x->user, "csrf_token", x->csrf));
+}
+
+/* POST /logout: ends the session and clears the cookie. */
+static void post_logout(struct ctx *x)
+{
+    char id[SESSION_TOKEN_LEN];
+    if (session_cookie(x->req, id) == 0) sessions_end(x->a->sessions, id);
+    log_info("api_logout", "user=%s", x->user[0] ? x->user : "-");
+    send_json(x->resp, 200, json_pack("{s:b}", "ok", 1));
+    httpd_resp_header(x->resp, "Set-Cookie",
+                      COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+}
+
+/* ---------------------------------------------------------------------- */
 /* Routing                                                                  */
 
 /* Patterns are path segments after /api/v1/; "*" matches any one segment. */
@@ -1204,6 +1519,10 @@ static const struct route {
     {"POST", "pulls", post_pulls},
     {"GET", "pulls/*", get_pull},
     {"GET", "reports/monthly", get_report_monthly},
+    {"PUT", "connections/*/qoyod", put_conn_qoyod},
+    {"POST", "qoyod/check", post_qoyod_check},
+    {"GET", "session", get_session},
+    {"POST", "logout", post_logout},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -1280,16 +1599,69 @@ static int authorized(struct api *a, const struct httpd_req *req, struct httpd_r
     return 1;
 }
 
+/* For a request without Authorization that carries the session cookie:
+ * 1 when the session is live and, for a state-changing method, the request
+ * echoes its CSRF token; else answers 401 / 403 and returns 0. */
+static int session_ok(struct ctx *x, const char *id)
+{
+    if (!sessions_check(x->a->sessions, id, (int64_t)time(NULL), x->user, x->csrf)) {
+        send_error(x->resp, 401, TH_EAUTH, NO_SESSION_REMEDY,
+                   "the session has ended (logged out, idle too long or tarheel restarted)");
+        httpd_resp_header(x->resp, "Set-Cookie",
+                          COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+        return 0;
+    }
+    const char *m = httpd_req_method(x->req);
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return 1;
+    const char *t = httpd_req_header(x->req, "X-CSRF-Token");
+    if (!t || strlen(t) != SESSION_TOKEN_LEN - 1 ||
+        CRYPTO_memcmp(t, x->csrf, SESSION_TOKEN_LEN - 1) != 0) {
+        log_warn("api_csrf_refused", "user=%s peer=%s", x->user, httpd_req_peer(x->req));
+        send_error(x->resp, 403, TH_EAUTH,
+                   "send the csrf_token of POST /api/v1/login or GET /api/v1/session in "
+                   "X-CSRF-Token (reload the dashboard)",
+                   "this request lacks the session's CSRF token");
+        return 0;
+    }
+    return 1;
+}
+
 void api_handle(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
 {
-    if (!a || a->ntokens == 0) {
-        send_error(resp, 403, TH_ECONFIG, NO_TOKEN_REMEDY,
-                   "the REST API is off: no API token is configured");
+    const char *method = httpd_req_method(req);
+    if (a && strcmp(httpd_req_path(req), "/api/v1/login") == 0) {
+        if (strcmp(method, "POST") == 0) {
+            post_login(a, req, resp);
+        } else {
+            send_error(resp, 405, TH_EINVAL, NULL, "log in with POST");
+            httpd_resp_header(resp, "Allow", "POST");
+        }
         return;
     }
-    if (!authorized(a, req, resp)) return;
     struct ctx x = {.a = a, .req = req, .resp = resp};
-    const char *method = httpd_req_method(req);
+    char sid[SESSION_TOKEN_LEN];
+    int by_session = a && !httpd_req_header(req, "Authorization") && session_cookie(req, sid) == 0;
+    if (by_session) {
+        int ok = session_ok(&x, sid);
+        OPENSSL_cleanse(sid, sizeof sid);
+        if (!ok) return;
+    } else {
+        int64_t users = 0;
+        struct th_err uerr = {0};
+        if (a && a->ntokens == 0 && !httpd_req_header(req, "Authorization") &&
+            store_user_count(a->store, &users, &uerr) == 0 && users > 0) {
+            /* The dashboard is on (there are users): log in. */
+            send_error(resp, 401, TH_EAUTH, NO_SESSION_REMEDY,
+                       "this request carries no session (log in) and no API token");
+            return;
+        }
+        if (!a || a->ntokens == 0) {
+            send_error(resp, 403, TH_ECONFIG, NO_TOKEN_REMEDY,
+                       "the REST API is off: no API token is configured");
+            return;
+        }
+        if (!authorized(a, req, resp)) return;
+    }
     if (split(&x, httpd_req_path(req)) == 0) {
         char allow[64] = "";
         for (size_t i = 0; i < NROUTES; i++) {

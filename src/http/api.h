@@ -12,9 +12,14 @@
  * rest. It never returns or logs a secret (platform tokens, webhook
  * secrets, Qoyod API keys, API tokens).
  *
- * Tokens: an API with no token configured answers every request 403 with
- * how to configure one; a request without a valid `Authorization: Bearer`
- * token gets 401 and WWW-Authenticate. Tokens are compared as SHA-256
+ * Who may call it: scripts with an `Authorization: Bearer` token, and the
+ * dashboard with a session (POST /api/v1/login with a user's name and
+ * password, `tarheel user add`; the answer sets the HttpOnly, SameSite=Strict
+ * cookie th_session and gives a CSRF token, which every request other than
+ * GET must send back in X-CSRF-Token). A request with neither gets 401 (with
+ * WWW-Authenticate); with no token configured and no session, 403 with how
+ * to configure one. Logins are limited per peer address and per user name
+ * (http/session.h) and answered 429 with Retry-After past the limit. Tokens are compared as SHA-256
  * digests with CRYPTO_memcmp, against every configured token, so the time
  * taken says nothing about how much of a token matched.
  */
@@ -45,6 +50,9 @@ struct api_config {
     struct store *store;    /* borrowed; must outlive the api */
     const char *token_file; /* one token per line ('#' comments, blank lines ok); NULL: none */
     const char *token;      /* one more token (from $TARHEEL_API_TOKEN); NULL or "": none */
+    /* Where a Qoyod API key is checked when it is not yet a connection's
+     * (the dashboard's Connect page); NULL: QOYOD_BASE_DEFAULT. */
+    const char *qoyod_base;
 };
 
 struct api;

@@ -31,6 +31,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "http/web.h"
 #include "net/httpd.h"
 #include "platform/platform.h"
 
@@ -453,6 +454,10 @@ static void route(void *arg, const struct httpd_req *req, struct httpd_resp *res
     }
     if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) == 0) {
         api_handle(s->cfg.api, req, resp);
+        return;
+    }
+    if (web_is_route(path)) {
+        web_handle(req, resp);
         return;
     }
     reply(resp, 404, "TH_ENOTFOUND", "no such endpoint");

@@ -1,6 +1,6 @@
 /*
  * server — tarheel's HTTP front: webhook intake, health, and the route to the
- * REST API (api.h; the dashboard joins here later).
+ * REST API (api.h) and the dashboard's files (web.h).
  *
  * Owns the route table and the intake rules (STYLE C9): a delivery is
  * verified with the strategy configured for its store (or the app's own

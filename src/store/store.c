@@ -462,3 +462,49 @@ int store_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, in
     if (!ref || !*ref) return th_err_set(err, TH_EINVAL, "own stock movements need a reference");
     return s->ops->stock_own_settle(s, conn_id, ref, applied != 0, err);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Dashboard users */
+
+static int user_name_ok(const char *name, struct th_err *err)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > STORE_USER_NAME_MAX ||
+        strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") != n)
+        return th_err_set(err, TH_EINVAL,
+                          "a user name is 1 to %d characters of A-Z a-z 0-9 . _ @ -, not \"%.80s\"",
+                          STORE_USER_NAME_MAX, name ? name : "");
+    return 0;
+}
+
+int store_user_put(struct store *s, const char *name, const char *hash, struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_user_put: no store");
+    int rc = user_name_ok(name, err);
+    if (rc) return rc;
+    if (!hash || !*hash) return th_err_set(err, TH_EINVAL, "store_user_put: no password hash");
+    if (!s->ops->user_put)
+        return th_err_set(err, TH_ECONFIG, "the %s store cannot keep dashboard users",
+                          s->ops->name);
+    return s->ops->user_put(s, name, hash, err);
+}
+
+int store_user_get(struct store *s, const char *name, char **hash, struct th_err *err)
+{
+    if (!s || !hash) return th_err_set(err, TH_EINVAL, "store_user_get: no store or result");
+    *hash = NULL;
+    int rc = user_name_ok(name, err);
+    if (rc) return rc;
+    if (!s->ops->user_get)
+        return th_err_set(err, TH_ECONFIG, "the %s store cannot keep dashboard users",
+                          s->ops->name);
+    return s->ops->user_get(s, name, hash, err);
+}
+
+int store_user_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    if (!s || !n) return th_err_set(err, TH_EINVAL, "store_user_count: no store or result");
+    *n = 0;
+    if (!s->ops->user_count) return 0;
+    return s->ops->user_count(s, n, err);
+}

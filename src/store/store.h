@@ -320,4 +320,16 @@ int store_stock_own_begin(struct store *s, int64_t conn_id, const char *ref,
 int store_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, int applied,
                            struct th_err *err) TH_MUST_CHECK;
 
+/* ---- dashboard users (login name -> password hash, core/passwd.h) ---- */
+/* Names are 1 to STORE_USER_NAME_MAX characters of A-Z a-z 0-9 . _ @ -
+ * (TH_EINVAL otherwise). user_put inserts or replaces (a new password);
+ * user_get sets *hash (new, free()) or returns TH_ENOTFOUND. The store keeps
+ * the hash only, never a password. */
+#define STORE_USER_NAME_MAX 64
+int store_user_put(struct store *s, const char *name, const char *hash,
+                   struct th_err *err) TH_MUST_CHECK;
+int store_user_get(struct store *s, const char *name, char **hash,
+                   struct th_err *err) TH_MUST_CHECK;
+int store_user_count(struct store *s, int64_t *n, struct th_err *err) TH_MUST_CHECK;
+
 #endif

@@ -169,6 +169,12 @@ struct store_ops {
                            int64_t origin_s, struct th_err *err);
     int (*stock_own_settle)(struct store *s, int64_t conn_id, const char *ref, int applied,
                             struct th_err *err);
+    /* Dashboard users. name and hash are non-NULL and non-empty. user_put
+     * inserts or replaces the user's hash. user_get sets *hash (new) or
+     * returns TH_ENOTFOUND. user_count counts users. */
+    int (*user_put)(struct store *s, const char *name, const char *hash, struct th_err *err);
+    int (*user_get)(struct store *s, const char *name, char **hash, struct th_err *err);
+    int (*user_count)(struct store *s, int64_t *n, struct th_err *err);
 };
 
 /* The default clock: CLOCK_REALTIME in ms (the worker's worker_now_ms uses

@@ -175,6 +175,12 @@ static const char *const migrations[] = {
     /* 3: SQLite's 7, the orders' credit-note state. */
     "ALTER TABLE orders ADD COLUMN credit INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE orders ADD COLUMN credited BIGINT NOT NULL DEFAULT 0;",
+    /* 4: SQLite's 8, dashboard users (name -> scrypt hash, core/passwd.h). */
+    "CREATE TABLE users ("
+    "  name TEXT PRIMARY KEY,"
+    "  hash TEXT NOT NULL,"
+    "  updated_at_ms BIGINT NOT NULL"
+    ");",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
@@ -1161,6 +1167,54 @@ static int pg_map_put(struct store *s, int64_t conn_id, const char *kind, const 
 }
 
 /* ---------------------------------------------------------------------- */
+/* Dashboard users */
+
+static int pg_user_put(struct store *s, const char *name, const char *hash, struct th_err *err)
+{
+    struct pp p = {0};
+    p_str(&p, name);
+    p_str(&p, hash);
+    p_i64(&p, store_now_ms(s));
+    char op[128];
+    snprintf(op, sizeof op, "save dashboard user '%.64s'", name);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO users (name, hash, updated_at_ms) VALUES ($1, $2, $3) "
+                      "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, "
+                      "updated_at_ms = excluded.updated_at_ms",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_user_get(struct store *s, const char *name, char **hash, struct th_err *err)
+{
+    struct pp p = {0};
+    p_str(&p, name);
+    char op[128];
+    snprintf(op, sizeof op, "read dashboard user '%.64s'", name);
+    PGresult *r = one(pg_of(s), "SELECT hash FROM users WHERE name = $1", &p, err, op);
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r))
+        *hash = xstrdup(PQgetvalue(r, 0, 0));
+    else
+        code = th_err_set(err, TH_ENOTFOUND, "no dashboard user '%s'", name);
+    PQclear(r);
+    return code;
+}
+
+static int pg_user_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    struct pp p = {0};
+    PGresult *r = one(pg_of(s), "SELECT COUNT(*) FROM users", &p, err, "count dashboard users");
+    if (!r) return code_of(err);
+    *n = col_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Stock (SQL as store_sqlite.c's) */
 
 static int pg_stock_load(struct store *s, int64_t conn_id, struct store_stock *rows, size_t n,
@@ -1409,4 +1463,7 @@ const struct store_ops store_pg_ops = {
     .stock_untracked = pg_stock_untracked,
     .stock_own_begin = pg_stock_own_begin,
     .stock_own_settle = pg_stock_own_settle,
+    .user_put = pg_user_put,
+    .user_get = pg_user_get,
+    .user_count = pg_user_count,
 };

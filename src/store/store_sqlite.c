@@ -242,6 +242,12 @@ static const char *const migrations[] = {
      * of its credit notes (enum store_credit) and the halalas credited. */
     "ALTER TABLE orders ADD COLUMN credit INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE orders ADD COLUMN credited INTEGER NOT NULL DEFAULT 0;",
+    /* 8: dashboard users: a login name and its scrypt hash (core/passwd.h). */
+    "CREATE TABLE IF NOT EXISTS users ("
+    "  name TEXT PRIMARY KEY,"
+    "  hash TEXT NOT NULL,"
+    "  updated_at_ms INTEGER NOT NULL"
+    ");",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -296,6 +302,9 @@ enum stmt {
     S_HISTORY,
     S_MAP_GET,
     S_MAP_PUT,
+    S_USER_PUT,
+    S_USER_GET,
+    S_USER_COUNT,
     S_STOCK_GET,
     S_STOCK_OWN_SUM,
     S_STOCK_PUT,
@@ -391,6 +400,11 @@ static const char *const stmt_sql[S_COUNT] = {
                "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_HISTORY] = "SELECT ts_ms, what, detail FROM order_history WHERE conn_id = ?1 AND "
                   "order_id = ?2 ORDER BY id",
+    [S_USER_PUT] = "INSERT INTO users (name, hash, updated_at_ms) VALUES (?1, ?2, ?3) "
+                   "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, "
+                   "updated_at_ms = excluded.updated_at_ms",
+    [S_USER_GET] = "SELECT hash FROM users WHERE name = ?1",
+    [S_USER_COUNT] = "SELECT COUNT(*) FROM users",
     [S_MAP_GET] = "SELECT qoyod_id FROM mappings WHERE conn_id = ?1 AND kind = ?2 AND key = ?3",
     [S_MAP_PUT] = "INSERT INTO mappings (conn_id, kind, key, qoyod_id, updated_at_ms) "
                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conn_id, kind, key) DO UPDATE SET "
@@ -1731,6 +1745,60 @@ static int sq_stock_own_settle(struct store *s, int64_t conn_id, const char *ref
 }
 
 /* ---------------------------------------------------------------------- */
+/* Dashboard users */
+
+static int sq_user_put(struct store *s, const char *name, const char *hash, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_USER_PUT];
+    bind_str(st, 1, name);
+    bind_str(st, 2, hash);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "save dashboard user '%s'", name) : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_user_get(struct store *s, const char *name, char **hash, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_USER_GET];
+    bind_str(st, 1, name);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        *hash = xstrdup((const char *)sqlite3_column_text(st, 0));
+    else if (rc == SQLITE_DONE)
+        code = th_err_set(err, TH_ENOTFOUND, "no dashboard user '%s'", name);
+    else
+        code = fail(q, rc, err, "read dashboard user '%s'", name);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_user_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_USER_COUNT];
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        code = fail(q, rc, err, "count dashboard users");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
 
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
@@ -1756,6 +1824,9 @@ const struct store_ops store_sqlite_ops = {
     .order_history = sq_order_history,
     .map_get = sq_map_get,
     .map_put = sq_map_put,
+    .user_put = sq_user_put,
+    .user_get = sq_user_get,
+    .user_count = sq_user_count,
     .stock_load = sq_stock_load,
     .stock_save = sq_stock_save,
     .stock_untracked = sq_stock_untracked,

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "core/log.h"
+#include "core/passwd.h"
 #include "core/xmalloc.h"
 #include "http/api.h"
 #include "http/server.h"
@@ -51,6 +52,8 @@ struct resp {
     json_t *json;
     char www_auth[256];
     char allow[128];
+    char set_cookie[256];
+    char retry_after[32];
 };
 
 /* ---------------------------------------------------------------------- */
@@ -77,8 +80,10 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
         char *dst;
         size_t cap;
     } want[] = {{"WWW-Authenticate:", r->www_auth, sizeof r->www_auth},
-                {"Allow:", r->allow, sizeof r->allow}};
-    for (size_t i = 0; i < 2; i++) {
+                {"Allow:", r->allow, sizeof r->allow},
+                {"Set-Cookie:", r->set_cookie, sizeof r->set_cookie},
+                {"Retry-After:", r->retry_after, sizeof r->retry_after}};
+    for (size_t i = 0; i < 4; i++) {
         size_t nl = strlen(want[i].name);
         if (len > nl && strncasecmp(p, want[i].name, nl) == 0) {
             const char *v = p + nl;
@@ -93,10 +98,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
-/* One request. token NULL: no Authorization header; auth overrides the
- * whole header value when not NULL. */
-static void call_auth(struct fx *f, const char *method, const char *path, const char *auth,
-                      const char *body, struct resp *r)
+/* One request with exactly the header lines given (NULL-terminated). */
+static void call_hdrs(struct fx *f, const char *method, const char *path,
+                      const char *const *hdrs, const char *body, struct resp *r)
 {
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
@@ -106,12 +110,8 @@ static void call_auth(struct fx *f, const char *method, const char *path, const 
     struct buf b;
     buf_init(&b, 0);
     struct curl_slist *h = NULL;
-    char ah[256];
-    if (auth) {
-        snprintf(ah, sizeof ah, "Authorization: %s", auth);
-        h = curl_slist_append(h, ah);
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
+    for (size_t i = 0; hdrs && hdrs[i]; i++)
+        h = curl_slist_append(h, hdrs[i]);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -137,6 +137,17 @@ static void call_auth(struct fx *f, const char *method, const char *path, const 
             fail_msg("%s %s leaked a secret: %s", method, path, r->body);
     if (strstr(r->body, TOKEN) || strstr(r->body, TOKEN2))
         fail_msg("%s %s echoed the API token", method, path);
+}
+
+/* One request. token NULL: no Authorization header; auth overrides the
+ * whole header value when not NULL. */
+static void call_auth(struct fx *f, const char *method, const char *path, const char *auth,
+                      const char *body, struct resp *r)
+{
+    char ah[256];
+    snprintf(ah, sizeof ah, "Authorization: %s", auth ? auth : "");
+    const char *h[] = {"Content-Type: application/json", auth ? ah : NULL, NULL};
+    call_hdrs(f, method, path, h, body, r);
 }
 
 static void call(struct fx *f, const char *method, const char *path, const char *body,
@@ -1406,7 +1417,171 @@ static void test_openapi_matches_routes(void **state)
         }
     }
     fclose(fp);
-    assert_int_equal(ops, 11); /* the routes in src/http/api.c */
+    assert_int_equal(ops, 16); /* the routes in src/http/api.c, login included */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Dashboard sessions                                                       */
+
+#define PW "correct horse battery"
+
+static void add_user(struct fx *f, const char *name)
+{
+    char h[PASSWD_HASH_MAX];
+    struct th_err err = {0};
+    must(passwd_hash(PW, 10, h, sizeof h, &err), &err);
+    must(store_user_put(f->store, name, h, &err), &err);
+}
+
+/* Logs in; fills cookie ("Cookie: th_session=...") and csrf
+ * ("X-CSRF-Token: ..."). */
+static void login(struct fx *f, const char *user, char cookie[128], char csrf[128])
+{
+    struct resp r;
+    char body[256];
+    snprintf(body, sizeof body, "{\"user\":\"%s\",\"password\":\"%s\"}", user, PW);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    call_hdrs(f, "POST", "/api/v1/login", h, body, &r);
+    want_status(&r, 200);
+    want_str(&r, "user", user);
+    const char *tok = json_string_value(jp(r.json, "csrf_token"));
+    assert_non_null(tok);
+    assert_int_equal(strlen(tok), 64);
+    snprintf(csrf, 128, "X-CSRF-Token: %s", tok);
+    /* th_session=<64 hex>; Path=/; HttpOnly; SameSite=Strict; Max-Age=... */
+    assert_true(strncmp(r.set_cookie, "th_session=", 11) == 0);
+    assert_non_null(strstr(r.set_cookie, "; HttpOnly"));
+    assert_non_null(strstr(r.set_cookie, "; SameSite=Strict"));
+    assert_non_null(strstr(r.set_cookie, "; Path=/"));
+    assert_int_equal(strcspn(r.set_cookie + 11, ";"), 64);
+    snprintf(cookie, 128, "Cookie: %.75s", r.set_cookie);
+    resp_release(&r);
+}
+
+static void test_session_login_csrf_logout(void **state)
+{
+    struct fx *f = *state;
+    add_user(f, "admin");
+    struct resp r;
+    const char *json[] = {"Content-Type: application/json", NULL};
+    /* wrong password, unknown user, not JSON: refused, no cookie */
+    call_hdrs(f, "POST", "/api/v1/login", json, "{\"user\":\"admin\",\"password\":\"nope\"}", &r);
+    want_error(&r, 401, "TH_EAUTH");
+    want_contains(&r, "error.message", "wrong user name or password");
+    assert_string_equal(r.set_cookie, "");
+    resp_release(&r);
+    call_hdrs(f, "POST", "/api/v1/login", json, "{\"user\":\"eve\",\"password\":\"" PW "\"}", &r);
+    want_error(&r, 401, "TH_EAUTH");
+    resp_release(&r);
+    const char *form[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    call_hdrs(f, "POST", "/api/v1/login", form, "{\"user\":\"admin\",\"password\":\"" PW "\"}", &r);
+    want_error(&r, 415, "TH_EINVAL");
+    assert_string_equal(r.set_cookie, "");
+    resp_release(&r);
+    call_hdrs(f, "GET", "/api/v1/login", json, NULL, &r);
+    want_status(&r, 405);
+    resp_release(&r);
+
+    char cookie[128], csrf[128], bad_csrf[128];
+    login(f, "admin", cookie, csrf);
+    /* reads need the cookie only */
+    const char *c_only[] = {cookie, json[0], NULL};
+    call_hdrs(f, "GET", "/api/v1/connections", c_only, NULL, &r);
+    want_status(&r, 200);
+    resp_release(&r);
+    call_hdrs(f, "GET", "/api/v1/session", c_only, NULL, &r);
+    want_str(&r, "user", "admin");
+    want_str(&r, "csrf_token", csrf + 14);
+    resp_release(&r);
+    /* a write without the CSRF token, or with another, is refused; nothing queued */
+    add_order(f, f->c1, 7001, STORE_XFER_FAILED, 1700000000, 100);
+    call_hdrs(f, "POST", "/api/v1/orders/retry", c_only, "{}", &r);
+    want_error(&r, 403, "TH_EAUTH");
+    want_contains(&r, "error.message", "CSRF");
+    resp_release(&r);
+    snprintf(bad_csrf, sizeof bad_csrf, "X-CSRF-Token: %064d", 7);
+    const char *c_bad[] = {cookie, bad_csrf, json[0], NULL};
+    call_hdrs(f, "POST", "/api/v1/orders/retry", c_bad, "{}", &r);
+    want_error(&r, 403, "TH_EAUTH");
+    resp_release(&r);
+    assert_int_equal(jobs(f), 0);
+    const char *c_ok[] = {cookie, csrf, json[0], NULL};
+    call_hdrs(f, "POST", "/api/v1/orders/retry", c_ok, "{}", &r);
+    want_status(&r, 202);
+    resp_release(&r);
+    assert_int_equal(jobs(f), 4); /* the fixture's 3 failed orders and 7001 */
+    /* a bearer header wins over the cookie: a wrong token is refused */
+    const char *c_bearer[] = {cookie, "Authorization: Bearer wrong-token-0123456789", NULL};
+    call_hdrs(f, "GET", "/api/v1/connections", c_bearer, NULL, &r);
+    want_error(&r, 401, "TH_EAUTH");
+    resp_release(&r);
+    /* a forged cookie is not a session */
+    const char *forged[] = {"Cookie: th_session=00000000000000000000000000000000000000000000000000"
+                            "00000000000000",
+                            NULL};
+    call_hdrs(f, "GET", "/api/v1/connections", forged, NULL, &r);
+    want_error(&r, 401, "TH_EAUTH");
+    resp_release(&r);
+    /* logout needs the CSRF token too, ends the session and clears the cookie */
+    call_hdrs(f, "POST", "/api/v1/logout", c_only, "{}", &r);
+    want_status(&r, 403);
+    resp_release(&r);
+    call_hdrs(f, "POST", "/api/v1/logout", c_ok, "{}", &r);
+    want_status(&r, 200);
+    assert_non_null(strstr(r.set_cookie, "th_session=;"));
+    assert_non_null(strstr(r.set_cookie, "Max-Age=0"));
+    resp_release(&r);
+    call_hdrs(f, "GET", "/api/v1/connections", c_only, NULL, &r);
+    want_error(&r, 401, "TH_EAUTH");
+    want_contains(&r, "error.remedy", "log in");
+    resp_release(&r);
+}
+
+static void test_session_login_limit(void **state)
+{
+    struct fx *f = *state;
+    add_user(f, "admin");
+    struct resp r;
+    const char *json[] = {"Content-Type: application/json", NULL};
+    for (int i = 0; i < 5; i++) {
+        call_hdrs(f, "POST", "/api/v1/login", json,
+                  "{\"user\":\"admin\",\"password\":\"guess-guess-guess\"}", &r);
+        want_error(&r, 401, "TH_EAUTH");
+        resp_release(&r);
+    }
+    /* the sixth is refused before the password is looked at: even the right one */
+    call_hdrs(f, "POST", "/api/v1/login", json, "{\"user\":\"admin\",\"password\":\"" PW "\"}", &r);
+    want_error(&r, 429, "TH_ERATE");
+    assert_string_equal(r.set_cookie, "");
+    long ra = strtol(r.retry_after, NULL, 10);
+    assert_true(ra > 800 && ra <= 900);
+    want_contains(&r, "error.message", "15 minute");
+    resp_release(&r);
+    /* the limit is per peer too: another user name from the same address waits */
+    add_user(f, "sara");
+    call_hdrs(f, "POST", "/api/v1/login", json, "{\"user\":\"sara\",\"password\":\"" PW "\"}", &r);
+    want_error(&r, 429, "TH_ERATE");
+    resp_release(&r);
+}
+
+static void test_qoyod_routes_refuse_bad_input(void **state)
+{
+    struct fx *f = *state;
+    struct resp r;
+    call(f, "POST", "/api/v1/qoyod/check", "{}", &r);
+    want_error(&r, 400, "TH_EINVAL");
+    want_contains(&r, "error.message", "api_key is required");
+    resp_release(&r);
+    call(f, "POST", "/api/v1/qoyod/check", "{\"api_key\":\"k\",\"url\":\"http://x\"}", &r);
+    want_error(&r, 400, "TH_EINVAL");
+    resp_release(&r);
+    call(f, "PUT", "/api/v1/connections/1/qoyod", "{\"inventory_id\":0}", &r);
+    want_error(&r, 400, "TH_EINVAL");
+    want_contains(&r, "error.message", "inventory_id");
+    resp_release(&r);
+    call(f, "PUT", "/api/v1/connections/99/qoyod", "{\"inventory_id\":1}", &r);
+    want_error(&r, 404, "TH_ENOTFOUND");
+    resp_release(&r);
 }
 
 int main(void)
@@ -1430,6 +1605,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_monthly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openapi_matches_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_login_csrf_logout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_login_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qoyod_routes_refuse_bad_input, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

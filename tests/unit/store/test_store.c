@@ -869,6 +869,43 @@ static void test_mappings(void **state)
     assert_int_equal(store_map_get(f->s, f->conn.id, "product", NULL, &id, &err), TH_EINVAL);
 }
 
+static void test_users(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    char *h = (char *)"untouched";
+    int64_t n = -1;
+    must(store_user_count(f->s, &n, &err), &err);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_user_get(f->s, "admin", &h, &err), TH_ENOTFOUND);
+    assert_null(h);
+    assert_non_null(strstr(err.msg, "admin"));
+    must(store_user_put(f->s, "admin", "$scrypt$one", &err), &err);
+    must(store_user_put(f->s, "sara@shop.sa", "$scrypt$two", &err), &err);
+    must(store_user_get(f->s, "admin", &h, &err), &err);
+    assert_string_equal(h, "$scrypt$one");
+    free(h);
+    /* a new password replaces the old hash; names are exact (case too) */
+    must(store_user_put(f->s, "admin", "$scrypt$three", &err), &err);
+    must(store_user_get(f->s, "admin", &h, &err), &err);
+    assert_string_equal(h, "$scrypt$three");
+    free(h);
+    assert_int_equal(store_user_get(f->s, "Admin", &h, &err), TH_ENOTFOUND);
+    must(store_user_count(f->s, &n, &err), &err);
+    assert_int_equal(n, 2);
+    /* refused names and hashes */
+    assert_int_equal(store_user_put(f->s, "", "$scrypt$x", &err), TH_EINVAL);
+    assert_int_equal(store_user_put(f->s, "a b", "$scrypt$x", &err), TH_EINVAL);
+    assert_int_equal(store_user_put(f->s, "x'--", "$scrypt$x", &err), TH_EINVAL);
+    assert_int_equal(store_user_put(f->s, "bob", "", &err), TH_EINVAL);
+    assert_int_equal(store_user_get(f->s, NULL, &h, &err), TH_EINVAL);
+    /* kept across a reopen */
+    reopen(f);
+    must(store_user_get(f->s, "sara@shop.sa", &h, &err), &err);
+    assert_string_equal(h, "$scrypt$two");
+    free(h);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Durability and opening */
 
@@ -936,7 +973,7 @@ static void test_open_twice_and_urls(void **state)
     reopen(f);
     assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
-                     8);
+                     9);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM connections"), 1);
 
     struct store *bad = (struct store *)&err; /* must be overwritten with NULL */
@@ -1728,6 +1765,7 @@ int main(int argc, char **argv)
         T(test_order_add),
         T(test_history),
         T(test_mappings),
+        T(test_users),
         T(test_reopen_keeps_everything),
         T(test_newer_schema_refused),
         T(test_manager_token_round_trip),
