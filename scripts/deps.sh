@@ -10,9 +10,10 @@ PKGS=(
   libpq-dev libssl-dev libcmocka-dev
   curl sqlite3 jq
 )
-# Extra packages only the full test suite needs (browser tests, PostgreSQL).
+# Extra packages only the full test suite needs (browser tests, PostgreSQL,
+# clang's libFuzzer for the fuzz targets).
 if [ "${1:-}" = "--all" ]; then
-  PKGS+=(postgresql chromium)
+  PKGS+=(postgresql chromium clang libclang-rt-dev)
 fi
 
 missing=()

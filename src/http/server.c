@@ -471,6 +471,7 @@ int server_open(struct server **out, const struct server_config *cfg, struct th_
     struct httpd_config hc = {.listen = cfg->listen,
                               .max_body = SERVER_MAX_BODY,
                               .threads = cfg->threads ? cfg->threads : SERVER_THREADS_DEFAULT,
+                              .conn_timeout_s = cfg->conn_timeout_s,
                               .handler = route,
                               .arg = s};
     int rc = httpd_open(&s->httpd, &hc, err);

@@ -44,6 +44,11 @@ struct server_config {
     const char *listen;           /* "127.0.0.1:8080" */
     struct store *store;          /* borrowed */
     unsigned threads;             /* HTTP threads; 0 = SERVER_THREADS_DEFAULT */
+    /* Seconds a connection may stay idle (or half-sent) before it is
+     * closed; 0 = httpd's 30. libmicrohttpd keeps a connection whose
+     * request is incomplete until then, even after the client shut its
+     * side, so this bounds what a slow or broken client can hold. */
+    unsigned conn_timeout_s;
     struct server_app salla;
     struct server_app zid;
     /* Defaults given to a connection created by an Easy Mode install. */
