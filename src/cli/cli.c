@@ -73,7 +73,7 @@ static const char *const valued[] = {
     "customer-per-invoice", "number-by-order", "financial-invoice", "payment-account",
     "salla-webhook-secret", "salla-api", "status", "workers", "name", "salla-client-id",
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
-    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
+    "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "lease", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
     "zid-client-secret", "zid-token-url", "from", "to", "max-pages", "stock-sync",
     "stock-interval", "password-file", NULL};
 
@@ -996,13 +996,14 @@ static int cmd_serve(const struct args *a)
         store_close(s);
         return fail(&err);
     }
-    int64_t per_store = 0, per_account = 0, rpm = 0, retry_base = 0;
+    int64_t per_store = 0, per_account = 0, rpm = 0, retry_base = 0, lease_s = 0;
     if ((opt(a, "retry-base-ms") && parse_i64(opt(a, "retry-base-ms"), &retry_base)) ||
+        (opt(a, "lease") && (parse_i64(opt(a, "lease"), &lease_s) || lease_s < 1)) ||
         (opt(a, "per-store") && parse_i64(opt(a, "per-store"), &per_store)) ||
         (opt(a, "per-account") && parse_i64(opt(a, "per-account"), &per_account)) ||
         (opt(a, "qoyod-rpm") && parse_i64(opt(a, "qoyod-rpm"), &rpm))) {
-        fprintf(stderr, "tarheel: --per-store, --per-account, --qoyod-rpm and --retry-base-ms "
-                        "take numbers\n");
+        fprintf(stderr, "tarheel: --per-store, --per-account, --qoyod-rpm, --retry-base-ms and "
+                        "--lease (seconds, at least 1) take numbers\n");
         server_close(srv);
         api_close(sc.api);
         store_close(s);
@@ -1013,7 +1014,8 @@ static int cmd_serve(const struct args *a)
                                .per_store = (int)per_store,
                                .per_account = (int)per_account,
                                .qoyod_rpm = (int)rpm,
-                               .backoff_base_ms = (long)retry_base};
+                               .backoff_base_ms = (long)retry_base,
+                               .lease_ms = lease_s * 1000};
     platform_apps(a, &wc);
     int64_t poll_s = 300;
     if (opt(a, "poll-interval") && (parse_i64(opt(a, "poll-interval"), &poll_s) || poll_s < 0)) {
@@ -1212,7 +1214,7 @@ static const struct command {
     {"serve", NULL, cmd_serve,
      "[--db FILE] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
      " [--salla-client-id ID --salla-client-secret S [--salla-token-url URL]]"
-     " [--per-store N] [--per-account N] [--qoyod-rpm N] [--retry-base-ms N]"
+     " [--per-store N] [--per-account N] [--qoyod-rpm N] [--retry-base-ms N] [--lease S]"
      " [--poll-interval S] [--zid-app-token T] [--zid-api URL] [--zid-client-id ID"
      " --zid-client-secret S [--zid-token-url URL]]"
      " [--qoyod-url URL --qoyod-key KEY --inventory ID] [--api-token-file FILE]"

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/crash.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/web.h"
@@ -191,6 +192,7 @@ static void answer(const struct pending *pd, struct httpd_resp *resp)
 static void committed(void *arg, int rc, int duplicate, const struct th_err *err)
 {
     struct pending *pd = arg;
+    if (rc == 0 && !duplicate) th_crash_point("intake.committed");
     pd->rc = rc;
     pd->duplicate = duplicate;
     if (rc && err) pd->err = *err;

@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/crash.h"
 #include "core/log.h"
 #include "core/money.h"
 #include "core/xmalloc.h"
@@ -489,7 +490,9 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
     struct qoyod_invoice_spec spec;
     transfer_invoice_spec(c, o, contact, ls.l, ls.n, &tx, &spec);
     int looked_up_failed = 0; /* whether the invoice exists is still unknown */
+    th_crash_point("invoice.sending");
     rc = qoyod_invoice_create(q, &spec, &inv, err);
+    if (rc == 0) th_crash_point("invoice.answered");
     /* An answer too large to read means the create may have happened. */
     if (rc == TH_ETOOBIG) rc = TH_EUNKNOWN;
     if (rc == TH_EUNKNOWN || rc == TH_ECONFLICT) {
@@ -525,6 +528,7 @@ pay:
             int64_t account = c->payment_account_id ? c->payment_account_id : 8;
             rc = qoyod_payment_create(q, inv.id, account, inv.due, date2, pref, &out->payment_id,
                                       err);
+            if (rc == 0) th_crash_point("payment.answered");
             if (rc == TH_ETOOBIG) rc = TH_EUNKNOWN;
             if (rc == TH_EUNKNOWN || rc == TH_ECONFLICT) {
                 struct th_err e2;
@@ -1045,6 +1049,7 @@ static int ensure_token(struct transfer_env *env, struct store_conn *c, int forc
     rc = p->token_refresh(env->platform_http, env->apps[c->platform & 3], c->refresh_token, &t,
                           err);
     if (rc == 0) {
+        th_crash_point("token.refreshed");
         free(c->access_token);
         free(c->refresh_token);
         c->access_token = xstrdup(t.access_token);
@@ -1277,6 +1282,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         free(so.qoyod_reference);
         so.qoyod_reference = xstrdup(ref);
         rc = set_state(env->store, &so, STORE_XFER_TRANSFERRED, 0, NULL, err);
+        if (rc == 0) th_crash_point("order.transferred");
         log_info("transfer_done", "conn=%lld order=%lld invoice=%lld ref=%s attempts=%d",
                  (long long)conn_id, (long long)order_id, (long long)d.invoice_id, ref,
                  so.attempts);

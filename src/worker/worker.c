@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/crash.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "worker/limit.h"
@@ -84,6 +85,7 @@ static int run_one(const struct worker_config *cfg, struct transfer_env *env, st
     }
     if (rc == TH_ENOTFOUND) return 0;
     if (rc) return rc;
+    th_crash_point("job.claimed");
     struct transfer_result res;
     struct th_err terr = {0};
     rc = transfer_run(env, job.conn_id, job.order_id, job.manual, &res, &terr);
