@@ -203,9 +203,13 @@ static int64_t ordered_units(const struct model_order *o, const char *sku)
  * 002: "the first order transferred is reflected as an inventory count with
  * an opening balance"): the store's quantity now, plus what this order took,
  * so that after the invoice Qoyod holds what the store holds. The marker
- * mapping "opening" is written before booking and the "product" mapping
- * after, so a retry after a crash in between books it again (an absolute
- * count, so repeating it is harmless).
+ * mapping "opening" is written before the product is created (id 0: "being
+ * created") and again with the product's id after, and the "product"
+ * mapping only once the balance is booked, so a retry after a crash
+ * anywhere in between finds the marker and books it (an absolute count, so
+ * repeating it is harmless). The crash rehearsal (job.claimed, which kills
+ * every worker thread of the process mid-flight) found the gap when the
+ * marker was written only after the create.
  */
 static int book_opening(struct pctx *x, const char *sku, int64_t pid, int64_t store_qty,
                         int64_t cost, int64_t price, struct th_err *err)
@@ -274,9 +278,10 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
     int64_t pending = 0;
     int had_pending = store_map_get(st, c->id, "opening", sku, &pending, err) == 0;
     rc = qoyod_product_find_sku(x->q, sku, id, err);
-    if (rc == 0 && had_pending && pending == *id && tracked) {
+    if (rc == 0 && had_pending && (pending == *id || pending == 0) && tracked) {
         /* Created by an earlier attempt that stopped before its opening
-         * balance was booked. */
+         * balance was booked (pending 0: it stopped before it learnt the
+         * new product's id). */
         rc = book_opening(x, sku, *id, store_qty, cost, price, err);
     } else if (rc == TH_ENOTFOUND) {
         const char *type = qoyod_type(kind);
@@ -295,6 +300,9 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
                                           .track_quantity = tracked && kind == MODEL_ITEM_PRODUCT,
                                           .selling_price = price,
                                           .buying_price = cost};
+        if (spec.track_quantity && !had_pending &&
+            (rc = store_map_put(st, c->id, "opening", sku, 0, err)) != 0)
+            return rc;
         rc = qoyod_product_create(x->q, &spec, id, err);
         if (rc == 0 && spec.track_quantity) {
             rc = store_map_put(st, c->id, "opening", sku, *id, err);

@@ -867,6 +867,38 @@ static void test_new_product_gets_opening_stock(void **state)
     assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/inventory_adjustments", 201), 2);
 }
 
+/* The product create's answer is lost (commit-then-drop; a crash at the
+ * same moment is the same story): the retry finds the product by SKU and
+ * must still book its opening stock, or Qoyod refuses the invoice for want
+ * of stock. The crash rehearsal found this gap (job.claimed, a second worker
+ * thread killed mid-create). */
+static void test_lost_product_create_still_books_opening(void **state)
+{
+    struct fx *f = *state;
+    f->salla.product_json = "{\"status\":200,\"success\":true,\"data\":{\"id\":78,"
+                            "\"sku\":\"NEW-2\",\"type\":\"product\",\"quantity\":8,"
+                            "\"unlimited_quantity\":false,\"cost_price\":\"35\"}}";
+    struct tt_order_spec o = base;
+    o.sku = "NEW-2";
+    tt_salla_stub_put(&f->salla, &o);
+    tt_faults(f->qoyod, "{\"match\":\"POST /2.0/products\",\"mode\":\"commit_then_drop\","
+                        "\"count\":1}");
+    event(f, o.id, "n2");
+    drain(f);
+    struct store_order so = get_order(f, o.id);
+    if (so.xfer != STORE_XFER_TRANSFERRED) fail_msg("state %d: %s", so.xfer, so.reason);
+    store_order_release(&so);
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/2.0/products?q%%5Bsku_eq%%5D=NEW-2"), h, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "products")), 1);
+    json_t *p = json_array_get(json_object_get(r.json, "products"), 0);
+    json_t *inv = json_array_get(json_object_get(p, "inventories"), 0);
+    assert_string_equal(json_string_value(json_object_get(inv, "stock")), "8.0");
+    tt_resp_release(&r);
+}
+
 /* A customer typed into Qoyod by hand as 0501112233 is the Salla customer
  * +966 501112233: found, not created again. */
 static void test_customer_found_by_local_phone(void **state)
@@ -1038,6 +1070,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_known_customer_and_product_cost_two_calls, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_new_product_gets_opening_stock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_product_create_still_books_opening, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_untracked_store_product, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customer_found_by_local_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_cash_customer, setup, teardown),
