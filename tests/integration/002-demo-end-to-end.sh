@@ -6,7 +6,9 @@
 # every other one failed with a reason.
 set -euo pipefail
 build=$1 src=$2
-export QOYOD_PORT=29100 SALLA_PORT=29200 ZID_PORT=29300 TARHEEL_PORT=29080 DEMO_ORDERS=16
-export TARHEEL_DEMO_DIR=$(mktemp -d)
-trap 'rm -rf "$TARHEEL_DEMO_DIR"' EXIT
+source "$src/tests/integration/lib.sh"
+# Free ports, so that runs side by side (ctest -j, two checkouts) never meet.
+export QOYOD_PORT=$(port) SALLA_PORT=$(port) ZID_PORT=$(port) TARHEEL_PORT=$(port)
+export DEMO_CALLBACK_PORT=$(port) DEMO_ORDERS=16
+export TARHEEL_DEMO_DIR=$tmp
 "$build/tarheel" demo --exit-when-done

@@ -7,13 +7,15 @@
 # exactly one invoice with an equal total, every other one failed with a
 # reason. (Lost webhooks need the catch-up poll of issue 4: not here.)
 set -euo pipefail
-build=$1
-export QOYOD_PORT=29510 SALLA_PORT=29520 ZID_PORT=29530 TARHEEL_PORT=29540 DEMO_ORDERS=20
+build=$1 src=$2
+source "$src/tests/integration/lib.sh"
+# Free ports, so that runs side by side (ctest -j, two checkouts) never meet.
+export QOYOD_PORT=$(port) SALLA_PORT=$(port) ZID_PORT=$(port) TARHEEL_PORT=$(port)
+export DEMO_CALLBACK_PORT=$(port) DEMO_ORDERS=20
 export DEMO_WAIT_ROUNDS=400
 # Faults come often here: retry after 200 ms, doubling, not after 1 s.
 export TARHEEL_SERVE_ARGS="--retry-base-ms 200"
-export TARHEEL_DEMO_DIR=$(mktemp -d)
-trap 'rm -rf "$TARHEEL_DEMO_DIR"' EXIT
+export TARHEEL_DEMO_DIR=$tmp
 export DEMO_SALLA_FAULTS='{"faults":[
  {"match":"webhook order.*","mode":"duplicate","probability":0.3},
  {"match":"webhook order.*","mode":"out_of_order","probability":0.2},
