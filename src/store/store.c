@@ -246,6 +246,13 @@ int store_job_claim_except(struct store *s, const char *worker, int64_t lease_ms
                            const int64_t *except, size_t nexcept, struct store_job *out,
                            struct th_err *err)
 {
+    return store_job_claim_limited(s, worker, lease_ms, NULL, except, nexcept, out, err);
+}
+
+int store_job_claim_limited(struct store *s, const char *worker, int64_t lease_ms,
+                            const struct store_claim_limits *lim, const int64_t *except,
+                            size_t nexcept, struct store_job *out, struct th_err *err)
+{
     if (!s || !out) return th_err_set(err, TH_EINVAL, "store_job_claim: no store or result");
     memset(out, 0, sizeof *out);
     if (!worker || !*worker) return th_err_set(err, TH_EINVAL, "a job claim needs a worker name");
@@ -255,7 +262,7 @@ int store_job_claim_except(struct store *s, const char *worker, int64_t lease_ms
     if (nexcept > STORE_MAX_CLAIM_EXCEPT)
         return th_err_set(err, TH_ELIMIT, "%zu connections to skip in one claim; at most %d",
                           nexcept, STORE_MAX_CLAIM_EXCEPT);
-    return s->ops->job_claim(s, worker, lease_ms, nexcept ? except : NULL, nexcept, out, err);
+    return s->ops->job_claim(s, worker, lease_ms, lim, nexcept ? except : NULL, nexcept, out, err);
 }
 
 int store_job_done(struct store *s, int64_t job_id, struct th_err *err)
@@ -282,6 +289,76 @@ int store_job_count(struct store *s, int64_t *n, struct th_err *err)
     if (!s || !n) return th_err_set(err, TH_EINVAL, "store_job_count: no store or result");
     *n = 0;
     return s->ops->job_count(s, n, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Shared limits and leases */
+
+int store_shared(struct store *s)
+{
+    return s && s->ops->shared;
+}
+
+int store_account_pause(struct store *s, int64_t conn_id, int64_t until_ms, struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_account_pause: no store");
+    return s->ops->account_pause(s, conn_id, until_ms, err);
+}
+
+int store_account_take(struct store *s, int64_t conn_id, int per_min, int burst, int64_t *wait_ms,
+                       struct th_err *err)
+{
+    if (!s || !wait_ms) return th_err_set(err, TH_EINVAL, "store_account_take: no store or result");
+    *wait_ms = 0;
+    if (per_min <= 0 || burst <= 0)
+        return th_err_set(err, TH_EINVAL, "a call budget of %d a minute, burst %d: both must be "
+                                          "positive", per_min, burst);
+    return s->ops->account_take(s, conn_id, per_min, burst, wait_ms, err);
+}
+
+int64_t store_bucket_take(int64_t *milli_tokens, int64_t *refilled_ms, int64_t paused_until_ms,
+                          int per_min, int burst, int64_t now_ms)
+{
+    if (paused_until_ms > now_ms) return paused_until_ms - now_ms;
+    int64_t cap = (int64_t)burst * 1000;
+    if (*refilled_ms < 0)
+        *milli_tokens = cap;
+    else if (now_ms > *refilled_ms)
+        *milli_tokens += (now_ms - *refilled_ms) * per_min / 60;
+    if (*milli_tokens > cap) *milli_tokens = cap;
+    if (*refilled_ms < now_ms) *refilled_ms = now_ms;
+    if (*milli_tokens >= 1000) {
+        *milli_tokens -= 1000;
+        return 0;
+    }
+    return ((1000 - *milli_tokens) * 60 + per_min - 1) / per_min;
+}
+
+static int lease_check(const char *name, const char *owner, struct th_err *err)
+{
+    if (!name || !*name || !owner || !*owner)
+        return th_err_set(err, TH_EINVAL, "a lease needs a name and an owner");
+    return 0;
+}
+
+int store_lease_take(struct store *s, const char *name, const char *owner, int64_t ttl_ms,
+                     int *held, struct th_err *err)
+{
+    if (!s || !held) return th_err_set(err, TH_EINVAL, "store_lease_take: no store or result");
+    *held = 0;
+    int rc = lease_check(name, owner, err);
+    if (rc) return rc;
+    if (ttl_ms <= 0)
+        return th_err_set(err, TH_EINVAL, "lease %s for %lld ms: must be positive", name,
+                          (long long)ttl_ms);
+    return s->ops->lease_take(s, name, owner, ttl_ms, held, err);
+}
+
+int store_lease_drop(struct store *s, const char *name, const char *owner, struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_lease_drop: no store");
+    int rc = lease_check(name, owner, err);
+    return rc ? rc : s->ops->lease_drop(s, name, owner, err);
 }
 
 /* ---------------------------------------------------------------------- */

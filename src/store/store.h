@@ -201,6 +201,22 @@ int store_job_claim(struct store *s, const char *worker, int64_t lease_ms,
 int store_job_claim_except(struct store *s, const char *worker, int64_t lease_ms,
                            const int64_t *except, size_t nexcept, struct store_job *out,
                            struct th_err *err) TH_MUST_CHECK;
+/* Limits a claim applies across every process sharing the database. A
+ * connection's Qoyod account is its (qoyod_base, qoyod_api_key). */
+struct store_claim_limits {
+    int per_store;   /* jobs of one connection leased at once; <= 0: no limit */
+    int per_account; /* jobs of one Qoyod account leased at once; <= 0: no limit */
+};
+/* store_job_claim_except that also skips, atomically with the claim, jobs of
+ * connections already holding lim->per_store unexpired leases, of accounts
+ * holding lim->per_account, and of accounts paused (store_account_pause).
+ * Counting leases in the database is what makes the limits hold for every
+ * process at once: two processes claiming together cannot both take a
+ * store's last slot. */
+int store_job_claim_limited(struct store *s, const char *worker, int64_t lease_ms,
+                            const struct store_claim_limits *lim, const int64_t *except,
+                            size_t nexcept, struct store_job *out,
+                            struct th_err *err) TH_MUST_CHECK;
 /* Finishes a job (deletes it). */
 int store_job_done(struct store *s, int64_t job_id, struct th_err *err) TH_MUST_CHECK;
 /* Releases a job to run again at run_after (unix ms), noting the error. */
@@ -212,6 +228,33 @@ int store_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id,
                       struct th_err *err) TH_MUST_CHECK;
 /* Number of jobs not finished (for tests, the demo and health). */
 int store_job_count(struct store *s, int64_t *n, struct th_err *err) TH_MUST_CHECK;
+
+/* ---- shared by every process (limits, leases) ---- */
+/* 1 when other processes may use this database as workers at the same time
+ * (PostgreSQL), so per-process limits and locks are not enough; 0 for a
+ * backend one process owns (SQLite). */
+int store_shared(struct store *s);
+/* Pauses the Qoyod account of connection conn_id until until_ms (unix ms;
+ * a later pause already set is kept): claims with limits skip its jobs and
+ * store_account_take makes its callers wait. TH_ENOTFOUND for an unknown
+ * connection. */
+int store_account_pause(struct store *s, int64_t conn_id, int64_t until_ms,
+                        struct th_err *err) TH_MUST_CHECK;
+/* Takes one call from the budget of connection conn_id's Qoyod account, a
+ * token bucket of `burst` calls refilled at `per_min` a minute, shared by
+ * every process: *wait_ms = 0 when the call may go now, else how long to
+ * wait before asking again (also while the account is paused). */
+int store_account_take(struct store *s, int64_t conn_id, int per_min, int burst, int64_t *wait_ms,
+                       struct th_err *err) TH_MUST_CHECK;
+/* A named lease for work that must run in one place at a time across the
+ * cluster (polling a store, refreshing its tokens). Takes or renews `name`
+ * for `owner` until now + ttl_ms: *held = 1 when owner holds it now, 0 when
+ * another owner's lease has not expired. */
+int store_lease_take(struct store *s, const char *name, const char *owner, int64_t ttl_ms,
+                     int *held, struct th_err *err) TH_MUST_CHECK;
+/* Gives the lease back early (nothing when owner does not hold it). */
+int store_lease_drop(struct store *s, const char *name, const char *owner,
+                     struct th_err *err) TH_MUST_CHECK;
 
 /* ---- orders ---- */
 /* TH_ENOTFOUND when tarheel does not know the order. */

@@ -49,6 +49,7 @@ struct store {
  */
 struct store_ops {
     const char *name; /* "sqlite", "postgres", for messages */
+    int shared;       /* store_shared: other processes may work on the same database */
 
     /* Called by store_open with the URL's location part (for SQLite a file
      * path, for PostgreSQL the whole URL; never NULL or empty). Creates and migrates the database when
@@ -104,10 +105,13 @@ struct store_ops {
                               store_ingest_done_fn done, void *arg, struct th_err *err);
 
     /* worker is non-NULL and non-empty, lease_ms > 0; "now" is s->now_ms;
-     * jobs of the connections in except[0..nexcept) are not handed out.
-     * Returns TH_ENOTFOUND (out zeroed) when nothing is due. */
-    int (*job_claim)(struct store *s, const char *worker, int64_t lease_ms, const int64_t *except,
-                     size_t nexcept, struct store_job *out, struct th_err *err);
+     * jobs of the connections in except[0..nexcept) are not handed out, nor
+     * (lim non-NULL) those store_job_claim_limited skips; lim NULL: no
+     * limits, but a paused account is still skipped. Returns TH_ENOTFOUND
+     * (out zeroed) when nothing is due. */
+    int (*job_claim)(struct store *s, const char *worker, int64_t lease_ms,
+                     const struct store_claim_limits *lim, const int64_t *except, size_t nexcept,
+                     struct store_job *out, struct th_err *err);
     /* TH_ENOTFOUND when no job has that id. When an event for the order
      * arrived while the job was leased, the job is not deleted but made due
      * now (with attempts reset), so that event is not lost. */
@@ -147,6 +151,17 @@ struct store_ops {
                          void (*fn)(void *arg, int64_t ts_ms, const char *what, const char *detail),
                          void *arg, struct th_err *err);
 
+    /* Account limits: "now" is s->now_ms; per_min > 0 and burst > 0 were
+     * checked. The token arithmetic is store_bucket_take's (below), run on
+     * the account's row under a lock of the backend's choosing. */
+    int (*account_pause)(struct store *s, int64_t conn_id, int64_t until_ms, struct th_err *err);
+    int (*account_take)(struct store *s, int64_t conn_id, int per_min, int burst,
+                        int64_t *wait_ms, struct th_err *err);
+    /* name and owner are non-empty, ttl_ms > 0, *held was set to 0. */
+    int (*lease_take)(struct store *s, const char *name, const char *owner, int64_t ttl_ms,
+                      int *held, struct th_err *err);
+    int (*lease_drop)(struct store *s, const char *name, const char *owner, struct th_err *err);
+
     /* kind and key are non-NULL and non-empty. TH_ENOTFOUND when absent. */
     int (*map_get)(struct store *s, int64_t conn_id, const char *kind, const char *key,
                    int64_t *qoyod_id, struct th_err *err);
@@ -176,6 +191,15 @@ struct store_ops {
     int (*user_get)(struct store *s, const char *name, char **hash, struct th_err *err);
     int (*user_count)(struct store *s, int64_t *n, struct th_err *err);
 };
+
+/* One call from an account's token bucket, the arithmetic every backend
+ * shares: *milli_tokens (the budget x 1000) is refilled for the time since
+ * *refilled_ms (-1: never; then it starts full) at per_min a minute, capped
+ * at burst, and one call taken when there is one. Returns 0 when the call
+ * may go, else the ms to wait; a pause (paused_until_ms > now_ms) waits
+ * without touching the bucket. */
+int64_t store_bucket_take(int64_t *milli_tokens, int64_t *refilled_ms, int64_t paused_until_ms,
+                          int per_min, int burst, int64_t now_ms);
 
 /* The default clock: CLOCK_REALTIME in ms (the worker's worker_now_ms uses
  * the same clock for run_after values it passes in). */

@@ -181,6 +181,23 @@ static const char *const migrations[] = {
     "  hash TEXT NOT NULL,"
     "  updated_at_ms BIGINT NOT NULL"
     ");",
+    /* 5: limits and leases shared by every worker (SQLite's migration 9):
+     * a Qoyod account's pause and call budget, named leases, and an index
+     * on the leased jobs a limited claim counts. */
+    "CREATE TABLE accounts ("
+    "  qoyod_base TEXT NOT NULL,"
+    "  qoyod_api_key TEXT NOT NULL,"
+    "  paused_until_ms BIGINT NOT NULL DEFAULT 0,"
+    "  milli_tokens BIGINT NOT NULL DEFAULT 0,"
+    "  refilled_ms BIGINT NOT NULL DEFAULT -1,"
+    "  PRIMARY KEY (qoyod_base, qoyod_api_key)"
+    ");"
+    "CREATE TABLE leases ("
+    "  name TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  until_ms BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX jobs_leased ON jobs (conn_id) WHERE lease_owner IS NOT NULL;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
@@ -262,13 +279,38 @@ static const char SQL_ENQUEUE[] =
     "INSERT INTO jobs AS j (conn_id, order_id, run_after_ms, created_at_ms, manual) "
     "VALUES ($1, $2, $3, $3, 1)" JOB_ON_CONFLICT ", manual = 1";
 
-/* $1 worker, $2 now, $3 lease_until, $4 connections to skip (bigint[]). */
-static const char SQL_CLAIM[] =
-    "UPDATE jobs SET lease_owner = $1, lease_until_ms = $3, attempts = attempts + 1, rerun = 0 "
-    "WHERE id = (SELECT id FROM jobs WHERE run_after_ms <= $2 AND "
-    "  (lease_owner IS NULL OR lease_until_ms < $2) AND NOT (conn_id = ANY ($4::bigint[])) "
-    "  ORDER BY run_after_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    "RETURNING id, conn_id, order_id, attempts, run_after_ms, manual";
+/* Whether job j of connection c may start now under the limits: $2 now,
+ * $3 per store, $4 per account (<= 0: no limit); a paused account never. */
+#define LIMITS_OK                                                                                  \
+    "($3 <= 0 OR (SELECT count(*) FROM jobs r WHERE r.conn_id = j.conn_id AND "                    \
+    "  r.lease_owner IS NOT NULL AND r.lease_until_ms >= $2) < $3) AND "                           \
+    "($4 <= 0 OR (SELECT count(*) FROM jobs r JOIN connections rc ON rc.id = r.conn_id "           \
+    "  WHERE r.lease_owner IS NOT NULL AND r.lease_until_ms >= $2 AND "                            \
+    "  COALESCE(rc.qoyod_base, '') = COALESCE(c.qoyod_base, '') AND "                              \
+    "  COALESCE(rc.qoyod_api_key, '') = COALESCE(c.qoyod_api_key, '')) < $4) AND "                 \
+    "NOT EXISTS (SELECT 1 FROM accounts a WHERE a.qoyod_base = COALESCE(c.qoyod_base, '') AND "    \
+    "  a.qoyod_api_key = COALESCE(c.qoyod_api_key, '') AND a.paused_until_ms > $2)"
+
+/* The oldest due free job within the limits (as a pre-filter: see
+ * pg_job_claim), row-locked, skipping rows other claims hold. $1 connections
+ * to skip (bigint[]), $2 now, $3 per store, $4 per account. Also returns
+ * the advisory lock key of the job's Qoyod account. */
+static const char SQL_CLAIM_PICK[] =
+    "SELECT j.id, hashtextextended(COALESCE(c.qoyod_base, '') || chr(10) || "
+    "  COALESCE(c.qoyod_api_key, ''), 0) FROM jobs j JOIN connections c ON c.id = j.conn_id "
+    "WHERE j.run_after_ms <= $2 AND (j.lease_owner IS NULL OR j.lease_until_ms < $2) AND "
+    "  NOT (j.conn_id = ANY ($1::bigint[])) AND " LIMITS_OK " "
+    "ORDER BY j.run_after_ms, j.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED";
+
+/* The same limits for job $1, counted again under the account's lock. */
+static const char SQL_CLAIM_RECHECK[] =
+    "SELECT j.conn_id, (" LIMITS_OK ") FROM jobs j JOIN connections c ON c.id = j.conn_id "
+    "WHERE j.id = $1";
+
+/* $1 job, $2 worker, $3 lease_until. */
+static const char SQL_CLAIM_TAKE[] =
+    "UPDATE jobs SET lease_owner = $2, lease_until_ms = $3, attempts = attempts + 1, rerun = 0 "
+    "WHERE id = $1 RETURNING id, conn_id, order_id, attempts, run_after_ms, manual";
 
 static const char SQL_ORDER_PUT[] =
     "INSERT INTO orders (" ORDER_COLS ") VALUES "
@@ -841,26 +883,101 @@ static void read_job(const PGresult *r, struct store_job *out)
     out->manual = (int)col_i64(r, 0, 5);
 }
 
+/*
+ * A claim is one transaction: pick the oldest due free job that looks
+ * within the limits (FOR UPDATE SKIP LOCKED: claims running at the same
+ * time in other processes pick other rows, without waiting), take the
+ * advisory lock of its Qoyod account, count the leases again under that
+ * lock, and lease the job. The lock is what makes the limits exact: two
+ * processes' claims for one account are serialised from the recount to the
+ * commit (the lock is released after the commit is visible), while claims
+ * for other accounts run in parallel. Store limits are counted under the
+ * same lock, as a store belongs to one account. When the recount says no,
+ * the transaction is rolled back and the next pick skips that connection.
+ */
+#define CLAIM_TRIES 8
+
 static int pg_job_claim(struct store *s, const char *worker, int64_t lease_ms,
-                        const int64_t *except, size_t nexcept, struct store_job *out,
-                        struct th_err *err)
+                        const struct store_claim_limits *lim, const int64_t *except,
+                        size_t nexcept, struct store_job *out, struct th_err *err)
 {
-    char skip[STORE_MAX_CLAIM_EXCEPT * 21 + 3];
-    except_array(except, nexcept, skip, sizeof skip);
+    struct pgs *q = pg_of(s);
+    int64_t skip_ids[STORE_MAX_CLAIM_EXCEPT + CLAIM_TRIES];
+    size_t nskip = nexcept;
+    if (nexcept) memcpy(skip_ids, except, nexcept * sizeof *except);
     int64_t now = store_now_ms(s);
-    struct pp p = {0};
-    p_str(&p, worker);
-    p_i64(&p, now);
-    p_i64(&p, now + lease_ms);
-    p_str(&p, skip);
     char what[96];
     snprintf(what, sizeof what, "claim a job for worker %.48s", worker);
-    PGresult *r = one(pg_of(s), SQL_CLAIM, &p, err, what);
-    if (!r) return code_of(err);
-    int found = PQntuples(r) > 0;
-    if (found) read_job(r, out);
-    PQclear(r);
-    return found ? 0 : th_err_set(err, TH_ENOTFOUND, "no job is due");
+    PGconn *c = conn_get(q, err);
+    if (!c) return TH_EDB;
+    int rc = 0, found = 0;
+    for (int attempt = 0; attempt < CLAIM_TRIES && !found && !rc; attempt++) {
+        char skip[(STORE_MAX_CLAIM_EXCEPT + CLAIM_TRIES) * 21 + 3];
+        except_array(skip_ids, nskip, skip, sizeof skip);
+        if ((rc = plain(q, c, "BEGIN", err, what)) != 0) break;
+        struct pp p = {0};
+        p_str(&p, skip);
+        p_i64(&p, now);
+        p_i64(&p, lim ? lim->per_store : 0);
+        p_i64(&p, lim ? lim->per_account : 0);
+        PGresult *r = run(q, c, SQL_CLAIM_PICK, &p, err, what);
+        if (!r) {
+            rc = code_of(err);
+            break;
+        }
+        if (PQntuples(r) == 0) {
+            PQclear(r);
+            break; /* nothing due: commit the empty transaction below */
+        }
+        int64_t job = col_i64(r, 0, 0);
+        int64_t account = col_i64(r, 0, 1);
+        PQclear(r);
+        int ok = 1;
+        if (lim && (lim->per_store > 0 || lim->per_account > 0)) {
+            struct pp l = {0};
+            p_i64(&l, account);
+            if (!(r = run(q, c, "SELECT pg_advisory_xact_lock($1)", &l, err, what))) {
+                rc = code_of(err);
+                break;
+            }
+            PQclear(r);
+            p.v[0] = p.num[0]; /* $1 is now the job */
+            snprintf(p.num[0], sizeof p.num[0], "%lld", (long long)job);
+            if (!(r = run(q, c, SQL_CLAIM_RECHECK, &p, err, what))) {
+                rc = code_of(err);
+                break;
+            }
+            ok = PQntuples(r) > 0 && strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+            if (!ok && PQntuples(r) > 0) skip_ids[nskip++] = col_i64(r, 0, 0);
+            PQclear(r);
+            if (!ok) {
+                rollback(c);
+                continue;
+            }
+        }
+        struct pp t = {0};
+        p_i64(&t, job);
+        p_str(&t, worker);
+        p_i64(&t, now + lease_ms);
+        if (!(r = run(q, c, SQL_CLAIM_TAKE, &t, err, what))) {
+            rc = code_of(err);
+            break;
+        }
+        found = PQntuples(r) > 0;
+        if (found) read_job(r, out);
+        PQclear(r);
+        if (!found) rollback(c);
+    }
+    if (rc) {
+        rollback(c);
+        memset(out, 0, sizeof *out);
+    } else if (PQtransactionStatus(c) != PQTRANS_IDLE &&
+               (rc = plain(q, c, "COMMIT", err, what)) != 0) {
+        memset(out, 0, sizeof *out);
+    }
+    conn_put(q, c);
+    if (!rc && !found) rc = th_err_set(err, TH_ENOTFOUND, "no job is due");
+    return rc;
 }
 
 static int pg_job_done(struct store *s, int64_t job_id, struct th_err *err)
@@ -945,6 +1062,130 @@ static int pg_job_count(struct store *s, int64_t *n, struct th_err *err)
     PGresult *r = one(pg_of(s), "SELECT count(*) FROM jobs", NULL, err, "count jobs");
     if (!r) return code_of(err);
     *n = col_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Account limits and leases */
+
+static int pg_account_pause(struct store *s, int64_t conn_id, int64_t until_ms,
+                            struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, until_ms);
+    char what[80];
+    snprintf(what, sizeof what, "pause the Qoyod account of connection %lld", (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO accounts AS a (qoyod_base, qoyod_api_key, paused_until_ms) "
+                      "SELECT COALESCE(qoyod_base, ''), COALESCE(qoyod_api_key, ''), $2 FROM "
+                      "connections WHERE id = $1 ON CONFLICT (qoyod_base, qoyod_api_key) DO "
+                      "UPDATE SET paused_until_ms = GREATEST(a.paused_until_ms, "
+                      "excluded.paused_until_ms)",
+                      &p, err, what);
+    if (!r) return code_of(err);
+    int64_t n = affected(r);
+    PQclear(r);
+    return n ? 0 : th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)conn_id);
+}
+
+/* The account's row is made on first use, then locked (FOR UPDATE) for the
+ * read-compute-write, so processes taking calls at once queue on it. */
+static int pg_account_take(struct store *s, int64_t conn_id, int per_min, int burst,
+                           int64_t *wait_ms, struct th_err *err)
+{
+    struct pgs *q = pg_of(s);
+    int64_t now = store_now_ms(s);
+    char what[80];
+    snprintf(what, sizeof what, "take a Qoyod call for connection %lld", (long long)conn_id);
+    PGconn *c = conn_get(q, err);
+    if (!c) return TH_EDB;
+    int rc = plain(q, c, "BEGIN", err, what);
+    PGresult *r = NULL;
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    if (rc) goto out;
+    if (!(r = run(q, c,
+                  "INSERT INTO accounts (qoyod_base, qoyod_api_key) SELECT "
+                  "COALESCE(qoyod_base, ''), COALESCE(qoyod_api_key, '') FROM connections "
+                  "WHERE id = $1 ON CONFLICT DO NOTHING",
+                  &p, err, what))) {
+        rc = code_of(err);
+        goto out;
+    }
+    PQclear(r);
+    if (!(r = run(q, c,
+                  "SELECT a.milli_tokens, a.refilled_ms, a.paused_until_ms FROM accounts a "
+                  "JOIN connections c ON a.qoyod_base = COALESCE(c.qoyod_base, '') AND "
+                  "a.qoyod_api_key = COALESCE(c.qoyod_api_key, '') WHERE c.id = $1 "
+                  "FOR UPDATE OF a",
+                  &p, err, what))) {
+        rc = code_of(err);
+        goto out;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        rc = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)conn_id);
+        goto out;
+    }
+    int64_t tokens = col_i64(r, 0, 0), refilled = col_i64(r, 0, 1), paused = col_i64(r, 0, 2);
+    PQclear(r);
+    *wait_ms = store_bucket_take(&tokens, &refilled, paused, per_min, burst, now);
+    p_i64(&p, tokens);
+    p_i64(&p, refilled);
+    if (!(r = run(q, c,
+                  "UPDATE accounts SET milli_tokens = $2, refilled_ms = $3 WHERE (qoyod_base, "
+                  "qoyod_api_key) = (SELECT COALESCE(qoyod_base, ''), COALESCE(qoyod_api_key, '') "
+                  "FROM connections WHERE id = $1)",
+                  &p, err, what))) {
+        rc = code_of(err);
+        goto out;
+    }
+    PQclear(r);
+out:
+    if (rc) {
+        *wait_ms = 0;
+        rollback(c);
+    } else {
+        rc = plain(q, c, "COMMIT", err, what);
+    }
+    conn_put(q, c);
+    return rc;
+}
+
+static int pg_lease_take(struct store *s, const char *name, const char *owner, int64_t ttl_ms,
+                         int *held, struct th_err *err)
+{
+    int64_t now = store_now_ms(s);
+    struct pp p = {0};
+    p_str(&p, name);
+    p_str(&p, owner);
+    p_i64(&p, now + ttl_ms);
+    p_i64(&p, now);
+    char what[160];
+    snprintf(what, sizeof what, "take lease %.64s for %.64s", name, owner);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO leases AS l (name, owner, until_ms) VALUES ($1, $2, $3) "
+                      "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_ms = "
+                      "excluded.until_ms WHERE l.owner = excluded.owner OR l.until_ms < $4 "
+                      "RETURNING owner",
+                      &p, err, what);
+    if (!r) return code_of(err);
+    *held = PQntuples(r) > 0;
+    PQclear(r);
+    return 0;
+}
+
+static int pg_lease_drop(struct store *s, const char *name, const char *owner, struct th_err *err)
+{
+    struct pp p = {0};
+    p_str(&p, name);
+    p_str(&p, owner);
+    char what[160];
+    snprintf(what, sizeof what, "drop lease %.64s of %.64s", name, owner);
+    PGresult *r = one(pg_of(s), "DELETE FROM leases WHERE name = $1 AND owner = $2", &p, err, what);
+    if (!r) return code_of(err);
     PQclear(r);
     return 0;
 }
@@ -1436,6 +1677,7 @@ static int pg_stock_own_settle(struct store *s, int64_t conn_id, const char *ref
 
 const struct store_ops store_pg_ops = {
     .name = "postgres",
+    .shared = 1,
     .open = pg_open,
     .close = pg_close,
     .conn_put = pg_conn_put,
@@ -1466,4 +1708,8 @@ const struct store_ops store_pg_ops = {
     .user_put = pg_user_put,
     .user_get = pg_user_get,
     .user_count = pg_user_count,
+    .account_pause = pg_account_pause,
+    .account_take = pg_account_take,
+    .lease_take = pg_lease_take,
+    .lease_drop = pg_lease_drop,
 };

@@ -248,6 +248,24 @@ static const char *const migrations[] = {
     "  hash TEXT NOT NULL,"
     "  updated_at_ms INTEGER NOT NULL"
     ");",
+    /* 9: limits and leases shared by every worker (store_job_claim_limited,
+     * store_account_*, store_lease_*): a Qoyod account's pause and call
+     * budget, named leases, and an index on the leased jobs a limited claim
+     * counts. */
+    "CREATE TABLE accounts ("
+    "  qoyod_base TEXT NOT NULL,"
+    "  qoyod_api_key TEXT NOT NULL,"
+    "  paused_until_ms INTEGER NOT NULL DEFAULT 0,"
+    "  milli_tokens INTEGER NOT NULL DEFAULT 0,"
+    "  refilled_ms INTEGER NOT NULL DEFAULT -1,"
+    "  PRIMARY KEY (qoyod_base, qoyod_api_key)"
+    ");"
+    "CREATE TABLE leases ("
+    "  name TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  until_ms INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX jobs_leased ON jobs (conn_id) WHERE lease_owner IS NOT NULL;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -314,6 +332,12 @@ enum stmt {
     S_OWN_ADD,
     S_OWN_APPLY,
     S_OWN_DROP,
+    S_ACCT_ENSURE,
+    S_ACCT_GET,
+    S_ACCT_SET,
+    S_ACCT_PAUSE,
+    S_LEASE_TAKE,
+    S_LEASE_DROP,
     S_COUNT
 };
 
@@ -364,14 +388,47 @@ static const char *const stmt_sql[S_COUNT] = {
         "INSERT INTO events (conn_id, dedupe_key, event, order_id, received_at_ms, format, body) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (conn_id, order_id, dedupe_key) DO NOTHING",
     [S_JOB_UPSERT] = JOB_UPSERT_SQL,
-    /* ?1 worker, ?2 now, ?3 lease_until. */
+    /* ?1 worker, ?2 now, ?3 lease_until, ?4 connections to skip (JSON),
+     * ?5 per store, ?6 per account (<= 0: no limit). The counts run inside
+     * the claim's write transaction, so they cannot go stale before it. */
     [S_JOB_CLAIM] =
         "UPDATE jobs SET lease_owner = ?1, lease_until_ms = ?3, attempts = attempts + 1, "
-        "rerun = 0 WHERE id = (SELECT id FROM jobs WHERE run_after_ms <= ?2 AND "
-        "(lease_owner IS NULL OR lease_until_ms < ?2) AND "
-        "(?4 IS NULL OR conn_id NOT IN (SELECT value FROM json_each(?4))) "
-        "ORDER BY run_after_ms, id LIMIT 1) "
+        "rerun = 0 WHERE id = (SELECT j.id FROM jobs j JOIN connections c ON c.id = j.conn_id "
+        "WHERE j.run_after_ms <= ?2 AND (j.lease_owner IS NULL OR j.lease_until_ms < ?2) AND "
+        "(?4 IS NULL OR j.conn_id NOT IN (SELECT value FROM json_each(?4))) AND "
+        "(?5 <= 0 OR (SELECT COUNT(*) FROM jobs r WHERE r.conn_id = j.conn_id AND "
+        "  r.lease_owner IS NOT NULL AND r.lease_until_ms >= ?2) < ?5) AND "
+        "(?6 <= 0 OR (SELECT COUNT(*) FROM jobs r JOIN connections rc ON rc.id = r.conn_id "
+        "  WHERE r.lease_owner IS NOT NULL AND r.lease_until_ms >= ?2 AND "
+        "  COALESCE(rc.qoyod_base, '') = COALESCE(c.qoyod_base, '') AND "
+        "  COALESCE(rc.qoyod_api_key, '') = COALESCE(c.qoyod_api_key, '')) < ?6) AND "
+        "NOT EXISTS (SELECT 1 FROM accounts a WHERE a.qoyod_base = COALESCE(c.qoyod_base, '') "
+        "  AND a.qoyod_api_key = COALESCE(c.qoyod_api_key, '') AND a.paused_until_ms > ?2) "
+        "ORDER BY j.run_after_ms, j.id LIMIT 1) "
         "RETURNING id, conn_id, order_id, attempts, run_after_ms, manual",
+    /* The account row of connection ?1 (made on first use). */
+    [S_ACCT_ENSURE] =
+        "INSERT INTO accounts (qoyod_base, qoyod_api_key) SELECT COALESCE(qoyod_base, ''), "
+        "COALESCE(qoyod_api_key, '') FROM connections WHERE id = ?1 ON CONFLICT DO NOTHING",
+    [S_ACCT_GET] =
+        "SELECT a.milli_tokens, a.refilled_ms, a.paused_until_ms FROM accounts a JOIN "
+        "connections c ON a.qoyod_base = COALESCE(c.qoyod_base, '') AND "
+        "a.qoyod_api_key = COALESCE(c.qoyod_api_key, '') WHERE c.id = ?1",
+    [S_ACCT_SET] =
+        "UPDATE accounts SET milli_tokens = ?2, refilled_ms = ?3 WHERE (qoyod_base, "
+        "qoyod_api_key) = (SELECT COALESCE(qoyod_base, ''), COALESCE(qoyod_api_key, '') FROM "
+        "connections WHERE id = ?1)",
+    [S_ACCT_PAUSE] =
+        "INSERT INTO accounts (qoyod_base, qoyod_api_key, paused_until_ms) SELECT "
+        "COALESCE(qoyod_base, ''), COALESCE(qoyod_api_key, ''), ?2 FROM connections WHERE id = ?1 "
+        "ON CONFLICT (qoyod_base, qoyod_api_key) DO UPDATE SET paused_until_ms = "
+        "MAX(paused_until_ms, excluded.paused_until_ms)",
+    /* ?1 name, ?2 owner, ?3 until, ?4 now: a row comes back when owner holds it. */
+    [S_LEASE_TAKE] =
+        "INSERT INTO leases (name, owner, until_ms) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO "
+        "UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms WHERE "
+        "leases.owner = excluded.owner OR leases.until_ms < ?4 RETURNING owner",
+    [S_LEASE_DROP] = "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
     [S_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 AND rerun = 0",
     [S_JOB_RERUN] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
                     "attempts = 0, last_error = NULL, run_after_ms = ?2 WHERE id = ?1",
@@ -1175,8 +1232,8 @@ static int sq_event_ingest_async(struct store *s, int64_t conn_id, const char *d
 /* Jobs */
 
 static int sq_job_claim(struct store *s, const char *worker, int64_t lease_ms,
-                        const int64_t *except, size_t nexcept, struct store_job *out,
-                        struct th_err *err)
+                        const struct store_claim_limits *lim, const int64_t *except,
+                        size_t nexcept, struct store_job *out, struct th_err *err)
 {
     /* The connections to skip, as a JSON array for json_each(?4). */
     char skip[STORE_MAX_CLAIM_EXCEPT * 21 + 3];
@@ -1198,6 +1255,8 @@ static int sq_job_claim(struct store *s, const char *worker, int64_t lease_ms,
     sqlite3_bind_int64(st, 3, now + lease_ms);
     if (nexcept) bind_str(st, 4, skip);
     else sqlite3_bind_null(st, 4);
+    sqlite3_bind_int(st, 5, lim ? lim->per_store : 0);
+    sqlite3_bind_int(st, 6, lim ? lim->per_account : 0);
     int rc = sqlite3_step(st);
     int found = rc == SQLITE_ROW;
     if (found) {
@@ -1317,6 +1376,118 @@ static int sq_job_count(struct store *s, int64_t *n, struct th_err *err)
         *n = sqlite3_column_int64(st, 0);
     else
         code = fail(q, rc, err, "count jobs");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Account limits and leases */
+
+static int sq_account_pause(struct store *s, int64_t conn_id, int64_t until_ms,
+                            struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_ACCT_PAUSE];
+    sqlite3_bind_int64(st, 1, conn_id);
+    sqlite3_bind_int64(st, 2, until_ms);
+    int rc = run(st);
+    int code = 0;
+    if (rc)
+        code = fail(q, rc, err, "pause the Qoyod account of connection %lld", (long long)conn_id);
+    else if (sqlite3_changes(q->db) == 0)
+        code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)conn_id);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_account_take(struct store *s, int64_t conn_id, int per_min, int burst,
+                           int64_t *wait_ms, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    char op[80];
+    snprintf(op, sizeof op, "take a Qoyod call for connection %lld", (long long)conn_id);
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, op);
+    if (code) goto out;
+    sqlite3_stmt *st = q->st[S_ACCT_ENSURE];
+    sqlite3_bind_int64(st, 1, conn_id);
+    int rc = run(st);
+    done_with(st);
+    int64_t tokens = 0, refilled = -1, paused = 0;
+    int found = 0;
+    if (rc == SQLITE_OK) {
+        st = q->st[S_ACCT_GET];
+        sqlite3_bind_int64(st, 1, conn_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            found = 1;
+            tokens = sqlite3_column_int64(st, 0);
+            refilled = sqlite3_column_int64(st, 1);
+            paused = sqlite3_column_int64(st, 2);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_OK;
+        }
+        done_with(st);
+    }
+    if (rc == SQLITE_OK && found) {
+        *wait_ms = store_bucket_take(&tokens, &refilled, paused, per_min, burst, now);
+        st = q->st[S_ACCT_SET];
+        sqlite3_bind_int64(st, 1, conn_id);
+        sqlite3_bind_int64(st, 2, tokens);
+        sqlite3_bind_int64(st, 3, refilled);
+        rc = run(st);
+        done_with(st);
+    }
+    if (rc) code = fail(q, rc, err, "%s", op);
+    else if (!found)
+        code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)conn_id);
+    if (code) {
+        *wait_ms = 0;
+        rollback(q);
+    } else {
+        code = commit(q, err, op);
+    }
+out:
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_lease_take(struct store *s, const char *name, const char *owner, int64_t ttl_ms,
+                         int *held, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_LEASE_TAKE];
+    bind_str(st, 1, name);
+    bind_str(st, 2, owner);
+    sqlite3_bind_int64(st, 3, now + ttl_ms);
+    sqlite3_bind_int64(st, 4, now);
+    int rc = sqlite3_step(st);
+    *held = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW) rc = run(st);
+    else if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    int code = rc ? fail(q, rc, err, "take lease %s for %s", name, owner) : 0;
+    if (code) *held = 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_lease_drop(struct store *s, const char *name, const char *owner, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_LEASE_DROP];
+    bind_str(st, 1, name);
+    bind_str(st, 2, owner);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "drop lease %s of %s", name, owner) : 0;
     done_with(st);
     pthread_mutex_unlock(&q->db_mu);
     return code;
@@ -1832,4 +2003,8 @@ const struct store_ops store_sqlite_ops = {
     .stock_untracked = sq_stock_untracked,
     .stock_own_begin = sq_stock_own_begin,
     .stock_own_settle = sq_stock_own_settle,
+    .account_pause = sq_account_pause,
+    .account_take = sq_account_take,
+    .lease_take = sq_lease_take,
+    .lease_drop = sq_lease_drop,
 };
