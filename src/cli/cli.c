@@ -1212,7 +1212,7 @@ static const struct command {
     const char *usage;
 } commands[] = {
     {"serve", NULL, cmd_serve,
-     "[--db FILE] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
+     "[--db FILE|postgres://...] [--listen HOST:PORT] [--workers N] [--salla-webhook-secret S] [--salla-api URL]"
      " [--salla-client-id ID --salla-client-secret S [--salla-token-url URL]]"
      " [--per-store N] [--per-account N] [--qoyod-rpm N] [--retry-base-ms N] [--lease S]"
      " [--poll-interval S] [--zid-app-token T] [--zid-api URL] [--zid-client-id ID"
@@ -1262,7 +1262,7 @@ static const struct command {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tarheel COMMAND [options]   (database: --db FILE or $TARHEEL_DB)\n\n");
+    fprintf(f, "usage: tarheel COMMAND [options]   (database: --db FILE, --db postgres://user@host/db or $TARHEEL_DB)\n\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  tarheel %s%s%s %s\n", commands[i].word, commands[i].sub ? " " : "",
                 commands[i].sub ? commands[i].sub : "", commands[i].usage);

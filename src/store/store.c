@@ -268,14 +268,40 @@ int store_job_claim_limited(struct store *s, const char *worker, int64_t lease_m
 int store_job_done(struct store *s, int64_t job_id, struct th_err *err)
 {
     if (!s) return th_err_set(err, TH_EINVAL, "store_job_done: no store");
-    return s->ops->job_done(s, job_id, err);
+    return s->ops->job_done(s, job_id, NULL, err);
 }
 
 int store_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
                     struct th_err *err)
 {
     if (!s) return th_err_set(err, TH_EINVAL, "store_job_retry: no store");
-    return s->ops->job_retry(s, job_id, run_after, error, err);
+    return s->ops->job_retry(s, job_id, NULL, run_after, error, err);
+}
+
+int store_job_done_as(struct store *s, int64_t job_id, const char *worker, struct th_err *err)
+{
+    if (!s || !worker || !*worker)
+        return th_err_set(err, TH_EINVAL, "store_job_done_as: no store or worker");
+    return s->ops->job_done(s, job_id, worker, err);
+}
+
+int store_job_retry_as(struct store *s, int64_t job_id, const char *worker, int64_t run_after,
+                       const char *error, struct th_err *err)
+{
+    if (!s || !worker || !*worker)
+        return th_err_set(err, TH_EINVAL, "store_job_retry_as: no store or worker");
+    return s->ops->job_retry(s, job_id, worker, run_after, error, err);
+}
+
+int store_job_renew(struct store *s, int64_t job_id, const char *worker, int64_t lease_ms,
+                    struct th_err *err)
+{
+    if (!s || !worker || !*worker)
+        return th_err_set(err, TH_EINVAL, "store_job_renew: no store or worker");
+    if (lease_ms <= 0)
+        return th_err_set(err, TH_EINVAL, "lease of %lld ms for job %lld: must be positive",
+                          (long long)lease_ms, (long long)job_id);
+    return s->ops->job_renew(s, job_id, worker, lease_ms, err);
 }
 
 int store_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id, struct th_err *err)

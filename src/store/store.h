@@ -222,6 +222,20 @@ int store_job_done(struct store *s, int64_t job_id, struct th_err *err) TH_MUST_
 /* Releases a job to run again at run_after (unix ms), noting the error. */
 int store_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
                     struct th_err *err) TH_MUST_CHECK;
+/* The same, fenced by the lease: they act only while `worker` still holds
+ * the job's lease (it may have expired, as long as nobody claimed the job
+ * since). When another worker took the job over, nothing is written and
+ * TH_ECONFLICT returned: the new holder finishes it. This is what keeps a
+ * worker that stalled past its lease from deleting or rescheduling the job
+ * under the worker now running it. */
+int store_job_done_as(struct store *s, int64_t job_id, const char *worker,
+                      struct th_err *err) TH_MUST_CHECK;
+int store_job_retry_as(struct store *s, int64_t job_id, const char *worker, int64_t run_after,
+                       const char *error, struct th_err *err) TH_MUST_CHECK;
+/* Extends the lease `worker` holds on a job to now + lease_ms, for a job
+ * that runs long. TH_ECONFLICT when the worker no longer holds it. */
+int store_job_renew(struct store *s, int64_t job_id, const char *worker, int64_t lease_ms,
+                    struct th_err *err) TH_MUST_CHECK;
 /* Queues a job for an order now, marked manual ("send to Qoyod", retry
  * failed): the worker then transfers it whatever its date or status. */
 int store_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id,

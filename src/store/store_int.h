@@ -114,10 +114,17 @@ struct store_ops {
                      struct store_job *out, struct th_err *err);
     /* TH_ENOTFOUND when no job has that id. When an event for the order
      * arrived while the job was leased, the job is not deleted but made due
-     * now (with attempts reset), so that event is not lost. */
-    int (*job_done)(struct store *s, int64_t job_id, struct th_err *err);
-    /* error may be NULL. Clears the lease. TH_ENOTFOUND when absent. */
-    int (*job_retry)(struct store *s, int64_t job_id, int64_t run_after, const char *error,
+     * now (with attempts reset), so that event is not lost. owner NULL: any
+     * holder; else only while lease_owner is owner (TH_ECONFLICT when the
+     * job exists under another owner or none). */
+    int (*job_done)(struct store *s, int64_t job_id, const char *owner, struct th_err *err);
+    /* error may be NULL. Clears the lease. TH_ENOTFOUND when absent; owner
+     * as for job_done. */
+    int (*job_retry)(struct store *s, int64_t job_id, const char *owner, int64_t run_after,
+                     const char *error, struct th_err *err);
+    /* owner is non-empty, lease_ms > 0: lease_until = now + lease_ms while
+     * owner holds the lease; TH_ECONFLICT otherwise (TH_ENOTFOUND: no job). */
+    int (*job_renew)(struct store *s, int64_t job_id, const char *owner, int64_t lease_ms,
                      struct th_err *err);
     /* Same job upsert as event_ingest, without an event. An unknown
      * conn_id gives TH_ENOTFOUND. */

@@ -980,7 +980,25 @@ static int pg_job_claim(struct store *s, const char *worker, int64_t lease_ms,
     return rc;
 }
 
-static int pg_job_done(struct store *s, int64_t job_id, struct th_err *err)
+/* After a fenced write changed nothing: TH_ECONFLICT when the job exists
+ * (another worker holds it now), TH_ENOTFOUND when it does not. */
+static int job_missing(struct pgs *q, PGconn *c, int64_t job_id, const char *owner,
+                       struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, job_id);
+    PGresult *r = run(q, c, "SELECT count(*) FROM jobs WHERE id = $1", &p, err, "look up a job");
+    if (!r) return code_of(err);
+    int64_t n = col_i64(r, 0, 0);
+    PQclear(r);
+    if (n && owner)
+        return th_err_set(err, TH_ECONFLICT,
+                          "job %lld was taken over by another worker (the lease of %s ran out)",
+                          (long long)job_id, owner);
+    return th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+}
+
+static int pg_job_done(struct store *s, int64_t job_id, const char *owner, struct th_err *err)
 {
     struct pgs *q = pg_of(s);
     int64_t now = store_now_ms(s);
@@ -992,7 +1010,11 @@ static int pg_job_done(struct store *s, int64_t job_id, struct th_err *err)
     if (rc) goto out;
     struct pp p = {0};
     p_i64(&p, job_id);
-    PGresult *r = run(q, c, "DELETE FROM jobs WHERE id = $1 AND rerun = 0", &p, err, what);
+    p_str(&p, owner);
+    PGresult *r = run(q, c,
+                      "DELETE FROM jobs WHERE id = $1 AND rerun = 0 AND "
+                      "($2::text IS NULL OR lease_owner = $2)",
+                      &p, err, what);
     if (!r) {
         rc = code_of(err);
         goto out;
@@ -1000,11 +1022,13 @@ static int pg_job_done(struct store *s, int64_t job_id, struct th_err *err)
     int64_t n = affected(r);
     PQclear(r);
     if (n == 0) {
-        /* Not deleted: either an event arrived while it ran, or no job. */
+        /* Not deleted: an event arrived while it ran, another worker holds
+         * it, or no job. */
         p_i64(&p, now);
         r = run(q, c,
                 "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, attempts = 0, "
-                "last_error = NULL, run_after_ms = $2 WHERE id = $1",
+                "last_error = NULL, run_after_ms = $3 WHERE id = $1 AND "
+                "($2::text IS NULL OR lease_owner = $2)",
                 &p, err, what);
         if (!r) {
             rc = code_of(err);
@@ -1012,7 +1036,7 @@ static int pg_job_done(struct store *s, int64_t job_id, struct th_err *err)
         }
         n = affected(r);
         PQclear(r);
-        if (n == 0) rc = th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+        if (n == 0) rc = job_missing(q, c, job_id, owner, err);
     }
 out:
     if (rc)
@@ -1023,23 +1047,55 @@ out:
     return rc;
 }
 
-static int pg_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
-                        struct th_err *err)
+/* A fenced single-row write on a job: its result, or the reason it wrote
+ * nothing (job_missing). */
+static int job_write(struct pgs *q, const char *sql, const struct pp *p, int64_t job_id,
+                     const char *owner, struct th_err *err, const char *what)
+{
+    PGconn *c = conn_get(q, err);
+    if (!c) return TH_EDB;
+    int rc = 0;
+    PGresult *r = run(q, c, sql, p, err, what);
+    if (!r) {
+        rc = code_of(err);
+    } else {
+        int64_t n = affected(r);
+        PQclear(r);
+        if (n == 0) rc = job_missing(q, c, job_id, owner, err);
+    }
+    conn_put(q, c);
+    return rc;
+}
+
+static int pg_job_retry(struct store *s, int64_t job_id, const char *owner, int64_t run_after,
+                        const char *error, struct th_err *err)
 {
     struct pp p = {0};
     p_i64(&p, job_id);
     p_i64(&p, run_after);
     p_str(&p, error);
+    p_str(&p, owner);
     char what[64];
     snprintf(what, sizeof what, "reschedule job %lld", (long long)job_id);
-    PGresult *r = one(pg_of(s),
-                      "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
-                      "run_after_ms = $2, last_error = $3 WHERE id = $1",
-                      &p, err, what);
-    if (!r) return code_of(err);
-    int64_t n = affected(r);
-    PQclear(r);
-    return n ? 0 : th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+    return job_write(pg_of(s),
+                     "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
+                     "run_after_ms = $2, last_error = $3 WHERE id = $1 AND "
+                     "($4::text IS NULL OR lease_owner = $4)",
+                     &p, job_id, owner, err, what);
+}
+
+static int pg_job_renew(struct store *s, int64_t job_id, const char *owner, int64_t lease_ms,
+                        struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, job_id);
+    p_str(&p, owner);
+    p_i64(&p, store_now_ms(s) + lease_ms);
+    char what[64];
+    snprintf(what, sizeof what, "renew the lease of job %lld", (long long)job_id);
+    return job_write(pg_of(s),
+                     "UPDATE jobs SET lease_until_ms = $3 WHERE id = $1 AND lease_owner = $2", &p,
+                     job_id, owner, err, what);
 }
 
 static int pg_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id, struct th_err *err)
@@ -1690,6 +1746,7 @@ const struct store_ops store_pg_ops = {
     .job_claim = pg_job_claim,
     .job_done = pg_job_done,
     .job_retry = pg_job_retry,
+    .job_renew = pg_job_renew,
     .job_enqueue = pg_job_enqueue,
     .job_count = pg_job_count,
     .order_get = pg_order_get,

@@ -311,6 +311,8 @@ enum stmt {
     S_JOB_DELETE,
     S_JOB_RERUN,
     S_JOB_RETRY,
+    S_JOB_RENEW,
+    S_JOB_EXISTS,
     S_JOB_COUNT,
     S_ORDER_GET,
     S_ORDER_PUT,
@@ -429,11 +431,17 @@ static const char *const stmt_sql[S_COUNT] = {
         "UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms WHERE "
         "leases.owner = excluded.owner OR leases.until_ms < ?4 RETURNING owner",
     [S_LEASE_DROP] = "DELETE FROM leases WHERE name = ?1 AND owner = ?2",
-    [S_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 AND rerun = 0",
+    /* ?3 / ?4 / ?2: the lease owner the write is fenced by (NULL: any). */
+    [S_JOB_DELETE] = "DELETE FROM jobs WHERE id = ?1 AND rerun = 0 AND "
+                     "(?3 IS NULL OR lease_owner = ?3)",
     [S_JOB_RERUN] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
-                    "attempts = 0, last_error = NULL, run_after_ms = ?2 WHERE id = ?1",
+                    "attempts = 0, last_error = NULL, run_after_ms = ?2 WHERE id = ?1 AND "
+                    "(?3 IS NULL OR lease_owner = ?3)",
     [S_JOB_RETRY] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
-                    "run_after_ms = ?2, last_error = ?3 WHERE id = ?1",
+                    "run_after_ms = ?2, last_error = ?3 WHERE id = ?1 AND "
+                    "(?4 IS NULL OR lease_owner = ?4)",
+    [S_JOB_RENEW] = "UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2",
+    [S_JOB_EXISTS] = "SELECT COUNT(*) FROM jobs WHERE id = ?1",
     [S_JOB_COUNT] = "SELECT COUNT(*) FROM jobs",
     [S_JOB_MANUAL] = "UPDATE jobs SET manual = 1 WHERE conn_id = ?1 AND order_id = ?2",
     [S_ORDER_GET] = "SELECT " ORDER_COLS " FROM orders WHERE conn_id = ?1 AND order_id = ?2",
@@ -1287,7 +1295,24 @@ out:
     return code;
 }
 
-static int sq_job_done(struct store *s, int64_t job_id, struct th_err *err)
+/* After a fenced write changed nothing: TH_ECONFLICT when the job exists
+ * (another worker holds it now), TH_ENOTFOUND when it does not. db_mu held. */
+static int job_missing(struct sq *q, int64_t job_id, const char *owner, struct th_err *err)
+{
+    sqlite3_stmt *st = q->st[S_JOB_EXISTS];
+    sqlite3_bind_int64(st, 1, job_id);
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    done_with(st);
+    if (rc != SQLITE_ROW) return fail(q, rc, err, "look up job %lld", (long long)job_id);
+    if (n && owner)
+        return th_err_set(err, TH_ECONFLICT,
+                          "job %lld was taken over by another worker (the lease of %s ran out)",
+                          (long long)job_id, owner);
+    return th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+}
+
+static int sq_job_done(struct store *s, int64_t job_id, const char *owner, struct th_err *err)
 {
     struct sq *q = sq_of(s);
     int64_t now = store_now_ms(s);
@@ -1296,17 +1321,19 @@ static int sq_job_done(struct store *s, int64_t job_id, struct th_err *err)
     if (code) goto out;
     sqlite3_stmt *st = q->st[S_JOB_DELETE];
     sqlite3_bind_int64(st, 1, job_id);
+    bind_str(st, 3, owner);
     int rc = run(st);
     done_with(st);
     if (rc == SQLITE_OK && sqlite3_changes(q->db) == 0) {
-        /* Not deleted: either an event arrived while it ran, or no job. */
+        /* Not deleted: an event arrived while it ran, another worker holds
+         * it, or no job. */
         st = q->st[S_JOB_RERUN];
         sqlite3_bind_int64(st, 1, job_id);
         sqlite3_bind_int64(st, 2, now);
+        bind_str(st, 3, owner);
         rc = run(st);
         done_with(st);
-        if (rc == SQLITE_OK && sqlite3_changes(q->db) == 0)
-            code = th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+        if (rc == SQLITE_OK && sqlite3_changes(q->db) == 0) code = job_missing(q, job_id, owner, err);
     }
     if (rc) code = fail(q, rc, err, "finish job %lld", (long long)job_id);
     if (code)
@@ -1318,8 +1345,8 @@ out:
     return code;
 }
 
-static int sq_job_retry(struct store *s, int64_t job_id, int64_t run_after, const char *error,
-                        struct th_err *err)
+static int sq_job_retry(struct store *s, int64_t job_id, const char *owner, int64_t run_after,
+                        const char *error, struct th_err *err)
 {
     struct sq *q = sq_of(s);
     pthread_mutex_lock(&q->db_mu);
@@ -1327,13 +1354,37 @@ static int sq_job_retry(struct store *s, int64_t job_id, int64_t run_after, cons
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, run_after);
     bind_str(st, 3, error);
+    bind_str(st, 4, owner);
     int rc = run(st);
+    int changed = rc == SQLITE_OK ? sqlite3_changes(q->db) : 0;
+    done_with(st);
     int code = 0;
     if (rc)
         code = fail(q, rc, err, "reschedule job %lld", (long long)job_id);
-    else if (sqlite3_changes(q->db) == 0)
-        code = th_err_set(err, TH_ENOTFOUND, "job %lld does not exist", (long long)job_id);
+    else if (changed == 0)
+        code = job_missing(q, job_id, owner, err);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_job_renew(struct store *s, int64_t job_id, const char *owner, int64_t lease_ms,
+                        struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_JOB_RENEW];
+    sqlite3_bind_int64(st, 1, job_id);
+    bind_str(st, 2, owner);
+    sqlite3_bind_int64(st, 3, now + lease_ms);
+    int rc = run(st);
+    int changed = rc == SQLITE_OK ? sqlite3_changes(q->db) : 0;
     done_with(st);
+    int code = 0;
+    if (rc)
+        code = fail(q, rc, err, "renew the lease of job %lld", (long long)job_id);
+    else if (changed == 0)
+        code = job_missing(q, job_id, owner, err);
     pthread_mutex_unlock(&q->db_mu);
     return code;
 }
@@ -1983,6 +2034,7 @@ const struct store_ops store_sqlite_ops = {
     .job_claim = sq_job_claim,
     .job_done = sq_job_done,
     .job_retry = sq_job_retry,
+    .job_renew = sq_job_renew,
     .job_enqueue = sq_job_enqueue,
     .conn_put_tokens = sq_conn_put_tokens,
     .conn_put_settings = sq_conn_put_settings,

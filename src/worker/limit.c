@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "core/log.h"
 #include "core/xmalloc.h"
 
 struct lconn {
@@ -22,6 +23,7 @@ struct lacct {
 
 struct limit {
     pthread_mutex_t mu;
+    struct store *shared; /* the limits live there (limit_share); NULL: here */
     int per_store, per_account, rpm;
     struct lconn *conns;
     size_t nconns, cconns;
@@ -137,8 +139,44 @@ void limit_leave(struct limit *l, int64_t conn)
     pthread_mutex_unlock(&l->mu);
 }
 
+int limit_share(struct limit *l, struct store *s)
+{
+    if (s && store_shared(s)) l->shared = s;
+    return l->shared != NULL;
+}
+
+struct store *limit_shared(const struct limit *l)
+{
+    return l->shared;
+}
+
+struct store_claim_limits limit_claim_limits(const struct limit *l)
+{
+    return (struct store_claim_limits){.per_store = l->per_store, .per_account = l->per_account};
+}
+
+int64_t limit_call_for(struct limit *l, int64_t conn, uint64_t account, int64_t now_ms)
+{
+    if (!l->shared || l->rpm < 0) return limit_call(l, account, now_ms);
+    int64_t wait = 0;
+    struct th_err err = {0};
+    if (store_account_take(l->shared, conn, l->rpm, LIMIT_ACCOUNT_BURST, &wait, &err) != 0) {
+        log_warn("call_budget_unavailable", "conn=%lld code=%s msg=\"%s\"", (long long)conn,
+                 th_err_name(err.code), err.msg);
+        return 0;
+    }
+    return wait;
+}
+
 void limit_pause(struct limit *l, int64_t conn, int64_t until_ms)
 {
+    if (l->shared) {
+        struct th_err err = {0};
+        if (store_account_pause(l->shared, conn, until_ms, &err) != 0)
+            log_warn("account_pause_lost", "conn=%lld code=%s msg=\"%s\"", (long long)conn,
+                     th_err_name(err.code), err.msg);
+        return;
+    }
     pthread_mutex_lock(&l->mu);
     struct lconn *c = conn_of(l, conn, 0);
     struct lacct *a = c ? acct_of(l, c->account, 0) : NULL;

@@ -8,13 +8,19 @@
  * start a job now and claims around them, so one busy store cannot take
  * every worker thread and one 429 does not become a storm of them.
  *
- * Across processes (PostgreSQL, issue 9) these limits are per process.
+ * When the store is shared by several processes (PostgreSQL: store_shared),
+ * limit_share hands the limits to the database instead, so they hold for
+ * the whole cluster: the worker claims with store_job_claim_limited (leases
+ * counted in the database), pauses and call budgets live in the store's
+ * accounts table. One process alone (SQLite) keeps the in-memory fast path.
  */
 #ifndef TH_WORKER_LIMIT_H
 #define TH_WORKER_LIMIT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "store/store.h"
 
 #define LIMIT_PER_STORE_DEFAULT 2
 #define LIMIT_PER_ACCOUNT_DEFAULT 4
@@ -51,12 +57,26 @@ void limit_learn(struct limit *l, int64_t conn, uint64_t account);
 void limit_enter(struct limit *l, int64_t conn);
 void limit_leave(struct limit *l, int64_t conn);
 
-/* Pauses every job of conn's account until until_ms (takes the lock). */
+/* Pauses every job of conn's account until until_ms (takes the lock; in
+ * shared mode writes the pause to the store, for every process). */
 void limit_pause(struct limit *l, int64_t conn, int64_t until_ms);
 
 /* Takes one Qoyod call from the account's bucket: returns 0 when the call
  * may go now, else the ms to wait before asking again (takes the lock). */
 int64_t limit_call(struct limit *l, uint64_t account, int64_t now_ms);
+
+/* Shares the limits through s (borrowed; must outlive l) when s is shared
+ * by several processes; does nothing for a store one process owns. Call
+ * before any other use of l. Returns whether the limits are now shared. */
+int limit_share(struct limit *l, struct store *s);
+/* The store the limits live in (NULL: in this process). */
+struct store *limit_shared(const struct limit *l);
+/* The limits as a claim needs them (shared mode). */
+struct store_claim_limits limit_claim_limits(const struct limit *l);
+/* limit_call for connection conn of that account: in shared mode it takes
+ * the call from the account's bucket in the store (a store failure lets the
+ * call go: Qoyod's own 429 and the pause still protect the account). */
+int64_t limit_call_for(struct limit *l, int64_t conn, uint64_t account, int64_t now_ms);
 
 /* The account key of a Qoyod base URL and API key (FNV-1a 64). */
 uint64_t limit_account_key(const char *base, const char *api_key);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -135,10 +136,28 @@ static int poll_conn(struct store *s, struct httpc *hc, const struct store_conn 
 int poller_round(struct store *s, struct httpc *hc, int64_t now, struct poller_stats *st,
                  struct th_err *err)
 {
+    return poller_round_as(s, hc, now, NULL, 0, st, err);
+}
+
+int poller_round_as(struct store *s, struct httpc *hc, int64_t now, const char *owner,
+                    int64_t lease_ms, struct poller_stats *st, struct th_err *err)
+{
     memset(st, 0, sizeof *st);
     struct conns cs = {0};
     int rc = store_conn_list(s, collect, &cs, err);
-    for (size_t i = 0; i < cs.n && !rc; i++) rc = poll_conn(s, hc, &cs.v[i], now, st, err);
+    for (size_t i = 0; i < cs.n && !rc; i++) {
+        if (owner) {
+            char name[48];
+            snprintf(name, sizeof name, "poll:%lld", (long long)cs.v[i].id);
+            int held = 0;
+            if ((rc = store_lease_take(s, name, owner, lease_ms, &held, err)) != 0) break;
+            if (!held) {
+                st->elsewhere++;
+                continue;
+            }
+        }
+        rc = poll_conn(s, hc, &cs.v[i], now, st, err);
+    }
     for (size_t i = 0; i < cs.n; i++) store_conn_release(&cs.v[i]);
     free(cs.v);
     if (!rc && st->queued)
@@ -160,12 +179,21 @@ static void *poller_main(void *arg)
 {
     struct poller *p = arg;
     struct httpc *hc = httpc_new(NULL);
+    /* A shared store: poll only the stores no other process polls. */
+    char owner[128] = "";
+    if (store_shared(p->store)) {
+        char host[64] = "host";
+        if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "host");
+        host[sizeof host - 1] = '\0';
+        snprintf(owner, sizeof owner, "poller-%s-%d", host, (int)getpid());
+    }
     pthread_mutex_lock(&p->mu);
     while (!p->stopping) {
         pthread_mutex_unlock(&p->mu);
         struct poller_stats st;
         struct th_err err;
-        if (poller_round(p->store, hc, (int64_t)time(NULL), &st, &err) != 0)
+        if (poller_round_as(p->store, hc, (int64_t)time(NULL), owner[0] ? owner : NULL,
+                            (int64_t)p->interval_s * 1000, &st, &err) != 0)
             log_error("poll_store_failed", "code=%s msg=\"%s\"", th_err_name(err.code), err.msg);
         pthread_mutex_lock(&p->mu);
         struct timespec until;

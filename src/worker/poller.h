@@ -12,8 +12,12 @@
  * over a sliding window instead; the status in the list still shows what
  * changed.
  *
- * One poller per process; across processes (issue 9) it needs a per-store
- * lease so that a store is polled once per round.
+ * One poller per process. When several processes share the store
+ * (store_shared), each store is polled by one of them per interval: before
+ * polling a store a round takes the lease "poll:<conn id>" for an interval,
+ * and skips the store while another process holds it. The holder renews it
+ * every round; if it dies, the lease runs out and another process's next
+ * round takes the store over (so a store waits at most two intervals).
  */
 #ifndef TH_WORKER_POLLER_H
 #define TH_WORKER_POLLER_H
@@ -34,6 +38,7 @@ struct poller_stats {
     size_t listed;                    /* orders seen in the lists */
     size_t queued;                    /* jobs queued (new or changed orders) */
     size_t failed;                    /* stores whose listing failed (retried next round) */
+    size_t elsewhere;                 /* stores another process polls (poller_round_as) */
 };
 
 /* One round over every active connection at `now` (unix seconds). Listing
@@ -41,6 +46,12 @@ struct poller_stats {
  * Returns 0, or a store error. */
 int poller_round(struct store *s, struct httpc *hc, int64_t now, struct poller_stats *st,
                  struct th_err *err) TH_MUST_CHECK;
+/* poller_round as process `owner` of a shared store: a store whose lease
+ * "poll:<conn id>" another owner holds is skipped (counted in st->leased
+ * elsewhere); the others are leased to owner for lease_ms, then polled.
+ * owner NULL: no leases (poller_round). */
+int poller_round_as(struct store *s, struct httpc *hc, int64_t now, const char *owner,
+                    int64_t lease_ms, struct poller_stats *st, struct th_err *err) TH_MUST_CHECK;
 
 struct poller;
 /* A thread running poller_round every interval_s (> 0). */

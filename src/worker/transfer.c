@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/crash.h"
 #include "core/log.h"
@@ -124,6 +125,59 @@ static const char *qoyod_type(enum model_item_kind k)
  */
 #define MAP_LOCKS 64
 static pthread_mutex_t map_locks[MAP_LOCKS];
+
+/*
+ * Across processes (a store shared by several `tarheel serve`, store_shared)
+ * the locks of this file hold only inside one process, so the same work is
+ * also serialised by a named lease in the store: cluster_lock waits for it
+ * (a holder that died loses it after its job's lease, at most
+ * CLUSTER_LEASE_MS). The owner names this
+ * host, process and thread. Returns 0 when held (or the store is not
+ * shared), else TH_ETEMP or a store error: the caller gives up and its job
+ * runs again later, rather than risk doing the work twice.
+ */
+#define CLUSTER_LEASE_MS 60000
+
+static void cluster_owner(char *out, size_t n)
+{
+    char host[64] = "host";
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    snprintf(out, n, "%s-%d-%lx", host, (int)getpid(), (unsigned long)pthread_self());
+}
+
+static int cluster_lock(const struct transfer_env *env, const char *name, struct th_err *err)
+{
+    struct store *st = env->store;
+    if (!store_shared(st)) return 0;
+    /* As long as the job's own lease (a dead holder stalls the key no longer
+     * than its job), at most CLUSTER_LEASE_MS. */
+    int64_t ttl = env->lease_ms > 0 && env->lease_ms < CLUSTER_LEASE_MS ? env->lease_ms
+                                                                          : CLUSTER_LEASE_MS;
+    char owner[128];
+    cluster_owner(owner, sizeof owner);
+    for (int waited_ms = 0;; waited_ms += 50) {
+        int held = 0;
+        int rc = store_lease_take(st, name, owner, ttl, &held, err);
+        if (rc) return rc;
+        if (held) return 0;
+        if (waited_ms > ttl + 5000)
+            return th_err_set(err, TH_ETEMP, "another tarheel process holds %s for too long; "
+                                             "retrying later", name);
+        struct timespec d = {0, 50 * 1000000L};
+        nanosleep(&d, NULL);
+    }
+}
+
+static void cluster_unlock(struct store *st, const char *name)
+{
+    if (!store_shared(st)) return;
+    char owner[128];
+    cluster_owner(owner, sizeof owner);
+    struct th_err err = {0};
+    if (store_lease_drop(st, name, owner, &err) != 0)
+        log_warn("lease_drop_failed", "lease=%s msg=\"%s\" (it expires by itself)", name, err.msg);
+}
 static pthread_once_t map_once = PTHREAD_ONCE_INIT;
 
 static void map_locks_init(void)
@@ -167,16 +221,25 @@ static int contact_for_locked(struct store *st, struct qoyod *q, const struct st
     return store_map_put(st, c->id, "contact", key, *id, err);
 }
 
-static int contact_for(struct store *st, struct qoyod *q, const struct store_conn *c,
+static int contact_for(const struct transfer_env *env, struct qoyod *q, const struct store_conn *c,
                        const struct model_order *o, int64_t *id, struct th_err *err)
 {
     char key[32];
     int per_customer = c->customer_per_invoice && o->customer.platform_id;
     if (per_customer) snprintf(key, sizeof key, "%lld", (long long)o->customer.platform_id);
     else snprintf(key, sizeof key, "cash");
+    /* Known already: no lock needed (the common case). */
+    int known = store_map_get(env->store, c->id, "contact", key, id, err);
+    if (known != TH_ENOTFOUND) return known;
     pthread_mutex_t *mu = map_lock(c->id, "contact", key);
     pthread_mutex_lock(mu);
-    int rc = contact_for_locked(st, q, c, o, key, per_customer, id, err);
+    char lease[96];
+    snprintf(lease, sizeof lease, "map:%lld:contact:%s", (long long)c->id, key);
+    int rc = cluster_lock(env, lease, err);
+    if (!rc) {
+        rc = contact_for_locked(env->store, q, c, o, key, per_customer, id, err);
+        cluster_unlock(env->store, lease);
+    }
     pthread_mutex_unlock(mu);
     return rc;
 }
@@ -317,9 +380,18 @@ static int product_for(struct pctx *x, const struct model_line *l, const char *s
                        const char *name, enum model_item_kind kind, int64_t price, int64_t *id,
                        struct th_err *err)
 {
+    /* Known already: no lock needed (the common case). */
+    int known = store_map_get(x->env->store, x->c->id, "product", sku, id, err);
+    if (known != TH_ENOTFOUND) return known;
     pthread_mutex_t *mu = map_lock(x->c->id, "product", sku);
     pthread_mutex_lock(mu);
-    int rc = product_for_locked(x, l, sku, name, kind, price, id, err);
+    char lease[200];
+    snprintf(lease, sizeof lease, "map:%lld:product:%.160s", (long long)x->c->id, sku);
+    int rc = cluster_lock(x->env, lease, err);
+    if (!rc) {
+        rc = product_for_locked(x, l, sku, name, kind, price, id, err);
+        cluster_unlock(x->env->store, lease);
+    }
     pthread_mutex_unlock(mu);
     return rc;
 }
@@ -396,17 +468,40 @@ void transfer_invoice_spec(const struct store_conn *c, const struct model_order 
 
 /* Waits for the Qoyod account's call budget before each request. */
 struct pace {
-    struct limit *limit;
+    struct transfer_env *env;
+    int64_t conn;
     uint64_t account;
 };
+
+/* Renews the running job's lease when a third of it has passed. A lease
+ * another worker took over is only logged: the worker's fenced done/retry
+ * then leaves the job to its new holder. */
+static void lease_renew(struct transfer_env *env)
+{
+    if (!env->job_id || !env->job_owner || env->lease_ms <= 0) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now - env->renewed_ms < env->lease_ms / 3) return;
+    struct th_err err = {0};
+    if (store_job_renew(env->store, env->job_id, env->job_owner, env->lease_ms, &err) != 0) {
+        log_warn("lease_renew_failed", "job=%lld worker=%s code=%s msg=\"%s\"",
+                 (long long)env->job_id, env->job_owner, th_err_name(err.code), err.msg);
+        return;
+    }
+    env->renewed_ms = now;
+}
 
 static void pace_wait(void *arg)
 {
     struct pace *p = arg;
+    lease_renew(p->env);
+    if (!p->env->limit) return;
     for (;;) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t wait = limit_call(p->limit, p->account, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        int64_t wait = limit_call_for(p->env->limit, p->conn, p->account,
+                                      (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
         if (wait <= 0) return;
         if (wait > 1000) wait = 1000;
         struct timespec d = {wait / 1000, (wait % 1000) * 1000000L};
@@ -468,8 +563,8 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
                    const struct store_order *so, struct delivery *out, struct th_err *err)
 {
     struct qoyod *q = qoyod_new(c->qoyod_base, c->qoyod_api_key, &env->qoyod_cfg);
-    struct pace pace = {env->limit, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
-    if (env->limit) qoyod_set_pace(q, pace_wait, &pace);
+    struct pace pace = {env, c->id, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
+    if (env->limit || env->job_id) qoyod_set_pace(q, pace_wait, &pace);
     struct lines ls = {0};
     char ref[160];
     transfer_reference(c, o, ref, sizeof ref);
@@ -485,7 +580,7 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
         if (rc == 0) goto pay;
         if (rc != TH_ENOTFOUND) goto out;
     }
-    if ((rc = contact_for(env->store, q, c, o, &contact, err)) != 0) goto out;
+    if ((rc = contact_for(env, q, c, o, &contact, err)) != 0) goto out;
     struct pctx px = {.env = env, .q = q, .c = c, .o = o};
     if ((rc = build_lines(&px, pl, &ls, err)) != 0) goto out;
 
@@ -999,8 +1094,8 @@ out:
 /* One lock per store for token refreshes, hashed: a collision only makes
  * two stores' refreshes wait for each other. Refresh tokens are single use
  * (Salla revokes the whole chain on reuse), so two refreshes of one store
- * must never run at once. Across processes (PostgreSQL, issue 9) this needs
- * a lease in the database as well. */
+ * must never run at once; across processes a lease in the store
+ * ("refresh:<conn>", cluster_lock) serialises them as well. */
 #define REFRESH_LOCKS 64
 static pthread_mutex_t refresh_locks[REFRESH_LOCKS];
 static pthread_once_t refresh_once = PTHREAD_ONCE_INIT;
@@ -1040,9 +1135,17 @@ static int ensure_token(struct transfer_env *env, struct store_conn *c, int forc
     pthread_once(&refresh_once, refresh_locks_init);
     pthread_mutex_t *mu = &refresh_locks[(uint64_t)c->id % REFRESH_LOCKS];
     pthread_mutex_lock(mu);
-    /* Another worker may have refreshed while this one waited. */
+    char lease[48];
+    snprintf(lease, sizeof lease, "refresh:%lld", (long long)c->id);
     struct store_conn fresh = {0};
-    int rc = store_conn_get(env->store, c->id, &fresh, err);
+    int rc = cluster_lock(env, lease, err);
+    if (rc) {
+        pthread_mutex_unlock(mu);
+        return rc;
+    }
+    /* Another worker (here or in another process) may have refreshed while
+     * this one waited. */
+    rc = store_conn_get(env->store, c->id, &fresh, err);
     if (rc) goto out;
     if (strcmp(fresh.access_token ? fresh.access_token : "",
                c->access_token ? c->access_token : "") != 0 ||
@@ -1085,6 +1188,7 @@ static int ensure_token(struct transfer_env *env, struct store_conn *c, int forc
     }
 out:
     store_conn_release(&fresh);
+    cluster_unlock(env->store, lease);
     pthread_mutex_unlock(mu);
     return rc;
 }

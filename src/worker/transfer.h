@@ -48,6 +48,15 @@ struct transfer_env {
      * an entry may be NULL: that platform's tokens are then never refreshed). */
     const struct platform_app *apps[4];
     struct limit *limit;          /* per-account Qoyod call budget; NULL = none */
+    /* The job being run, set by the worker (job_id 0: none, as for a
+     * transfer run by hand): before each Qoyod call whose time comes more
+     * than lease_ms / 3 after the last renewal, the job's lease is renewed
+     * (store_job_renew as job_owner), so a long transfer keeps its lease and
+     * no other worker, in this process or another, starts the same order. */
+    int64_t job_id;
+    const char *job_owner;
+    int64_t lease_ms;
+    int64_t renewed_ms;
 };
 
 /* Refresh a token when it expires within this many seconds. */

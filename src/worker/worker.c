@@ -52,6 +52,10 @@ static uint64_t xorshift(uint64_t *s)
     return *s = x;
 }
 
+static int run_claimed(const struct worker_config *cfg, struct transfer_env *env,
+                       struct limit *lim, const struct store_job *job, const char *owner,
+                       int64_t lease, uint64_t *rng, struct th_err *err);
+
 /* Claims (around the connections at their limits) and runs one job.
  * Returns 1 when a job ran, 0 when none was due, or a negative store error. */
 static int run_one(const struct worker_config *cfg, struct transfer_env *env, struct limit *lim,
@@ -60,6 +64,15 @@ static int run_one(const struct worker_config *cfg, struct transfer_env *env, st
     struct store_job job;
     int64_t lease = cfg->lease_ms > 0 ? cfg->lease_ms : 120000;
     int64_t busy[STORE_MAX_CLAIM_EXCEPT];
+    if (limit_shared(lim)) {
+        /* Many processes: the claim itself counts the leases of the store
+         * and of its Qoyod account in the database, and skips paused ones. */
+        struct store_claim_limits cl = limit_claim_limits(lim);
+        int rc = store_job_claim_limited(cfg->store, owner, lease, &cl, NULL, 0, &job, err);
+        if (rc == TH_ENOTFOUND) return 0;
+        if (rc) return rc;
+        return run_claimed(cfg, env, lim, &job, owner, lease, rng, err);
+    }
     limit_lock(lim);
     size_t nbusy = limit_busy(lim, worker_now_ms(), busy, STORE_MAX_CLAIM_EXCEPT);
     int rc = store_job_claim_except(cfg->store, owner, lease, busy, nbusy, &job, err);
@@ -79,17 +92,33 @@ static int run_one(const struct worker_config *cfg, struct transfer_env *env, st
     if (rc == 0 && !later) limit_enter(lim, job.conn_id);
     limit_unlock(lim);
     if (later) {
-        rc = store_job_retry(cfg->store, job.id, worker_now_ms() + 200,
-                             "waiting for the Qoyod account's limit", err);
+        rc = store_job_retry_as(cfg->store, job.id, owner, worker_now_ms() + 200,
+                                "waiting for the Qoyod account's limit", err);
         return rc ? rc : 0;
     }
     if (rc == TH_ENOTFOUND) return 0;
     if (rc) return rc;
+    return run_claimed(cfg, env, lim, &job, owner, lease, rng, err);
+}
+
+/* Runs a claimed job and finishes or reschedules it. Returns 1, or a
+ * negative store error. */
+static int run_claimed(const struct worker_config *cfg, struct transfer_env *env,
+                       struct limit *lim, const struct store_job *jp, const char *owner,
+                       int64_t lease, uint64_t *rng, struct th_err *err)
+{
+    struct store_job job = *jp;
     th_crash_point("job.claimed");
     struct transfer_result res;
     struct th_err terr = {0};
-    rc = transfer_run(env, job.conn_id, job.order_id, job.manual, &res, &terr);
-    limit_leave(lim, job.conn_id);
+    /* The transfer renews the lease before each Qoyod call (transfer.h). */
+    env->job_id = job.id;
+    env->job_owner = owner;
+    env->lease_ms = lease;
+    env->renewed_ms = worker_now_ms();
+    int rc = transfer_run(env, job.conn_id, job.order_id, job.manual, &res, &terr);
+    env->job_id = 0;
+    if (!limit_shared(lim)) limit_leave(lim, job.conn_id);
     if (rc) {
         /* The store failed mid-transfer: run the job again soon. */
         log_error("worker_store_failed", "job=%lld order=%lld code=%s msg=\"%s\"",
@@ -103,16 +132,24 @@ static int run_one(const struct worker_config *cfg, struct transfer_env *env, st
         int64_t delay = res.retry_after_ms > 0
                             ? res.retry_after_ms
                             : worker_backoff_ms(job.attempts, xorshift(rng), cfg->backoff_base_ms);
-        rc = store_job_retry(cfg->store, job.id, worker_now_ms() + delay,
-                             terr.msg[0] ? terr.msg : "retry", err);
+        rc = store_job_retry_as(cfg->store, job.id, owner, worker_now_ms() + delay,
+                                terr.msg[0] ? terr.msg : "retry", err);
     } else {
-        rc = store_job_done(cfg->store, job.id, err);
+        rc = store_job_done_as(cfg->store, job.id, owner, err);
+    }
+    if (rc == TH_ECONFLICT) {
+        /* This worker stalled past its lease and another one claimed the
+         * job: that one finishes it (the fenced write changed nothing). */
+        log_warn("job_taken_over", "job=%lld order=%lld worker=%s msg=\"%s\"", (long long)job.id,
+                 (long long)job.order_id, owner, err->msg);
+        return 1;
     }
     return rc ? rc : 1;
 }
 
 static void env_init(struct transfer_env *env, const struct worker_config *cfg)
 {
+    memset(env, 0, sizeof *env);
     env->store = cfg->store;
     env->platform_http = httpc_new(&cfg->http);
     env->qoyod_cfg = cfg->http;
@@ -124,6 +161,7 @@ int worker_drain(const struct worker_config *cfg, int64_t deadline_ms, struct th
     struct transfer_env env;
     env_init(&env, cfg);
     struct limit *lim = limit_new(cfg->per_store, cfg->per_account, cfg->qoyod_rpm);
+    limit_share(lim, cfg->store);
     env.limit = lim;
     uint64_t rng = (uint64_t)worker_now_ms();
     int rc = 0;
@@ -146,9 +184,13 @@ static void *thread_main(void *p)
 {
     struct thread_arg *ta = p;
     struct worker *w = ta->w;
-    char owner[64];
-    snprintf(owner, sizeof owner, "%s-%d-%u", w->cfg.name ? w->cfg.name : "worker", (int)getpid(),
-             ta->index);
+    /* Lease owners must be unique across every host sharing the store. */
+    char host[64] = "host";
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    char owner[160];
+    snprintf(owner, sizeof owner, "%s-%s-%d-%u", w->cfg.name ? w->cfg.name : "worker", host,
+             (int)getpid(), ta->index);
     uint64_t rng = (uint64_t)worker_now_ms() ^ ((uint64_t)ta->index << 32);
     free(ta);
     struct transfer_env env;
@@ -183,6 +225,7 @@ int worker_start(struct worker **out, const struct worker_config *cfg, struct th
                                    WORKER_MAX_THREADS);
     pthread_mutex_init(&w->lock, NULL);
     w->limit = limit_new(cfg->per_store, cfg->per_account, cfg->qoyod_rpm);
+    limit_share(w->limit, cfg->store);
     for (unsigned i = 0; i < n; i++) {
         struct thread_arg *ta = xmalloc(sizeof *ta);
         ta->w = w;

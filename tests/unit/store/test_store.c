@@ -1646,6 +1646,51 @@ static void test_claim_two_handles(void **state)
     assert_int_equal(job_count(f), 0);
 }
 
+/* A worker that stalled past its lease cannot finish or reschedule the job
+ * under the worker that took it over; the holder renews its lease. */
+static void test_job_fenced_by_lease(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    assert_int_equal(ingest(f, "e1", 41), 0);
+    struct store_job a = claim(f, "slow", 1000);
+    /* the holder renews: another claim a second later finds nothing */
+    f->now += 900;
+    must(store_job_renew(f->s, a.id, "slow", 1000, &err), &err);
+    f->now += 900;
+    claim_none(f);
+    assert_int_equal(store_job_renew(f->s, a.id, "other", 1000, &err), TH_ECONFLICT);
+    /* it stalls: the lease runs out and "fast" takes the job over */
+    f->now += 1001;
+    struct store_job b = claim(f, "fast", 1000);
+    assert_int_equal(b.id, a.id);
+    assert_int_equal(b.attempts, 2);
+    assert_int_equal(store_job_done_as(f->s, a.id, "slow", &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "taken over"));
+    assert_int_equal(store_job_retry_as(f->s, a.id, "slow", f->now, "x", &err), TH_ECONFLICT);
+    assert_int_equal(store_job_renew(f->s, a.id, "slow", 1000, &err), TH_ECONFLICT);
+    assert_int_equal(job_count(f), 1); /* still there, still leased to fast */
+    claim_none(f);
+    /* the holder's own writes work: retry, then (claimed again) done */
+    must(store_job_retry_as(f->s, b.id, "fast", f->now, "again", &err), &err);
+    b = claim(f, "fast", 1000);
+    /* an event while it runs: done_as keeps the job for a rerun */
+    assert_int_equal(ingest(f, "e2", 41), 0);
+    must(store_job_done_as(f->s, b.id, "fast", &err), &err);
+    assert_int_equal(job_count(f), 1);
+    struct store_job c = claim(f, "fast", 1000);
+    must(store_job_done_as(f->s, c.id, "fast", &err), &err);
+    assert_int_equal(job_count(f), 0);
+    assert_int_equal(store_job_done_as(f->s, c.id, "fast", &err), TH_ENOTFOUND);
+    assert_int_equal(store_job_renew(f->s, c.id, "fast", 1000, &err), TH_ENOTFOUND);
+    /* a lease that ran out but was not taken over is still its owner's */
+    assert_int_equal(ingest(f, "e3", 42), 0);
+    struct store_job d = claim(f, "late", 1000);
+    f->now += 5000;
+    must(store_job_done_as(f->s, d.id, "late", &err), &err);
+    assert_int_equal(job_count(f), 0);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Limits and leases shared by every process */
 
@@ -2023,6 +2068,7 @@ int main(int argc, char **argv)
         T(test_claim_one_per_order_and_rerun),
         T(test_expired_lease_reclaimed),
         T(test_claim_two_handles),
+        T(test_job_fenced_by_lease),
         T(test_claim_limited),
         T(test_claim_limited_race),
         T(test_account_budget),

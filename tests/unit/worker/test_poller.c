@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -219,6 +220,35 @@ static void test_salla_orders_found_without_webhooks(void **state)
     json_decref(ids);
 }
 
+/* Processes sharing a store poll each store once: the round of the process
+ * holding the store's lease polls it, the others skip it until the lease
+ * runs out (its holder died), then one of them takes it over. */
+static void test_rounds_share_stores_by_lease(void **state)
+{
+    struct fx *f = *state;
+    json_t *ids = generate(f, "/_sim/salla/generate", "{\"store_id\":4242,\"count\":3}");
+    json_decref(ids);
+    struct poller_stats st;
+    struct th_err err;
+    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-a", 60000, &st, &err), 0);
+    assert_int_equal(st.stores, 1);
+    assert_int_equal(st.queued, 3);
+    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-b", 60000, &st, &err), 0);
+    assert_int_equal(st.stores, 0); /* host-a polls it */
+    assert_int_equal(st.elsewhere, 1);
+    assert_int_equal(st.listed, 0);
+    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-a", 1, &st, &err), 0);
+    assert_int_equal(st.stores, 1); /* its holder renews it (for 1 ms now) */
+    usleep(20000);                  /* host-a "died": its lease ran out */
+    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-b", 60000, &st, &err), 0);
+    assert_int_equal(st.stores, 1);
+    assert_int_equal(st.elsewhere, 0);
+    assert_int_equal(st.listed, 3);
+    assert_int_equal(st.queued, 0); /* the same orders: already queued */
+    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-a", 60000, &st, &err), 0);
+    assert_int_equal(st.elsewhere, 1);
+}
+
 static void test_a_failing_list_is_retried_next_round(void **state)
 {
     struct fx *f = *state;
@@ -346,6 +376,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_salla_orders_found_without_webhooks, setup_salla,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_rounds_share_stores_by_lease, setup_salla, teardown),
         cmocka_unit_test_setup_teardown(test_a_failing_list_is_retried_next_round, setup_salla,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_zid_orders_found_by_update_time, setup_zid, teardown),
