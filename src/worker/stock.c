@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -283,9 +284,40 @@ static int scan(struct run *r, int64_t inventory, int64_t since_ms, int page, in
     return rc;
 }
 
+static int conn_round_held(struct store *s, struct httpc *hc, const struct store_conn *c,
+                           const struct stock_config *cfg, struct limit *lim,
+                           struct stock_stats *st, struct th_err *err);
+
+/* Several processes sharing the store (store_shared): one store's round
+ * runs in one of them at a time, under the lease "stock:<conn id>" taken
+ * before the store's due time is read (so a round that just finished
+ * elsewhere is seen) and dropped after; a holder that died loses it after
+ * STOCK_LEASE_MS. */
+#define STOCK_LEASE_MS (10 * 60 * 1000)
+
 static int conn_round(struct store *s, struct httpc *hc, const struct store_conn *c,
                       const struct stock_config *cfg, struct limit *lim, struct stock_stats *st,
                       struct th_err *err)
+{
+    if (!store_shared(s)) return conn_round_held(s, hc, c, cfg, lim, st, err);
+    char name[48], owner[128], host[64] = "host";
+    snprintf(name, sizeof name, "stock:%lld", (long long)c->id);
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    snprintf(owner, sizeof owner, "stock-%s-%d", host, (int)getpid());
+    int held = 0;
+    int rc = store_lease_take(s, name, owner, STOCK_LEASE_MS, &held, err);
+    if (rc || !held) return rc;
+    rc = conn_round_held(s, hc, c, cfg, lim, st, err);
+    struct th_err e2;
+    if (store_lease_drop(s, name, owner, &e2) != 0)
+        log_warn("lease_drop_failed", "lease=%s msg=\"%s\" (it expires by itself)", name, e2.msg);
+    return rc;
+}
+
+static int conn_round_held(struct store *s, struct httpc *hc, const struct store_conn *c,
+                           const struct stock_config *cfg, struct limit *lim,
+                           struct stock_stats *st, struct th_err *err)
 {
     const struct platform_ops *p = platform_by_id(c->platform);
     if (!p || !p->stock_push || p->stock_batch <= 0 ||

@@ -877,7 +877,7 @@ static int credit_deliver(struct transfer_env *env, struct qoyod *q, const struc
     if (rc == 0) return 0;
     if (rc != TH_ENOTFOUND) return rc;
     int64_t contact = 0;
-    if ((rc = contact_for(env->store, q, c, o, &contact, err)) != 0) return rc;
+    if ((rc = contact_for(env, q, c, o, &contact, err)) != 0) return rc;
     struct pctx px = {.env = env, .q = q, .c = c, .o = o};
     struct lines ls = {0};
     if ((rc = build_lines(&px, &cn->plan, &ls, err)) != 0) return rc;
@@ -1037,8 +1037,8 @@ static int credit_step(struct transfer_env *env, const struct store_conn *c,
         if ((rc = credit_state(st, so, STORE_CREDIT_PENDING, 0, NULL, err)) != 0) goto out;
     }
     struct qoyod *q = qoyod_new(c->qoyod_base, c->qoyod_api_key, &env->qoyod_cfg);
-    struct pace pace = {env->limit, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
-    if (env->limit) qoyod_set_pace(q, pace_wait, &pace);
+    struct pace pace = {env, c->id, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
+    if (env->limit || env->job_id) qoyod_set_pace(q, pace_wait, &pace);
     int drc = 0;
     for (size_t k = 0; k < cp.n && drc == 0; k++) {
         struct transfer_credit *cn = &cp.notes[k];
