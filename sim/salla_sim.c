@@ -807,6 +807,20 @@ static void admin(struct salla *e, const struct sim_req *req, struct httpd_resp 
                                       "success", 1, "data", a, "pagination", "count", (json_int_t)n,
                                       "total", (json_int_t)n, "perPage", 60, "currentPage", 1,
                                       "totalPages", 1, "links"));
+    } else if (get && !strcmp(path, "/categories")) {
+        /* D-CAT: the store's categories, children nested in `items` [I]. */
+        json_t *a = json_pack(
+            "[{s:I,s:s,s:i,s:s,s:i,s:[{s:I,s:s,s:I,s:s,s:i,s:[]}]},{s:I,s:s,s:i,s:s,s:i,s:[]},"
+            "{s:I,s:s,s:i,s:s,s:i,s:[]}]",
+            "id", (json_int_t)256950451, "name", "الملابس", "parent_id", 0, "status", "active",
+            "sort_order", 1, "items", "id", (json_int_t)256950452, "name", "تي شيرتات",
+            "parent_id", (json_int_t)256950451, "status", "active", "sort_order", 1, "items", "id",
+            (json_int_t)256950460, "name", "العطور", "parent_id", 0, "status", "active",
+            "sort_order", 2, "items", "id", (json_int_t)256950470, "name", "القهوة والتمور",
+            "parent_id", 0, "status", "active", "sort_order", 3, "items");
+        sim_json(resp, 200, json_pack("{s:i,s:b,s:o,s:{s:i,s:i,s:i,s:i,s:i}}", "status", 200,
+                                      "success", 1, "data", a, "pagination", "count", 3, "total",
+                                      3, "perPage", 15, "currentPage", 1, "totalPages", 1));
     } else if (post && !strcmp(path, "/products/quantities/bulk")) {
         bulk_quantities(e, sid, req, resp);
     } else if (get && !strcmp(path, "/products/quantities")) {

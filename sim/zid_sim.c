@@ -1395,6 +1395,20 @@ static void managers(struct zid *z, const struct sim_req *req, struct httpd_resp
                               "6675a8a4-0000-4000-8000-000000000003", "name", "Demo Manager",
                               "email", "manager@example.com", "mobile", "966500000005",
                               "language_code", "ar", "store", store));
+    } else if (get && !strcmp(path, "/store/categories")) {
+        /* §5.1: the store's categories (the two its sample products name,
+         * and a child of the first); names {ar, en} as on products, children
+         * in `sub_categories` [I]. */
+        json_t *cats = json_pack(
+            "[{s:s,s:{s:s,s:s},s:s,s:[{s:s,s:{s:s,s:s},s:s,s:[]}]},"
+            "{s:s,s:{s:s,s:s},s:s,s:[]}]",
+            "id", "1473476", "name", "ar", "أزياء وعطور", "en", "Fashion & perfume", "slug",
+            "fashion", "sub_categories", "id", "1473478", "name", "ar", "عبايات", "en", "Abayas",
+            "slug", "abayas", "sub_categories", "id", "1473477", "name", "ar", "مواد غذائية", "en",
+            "Groceries", "slug", "groceries", "sub_categories");
+        json_t *o = json_pack("{s:s,s:o,s:[],s:i}", "status", "object", "categories", cats,
+                              "minimal_categories", "products_count", 7);
+        sim_json(resp, 200, o);
     } else if (get && !strcmp(path, "/store/orders")) {
         list_orders(z, sid, req, resp);
     } else if (!strncmp(path, "/store/orders/", 14)) {

@@ -33,6 +33,7 @@
 #include "qoyod/qoyod.h"
 #include "store/store.h"
 #include "worker/manage.h"
+#include "worker/catalogue.h"
 #include "worker/poller.h"
 #include "worker/stock.h"
 #include "worker/worker.h"
@@ -204,6 +205,35 @@ static int apply_settings(const struct args *a, struct store_conn *c)
     return 0;
 }
 
+/* Sets up the store's default accounts and categories in Qoyod and says
+ * what was found and created. Returns 0 or CLI_FAIL (after saying why and
+ * how to retry). */
+static int run_catalogue(struct store *s, const struct store_conn *c)
+{
+    struct httpc *hc = httpc_new(NULL);
+    struct catalogue_report r;
+    struct th_err err;
+    int rc = catalogue_setup(s, hc, NULL, c, &r, &err);
+    httpc_free(hc);
+    if (rc) {
+        fprintf(stderr, "tarheel: setting up the store's accounts and categories in Qoyod "
+                        "failed: %s\n  what to do: %s; then run `tarheel catalogue --store "
+                        "%lld`\n", err.msg, th_err_todo(err.code), (long long)c->store_id);
+        return CLI_FAIL;
+    }
+    printf("Qoyod accounts: sales %lld, cost of goods sold %lld, opening balances %lld "
+           "(%zu found, %zu created)\n",
+           (long long)r.sales, (long long)r.cost, (long long)r.opening, r.accounts_found,
+           r.accounts_created);
+    if (r.categories_failed)
+        printf("Store categories: could not be read (see the log); run `tarheel catalogue "
+               "--store %lld` to try again\n", (long long)c->store_id);
+    else
+        printf("Store categories: %zu, in Qoyod as product categories (%zu found, %zu "
+               "created)\n", r.categories, r.categories_found, r.categories_created);
+    return CLI_OK;
+}
+
 static void print_settings(const struct store_conn *c)
 {
     printf("store %lld (%s), connection %lld, %s\n", (long long)c->store_id,
@@ -334,6 +364,9 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
     rc = store_conn_put(s, &c, &err) ? fail(&err) : CLI_OK;
     if (rc == CLI_OK) {
         print_settings(&c);
+        /* A failure here leaves the store connected; the message says how
+         * to finish (and `serve` retries it in the background). */
+        (void)run_catalogue(s, &c);
         if (!ops->webhooks_register)
             printf("Point the store's webhooks at http://<this host>/webhooks/%s\n",
                    model_platform_name(p));
@@ -649,6 +682,20 @@ static int find_conn(struct store *s, const struct args *a, struct store_conn *c
         return CLI_FAIL;
     }
     return CLI_OK;
+}
+
+/* tarheel catalogue --store ID: sets up (again) the store's default
+ * accounts and categories in Qoyod; finds what exists, creates the rest. */
+static int cmd_catalogue(const struct args *a)
+{
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    struct store_conn c = {0};
+    int rc = find_conn(s, a, &c);
+    if (rc == CLI_OK) rc = run_catalogue(s, &c);
+    store_conn_release(&c);
+    store_close(s);
+    return rc;
 }
 
 static int cmd_settings(const struct args *a)
@@ -1236,6 +1283,10 @@ static const struct command {
      "[--customer-per-invoice on|off] [--number-by-order on|off] [--financial-invoice on|off] "
      "[--inventory ID] [--payment-account ID] [--stock-sync on|off] [--stock-interval S]  show "
      "or change a store's settings"},
+    {"catalogue", NULL, cmd_catalogue,
+     "--store ID [--platform salla|zid]  set up the store's default accounts (sales, cost of "
+     "goods sold, opening balances) and its categories in Qoyod (done at connect; safe to "
+     "repeat)"},
     {"orders", "list", cmd_orders_list, "[--status S] [--failed]  orders and their state"},
     {"orders", "show", cmd_orders_show, "ORDER_ID  one order in detail"},
     {"orders", "transfer", cmd_orders_transfer,

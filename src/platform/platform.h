@@ -73,6 +73,13 @@ struct platform_page {
 };
 void platform_page_release(struct platform_page *p);
 
+/* A store category (categories_list); ids as text (Zid's may be strings). */
+struct platform_category {
+    char id[64];
+    char parent_id[64];        /* "" at the top */
+    char name[256];            /* the merchant's name for it (Arabic when it has both) */
+};
+
 /* One SKU's stock to write to the store (stock_push). */
 struct platform_stock {
     const char *sku;           /* borrowed */
@@ -192,6 +199,10 @@ struct platform_ops {
                        const struct platform_query *q, struct platform_page *out,
                        struct th_err *err);
     int lists_by_updated;
+    /* Optional: every category of the store, parents before their
+     * children. *out is new (free()). Errors as order_fetch. */
+    int (*categories_list)(struct httpc *hc, const struct platform_conn *c,
+                           struct platform_category **out, size_t *n, struct th_err *err);
     /* Optional: writes the stock of n (<= stock_batch) SKUs to the store in
      * one call where the platform allows it (a platform that reports
      * unknown SKUs by refusing the whole call may make one more without

@@ -671,6 +671,84 @@ static int orders_page(struct httpc *hc, const struct platform_conn *c,
 }
 
 /*
+ * GET /categories (salla.md §5, D-CAT): `data` holds the categories, each
+ * with `id`, `name`, `parent_id` (0 at the top) and its children in `items`
+ * [I: the nesting key]; paged like every list (§8.2). Flattened parents
+ * first.
+ */
+struct cats {
+    struct platform_category *v;
+    size_t n, cap;
+};
+
+static void cats_add(struct cats *cs, const json_t *c, const char *parent, int depth)
+{
+    char id[64], pid[64];
+    if (!jv_get_text(c, "id", id, sizeof id) || depth > 8) return;
+    const char *name = jv_get_str(c, "name");
+    if (!name || !*name) return;
+    if (!parent) {
+        const char *p = jv_get_text(c, "parent_id", pid, sizeof pid);
+        parent = p && strcmp(p, "0") != 0 ? p : "";
+    }
+    for (size_t i = 0; i < cs->n; i++)
+        if (strcmp(cs->v[i].id, id) == 0) return; /* listed twice (nested and flat) */
+    if (cs->n == cs->cap) {
+        cs->cap = cs->cap ? cs->cap * 2 : 32;
+        cs->v = xrealloc(cs->v, cs->cap * sizeof *cs->v);
+    }
+    struct platform_category *d = &cs->v[cs->n++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->id, sizeof d->id, "%s", id);
+    snprintf(d->parent_id, sizeof d->parent_id, "%s", parent);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    json_t *kid;
+    size_t i;
+    json_array_foreach(json_object_get(c, "items"), i, kid) cats_add(cs, kid, id, depth + 1);
+}
+
+static int categories_list(struct httpc *hc, const struct platform_conn *c,
+                           struct platform_category **out, size_t *n, struct th_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    struct cats cs = {0};
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    const char *hdrs[] = {auth, "Accept: application/json", NULL};
+    int rc = 0;
+    for (int page = 1; page <= 50 && !rc; page++) {
+        char url[1024];
+        snprintf(url, sizeof url, "%s/categories?page=%d", c->api_base ? c->api_base : "", page);
+        struct httpc_resp r;
+        httpc_resp_init(&r);
+        rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+        json_t *root = rc ? NULL : jv_parse(r.body.data, r.body.len, JV_MAX_DEPTH, err);
+        httpc_resp_release(&r);
+        if (rc) break;
+        if (!root) {
+            rc = TH_EPARSE;
+            break;
+        }
+        json_t *cat;
+        size_t i;
+        json_array_foreach(json_object_get(root, "data"), i, cat) cats_add(&cs, cat, NULL, 0);
+        int64_t total = 1;
+        if (jv_get_id(json_object_get(root, "pagination"), "totalPages", &total, NULL) != 0)
+            total = 1;
+        json_decref(root);
+        if (page >= total) break;
+    }
+    free(auth);
+    if (rc) {
+        free(cs.v);
+        return rc;
+    }
+    *out = cs.v;
+    *n = cs.n;
+    return 0;
+}
+
+/*
  * POST /products/quantities/bulk (salla.md §5.3): each SKU's change as
  * `increment` / `decrement` by SKU, so a sale the store makes meanwhile is
  * never overwritten (an `overwrite` with a count read a moment ago would
@@ -734,6 +812,7 @@ const struct platform_ops salla_platform_ops = {
     .orders_page = orders_page,
     .lists_by_updated = 0,
     .product_stock = product_stock,
+    .categories_list = categories_list,
     .stock_push = stock_push,
     .stock_absolute = 0,
     .stock_batch = SALLA_STOCK_BATCH,

@@ -805,6 +805,75 @@ static int product_stock(struct httpc *hc, const struct platform_conn *c,
 }
 
 /*
+ * GET /v1/managers/store/categories (zid.md §5.1, managers service: Bearer
+ * and X-Manager-Token) → {"categories": [...]}. A category's name is text or
+ * {"ar","en"} (as on products, §5.2; Arabic kept); children are in
+ * `sub_categories` [I: the nesting key, FX not captured]. Flattened parents
+ * first.
+ */
+struct cats {
+    struct platform_category *v;
+    size_t n, cap;
+};
+
+static void cats_add(struct cats *cs, const json_t *c, const char *parent, int depth)
+{
+    char id[64];
+    if (!jv_get_text(c, "id", id, sizeof id) || depth > 8) return;
+    json_t *nm = json_object_get(c, "name");
+    const char *name = json_is_string(nm) ? json_string_value(nm) : jv_get_str(nm, "ar");
+    if (!name || !*name) name = jv_get_str(nm, "en");
+    if (!name || !*name) return;
+    for (size_t i = 0; i < cs->n; i++)
+        if (strcmp(cs->v[i].id, id) == 0) return;
+    if (cs->n == cs->cap) {
+        cs->cap = cs->cap ? cs->cap * 2 : 32;
+        cs->v = xrealloc(cs->v, cs->cap * sizeof *cs->v);
+    }
+    struct platform_category *d = &cs->v[cs->n++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->id, sizeof d->id, "%s", id);
+    snprintf(d->parent_id, sizeof d->parent_id, "%s", parent ? parent : "");
+    snprintf(d->name, sizeof d->name, "%s", name);
+    json_t *kid;
+    size_t i;
+    json_array_foreach(json_object_get(c, "sub_categories"), i, kid)
+        cats_add(cs, kid, id, depth + 1);
+}
+
+static int categories_list(struct httpc *hc, const struct platform_conn *c,
+                           struct platform_category **out, size_t *n, struct th_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!c->access_token || !c->manager_token)
+        return th_err_set(err, TH_ECONFIG, "Zid store %lld needs both its tokens to list its "
+                          "categories; reconnect the store", (long long)c->store_id);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/managers/store/categories", c->api_base ? c->api_base : "");
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token);
+    char *mgr = xasprintf("X-Manager-Token: %s", c->manager_token);
+    const char *hdrs[] = {auth, mgr, "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(auth);
+    free(mgr);
+    json_t *root = rc ? NULL : jv_parse(r.body.data, r.body.len, JV_MAX_DEPTH, err);
+    httpc_resp_release(&r);
+    if (rc) return rc;
+    if (!root) return TH_EPARSE;
+    struct cats cs = {0};
+    json_t *cat;
+    size_t i;
+    json_array_foreach(json_object_get(root, "categories"), i, cat) cats_add(&cs, cat, NULL, 0);
+    json_decref(root);
+    *out = cs.v;
+    *n = cs.n;
+    return 0;
+}
+
+/*
  * Stock: bulk PATCH /v1/products/ (zid.md §5.3), up to 50 items named by
  * SKU, each with its new count: Zid takes absolute quantities only, so the
  * stock poller sends Qoyod's count (see worker/stock.c for why that does
@@ -1159,6 +1228,7 @@ const struct platform_ops zid_platform_ops = {
     .needs_url_token = 1,
     .lists_by_updated = 1,
     .product_stock = product_stock,
+    .categories_list = categories_list,
     .stock_push = stock_push,
     .stock_absolute = 1,
     .stock_batch = ZID_STOCK_BATCH,

@@ -1074,6 +1074,13 @@ int qoyod_payment_create(struct qoyod *q, int64_t invoice_id, int64_t account_id
 int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, int64_t quantity,
                     int64_t unit_value, const char *date, struct th_err *err)
 {
+    return qoyod_stock_count(q, inventory_id, product_id, quantity, unit_value, date, 0, 0, err);
+}
+
+int qoyod_stock_count(struct qoyod *q, int64_t inventory_id, int64_t product_id, int64_t quantity,
+                      int64_t unit_value, const char *date, int64_t increase_account,
+                      int64_t decrease_account, struct th_err *err)
+{
     if (inventory_id <= 0 || product_id <= 0 || quantity < 0 || unit_value < 0 || !valid_date(date))
         return th_err_set(err, TH_EINVAL, "a stock count needs an inventory, a product, a "
                           "quantity >= 0 and a YYYY-MM-DD date");
@@ -1081,14 +1088,16 @@ int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, i
     snprintf(what, sizeof what, "book the opening stock of product %lld at inventory %lld",
              (long long)product_id, (long long)inventory_id);
     /* §4.5: actual_quantity is the new absolute count; the revenue account
-     * (18, other revenue) takes increases, the expense account (12, cost of
-     * sales) decreases, as the seeded chart of accounts has them. */
+     * takes increases (the opening-balance account set up at connect; else
+     * 18, other revenue, as the seeded chart has it), the expense account
+     * decreases (cost of goods sold; else 12, cost of sales). */
     json_t *body = json_pack(
         "{s:{s:I,s:I,s:I,s:s,s:s,s:[{s:I,s:I,s:o}]}}", "inventory_adjustment", "inventory_id",
-        (json_int_t)inventory_id, "revenue_account_id", (json_int_t)18, "expense_account_id",
-        (json_int_t)12, "date", date, "description", "Opening balance (tarheel, first transfer)",
-        "line_items", "product_id", (json_int_t)product_id, "actual_quantity",
-        (json_int_t)quantity, "rate", dec(unit_value));
+        (json_int_t)inventory_id, "revenue_account_id",
+        (json_int_t)(increase_account > 0 ? increase_account : 18), "expense_account_id",
+        (json_int_t)(decrease_account > 0 ? decrease_account : 12), "date", date, "description",
+        "Opening balance (tarheel, first transfer)", "line_items", "product_id",
+        (json_int_t)product_id, "actual_quantity", (json_int_t)quantity, "rate", dec(unit_value));
     struct qy_req rq = {.method = "POST", .path = "/inventory_adjustments", .body = body,
                         .what = what};
     json_t *ans = NULL;
@@ -1096,6 +1105,136 @@ int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, i
     json_decref(body);
     json_decref(ans);
     return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Chart of accounts and categories                                         */
+
+/* Reads an unpaged list (accounts, categories): 0 with *list (new) or an
+ * empty array when Qoyod answers 404-empty. */
+static int qy_list(struct qoyod *q, const char *path, const char *key, const char *what,
+                   json_t **list, struct th_err *err)
+{
+    *list = NULL;
+    struct qy_req rq = {.method = "GET", .path = path, .what = what, .lookup = 1};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    if (rc == TH_ENOTFOUND) {
+        th_err_clear(err);
+        *list = json_array();
+        return 0;
+    }
+    if (rc) return rc;
+    json_t *l = json_object_get(ans, key);
+    if (!json_is_array(l)) {
+        json_decref(ans);
+        return th_err_set(err, TH_EPERM, "Qoyod's answer when asked to %s has no \"%s\" list: "
+                          "its API may have changed", what, key);
+    }
+    *list = json_incref(l);
+    json_decref(ans);
+    return 0;
+}
+
+int qoyod_accounts(struct qoyod *q, struct qoyod_account **out, size_t *n, struct th_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    json_t *list;
+    int rc = qy_list(q, "/accounts", "accounts", "list the chart of accounts", &list, err);
+    if (rc) return rc;
+    size_t cnt = json_array_size(list), k = 0;
+    struct qoyod_account *v = xcalloc(cnt ? cnt : 1, sizeof *v);
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *row = json_array_get(list, i);
+        if (jv_get_id(row, "id", &v[k].id, NULL) != 0) continue;
+        const char *t;
+        char num[40];
+        copy_text(v[k].code, sizeof v[k].code, (t = jv_get_text(row, "code", num, sizeof num)) ? t : "");
+        copy_text(v[k].name_en, sizeof v[k].name_en, (t = jv_get_str(row, "name_en")) ? t : "");
+        copy_text(v[k].name_ar, sizeof v[k].name_ar, (t = jv_get_str(row, "name_ar")) ? t : "");
+        copy_text(v[k].type, sizeof v[k].type, (t = jv_get_str(row, "type")) ? t : "");
+        k++;
+    }
+    json_decref(list);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int qoyod_account_create(struct qoyod *q, const struct qoyod_account_spec *s, int64_t *id,
+                         struct th_err *err)
+{
+    if (!s->name_en || !*s->name_en || !s->name_ar || !*s->name_ar || !s->type || !*s->type)
+        return th_err_set(err, TH_EINVAL, "a Qoyod account needs both names and a type");
+    char what[256];
+    snprintf(what, sizeof what, "create the account \"%.160s\"", s->name_en);
+    /* The reference's fields (§4.1) and the data-model seed's (003: en_name,
+     * ar_name, account_kind, parent_kind, branch_kind), which disagree; both
+     * are sent, as the MCP sends both spellings of the receive flag. */
+    json_t *a = json_object();
+    set_text(a, "name_en", s->name_en);
+    set_text(a, "name_ar", s->name_ar);
+    set_text(a, "en_name", s->name_en);
+    set_text(a, "ar_name", s->name_ar);
+    set_text(a, "type", s->type);
+    set_text(a, "account_kind", s->type);
+    if (s->parent_kind) set_text(a, "parent_kind", s->parent_kind);
+    if (s->branch_kind) set_text(a, "branch_kind", s->branch_kind);
+    set_text(a, "recieve_payments", "false");
+    set_text(a, "receive_payments", "false");
+    json_t *body = json_pack("{s:o}", "account", a);
+    struct qy_req rq = {.method = "POST", .path = "/accounts", .body = body, .what = what};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    json_decref(body);
+    if (rc) return rc;
+    rc = row_id(json_object_get(ans, "account"), what, id, err);
+    json_decref(ans);
+    return rc ? reclass(err, TH_EUNKNOWN, " (the account was probably created)") : 0;
+}
+
+int qoyod_categories(struct qoyod *q, struct qoyod_category **out, size_t *n, struct th_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    json_t *list;
+    int rc = qy_list(q, "/categories", "categories", "list the product categories", &list, err);
+    if (rc) return rc;
+    size_t cnt = json_array_size(list), k = 0;
+    struct qoyod_category *v = xcalloc(cnt ? cnt : 1, sizeof *v);
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *row = json_array_get(list, i);
+        if (jv_get_id(row, "id", &v[k].id, NULL) != 0) continue;
+        const char *t = jv_get_str(row, "name");
+        copy_text(v[k].name, sizeof v[k].name, t ? t : "");
+        if (jv_get_id(row, "parent_id", &v[k].parent_id, NULL) != 0) v[k].parent_id = 0;
+        k++;
+    }
+    json_decref(list);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int qoyod_category_create(struct qoyod *q, const char *name, int64_t parent_id, int64_t *id,
+                          struct th_err *err)
+{
+    if (!name || !*name) return th_err_set(err, TH_EINVAL, "a Qoyod category needs a name");
+    char what[320];
+    snprintf(what, sizeof what, "create the product category \"%.256s\"", name);
+    json_t *c = json_object();
+    set_text(c, "name", name);
+    if (parent_id > 0) json_object_set_new(c, "parent_id", json_integer(parent_id));
+    json_t *body = json_pack("{s:o}", "category", c);
+    struct qy_req rq = {.method = "POST", .path = "/categories", .body = body, .what = what};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    json_decref(body);
+    if (rc) return rc;
+    rc = row_id(json_object_get(ans, "category"), what, id, err);
+    json_decref(ans);
+    return rc ? reclass(err, TH_EUNKNOWN, " (the category was probably created)") : 0;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -204,7 +204,50 @@ int qoyod_payment_create(struct qoyod *q, int64_t invoice_id, int64_t account_id
  */
 int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, int64_t quantity,
                     int64_t unit_value, const char *date, struct th_err *err) TH_MUST_CHECK;
+/* The same with the accounts named: increase_account takes an increase (the
+ * opening-balance account), decrease_account a decrease; 0 = 18 / 12. */
+int qoyod_stock_count(struct qoyod *q, int64_t inventory_id, int64_t product_id, int64_t quantity,
+                      int64_t unit_value, const char *date, int64_t increase_account,
+                      int64_t decrease_account, struct th_err *err) TH_MUST_CHECK;
 
+
+/* ---- chart of accounts and categories (worker/catalogue.c) ---- */
+
+struct qoyod_account {
+    int64_t id;
+    char code[32];
+    char name_en[160];
+    char name_ar[160];
+    char type[32];             /* in lists the root class: Asset, Liability, Equity, Revenue, Expense */
+};
+
+/* Every account (Qoyod does not page them, §4.1). *out is new (free()). */
+int qoyod_accounts(struct qoyod *q, struct qoyod_account **out, size_t *n,
+                   struct th_err *err) TH_MUST_CHECK;
+
+struct qoyod_account_spec {
+    const char *name_en, *name_ar;
+    const char *type;          /* the create enum (§4.1): "Sale", "DirectCost", "Equity", ... */
+    const char *parent_kind;   /* seed 003's hierarchy: main account ("Revenue") */
+    const char *branch_kind;   /* branch account ("Sales") */
+};
+/* Creates an account; no code is sent (seed 003: generated when omitted).
+ * A name already taken comes back as TH_EPERM naming it. */
+int qoyod_account_create(struct qoyod *q, const struct qoyod_account_spec *s, int64_t *id,
+                         struct th_err *err) TH_MUST_CHECK;
+
+struct qoyod_category {
+    int64_t id;
+    char name[256];
+    int64_t parent_id;         /* 0: none */
+};
+
+/* Every product category (not paged, §4.3). *out is new (free()). */
+int qoyod_categories(struct qoyod *q, struct qoyod_category **out, size_t *n,
+                     struct th_err *err) TH_MUST_CHECK;
+/* Creates a product category (parent_id 0: none). */
+int qoyod_category_create(struct qoyod *q, const char *name, int64_t parent_id, int64_t *id,
+                          struct th_err *err) TH_MUST_CHECK;
 
 /* ---- stock reads (the stock poller) ---- */
 

@@ -34,6 +34,7 @@
 #include "core/xmalloc.h"
 #include "platform/platform.h"
 #include "qoyod/qoyod.h"
+#include "worker/catalogue.h"
 #include "worker/limit.h"
 
 static int64_t clock_ms(void)
@@ -75,7 +76,7 @@ struct run {
     struct platform_conn pc;
     struct qoyod *q;
     struct stock_stats *st;
-    int64_t gap_ms;          /* between store calls; 0 = none */
+    int64_t gap_ms; /* between store calls; 0 = none */
     int64_t last_call_ms;
     /* rows waiting to be saved, and pushes waiting to be sent (each push
      * names its row by index) */
@@ -85,8 +86,8 @@ struct run {
     size_t push_row[STORE_STOCK_MAX_BATCH];
     int64_t updated[STORE_STOCK_MAX_BATCH * 2]; /* each row's product updated_ms */
     size_t npush;
-    int64_t hold_ms;         /* lowest updated_ms of a product not saved; INT64_MAX none */
-    int failed;              /* a remote call failed: stop the round */
+    int64_t hold_ms; /* lowest updated_ms of a product not saved; INT64_MAX none */
+    int failed;      /* a remote call failed: stop the round */
 };
 
 static void hold(struct run *r, int64_t updated_ms)
@@ -115,7 +116,8 @@ static int flush(struct run *r, struct th_err *err)
 {
     size_t batch = r->p->stock_batch > 0 ? (size_t)r->p->stock_batch : 1;
     int64_t now = clock_ms();
-    for (size_t i = 0; i < r->npush; i++) r->push[i].sku = r->rows[r->push_row[i]].sku;
+    for (size_t i = 0; i < r->npush; i++)
+        r->push[i].sku = r->rows[r->push_row[i]].sku;
     for (size_t at = 0; at < r->npush && !r->failed; at += batch) {
         size_t n = r->npush - at < batch ? r->npush - at : batch;
         if (r->gap_ms && r->last_call_ms) sleep_ms(r->last_call_ms + r->gap_ms - clock_ms());
@@ -128,8 +130,8 @@ static int flush(struct run *r, struct th_err *err)
             /* An increment whose answer was lost may have been applied:
              * sending it again could count it twice, so it counts as sent.
              * XXX a lost answer can leave the store off by this change. */
-            log_warn("stock_push_unknown", "conn=%lld skus=%zu msg=\"%s\"", (long long)r->c->id,
-                     n, e.msg);
+            log_warn("stock_push_unknown", "conn=%lld skus=%zu msg=\"%s\"", (long long)r->c->id, n,
+                     e.msg);
             rc = 0;
         }
         if (rc) {
@@ -184,7 +186,8 @@ static int page_do(struct run *r, const struct qoyod_stock_page *pg, int64_t rea
         if (x->updated_ms > *newest) *newest = x->updated_ms;
         if (!x->sku[0] || strlen(x->sku) >= STORE_MAX_SKU) continue; /* nothing to match by */
         int dup = 0;
-        for (size_t k = 0; k < n && !dup; k++) dup = strcmp(cur[k].sku, x->sku) == 0;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = strcmp(cur[k].sku, x->sku) == 0;
         if (dup) {
             /* Two Qoyod products with one SKU: the first wins (the invoice
              * side refuses such SKUs with a reason, qoyod_product_find_sku). */
@@ -226,11 +229,13 @@ static int page_do(struct run *r, const struct qoyod_stock_page *pg, int64_t rea
             r->st->untracked++;
             continue;
         }
-        log_info("stock_changed", "conn=%lld sku=%s qoyod_was=%lld qoyod_now=%lld own=%lld "
-                 "push=%lld", (long long)r->c->id, x->sku, (long long)was->qoyod_qty,
-                 (long long)x->qty, (long long)own, (long long)external);
-        r->push[r->npush] = (struct platform_stock){.sku = row->sku, .delta = external,
-                                                    .quantity = x->qty < 0 ? 0 : x->qty};
+        log_info("stock_changed",
+                 "conn=%lld sku=%s qoyod_was=%lld qoyod_now=%lld own=%lld "
+                 "push=%lld",
+                 (long long)r->c->id, x->sku, (long long)was->qoyod_qty, (long long)x->qty,
+                 (long long)own, (long long)external);
+        r->push[r->npush] = (struct platform_stock){
+            .sku = row->sku, .delta = external, .quantity = x->qty < 0 ? 0 : x->qty};
         r->push_row[r->npush++] = at;
         if (r->npush >= (size_t)r->p->stock_batch) rc = flush(r, err);
     }
@@ -320,12 +325,11 @@ static int conn_round_held(struct store *s, struct httpc *hc, const struct store
                            struct stock_stats *st, struct th_err *err)
 {
     const struct platform_ops *p = platform_by_id(c->platform);
-    if (!p || !p->stock_push || p->stock_batch <= 0 ||
-        p->stock_batch > STORE_STOCK_MAX_BATCH)
+    if (!p || !p->stock_push || p->stock_batch <= 0 || p->stock_batch > STORE_STOCK_MAX_BATCH)
         return 0;
     int64_t now = cfg->now_ms ? cfg->now_ms : clock_ms();
-    int64_t polled = 0, interval = c->stock_interval_s > 0 ? c->stock_interval_s
-                                                           : STORE_STOCK_INTERVAL_DEFAULT;
+    int64_t polled = 0,
+            interval = c->stock_interval_s > 0 ? c->stock_interval_s : STORE_STOCK_INTERVAL_DEFAULT;
     int rc = store_map_get(s, c->id, "stock", "polled_at", &polled, err);
     if (rc && rc != TH_ENOTFOUND) return rc;
     if (!cfg->force && polled && now < polled + interval * 1000) return 0;
@@ -362,7 +366,8 @@ static int conn_round_held(struct store *s, struct httpc *hc, const struct store
      * baselines. */
     int64_t newest = cursor, next = 0;
     if (cursor > 0) {
-        int64_t since = cursor - STOCK_OVERLAP_S * 1000;
+        int overlap = cfg->overlap_s ? (cfg->overlap_s > 0 ? cfg->overlap_s : 0) : STOCK_OVERLAP_S;
+        int64_t since = cursor - (int64_t)overlap * 1000;
         int np = 0;
         rc = scan(&r, inv, since > 0 ? since : 1, 1, STOCK_MAX_PAGES, &newest, &np, err);
         next = newest;
@@ -434,11 +439,14 @@ static int round_with(struct store *s, struct httpc *hc, const struct stock_conf
     memset(st, 0, sizeof *st);
     struct conns cs = {0};
     int rc = store_conn_list(s, collect, &cs, err);
-    for (size_t i = 0; i < cs.n && !rc; i++) rc = conn_round(s, hc, &cs.v[i], cfg, lim, st, err);
-    for (size_t i = 0; i < cs.n; i++) store_conn_release(&cs.v[i]);
+    for (size_t i = 0; i < cs.n && !rc; i++)
+        rc = conn_round(s, hc, &cs.v[i], cfg, lim, st, err);
+    for (size_t i = 0; i < cs.n; i++)
+        store_conn_release(&cs.v[i]);
     free(cs.v);
     if (!rc && (st->pushed || st->failed))
-        log_info("stock_round", "stores=%zu listed=%zu changed=%zu pushed=%zu not_found=%zu "
+        log_info("stock_round",
+                 "stores=%zu listed=%zu changed=%zu pushed=%zu not_found=%zu "
                  "busy=%zu qoyod_calls=%zu store_calls=%zu failed=%zu",
                  st->stores, st->listed, st->changed, st->pushed, st->not_found, st->busy,
                  st->qoyod_calls, st->store_calls, st->failed);
@@ -481,6 +489,10 @@ static void *poller_main(void *arg)
         struct th_err err;
         if (round_with(p->store, hc, &p->cfg, p->limit, &st, &err) != 0)
             log_error("stock_store_failed", "code=%s msg=\"%s\"", th_err_name(err.code), err.msg);
+        /* Stores connected without the CLI get their catalogue here. */
+        if (catalogue_round(p->store, hc, (int64_t)time(NULL), &err) != 0)
+            log_error("catalogue_store_failed", "code=%s msg=\"%s\"", th_err_name(err.code),
+                      err.msg);
         pthread_mutex_lock(&p->mu);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -490,7 +502,8 @@ static void *poller_main(void *arg)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        while (!p->stopping && pthread_cond_timedwait(&p->cv, &p->mu, &until) == 0) {}
+        while (!p->stopping && pthread_cond_timedwait(&p->cv, &p->mu, &until) == 0) {
+        }
     }
     pthread_mutex_unlock(&p->mu);
     httpc_free(hc);

@@ -33,34 +33,35 @@
 #include "net/httpc.h"
 #include "store/store.h"
 
-#define STOCK_OVERLAP_S 120             /* the cursor re-lists two minutes: late commits in Qoyod */
-#define STOCK_FULL_SCAN_S (24 * 3600)   /* a full scan a day, the backstop for the cursor */
-#define STOCK_MAX_PAGES 200             /* cursor pages per store per round (20 000 products) */
-#define STOCK_FULL_PAGES 20             /* full-scan pages per store per round */
+#define STOCK_OVERLAP_S 120           /* the cursor re-lists two minutes: late commits in Qoyod */
+#define STOCK_FULL_SCAN_S (24 * 3600) /* a full scan a day, the backstop for the cursor */
+#define STOCK_MAX_PAGES 200           /* cursor pages per store per round (20 000 products) */
+#define STOCK_FULL_PAGES 20           /* full-scan pages per store per round */
 /* Qoyod calls a minute the stock poller makes per account: with the
  * worker's 240 that stays under Qoyod's 300 (qoyod.md §2.7). */
 #define STOCK_QOYOD_RPM 40
-#define STOCK_TICK_MS 2000              /* how often the thread looks for stores due */
+#define STOCK_TICK_MS 2000 /* how often the thread looks for stores due */
 
 struct stock_config {
-    int64_t now_ms;       /* the round's clock; 0 = the real one */
-    int platform_rpm;     /* store calls a minute; 0 = the platform's stock_rpm, < 0 = no pacing */
-    int qoyod_rpm;        /* 0 = STOCK_QOYOD_RPM, < 0 = no pacing */
-    int force;            /* 1: poll every store with stock sync on now, whatever its interval */
+    int64_t now_ms;   /* the round's clock; 0 = the real one */
+    int platform_rpm; /* store calls a minute; 0 = the platform's stock_rpm, < 0 = no pacing */
+    int qoyod_rpm;    /* 0 = STOCK_QOYOD_RPM, < 0 = no pacing */
+    int force;        /* 1: poll every store with stock sync on now, whatever its interval */
+    int overlap_s;    /* the cursor's overlap; 0 = STOCK_OVERLAP_S, < 0 = none (bench) */
     struct httpc_config qoyod_http;
 };
 
 struct stock_stats {
-    size_t stores;        /* connections polled */
-    size_t listed;        /* products read from Qoyod */
-    size_t changed;       /* SKUs whose count changed for a reason not tarheel's */
-    size_t pushed;        /* SKUs written to the store */
-    size_t not_found;     /* of those, unknown to the store */
-    size_t untracked;     /* SKUs the store does not count (left alone) */
-    size_t busy;          /* SKUs held back: one of tarheel's own documents is in flight */
-    size_t qoyod_calls;   /* remote calls made, by side */
+    size_t stores;      /* connections polled */
+    size_t listed;      /* products read from Qoyod */
+    size_t changed;     /* SKUs whose count changed for a reason not tarheel's */
+    size_t pushed;      /* SKUs written to the store */
+    size_t not_found;   /* of those, unknown to the store */
+    size_t untracked;   /* SKUs the store does not count (left alone) */
+    size_t busy;        /* SKUs held back: one of tarheel's own documents is in flight */
+    size_t qoyod_calls; /* remote calls made, by side */
     size_t store_calls;
-    size_t failed;        /* stores whose round stopped on a remote failure (retried) */
+    size_t failed; /* stores whose round stopped on a remote failure (retried) */
 };
 
 /* One round over every active connection with stock sync on that is due
@@ -72,7 +73,8 @@ int stock_round(struct store *s, struct httpc *hc, const struct stock_config *cf
 
 struct stock_poller;
 /* A thread running stock_round every STOCK_TICK_MS (each store at its own
- * interval). cfg may be NULL (defaults). */
+ * interval), and catalogue_round (stores connected without the CLI get
+ * their accounts and categories). cfg may be NULL (defaults). */
 int stock_poller_start(struct stock_poller **out, struct store *s, const struct stock_config *cfg,
                        struct th_err *err) TH_MUST_CHECK;
 void stock_poller_stop(struct stock_poller *p);

@@ -34,6 +34,7 @@
 #include "platform/platform.h"
 #include "qoyod/plan.h"
 #include "qoyod/qoyod.h"
+#include "worker/catalogue.h"
 
 /* Attempts (claims of the job) before a transfer that keeps failing
  * temporarily is declared failed: with the worker's backoff capped at 10
@@ -290,8 +291,10 @@ static int book_opening(struct pctx *x, const char *sku, int64_t pid, int64_t st
                                          x->o->created_at, err)
                  : 0;
     if (rc) return rc;
-    rc = qoyod_stock_set(x->q, x->c->inventory_id ? x->c->inventory_id : 1, pid, qty,
-                         cost > 0 ? cost : price, date, err);
+    int64_t sales = 0, cogs = 0, opening = 0;
+    catalogue_accounts(x->env->store, x->c->id, &sales, &cogs, &opening);
+    rc = qoyod_stock_count(x->q, x->c->inventory_id ? x->c->inventory_id : 1, pid, qty,
+                           cost > 0 ? cost : price, date, opening, cogs, err);
     if (own) {
         struct th_err e2;
         int done = rc == 0 || (rc != TH_EUNKNOWN && rc != TH_ETOOBIG);
@@ -356,7 +359,11 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
                               name, sku,
                               l && l->platform_type && *l->platform_type ? l->platform_type
                                                                          : "none");
+        int64_t sales = 0, cogs = 0, opening = 0;
+        catalogue_accounts(st, c->id, &sales, &cogs, &opening);
         struct qoyod_product_spec spec = {.sku = sku,
+                                          .sales_account_id = sales,
+                                          .expense_account_id = cogs,
                                           .name_ar = name,
                                           .name_en = name,
                                           .type = type,

@@ -42,13 +42,12 @@ struct fx {
 
 static const char *const QH[] = {"API-KEY: " KEY, "Content-Type: application/json", NULL};
 
-static json_t *qoyod(struct fx *f, const char *method, const char *path, const char *body,
-                     int want)
+static json_t *qoyod(struct fx *f, const char *method, const char *path, const char *body, int want)
 {
     struct tt_resp r;
     tt_http(method, tt_url(f->qoyod, "%s", path), QH, body, &r);
-    if (r.status != want) fail_msg("%s %s: %d, want %d: %s", method, path, r.status, want,
-                                   r.body ? r.body : "");
+    if (r.status != want)
+        fail_msg("%s %s: %d, want %d: %s", method, path, r.status, want, r.body ? r.body : "");
     json_t *j = json_incref(r.json);
     tt_resp_release(&r);
     return j;
@@ -217,7 +216,8 @@ static long zid_qty(struct fx *f, const char *sku)
     long q = -1;
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(r.json, "results"), i, p) {
+    json_array_foreach(json_object_get(r.json, "results"), i, p)
+    {
         const char *s = json_string_value(json_object_get(p, "sku"));
         if (s && strcmp(s, sku) == 0) q = (long)json_integer_value(json_object_get(p, "quantity"));
     }
@@ -283,8 +283,8 @@ static void test_in_flight_invoice_holds_sku(void **state)
     const char *sku = "MUG-001";
     int64_t d = -4;
     /* Sent, answer not back yet: Qoyod already shows it. */
-    assert_int_equal(store_stock_own_begin(f->store, f->conn.id, "1003", &sku, &d, 1,
-                                           time(NULL) - 5, &err), 0);
+    assert_int_equal(
+        store_stock_own_begin(f->store, f->conn.id, "1003", &sku, &d, 1, time(NULL) - 5, &err), 0);
     json_decref(qoyod(f, "POST", "/_sim/qoyod/stock", "{\"sku\":\"MUG-001\",\"stock\":196}", 200));
     bill(f, mug, 7);
     struct stock_stats st = round_of(f);
@@ -298,8 +298,8 @@ static void test_in_flight_invoice_holds_sku(void **state)
     assert_int_equal(st.pushed, 1);
     assert_int_equal(salla_qty(f, "MUG-001"), 207);
     /* A document that was not created: its pending movement is dropped. */
-    assert_int_equal(store_stock_own_begin(f->store, f->conn.id, "1004", &sku, &d, 1,
-                                           time(NULL) - 5, &err), 0);
+    assert_int_equal(
+        store_stock_own_begin(f->store, f->conn.id, "1004", &sku, &d, 1, time(NULL) - 5, &err), 0);
     assert_int_equal(store_stock_own_settle(f->store, f->conn.id, "1004", 0, &err), 0);
     st = round_of(f);
     assert_int_equal(st.busy, 0);
@@ -350,8 +350,8 @@ static void test_zid_counts(void **state)
     bill(f, inc, 1);
     json_decref(qoyod(f, "POST", "/_sim/qoyod/stock",
                       "{\"sku\":\"Z.251073.1770805225810645\",\"stock\":4}", 200));
-    json_decref(qoyod(f, "POST", "/_sim/qoyod/stock", "{\"sku\":\"NOT-IN-ZID\",\"stock\":12}",
-                      200));
+    json_decref(
+        qoyod(f, "POST", "/_sim/qoyod/stock", "{\"sku\":\"NOT-IN-ZID\",\"stock\":12}", 200));
     struct stock_stats st = round_of(f);
     assert_int_equal(st.changed, 4);
     assert_int_equal(st.not_found, 1);
