@@ -87,9 +87,10 @@ static int open_conn(const struct cli_pull_opts *o, const char *cmd, struct stor
                     pn, (long long)store_id, pn);
         else
             fail(&err, CLI_FAIL);
+        rc = rc == TH_ENOTFOUND ? CLI_NOTFOUND : cli_exit_code(err.code);
         store_close(*s);
         *s = NULL;
-        return CLI_FAIL;
+        return rc;
     }
     return CLI_OK;
 }

@@ -143,8 +143,9 @@ int cli_report(const struct cli_report_opts *o, FILE *out)
                     pname, (long long)store_id, pname);
         else
             fail(&err, CLI_FAIL);
+        rc = err.code == TH_ENOTFOUND ? CLI_NOTFOUND : cli_exit_code(err.code);
         store_close(s);
-        return CLI_FAIL;
+        return rc;
     }
     struct report r;
     rc = report_monthly(s, c.id, from, to, &r, &err);

@@ -270,9 +270,9 @@ static void test_usage_and_failures(void **state)
          "at most 240"},
         {{"--store", "1305146709", "--platform", "shopify", NULL}, CLI_USAGE,
          "unknown platform 'shopify'"},
-        {{"--store", "1305146709", "--platform", "zid", NULL}, CLI_FAIL,
+        {{"--store", "1305146709", "--platform", "zid", NULL}, CLI_NOTFOUND,
          "zid store 1305146709 is not connected"},
-        {{"--store", "42", NULL}, CLI_FAIL, "salla store 42 is not connected"},
+        {{"--store", "42", NULL}, CLI_NOTFOUND, "salla store 42 is not connected"},
         {{"--store", "1305146709", "--from", NULL}, CLI_USAGE, "--from needs a value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
