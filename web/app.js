@@ -384,7 +384,7 @@
   }
 
   /* ---- Connect ---- */
-  function connectPage(main) {
+  function connectPage(main, args) {
     var msg1 = h('div', { id: 'key-msg' }), msg2 = h('div', { id: 'inv-msg' });
     var invSel = h('select', { id: 'inv-select' });
     var step2 = h('div', { class: 'hidden', id: 'step2' },
@@ -429,10 +429,30 @@
         }, function () { /* shown as … */ });
       });
     }
-    add(main, [h('h1', null, t('connect_title')),
+    /* #/connect/done/<platform>/<store> or #/connect/failed/<reason>: the
+     * OAuth callback's outcome. */
+    var outcome = h('div', { id: 'connect-outcome' });
+    if (args[0] === 'done') note(outcome, t('connected_ok', { p: t('pf_' + args[1]), id: args[2] }));
+    if (args[0] === 'failed') fail(outcome)({ info: { message: t('connect_failed') + ': ' + decodeURIComponent(args[1] || '') } });
+    var connMsg = h('div', { id: 'connect-msg' });
+    function startConnect(p) {
+      var body = {};
+      var key = $('qoyod-key').value.trim();
+      if (key && !$('step2').classList.contains('hidden')) { body.api_key = key; body.inventory_id = Number(invSel.value); }
+      api('POST', 'connect/' + p, body).then(function (j) { location.href = j.authorize_url; }, fail(connMsg));
+    }
+    var buttons = h('div', { class: 'row', id: 'connect-buttons' });
+    var howto = h('div', { id: 'connect-howto' }, h('p', null, t('salla_how')), h('p', null, t('zid_how')),
+      h('pre', { dir: 'ltr' }, 'tarheel connect zid --oauth --client-id ID --client-secret SECRET \\\n  --public-url https://YOUR-HOST --qoyod-key KEY --inventory ID'));
+    api('GET', 'connect').then(function (ready) {
+      ['zid', 'salla'].forEach(function (p) {
+        if (ready[p]) add(buttons, h('button', { class: 'primary', id: 'connect-' + p, onclick: function () { startConnect(p); } }, t('connect_' + p)));
+      });
+      if (!ready.zid && !ready.salla) add(buttons, h('p', { class: 'muted' }, t('connect_off')));
+    }, function () { /* older API: the instructions only */ });
+    add(main, [h('h1', null, t('connect_title')), outcome,
       h('div', { class: 'card' }, h('h2', null, t('step1')), keyForm, step2),
-      h('div', { class: 'card' }, h('h2', null, t('step3')), h('p', null, t('salla_how')), h('p', null, t('zid_how')),
-        h('pre', { dir: 'ltr' }, 'tarheel connect zid --oauth --client-id ID --client-secret SECRET \\\n  --public-url https://YOUR-HOST --qoyod-key KEY --inventory ID')),
+      h('div', { class: 'card' }, h('h2', null, t('step3')), h('p', { class: 'muted' }, t('connect_hint')), buttons, connMsg, howto),
       h('h2', null, t('health')), cards]);
     health();
     S.timer = setInterval(function () { loadConns().then(health); }, 10000);

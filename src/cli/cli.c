@@ -29,6 +29,7 @@
 #include "core/passwd.h"
 #include "core/xmalloc.h"
 #include "http/api.h"
+#include "http/connect.h"
 #include "http/server.h"
 #include "net/httpd.h"
 #include "platform/platform.h"
@@ -1193,16 +1194,39 @@ static int cmd_serve(const struct args *a)
     struct server *srv;
     struct worker *w = NULL;
     struct th_err err;
+    /* Connecting stores from the dashboard: the platforms' apps, and where
+     * browsers and platforms reach this serve. */
+    char public_default[300];
+    snprintf(public_default, sizeof public_default, "http://%s", sc.listen);
+    struct worker_config apps = {.store = s};
+    platform_apps(a, &apps);
+    struct connect_config kc = {
+        .store = s,
+        .public_url = opt(a, "public-url") ? opt(a, "public-url") : public_default,
+        .qoyod_base = sc.qoyod_base,
+        .salla = {.client_id = apps.apps[MODEL_PLATFORM_SALLA].client_id,
+                  .client_secret = apps.apps[MODEL_PLATFORM_SALLA].client_secret,
+                  .oauth_base = opt(a, "salla-accounts-url"),
+                  .api_base = sc.salla.api_base,
+                  .webhook_secret = sc.salla.webhook_secret},
+        .zid = {.client_id = apps.apps[MODEL_PLATFORM_ZID].client_id,
+                .client_secret = apps.apps[MODEL_PLATFORM_ZID].client_secret,
+                .oauth_base = opt(a, "zid-oauth-url"),
+                .api_base = sc.zid.api_base}};
+    sc.connect = connect_new(&kc);
     struct api_config ac = {.store = s,
                             .token_file = opt(a, "api-token-file"),
                             .token = getenv("TARHEEL_API_TOKEN"),
-                            .qoyod_base = sc.qoyod_base};
+                            .qoyod_base = sc.qoyod_base,
+                            .connect = sc.connect};
     if (api_open(&sc.api, &ac, &err) != 0) {
+        connect_free(sc.connect);
         store_close(s);
         return fail(&err);
     }
     if (server_open(&srv, &sc, &err) != 0) {
         api_close(sc.api);
+        connect_free(sc.connect);
         store_close(s);
         return fail(&err);
     }
@@ -1216,6 +1240,7 @@ static int cmd_serve(const struct args *a)
                         "--lease (seconds, at least 1) take numbers\n");
         server_close(srv);
         api_close(sc.api);
+        connect_free(sc.connect);
         store_close(s);
         return CLI_USAGE;
     }
@@ -1232,6 +1257,7 @@ static int cmd_serve(const struct args *a)
         fprintf(stderr, "tarheel: --poll-interval takes seconds (0 turns the catch-up poll off)\n");
         server_close(srv);
         api_close(sc.api);
+        connect_free(sc.connect);
         store_close(s);
         return CLI_USAGE;
     }
@@ -1239,6 +1265,7 @@ static int cmd_serve(const struct args *a)
     if (poll_s > 0 && poller_start(&pl, s, (long)poll_s, &err) != 0) {
         server_close(srv);
         api_close(sc.api);
+        connect_free(sc.connect);
         store_close(s);
         return fail(&err);
     }
@@ -1249,6 +1276,7 @@ static int cmd_serve(const struct args *a)
         poller_stop(pl);
         server_close(srv);
         api_close(sc.api);
+        connect_free(sc.connect);
         store_close(s);
         return fail(&err);
     }
@@ -1257,6 +1285,7 @@ static int cmd_serve(const struct args *a)
         poller_stop(pl);
         server_close(srv);
         api_close(sc.api);
+        connect_free(sc.connect);
         store_close(s);
         return fail(&err);
     }
@@ -1284,6 +1313,7 @@ static int cmd_serve(const struct args *a)
     poller_stop(pl);
     server_close(srv);
     api_close(sc.api);
+    connect_free(sc.connect);
     worker_stop(w);
     store_close(s);
     return CLI_OK;
@@ -1445,6 +1475,12 @@ static const struct command {
        "--zid-client-id ID, --zid-client-secret S\tthe Zid app, to refresh tokens",
        "--qoyod-url URL, --qoyod-key KEY, --inventory ID\tdefaults for a store installed by "
        "Easy Mode; --qoyod-url is also where the dashboard checks a Qoyod key",
+       "--public-url URL\twhere browsers and the platforms reach this serve (default "
+       "http://LISTEN); the dashboard's \"Connect a Zid/Salla store\" sends them back to "
+       "URL/oauth/<platform>/callback, which must be the app's registered callback",
+       "--zid-oauth-url URL, --salla-accounts-url URL\tthe platforms' OAuth hosts (for the "
+       "emulators)",
+       "--salla-api URL, --zid-api URL\tthe platforms' API bases (for the emulators)",
        "--poll-interval S\tcatch-up poll every S seconds (default 300; 0: off)",
        "--per-store N, --per-account N, --qoyod-rpm N\tconcurrency and Qoyod call budget",
        "--retry-base-ms N\tfirst retry delay of a temporary failure",

@@ -52,6 +52,7 @@ struct api {
     struct pull_runs *pulls; /* background pulls of old orders (thread-safe) */
     struct sessions *sessions; /* dashboard logins (thread-safe) */
     char *qoyod_base;
+    struct connect *connect; /* borrowed; may be NULL */
     size_t ntokens;
     unsigned char digest[API_MAX_TOKENS][DIGEST_LEN];
 };
@@ -140,6 +141,7 @@ int api_open(struct api **out, const struct api_config *cfg, struct th_err *err)
     a->store = cfg->store;
     a->pulls = pull_runs_new(cfg->store);
     a->sessions = sessions_new();
+    a->connect = cfg->connect;
     a->qoyod_base = xstrdup(cfg->qoyod_base && *cfg->qoyod_base ? cfg->qoyod_base
                                                                  : QOYOD_BASE_DEFAULT);
     int rc = 0;
@@ -1372,6 +1374,50 @@ out:
     store_conn_release(&c);
 }
 
+/* GET /connect: which platforms' stores this tarheel can connect by OAuth. */
+static void get_connect(struct ctx *x)
+{
+    send_json(x->resp, 200,
+              json_pack("{s:b,s:b}", "salla", connect_ready(x->a->connect, MODEL_PLATFORM_SALLA),
+                        "zid", connect_ready(x->a->connect, MODEL_PLATFORM_ZID)));
+}
+
+/* POST /connect/{platform} {"api_key"?, "inventory_id"?}: starts the OAuth
+ * flow (http/connect.c); the answer's authorize_url is for the browser to
+ * open. */
+static void post_connect(struct ctx *x)
+{
+    const struct platform_ops *ops = platform_by_name(x->seg[1]);
+    if (!ops) {
+        send_error(x->resp, 404, TH_ENOTFOUND, "connect salla or zid",
+                   "this tarheel knows no platform \"%.32s\"", x->seg[1]);
+        return;
+    }
+    json_t *body = body_object(x, 1);
+    if (!body) return;
+    static const char *const allowed[] = {"api_key", "inventory_id", NULL};
+    json_t *iv = json_object_get(body, "inventory_id");
+    if (only_members(x, body, allowed, "api_key, inventory_id")) goto out;
+    if (iv && (!json_is_integer(iv) || json_integer_value(iv) <= 0)) {
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "inventory_id must be a Qoyod inventory location id (a positive integer)");
+        goto out;
+    }
+    char url[4096];
+    struct th_err err = {0};
+    int rc = x->a->connect
+                 ? connect_start(x->a->connect, ops->platform, json_text(body, "api_key"),
+                                 iv ? json_integer_value(iv) : 0, url, sizeof url, &err)
+                 : th_err_set(&err, TH_ECONFIG, "this tarheel cannot connect stores by OAuth");
+    if (rc) {
+        send_error(x->resp, rc == TH_ECONFIG ? 409 : status_of(rc), rc, NULL, "%s", err.msg);
+        goto out;
+    }
+    send_json(x->resp, 200, json_pack("{s:s}", "authorize_url", url));
+out:
+    json_decref(body);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Dashboard sessions                                                       */
 
@@ -1469,8 +1515,11 @@ static void post_login(struct api *a, const struct httpd_req *req, struct httpd_
     sessions_start(a->sessions, user, now, id, csrf);
     log_info("api_login", "user=%s peer=%s", user, httpd_req_peer(req));
     send_json(resp, 200, json_pack("{s:s,s:s}", "user", user, "csrf_token", csrf));
+    /* Lax rather than Strict: the browser comes back from a platform's OAuth
+     * page (connect.c) still logged in. Every write needs X-CSRF-Token, which
+     * no other site can read or send, so Lax loses nothing against CSRF. */
     char cookie[160];
-    snprintf(cookie, sizeof cookie, COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d", id,
+    snprintf(cookie, sizeof cookie, COOKIE "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d", id,
              SESSION_MAX_S);
     httpd_resp_header(resp, "Set-Cookie", cookie);
     OPENSSL_cleanse(id, sizeof id);
@@ -1496,7 +1545,7 @@ static void post_logout(struct ctx *x)
     log_info("api_logout", "user=%s", x->user[0] ? x->user : "-");
     send_json(x->resp, 200, json_pack("{s:b}", "ok", 1));
     httpd_resp_header(x->resp, "Set-Cookie",
-                      COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+                      COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1521,6 +1570,8 @@ static const struct route {
     {"GET", "reports/monthly", get_report_monthly},
     {"PUT", "connections/*/qoyod", put_conn_qoyod},
     {"POST", "qoyod/check", post_qoyod_check},
+    {"GET", "connect", get_connect},
+    {"POST", "connect/*", post_connect},
     {"GET", "session", get_session},
     {"POST", "logout", post_logout},
 };
@@ -1608,7 +1659,7 @@ static int session_ok(struct ctx *x, const char *id)
         send_error(x->resp, 401, TH_EAUTH, NO_SESSION_REMEDY,
                    "the session has ended (logged out, idle too long or tarheel restarted)");
         httpd_resp_header(x->resp, "Set-Cookie",
-                          COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+                          COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
         return 0;
     }
     const char *m = httpd_req_method(x->req);

@@ -14,7 +14,7 @@
  *
  * Who may call it: scripts with an `Authorization: Bearer` token, and the
  * dashboard with a session (POST /api/v1/login with a user's name and
- * password, `tarheel user add`; the answer sets the HttpOnly, SameSite=Strict
+ * password, `tarheel user add`; the answer sets the HttpOnly, SameSite=Lax
  * cookie th_session and gives a CSRF token, which every request other than
  * GET must send back in X-CSRF-Token). A request with neither gets 401 (with
  * WWW-Authenticate); with no token configured and no session, 403 with how
@@ -29,6 +29,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "http/connect.h"
 #include "net/httpd.h"
 #include "store/store.h"
 
@@ -53,6 +54,9 @@ struct api_config {
     /* Where a Qoyod API key is checked when it is not yet a connection's
      * (the dashboard's Connect page); NULL: QOYOD_BASE_DEFAULT. */
     const char *qoyod_base;
+    /* Connecting stores from the dashboard (http/connect.h; borrowed, may be
+     * NULL: POST /connect/{platform} then says how to turn it on). */
+    struct connect *connect;
 };
 
 struct api;

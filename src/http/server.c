@@ -32,6 +32,7 @@
 #include "core/crash.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "http/connect.h"
 #include "http/web.h"
 #include "net/httpd.h"
 #include "platform/platform.h"
@@ -456,6 +457,10 @@ static void route(void *arg, const struct httpd_req *req, struct httpd_resp *res
     }
     if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) == 0) {
         api_handle(s->cfg.api, req, resp);
+        return;
+    }
+    if (connect_is_route(path)) {
+        connect_callback(s->cfg.connect, req, resp);
         return;
     }
     if (web_is_route(path)) {

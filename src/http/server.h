@@ -58,6 +58,9 @@ struct server_config {
     /* The REST API under /api/ (api.h; borrowed, must outlive the server).
      * NULL: /api/ answers 403 as when no API token is configured. */
     struct api *api;
+    /* Stores connected from the dashboard: /oauth/<platform>/callback
+     * (connect.h; borrowed, NULL: that route answers 404). */
+    struct connect *connect;
 };
 
 struct server;

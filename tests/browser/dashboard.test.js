@@ -29,6 +29,7 @@ const FROM = env('PULL_FROM');
 const TO = env('PULL_TO');
 const COUNT = Number(env('PULL_COUNT'));
 const SHOTS = env('SHOTS');
+const ZID_STORE = env('ZID_STORE');
 fs.mkdirSync(SHOTS, { recursive: true });
 
 let page;
@@ -103,7 +104,7 @@ async function until(pred, what, ms = 20000) {
       await shot('login-ar');
     });
 
-    await step('log in: the orders page, no orders yet, the session cookie is HttpOnly and SameSite', async () => {
+    await step('log in: the orders page, no orders yet, the session cookie is HttpOnly and SameSite=Lax', async () => {
       await page.fill('#login-password', PASSWORD);
       await page.click('#login-submit');
       await page.waitForSelector('#orders');
@@ -111,7 +112,7 @@ async function until(pred, what, ms = 20000) {
       const c = (await ctx.cookies()).find((k) => k.name === 'th_session');
       assert.ok(c, 'no th_session cookie');
       assert.strictEqual(c.httpOnly, true);
-      assert.strictEqual(c.sameSite, 'Strict');
+      assert.strictEqual(c.sameSite, 'Lax');
       assert.strictEqual(await page.evaluate(() => document.cookie.includes('th_session')), false);
     });
 
@@ -144,6 +145,17 @@ async function until(pred, what, ms = 20000) {
       await page.waitForSelector('#health .card.conn.state-active');
       assert.match(await text('#health .card.conn'), new RegExp('المخزون ' + options[options.length - 1]));
       await shot('connect-ar');
+    });
+
+    await step('connect a Zid store: OAuth through the platform and back, the store listed as active', async () => {
+      await page.waitForSelector('#connect-zid');
+      await page.click('#connect-zid');
+      await page.waitForURL(/#\/connect\/done\/zid\//, { timeout: 20000 });
+      await page.waitForSelector('#connect-outcome .alert.ok');
+      assert.match(await text('#connect-outcome'), new RegExp(`زد.*${ZID_STORE}`));
+      await page.waitForSelector('#health .card.conn.state-active >> nth=1');
+      assert.match(await text('#health'), new RegExp(ZID_STORE));
+      await shot('connect-zid-ar');
     });
 
     await step(`pull orders ${FROM}..${TO}: a live progress bar to done, ${COUNT} new orders listed as not transferred`, async () => {

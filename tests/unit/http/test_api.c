@@ -1417,7 +1417,7 @@ static void test_openapi_matches_routes(void **state)
         }
     }
     fclose(fp);
-    assert_int_equal(ops, 16); /* the routes in src/http/api.c, login included */
+    assert_int_equal(ops, 18); /* the routes in src/http/api.c, login included */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1448,10 +1448,10 @@ static void login(struct fx *f, const char *user, char cookie[128], char csrf[12
     assert_non_null(tok);
     assert_int_equal(strlen(tok), 64);
     snprintf(csrf, 128, "X-CSRF-Token: %s", tok);
-    /* th_session=<64 hex>; Path=/; HttpOnly; SameSite=Strict; Max-Age=... */
+    /* th_session=<64 hex>; Path=/; HttpOnly; SameSite=Lax; Max-Age=... */
     assert_true(strncmp(r.set_cookie, "th_session=", 11) == 0);
     assert_non_null(strstr(r.set_cookie, "; HttpOnly"));
-    assert_non_null(strstr(r.set_cookie, "; SameSite=Strict"));
+    assert_non_null(strstr(r.set_cookie, "; SameSite=Lax"));
     assert_non_null(strstr(r.set_cookie, "; Path=/"));
     assert_int_equal(strcspn(r.set_cookie + 11, ";"), 64);
     snprintf(cookie, 128, "Cookie: %.75s", r.set_cookie);
@@ -1564,6 +1564,57 @@ static void test_session_login_limit(void **state)
     resp_release(&r);
 }
 
+static void test_connect_routes_without_an_app(void **state)
+{
+    struct fx *f = *state;
+    struct resp r;
+    /* this server has no connect: nothing can be connected, and it says how */
+    call(f, "GET", "/api/v1/connect", NULL, &r);
+    want_status(&r, 200);
+    want_bool(&r, "salla", 0);
+    want_bool(&r, "zid", 0);
+    resp_release(&r);
+    call(f, "POST", "/api/v1/connect/zid", "{}", &r);
+    want_error(&r, 409, "TH_ECONFIG");
+    resp_release(&r);
+    call(f, "POST", "/api/v1/connect/shopify", "{}", &r);
+    want_error(&r, 404, "TH_ENOTFOUND");
+    resp_release(&r);
+    call(f, "POST", "/api/v1/connect/zid", "{\"inventory_id\":-1}", &r);
+    want_error(&r, 400, "TH_EINVAL");
+    resp_release(&r);
+    /* with an app configured (a connect without client secret is not one) */
+    server_close(f->srv);
+    api_close(f->api);
+    struct connect_config kc = {.store = f->store,
+                                .public_url = "http://127.0.0.1:1",
+                                .zid = {.client_id = "cid", .client_secret = "csecret",
+                                        .oauth_base = "http://127.0.0.1:2"},
+                                .salla = {.client_id = "cid"}};
+    struct connect *k = connect_new(&kc);
+    struct api_config ac = {.store = f->store, .token = TOKEN, .connect = k};
+    struct th_err err;
+    must(api_open(&f->api, &ac, &err), &err);
+    start_server(f, f->api);
+    call(f, "GET", "/api/v1/connect", NULL, &r);
+    want_bool(&r, "salla", 0);
+    want_bool(&r, "zid", 1);
+    resp_release(&r);
+    call(f, "POST", "/api/v1/connect/zid", "{\"api_key\":\"k\",\"inventory_id\":2}", &r);
+    want_status(&r, 200);
+    want_contains(&r, "authorize_url", "http://127.0.0.1:2/oauth/authorize?");
+    want_contains(&r, "authorize_url", "client_id=cid");
+    want_contains(&r, "authorize_url", "state=");
+    want_contains(&r, "authorize_url", "127.0.0.1%3A1%2Foauth%2Fzid%2Fcallback");
+    if (strstr(r.body, "csecret")) fail_msg("the client secret leaked: %s", r.body);
+    resp_release(&r);
+    server_close(f->srv);
+    f->srv = NULL;
+    api_close(f->api);
+    f->api = NULL;
+    connect_free(k);
+}
+
 static void test_qoyod_routes_refuse_bad_input(void **state)
 {
     struct fx *f = *state;
@@ -1608,6 +1659,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_login_csrf_logout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_login_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qoyod_routes_refuse_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_routes_without_an_app, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
