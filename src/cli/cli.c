@@ -79,7 +79,7 @@ static const char *const valued[] = {
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
     "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "lease", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
     "zid-client-secret", "zid-token-url", "from", "to", "max-pages", "stock-sync",
-    "stock-interval", "password-file", NULL};
+    "stock-interval", "password-file", "new-key-file", NULL};
 
 static int is_valued(const char *n)
 {
@@ -313,6 +313,11 @@ static void print_settings(const struct store_conn *c)
     printf("  financial-invoice     %s\n", c->financial_invoice ? "on" : "off");
     printf("  inventory             %lld\n", (long long)c->inventory_id);
     printf("  payment-account       %lld\n", (long long)c->payment_account_id);
+    /* The key itself is a secret (sealed at rest): its last 4 characters
+     * tell which key is set. */
+    size_t kl = c->qoyod_api_key ? strlen(c->qoyod_api_key) : 0;
+    printf("  qoyod-key             %s%s\n", kl ? "****" : "(none)",
+           kl >= 8 ? c->qoyod_api_key + kl - 4 : "");
     printf("  stock-sync            %s\n", c->stock_sync ? "on" : "off");
     printf("  stock-interval        %lld s\n",
            (long long)(c->stock_interval_s ? c->stock_interval_s : STORE_STOCK_INTERVAL_DEFAULT));
@@ -1346,6 +1351,66 @@ static int read_secret_line(FILE *f, const char *prompt, char *buf, size_t n)
  * name). The password comes from --password-file, else standard input (one
  * line; asked twice, without echo, on a terminal); never from the command
  * line, where other users of the machine could read it. */
+static void count_conn(void *arg, const struct store_conn *c)
+{
+    (void)c;
+    ++*(size_t *)arg;
+}
+
+/* tarheel secrets status: where the key that seals the database's secrets
+ * comes from, and that it opens every connection's. */
+static int cmd_secrets_status(const struct args *a)
+{
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    const char *source, *file, *kid;
+    store_secrets_info(s, &source, &file, &kid);
+    printf("secrets sealed with AES-256-GCM, key %s from %s%s%s\n", kid, source,
+           file[0] ? " " : "", file);
+    size_t n = 0;
+    struct th_err err;
+    int rc = store_conn_list(s, count_conn, &n, &err);
+    store_close(s);
+    if (rc) {
+        fprintf(stderr, "tarheel: %s\n", err.msg);
+        return CLI_FAIL;
+    }
+    printf("%zu connection(s), every secret readable with this key\n", n);
+    return CLI_OK;
+}
+
+/* tarheel secrets rotate [--new-key-file F] */
+static int cmd_secrets_rotate(const struct args *a)
+{
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    size_t n = 0;
+    struct th_err err;
+    const char *nk = opt(a, "new-key-file");
+    int rc = store_secrets_rotate(s, nk, &n, &err);
+    const char *source, *file, *kid;
+    store_secrets_info(s, &source, &file, &kid);
+    char kid_copy[9];
+    snprintf(kid_copy, sizeof kid_copy, "%s", kid);
+    char file_copy[512];
+    snprintf(file_copy, sizeof file_copy, "%s", file);
+    store_close(s);
+    if (rc) {
+        fprintf(stderr, "tarheel: rotation stopped after %zu connection(s): %s\n  run it again "
+                        "to finish (every secret stays readable meanwhile)\n",
+                n, err.msg);
+        return CLI_FAIL;
+    }
+    if (nk)
+        printf("re-sealed %zu connection(s) with key %s from %s; now start tarheel with "
+               "TARHEEL_SECRET_KEY_FILE=%s (and without the old key)\n",
+               n, kid_copy, nk, nk);
+    else
+        printf("re-sealed %zu connection(s) with the new key %s, now in %s\n", n, kid_copy,
+               file_copy);
+    return CLI_OK;
+}
+
 static int cmd_user_add(const struct args *a)
 {
     if (a->npos != 1) {
@@ -1598,6 +1663,22 @@ static const struct command {
      L("--password-file FILE\tread the password from the file's first line"),
      L("tarheel user add admin\tasks for the password",
        "printf '%s\\n' \"$PASSWORD\" | tarheel user add sara@shop.sa\tfrom a script")},
+    {"secrets", "status", cmd_secrets_status, "",
+     "where the key sealing stored tokens and API keys comes from",
+     "Platform tokens, webhook secrets and Qoyod API keys are sealed with AES-256-GCM before "
+     "they reach the database; the key comes from TARHEEL_SECRET_KEY, TARHEEL_SECRET_KEY_FILE "
+     "or a 0600 file made next to the SQLite database (docs/RELIABILITY.md). Also checks that "
+     "the key opens every connection's secrets.",
+     L("--db FILE|URL\tthe database (default tarheel.db or $TARHEEL_DB)"), L("tarheel secrets status --db /var/lib/tarheel/tarheel.db\t")},
+    {"secrets", "rotate", cmd_secrets_rotate, "[--new-key-file FILE]",
+     "re-seal every stored secret under a new key",
+     "Stop the daemons sharing the database first. Without --new-key-file the key must come "
+     "from a file F: a new key is made in F.next, every connection is re-sealed with it, then "
+     "it replaces F; if this stops half way every secret stays readable and running it again "
+     "finishes. With --new-key-file the key files are left alone: start tarheel with "
+     "TARHEEL_SECRET_KEY_FILE=FILE afterwards.",
+     L("--new-key-file FILE\ta key you made (openssl rand -hex 32 > FILE; chmod 600 FILE)"),
+     L("tarheel secrets rotate\trotates the default key file")},
     {"errors", NULL, cmd_errors, "[--markdown | --json]", "the error-code table",
      "Every failure tarheel reports has one of these codes (docs/ERRORS.md).",
      L("--markdown\tas docs/ERRORS.md", "--json\t[{\"code\",\"name\",\"what\",\"todo\"}]"),

@@ -74,7 +74,25 @@ struct pending {
     int loud; /* log the acceptance at info (slow path) rather than debug */
     int rc, duplicate;
     struct th_err err;
+    char body[]; /* a redacted copy of the body, when one is stored instead */
 };
+
+/* Copies body into out (len + 1 bytes) with every occurrence of each
+ * non-empty secret replaced by 'x's of the same length, so the stored event
+ * keeps its shape and no token. Returns out. */
+static char *redact(const char *body, size_t len, const char *const *secrets, size_t n, char *out)
+{
+    memcpy(out, body, len);
+    out[len] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t sl = secrets[i] ? strlen(secrets[i]) : 0;
+        if (sl < 8) continue; /* nothing that short is a token */
+        for (char *at = out; (at = memmem(at, len - (size_t)(at - out), secrets[i], sl)) != NULL;
+             at += sl)
+            memset(at, 'x', sl);
+    }
+    return out;
+}
 
 static struct cached_conn *slot(struct server *s, enum model_platform p, int64_t store_id)
 {
@@ -211,7 +229,14 @@ static void commit_event(struct server *s, const struct platform_ops *p,
     size_t len;
     const char *body = httpd_req_body(req, &len);
     int64_t order_id = ev->kind == PLATFORM_EV_ORDER ? ev->order_id : 0;
-    struct pending *pd = xcalloc(1, sizeof *pd);
+    /* An authorization carries the store's tokens: the raw event is kept
+     * for the record, but the tokens only sealed, in the connection. */
+    int secret = ev->kind == PLATFORM_EV_AUTHORIZE;
+    struct pending *pd = xcalloc(1, sizeof *pd + (secret ? len + 1 : 0));
+    if (secret) {
+        const char *const tokens[] = {ev->access_token, ev->refresh_token};
+        body = redact(body, len, tokens, 2, pd->body);
+    }
     pd->s = s;
     pd->req = req;
     pd->platform = p->name;

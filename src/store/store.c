@@ -8,11 +8,14 @@
  */
 #include "store/store.h"
 
+#include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/xmalloc.h"
+#include "store/secret.h"
 #include "store/store_int.h"
 #include "store/store_pg.h"
 #include "store/store_sqlite.h"
@@ -69,10 +72,21 @@ int store_open(struct store **out, const char *url, struct th_err *err)
     }
     if (!*location) return th_err_set(err, TH_ECONFIG, "database URL '%s' names no file", url);
 
+    struct secret_ring *ring = xcalloc(1, sizeof *ring);
+    int rc = secret_ring_load(ring, ops == &store_sqlite_ops ? location : NULL, err);
+    if (rc) {
+        free(ring);
+        return rc;
+    }
     struct store *s = NULL;
-    int rc = ops->open(&s, location, err);
-    if (rc) return rc;
+    rc = ops->open(&s, location, err);
+    if (rc) {
+        secret_ring_wipe(ring);
+        free(ring);
+        return rc;
+    }
     s->ops = ops;
+    s->secrets = ring;
     store_clock_set(s, NULL, NULL);
     *out = s;
     return 0;
@@ -80,7 +94,163 @@ int store_open(struct store **out, const char *url, struct th_err *err)
 
 void store_close(struct store *s)
 {
-    if (s) s->ops->close(s);
+    if (!s) return;
+    struct secret_ring *ring = s->secrets;
+    s->ops->close(s);
+    if (ring) {
+        secret_ring_wipe(ring);
+        free(ring);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Secrets at rest: sealed here, so no backend ever holds them in clear. */
+
+struct ids {
+    int64_t *v;
+    size_t n, cap;
+};
+
+static void collect_id(void *arg, const struct store_conn *c)
+{
+    struct ids *ids = arg;
+    if (ids->n == ids->cap) {
+        ids->cap = ids->cap ? ids->cap * 2 : 16;
+        ids->v = xrealloc(ids->v, ids->cap * sizeof *ids->v);
+    }
+    ids->v[ids->n++] = c->id;
+}
+
+/* The connection fields that are secrets, by the name sealed with them. */
+#define SECRET_FIELDS(X)                                                                           \
+    X(access_token) X(refresh_token) X(manager_token) X(webhook_secret) X(qoyod_api_key)
+
+/* *out = c with every secret sealed (new strings; release with unseal_free). */
+static int seal_conn(struct store *s, const struct store_conn *c, struct store_conn *out,
+                     struct th_err *err)
+{
+    *out = *c;
+#define NULL_FIELD(f) out->f = NULL;
+    SECRET_FIELDS(NULL_FIELD)
+#undef NULL_FIELD
+    int rc = 0;
+#define SEAL_FIELD(f)                                                                              \
+    if (!rc) rc = secret_seal(s->secrets, #f, c->f, &out->f, err);
+    SECRET_FIELDS(SEAL_FIELD)
+#undef SEAL_FIELD
+    return rc;
+}
+
+static void sealed_free(struct store_conn *c)
+{
+#define FREE_FIELD(f)                                                                              \
+    free(c->f);                                                                                    \
+    c->f = NULL;
+    SECRET_FIELDS(FREE_FIELD)
+#undef FREE_FIELD
+}
+
+void store_secrets_info(const struct store *s, const char **source, const char **file,
+                        const char **kid)
+{
+    *source = s->secrets->source ? s->secrets->source : "?";
+    *file = s->secrets->file;
+    *kid = s->secrets->kid[0];
+}
+
+int store_secrets_rotate(struct store *s, const char *new_key_file, size_t *count,
+                         struct th_err *err)
+{
+    *count = 0;
+    struct secret_ring *ring = s->secrets;
+    char next[600] = "";
+    const char *path = new_key_file;
+    if (!path) {
+        if (!ring->file[0])
+            return th_err_set(err, TH_ECONFIG,
+                              "the secret key comes from %s, not a file: give the new key "
+                              "with --new-key-file FILE (make one with `openssl rand -hex 32 > "
+                              "FILE; chmod 600 FILE`)",
+                              ring->source);
+        snprintf(next, sizeof next, "%s.next", ring->file);
+        int rc = secret_key_create(next, err);
+        if (rc && rc != TH_ECONFLICT) return rc;
+        th_err_clear(err);
+        path = next;
+    }
+    unsigned char key[SECRET_KEY_LEN];
+    int rc = secret_key_read(path, key, err);
+    if (rc) return rc;
+    /* The new key seals; every key known so far still opens. */
+    struct secret_ring nr = *ring;
+    nr.nkeys = 0;
+    char kid[9];
+    secret_kid(key, kid);
+    memcpy(nr.key[0], key, SECRET_KEY_LEN);
+    memcpy(nr.kid[0], kid, sizeof kid);
+    nr.nkeys = 1;
+    OPENSSL_cleanse(key, sizeof key);
+    for (int i = 0; i < ring->nkeys && nr.nkeys < SECRET_MAX_KEYS; i++) {
+        if (strcmp(ring->kid[i], kid) == 0) continue;
+        memcpy(nr.key[nr.nkeys], ring->key[i], SECRET_KEY_LEN);
+        memcpy(nr.kid[nr.nkeys], ring->kid[i], sizeof kid);
+        nr.nkeys++;
+    }
+    *ring = nr;
+    secret_ring_wipe(&nr);
+
+    struct ids ids = {0};
+    if (s->ops->conn_list) {
+        rc = s->ops->conn_list(s, collect_id, &ids, err);
+    } else {
+        for (int64_t id = 1;; id++) {
+            struct store_conn c;
+            rc = s->ops->conn_get(s, id, &c, err);
+            if (rc) break;
+            store_conn_release(&c);
+            collect_id(&ids, &(struct store_conn){.id = id});
+        }
+        if (rc == TH_ENOTFOUND) {
+            rc = 0;
+            th_err_clear(err);
+        }
+    }
+    for (size_t i = 0; !rc && i < ids.n; i++) {
+        struct store_conn c;
+        rc = store_conn_get(s, ids.v[i], &c, err);
+        if (rc == TH_ENOTFOUND) {
+            rc = 0;
+            th_err_clear(err);
+            continue;
+        }
+        if (!rc) rc = store_conn_put(s, &c, err);
+        store_conn_release(&c);
+        if (!rc) ++*count;
+    }
+    free(ids.v);
+    if (rc || !next[0]) return rc;
+    if (rename(next, ring->file) != 0)
+        return th_err_set(err, TH_EIO, "every secret is sealed with the key in %s, but it could "
+                                       "not replace %s: move it there by hand",
+                          next, ring->file);
+    return 0;
+}
+
+/* Opens c's sealed secrets in place. On failure c is released. */
+static int unseal_conn(struct store *s, struct store_conn *c, struct th_err *err)
+{
+    int rc = 0;
+#define OPEN_FIELD(f)                                                                              \
+    if (!rc && c->f) {                                                                             \
+        char *plain = NULL;                                                                        \
+        rc = secret_open(s->secrets, #f, c->f, &plain, err);                                       \
+        free(c->f);                                                                                \
+        c->f = plain;                                                                              \
+    }
+    SECRET_FIELDS(OPEN_FIELD)
+#undef OPEN_FIELD
+    if (rc) store_conn_release(c);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -114,28 +284,42 @@ int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
     if (c->platform != MODEL_PLATFORM_SALLA && c->platform != MODEL_PLATFORM_ZID)
         return th_err_set(err, TH_EINVAL, "connection has an unknown platform %d",
                           (int)c->platform);
-    return s->ops->conn_put(s, c, err);
+    struct store_conn sealed;
+    int rc = seal_conn(s, c, &sealed, err);
+    if (!rc) rc = s->ops->conn_put(s, &sealed, err);
+    if (!rc) c->id = sealed.id;
+    sealed_free(&sealed);
+    return rc;
 }
 
 int store_conn_put_tokens(struct store *s, const struct store_conn *c, struct th_err *err)
 {
     if (!s || !c || !c->id)
         return th_err_set(err, TH_EINVAL, "store_conn_put_tokens: no store or saved connection");
-    return s->ops->conn_put_tokens(s, c, err);
+    struct store_conn sealed;
+    int rc = seal_conn(s, c, &sealed, err);
+    if (!rc) rc = s->ops->conn_put_tokens(s, &sealed, err);
+    sealed_free(&sealed);
+    return rc;
 }
 
 int store_conn_put_settings(struct store *s, const struct store_conn *c, struct th_err *err)
 {
     if (!s || !c || !c->id)
         return th_err_set(err, TH_EINVAL, "store_conn_put_settings: no store or saved connection");
-    return s->ops->conn_put_settings(s, c, err);
+    struct store_conn sealed;
+    int rc = seal_conn(s, c, &sealed, err);
+    if (!rc) rc = s->ops->conn_put_settings(s, &sealed, err);
+    sealed_free(&sealed);
+    return rc;
 }
 
 int store_conn_get(struct store *s, int64_t id, struct store_conn *out, struct th_err *err)
 {
     if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conn_get: no store or result");
     memset(out, 0, sizeof *out);
-    return s->ops->conn_get(s, id, out, err);
+    int rc = s->ops->conn_get(s, id, out, err);
+    return rc ? rc : unseal_conn(s, out, err);
 }
 
 int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
@@ -143,7 +327,8 @@ int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
 {
     if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conn_find: no store or result");
     memset(out, 0, sizeof *out);
-    return s->ops->conn_find(s, p, store_id, out, err);
+    int rc = s->ops->conn_find(s, p, store_id, out, err);
+    return rc ? rc : unseal_conn(s, out, err);
 }
 
 /* The backend's conn_list, or a walk of ids from 1 (see store_ops.conn_get
@@ -153,10 +338,36 @@ int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_co
                     struct th_err *err)
 {
     if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_conn_list: no store or callback");
-    if (s->ops->conn_list) return s->ops->conn_list(s, fn, arg, err);
     struct store_conn *rows = NULL;
     size_t n = 0, cap = 0;
     int rc;
+    if (s->ops->conn_list) {
+        /* The backend lists sealed rows: take their ids, then read each
+         * through store_conn_get (which opens the secrets), so that fn sees
+         * clear values and a key that cannot open one fails before any call. */
+        struct ids ids = {0};
+        rc = s->ops->conn_list(s, collect_id, &ids, err);
+        for (size_t i = 0; !rc && i < ids.n; i++) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                rows = xrealloc(rows, cap * sizeof *rows);
+            }
+            rc = store_conn_get(s, ids.v[i], &rows[n], err);
+            if (rc == TH_ENOTFOUND) { /* deleted meanwhile */
+                rc = 0;
+                th_err_clear(err);
+                continue;
+            }
+            if (!rc) n++;
+        }
+        free(ids.v);
+        for (size_t i = 0; i < n; i++) {
+            if (!rc) fn(arg, &rows[i]);
+            store_conn_release(&rows[i]);
+        }
+        free(rows);
+        return rc;
+    }
     for (int64_t id = 1;; id++) {
         if (n == cap) {
             cap = cap ? cap * 2 : 8;

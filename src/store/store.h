@@ -154,6 +154,26 @@ int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_co
                     struct th_err *err) TH_MUST_CHECK;
 void store_conn_release(struct store_conn *c);
 
+/* ---- secrets at rest (store/secret.h: AES-256-GCM, key outside the database) ---- */
+/* Where this store's secret key came from and its id, for `tarheel secrets
+ * status`: source ("default file", "TARHEEL_SECRET_KEY_FILE", ...), file
+ * ("" when from the environment), kid (8 hex digits). Borrowed. */
+void store_secrets_info(const struct store *s, const char **source, const char **file,
+                        const char **kid);
+/*
+ * Re-seals every connection's secrets under a new key. new_key_file NULL:
+ * the key must come from a file F; a new key is made in F.next (kept if a
+ * rotation stopped half way), every connection is re-sealed with it, then
+ * F.next replaces F. A crash in between leaves every secret readable (a
+ * store opened while F.next exists reads with both keys); run it again.
+ * new_key_file given: re-seals with that key and leaves the key files
+ * alone (the operator then points TARHEEL_SECRET_KEY_FILE at it). Plain
+ * values left by an older tarheel are sealed too. Stop the daemons sharing
+ * the database first: they hold the old key. *count = connections done.
+ */
+int store_secrets_rotate(struct store *s, const char *new_key_file, size_t *count,
+                         struct th_err *err) TH_MUST_CHECK;
+
 /* ---- intake ---- */
 /*
  * In one transaction: records the raw event under dedupe_key and, when

@@ -26,8 +26,10 @@
  * struct whose FIRST member is a struct store, and returns a pointer to that
  * member from ops->open; store.c fills ops and the clock after open returns.
  */
+struct secret_ring;
 struct store {
     const struct store_ops *ops;  /* set by store.c */
+    struct secret_ring *secrets;  /* set by store.c: seals connection secrets (secret.h) */
     int64_t (*now_ms)(void *arg); /* the clock, unix ms; never NULL after store_open */
     void *now_arg;                /* its argument */
 };

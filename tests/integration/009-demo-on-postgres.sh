@@ -13,6 +13,10 @@ trap 'bash "$src/tests/pg/pgtmp.sh" dropdb "$server" "$name" >/dev/null 2>&1; cl
 export QOYOD_PORT=$(port) SALLA_PORT=$(port) ZID_PORT=$(port) TARHEEL_PORT=$(port)
 export DEMO_CALLBACK_PORT=$(port) DEMO_ORDERS=12 DEMO_ZID_ORDERS=6
 export TARHEEL_DEMO_DIR=$tmp
+# The secret key sealing stored tokens: a throwaway one, not the default
+# $HOME/.config/tarheel/secret.key of the machine's user.
+export TARHEEL_SECRET_KEY_FILE=$tmp/secret.key
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TARHEEL_SECRET_KEY_FILE")
 "$build/tarheel" demo --exit-when-done >"$tmp/demo.out" 2>&1 || fail "the demo on PostgreSQL failed"
 grep -q "demo: OK" "$tmp/demo.out" || fail "the demo did not say OK"
 # the orders really are in PostgreSQL, not in a stray SQLite file

@@ -4,7 +4,31 @@
 
 tmp=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+
+# Secrets the emulators issue have recognisable shapes (Salla's ory_at_ /
+# ory_rt_, Zid's JWT-like authorization, mgr_ and def50200 refresh tokens).
+# None may appear in what tarheel wrote: its logs, its answers, its
+# database (sealed at rest). The emulators' own logs and files a test writes
+# on purpose (named tokens*) are theirs, not tarheel's.
+TH_SECRET_RE='ory_(at|rt)_[0-9a-f]{32}|mgr_[0-9a-f]{32}|def50200[0-9a-f]{32}|eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9\.[0-9a-f]{32}'
+# secret_leaks DIR: 0 (and says where) when a file tarheel wrote holds one.
+secret_leaks() {
+  local hits
+  hits=$(grep -rlaE "$TH_SECRET_RE" "$1" \
+    --exclude='qoyod*' --exclude='salla*' --exclude='zid*' --exclude='receiver*' \
+    --exclude='tokens*' --exclude='*.json.sim' 2>/dev/null || true)
+  [ -z "$hits" ] && return 1
+  echo "FAIL: an OAuth token the emulators issued is in what tarheel wrote: $hits" >&2
+  grep -haoE "$TH_SECRET_RE" $hits | head -3 | cut -c1-14 | sed 's/$/… (cut)/' >&2
+  return 0
+}
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -d "$tmp" ] && secret_leaks "$tmp"; then rc=1; fi
+  rm -rf "$tmp"
+  exit $rc
+}
 trap cleanup EXIT
 
 # fail MESSAGE: says why, shows the end of every *.out log, exits 1.

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/xmalloc.h"
+#include "store/secret.h"
 #include "store/store.h"
 #include "store/store_int.h"
 #include "store/store_pg.h"
@@ -165,7 +166,7 @@ static int teardown(void **state)
         free(f);
         return 0;
     }
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal", ".key"};
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         char p[160];
         snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
@@ -297,6 +298,82 @@ static void assert_conn_equal(const struct store_conn *a, const struct store_con
 
 /* ---------------------------------------------------------------------- */
 /* Connections */
+
+/* count(*) of the backend's own connections rows matching `where`, read
+ * around the store (what a dump, a backup or a replica would show). */
+static int64_t raw_conn_count(struct fx *f, const char *where)
+{
+    if (f->pg) {
+        char *sql = xasprintf("SELECT count(*) FROM %s.connections WHERE %s", f->schema, where);
+        int64_t n = pg_sql(pg_db_url, sql);
+        free(sql);
+        return n;
+    }
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char *sql = xasprintf("SELECT count(*) FROM connections WHERE %s", where);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(sql);
+    return n;
+}
+
+/* Secrets at rest (store/secret.h): the backend only ever holds sealed
+ * text for the tokens, the webhook secret and the Qoyod key; the store
+ * hands them back in clear; a rotation re-seals them under a new key. */
+static void test_conn_secrets_sealed_at_rest(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    assert_int_equal(raw_conn_count(f, "access_token LIKE 'enc1:%' AND refresh_token LIKE "
+                                       "'enc1:%' AND webhook_secret LIKE 'enc1:%' AND "
+                                       "qoyod_api_key LIKE 'enc1:%'"),
+                     1);
+    assert_int_equal(raw_conn_count(f, "access_token = 'at-1' OR refresh_token = 'rt-1' OR "
+                                       "webhook_secret = 'whsec' OR qoyod_api_key = 'qk-1'"),
+                     0);
+    /* settings and token writes seal too */
+    free(f->conn.access_token);
+    f->conn.access_token = xstrdup("at-2");
+    must(store_conn_put_tokens(f->s, &f->conn, &err), &err);
+    free(f->conn.qoyod_api_key);
+    f->conn.qoyod_api_key = xstrdup("qk-2");
+    must(store_conn_put_settings(f->s, &f->conn, &err), &err);
+    assert_int_equal(raw_conn_count(f, "access_token = 'at-2' OR qoyod_api_key = 'qk-2'"), 0);
+    struct store_conn got;
+    must(store_conn_get(f->s, f->conn.id, &got, &err), &err);
+    assert_conn_equal(&got, &f->conn);
+    store_conn_release(&got);
+
+    const char *source, *file, *kid;
+    store_secrets_info(f->s, &source, &file, &kid);
+    char before[9];
+    snprintf(before, sizeof before, "%s", kid);
+    char *like = xasprintf("access_token LIKE 'enc1:%s:%%'", before);
+    assert_int_equal(raw_conn_count(f, like), 1);
+    free(like);
+    size_t n = 0;
+    if (file[0]) { /* a key from a file: rotate in place */
+        must(store_secrets_rotate(f->s, NULL, &n, &err), &err);
+        assert_int_equal(n, 1);
+        store_secrets_info(f->s, &source, &file, &kid);
+        assert_string_not_equal(kid, before);
+        like = xasprintf("access_token LIKE 'enc1:%s:%%' AND qoyod_api_key LIKE 'enc1:%s:%%'",
+                         kid, kid);
+        assert_int_equal(raw_conn_count(f, like), 1);
+        free(like);
+        char *next = xasprintf("%s.next", file);
+        assert_int_equal(access(next, F_OK), -1); /* the new key replaced the old file */
+        free(next);
+        must(store_conn_get(f->s, f->conn.id, &got, &err), &err);
+        assert_conn_equal(&got, &f->conn);
+        store_conn_release(&got);
+    }
+}
 
 static void test_conn_put_get_find(void **state)
 {
@@ -2057,6 +2134,7 @@ int main(int argc, char **argv)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     /* The contract: every backend passes these, identically. */
     const struct CMUnitTest conformance[] = {
+        T(test_conn_secrets_sealed_at_rest),
         T(test_conn_put_get_find),
         T(test_conn_update_and_unique),
         T(test_conn_list),
@@ -2101,10 +2179,24 @@ int main(int argc, char **argv)
     };
 #undef T
     if (argc > 1 && strcmp(argv[1], "pg") == 0) {
+        /* A PostgreSQL store's default key is $HOME/.config/tarheel/secret.key:
+         * never the tests' to create or rotate. A key of their own. */
+        char keydir[] = "/tmp/th_pgkeyXXXXXX";
+        if (!mkdtemp(keydir)) return 1;
+        char *key = xasprintf("%s/secret.key", keydir);
+        struct th_err kerr;
+        if (secret_key_create(key, &kerr) != 0) {
+            fprintf(stderr, "%s\n", kerr.msg);
+            return 1;
+        }
+        setenv("TARHEEL_SECRET_KEY_FILE", key, 1);
         if (pg_run_begin() != 0) return 1;
         int failed = cmocka_run_group_tests_name("store_pg_conformance", conformance, NULL, NULL);
         failed += cmocka_run_group_tests_name("store_pg_only", pg_only, NULL, NULL);
         pg_run_end();
+        unlink(key);
+        rmdir(keydir);
+        free(key);
         return failed;
     }
     if (argc > 1 && strcmp(argv[1], "sqlite") != 0) {
