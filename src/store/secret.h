@@ -10,7 +10,9 @@
  * Sealed text: "enc1:<kid>:<base64(nonce[12] ‖ ciphertext ‖ tag[16])>" where
  * kid is 8 hex digits naming the key (a digest of it, not the key), and the
  * GCM additional data is "tarheel-secret:v1:<field>", so a value moved to
- * another field does not open. A value without the "enc1:" prefix is a
+ * another field does not open. The nonce is synthetic (an HMAC of field and
+ * plaintext under the key), so equal secrets seal equal: the backends group
+ * a Qoyod account's connections by the sealed key. A value without the "enc1:" prefix is a
  * plaintext left by an older tarheel: it reads as itself, and is sealed on
  * its next write or by `tarheel secrets rotate`.
  *

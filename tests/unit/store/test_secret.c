@@ -42,9 +42,18 @@ static void test_round_trip_and_format(void **state)
     char want[16];
     snprintf(want, sizeof want, "enc1:%s:", r.kid[0]);
     assert_memory_equal(sealed, want, strlen(want));
-    /* a fresh nonce each time: the same secret never seals the same twice */
+    /* a synthetic nonce: the same secret in the same field seals the same
+     * (the backends group one Qoyod account's connections by it), another
+     * field or another secret does not */
     assert_int_equal(secret_seal(&r, "access_token", "ory_at_abc", &again, &err), 0);
+    assert_string_equal(sealed, again);
+    free(again);
+    assert_int_equal(secret_seal(&r, "refresh_token", "ory_at_abc", &again, &err), 0);
     assert_string_not_equal(sealed, again);
+    assert_memory_not_equal(sealed + 14, again + 14, 16); /* the nonce differs too */
+    free(again);
+    assert_int_equal(secret_seal(&r, "access_token", "ory_at_abd", &again, &err), 0);
+    assert_memory_not_equal(sealed + 14, again + 14, 16);
     assert_int_equal(secret_open(&r, "access_token", sealed, &plain, &err), 0);
     assert_string_equal(plain, "ory_at_abc");
     free(plain);
