@@ -339,7 +339,14 @@ static int check_qoyod(const char *qurl, const char *key, int64_t inventory)
     struct qoyod_inventory *inv = NULL;
     size_t n = 0;
     struct th_err err;
-    int rc = qoyod_inventories(q, &inv, &n, &err);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        rc = qoyod_inventories(q, &inv, &n, &err);
+        if (rc != TH_ETEMP || attempt == 3) break;
+        /* A temporary failure (503, 429, a reset) need not fail a connect
+         * the merchant is waiting on: try again shortly, as the daemon would. */
+        usleep((useconds_t)(400000u << attempt));
+    }
     qoyod_free(q);
     if (rc) return fail(&err);
     int found = 0;
