@@ -905,8 +905,7 @@ static void order_route(struct zid *z, long long sid, const struct sim_req *req,
         add_history(o, cur2 < 0 ? 0 : cur2, comment);
         managers_ok(resp, 200, "order", public_order(o, lang_ar(req), P_VIEW));
     } else if (get && !strcmp(tail, "/credit-notes")) {
-        /* tarheel never writes Zid credit notes; the list is empty unless
-         * seeded through the control API as "_credit_notes". */
+        /* The order's returns (control API: /_sim/zid/orders/{id}/reverse). */
         json_t *cn = json_object_get(o, "_credit_notes");
         sim_json(resp, 200,
                  json_pack("{s:s,s:n,s:{s:o,s:[]}}", "code", "SUCCESS_WITH_SINGLE_PAYLOAD_OBJECT",
@@ -1610,6 +1609,125 @@ static json_t *sample_order(struct zid *z, long long sid, int n, time_t created)
     return o;
 }
 
+/*
+ * A return, as Zid records one [I]: the units given back (by
+ * order_product_id; none named: every unit not yet returned) become a credit
+ * note on the order (GET .../credit-notes) whose order_total is their net
+ * price less their share of the order's coupon (by value, per unit), plus
+ * 15 % VAT, rounded once; the order becomes partially_reversed, or reversed
+ * when nothing is left, and order.status.update fires. Returns NULL or what
+ * is wrong with the request.
+ */
+static const char *reverse_order(struct zid *z, json_t *o, const json_t *body)
+{
+    json_t *products = json_object_get(o, "products");
+    size_t n = json_array_size(products);
+    if (!n || n > 64) return "the order has no products";
+    json_t *notes = json_object_get(o, "_credit_notes");
+    int64_t back[64] = {0}, left_total = 0, sub = 0, disc = 0;
+    /* units returned already */
+    size_t k, i;
+    json_t *cn, *it, *p;
+    json_array_foreach(notes, k, cn) json_array_foreach(json_object_get(cn, "items"), i, it)
+    {
+        int64_t opid = 0, q = 0;
+        if (jv_get_id(it, "order_product_id", &opid, NULL) || jv_get_dec(it, "quantity", 0, &q, NULL))
+            continue;
+        json_array_foreach(products, k, p)
+        {
+            int64_t lo = 0;
+            if (!jv_get_id(p, "order_product_id", &lo, NULL) && lo == opid) back[k] += q;
+        }
+    }
+    json_array_foreach(products, k, p)
+    {
+        int64_t net = 0, q = 0;
+        if (jv_get_money(p, "net_price", &net, NULL) || jv_get_dec(p, "quantity", 0, &q, NULL))
+            return "a product has no net_price or quantity";
+        sub += net * q;
+    }
+    json_t *line;
+    json_array_foreach(jv_path(o, "payment.invoice"), k, line)
+    {
+        const char *code = jv_get_str(line, "code");
+        int64_t v = 0;
+        if (code && !strcmp(code, "coupon") && !jv_get_money(line, "value", &v, NULL))
+            disc += v < 0 ? -v : v;
+    }
+    int64_t ret[64] = {0};
+    const json_t *want = json_object_get(body, "items");
+    if (json_array_size(want)) {
+        json_array_foreach(want, i, it)
+        {
+            int64_t opid = 0, q = 0;
+            if (jv_get_id(it, "order_product_id", &opid, NULL) ||
+                jv_get_dec(it, "quantity", 0, &q, NULL) || q <= 0)
+                return "items need order_product_id and quantity > 0";
+            int hit = 0;
+            json_array_foreach(products, k, p)
+            {
+                int64_t lo = 0, qty = 0;
+                if (jv_get_id(p, "order_product_id", &lo, NULL) || lo != opid) continue;
+                if (jv_get_dec(p, "quantity", 0, &qty, NULL) || back[k] + ret[k] + q > qty)
+                    return "more units returned than were sold";
+                ret[k] += q;
+                hit = 1;
+            }
+            if (!hit) return "no such order_product_id in the order";
+        }
+    } else {
+        json_array_foreach(products, k, p)
+        {
+            int64_t qty = 0;
+            if (!jv_get_dec(p, "quantity", 0, &qty, NULL)) ret[k] = qty - back[k];
+        }
+    }
+    int64_t net_back = 0, any = 0;
+    json_t *items = json_array();
+    json_array_foreach(products, k, p)
+    {
+        int64_t net = 0, qty = 0, share = 0, opid = 0;
+        if (jv_get_money(p, "net_price", &net, NULL) || jv_get_dec(p, "quantity", 0, &qty, NULL) ||
+            jv_get_id(p, "order_product_id", &opid, NULL))
+            continue;
+        left_total += qty - back[k] - ret[k];
+        if (!ret[k]) continue;
+        any = 1;
+        if (disc && sub && money_muldiv(disc, net * ret[k], sub, &share) != 0) share = 0;
+        net_back += net * ret[k] - share;
+        json_array_append_new(items, json_pack("{s:I,s:O,s:I}", "order_product_id", (json_int_t)opid,
+                                               "sku", json_object_get(p, "sku"), "quantity",
+                                               (json_int_t)ret[k]));
+    }
+    if (!any) {
+        json_decref(items);
+        return "nothing left to return";
+    }
+    int64_t total = 0;
+    if (money_muldiv(net_back, 115, 100, &total) != 0) total = 0;
+    if (!notes) json_object_set_new(o, "_credit_notes", notes = json_array());
+    long long num = next_id(z, "credit_note", 7780LL);
+    char number[32], reason[256];
+    snprintf(number, sizeof number, "CN-%lld", num);
+    const char *why = jv_get_str(body, "reason");
+    snprintf(reason, sizeof reason, "%s", why && *why ? why : "مرتجع");
+    json_array_append_new(
+        notes, json_pack("{s:I,s:s,s:s,s:O,s:s,s:o,s:o}", "id", (json_int_t)num, "invoice_type",
+                         "credit_note", "invoice_number", number, "original_invoice_number",
+                         json_object_get(o, "id"), "issue_reason", reason, "order_total",
+                         dec14(total, 0), "items", items));
+    int to = status_index(left_total > 0 ? "partially_reversed" : "reversed");
+    if (to != status_index(jv_get_str(json_object_get(o, "order_status"), "code"))) {
+        change_status(z, o, to);
+    } else { /* a further partial return: the order changed all the same */
+        char now[20];
+        utc_plain(time(NULL), now);
+        json_object_set_new(o, "updated_at", json_string(now));
+        fire_order(z, o, "order.status.update");
+    }
+    return NULL;
+}
+
 /* ---------------------------------------------------------------------- */
 /* App events (§3.7) and the control API: /_sim/zid/...                     */
 
@@ -1740,6 +1858,17 @@ static int control(void *stv, const char *sub, const struct sim_req *req, struct
                 change_status(z, o, i);
             managers_ok(resp, 200, "order", public_order(o, 0, P_VIEW));
         }
+    } else if (post && sscanf(sub, "orders/%lld%31s", &id, tail) == 2 && !strcmp(tail, "/reverse")) {
+        json_t *o = find_order(z, 0, id);
+        if (!o) {
+            sim_json(resp, 404, json_pack("{s:s}", "error", "no such order"));
+            return 0;
+        }
+        const char *err = reverse_order(z, o, req->body);
+        if (err)
+            sim_json(resp, 422, json_pack("{s:s}", "error", err));
+        else
+            managers_ok(resp, 200, "order", public_order(o, 0, P_VIEW));
     } else if (post && !strcmp(sub, "products")) {
         long long sid = store_arg(req);
         json_t *p = json_object_get(req->body, "product");

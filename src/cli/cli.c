@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/pull.h"
+#include "cli/reconcile.h"
 #include "cli/report.h"
 #include "core/err.h"
 #include "core/jv.h"
@@ -1515,6 +1516,18 @@ static int cmd_report(const struct args *a)
     return cli_report(&ro, stdout);
 }
 
+/* tarheel reconcile: cli/reconcile.c, which cannot see struct args. */
+static int cmd_reconcile(const struct args *a)
+{
+    struct cli_reconcile_opts ro = {.db = db_url(a),
+                                    .store = opt(a, "store"),
+                                    .platform = opt(a, "platform"),
+                                    .from = opt(a, "from"),
+                                    .to = opt(a, "to"),
+                                    .json = flag(a, "json")};
+    return cli_reconcile(&ro, stdout);
+}
+
 /* ---------------------------------------------------------------------- */
 /* The command table, with each command's help: `tarheel COMMAND --help`,
  * `tarheel help` and the man page (`tarheel help --man` > docs/tarheel.1)
@@ -1686,6 +1699,15 @@ static const struct command {
      "TARHEEL_SECRET_KEY_FILE=FILE afterwards.",
      L("--new-key-file FILE\ta key you made (openssl rand -hex 32 > FILE; chmod 600 FILE)"),
      L("tarheel secrets rotate\trotates the default key file")},
+    {"reconcile", NULL, cmd_reconcile, "--store ID [--platform salla|zid] --from D --to D [--json]",
+     "compare the store's orders with Qoyod's invoices and credit notes (read-only)",
+     "Lists the orders created in the range (Riyadh days) and the invoices and credit notes "
+     "tarheel made: orders with no invoice, invoices with no order, duplicates, amount "
+     "mismatches, with totals; orders tarheel failed are listed apart. Exits 1 when there is a "
+     "difference (docs/MONEY.md).",
+     L("--store ID [--platform P]\tthe store", "--from YYYY-MM-DD --to YYYY-MM-DD\tthe days",
+       "--json\tthe API's JSON"),
+     L("tarheel reconcile --store 1305146709 --from 2024-01-01 --to 2024-01-31\t")},
     {"errors", NULL, cmd_errors, "[--markdown | --json]", "the error-code table",
      "Every failure tarheel reports has one of these codes (docs/ERRORS.md).",
      L("--markdown\tas docs/ERRORS.md", "--json\t[{\"code\",\"name\",\"what\",\"todo\"}]"),

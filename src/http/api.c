@@ -43,6 +43,7 @@
 #include "qoyod/qoyod.h"
 #include "worker/manage.h"
 #include "worker/pull.h"
+#include "worker/reconcile.h"
 #include "worker/report.h"
 
 #define DIGEST_LEN 32 /* SHA-256 */
@@ -1020,6 +1021,56 @@ out:
 }
 
 /* ---------------------------------------------------------------------- */
+/* Reconciliation                                                           */
+
+/* GET /reconcile?connection=&from=&to=: worker/reconcile.c reads the store
+ * and Qoyod (read-only) and writes the JSON, the same text `tarheel
+ * reconcile --json` prints. It answers once every order of the range is
+ * read (one platform request each), so a long range takes a while. */
+static void get_reconcile(struct ctx *x)
+{
+    static const char *const params[] = {"connection", "from", "to", NULL};
+    for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
+        const char *k, *v;
+        httpd_req_arg_at(x->req, i, &k, &v);
+        int ok = 0;
+        for (size_t j = 0; params[j]; j++)
+            ok |= strcmp(k, params[j]) == 0;
+        if (!ok) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "%.64s: unknown query parameter; allowed: connection, from, to", k);
+            return;
+        }
+    }
+    const char *cv = httpd_req_arg(x->req, "connection");
+    const char *from = httpd_req_arg(x->req, "from"), *to = httpd_req_arg(x->req, "to");
+    if (!cv || !from || !to) {
+        send_error(x->resp, 400, TH_EINVAL,
+                   "name the store and the days: connection=1 (or salla:1305146709), "
+                   "from=YYYY-MM-DD, to=YYYY-MM-DD",
+                   "connection, from and to are required");
+        return;
+    }
+    struct store_conn c = {0};
+    if (conn_lookup(x, "connection", cv, &c)) return;
+    struct reconcile_env env = {.store = x->a->store, .platform_http = httpc_new(NULL)};
+    struct reconcile_report r;
+    struct th_err err = {0};
+    int rc = reconcile_run(&env, c.id, from, to, &r, &err);
+    httpc_free(env.platform_http);
+    store_conn_release(&c);
+    if (rc) {
+        send_th_err(x->resp, &err);
+        return;
+    }
+    char *text = reconcile_json(&r);
+    reconcile_report_release(&r);
+    httpd_resp_set(x->resp, 200, "application/json", text, strlen(text));
+    httpd_resp_header(x->resp, "Cache-Control", "no-store");
+    free(text);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Reports                                                                  */
 
 /* GET /reports/monthly?connection=&from=&to=: worker/report.c computes the
@@ -1574,6 +1625,7 @@ static const struct route {
     {"POST", "connect/*", post_connect},
     {"GET", "session", get_session},
     {"POST", "logout", post_logout},
+    {"GET", "reconcile", get_reconcile},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
