@@ -145,6 +145,49 @@ done
 # The checks below read the emulators: no faults for them.
 curl -sf -X DELETE "http://127.0.0.1:$SP/_sim/faults" >/dev/null || true
 curl -sf -X DELETE "http://127.0.0.1:$QP/_sim/faults" >/dev/null || true
+
+# After transfer: a cancellation and a refund in Salla, a partial return in
+# Zid; each becomes a Qoyod credit note against its invoice (docs/MONEY.md).
+transferred() { "$th" orders show "$1" --db "$db" 2>/dev/null | grep -q '^  transfer  *transferred'; }
+cancelled="" refunded="" returned=""
+for id in $ids; do
+  transferred "$id" || continue
+  if [ -z "$cancelled" ]; then cancelled=$id
+  elif [ -z "$refunded" ]; then refunded=$id; break; fi
+done
+for id in $zids; do
+  transferred "$id" || continue
+  # an order of two units or more, so one unit back is a part
+  opid=$(curl -sf "http://127.0.0.1:$ZP/_sim/zid/orders" | jq -r --argjson id "$id" \
+    '.orders[] | select(.id == $id) | select((.products | length) > 1 or .products[0].quantity > 1)
+     | .products[0].order_product_id' 2>/dev/null || true)
+  [ -n "$opid" ] && { returned=$id; break; }
+done
+credits=0
+if [ -n "$cancelled" ]; then
+  echo "demo: order $cancelled is cancelled in Salla after its transfer"
+  curl -sf "http://127.0.0.1:$SP/_sim/salla/orders/$cancelled/status" -d '{"slug":"canceled"}' >/dev/null
+  credits=$((credits + 1))
+fi
+if [ -n "$refunded" ]; then
+  echo "demo: order $refunded is refunded (restored) in Salla"
+  curl -sf "http://127.0.0.1:$SP/_sim/salla/orders/$refunded/status" -d '{"slug":"restored"}' >/dev/null
+  credits=$((credits + 1))
+fi
+if [ -n "$returned" ]; then
+  echo "demo: one unit of Zid order $returned comes back (a partial return)"
+  curl -sf "http://127.0.0.1:$ZP/_sim/zid/orders/$returned/reverse" \
+    -d "{\"items\":[{\"order_product_id\":$opid,\"quantity\":1}],\"reason\":\"منتج تالف\"}" >/dev/null
+  credits=$((credits + 1))
+fi
+for _ in $(seq "${DEMO_WAIT_ROUNDS:-150}"); do
+  done_=0
+  for id in $cancelled $refunded $returned; do
+    "$th" orders show "$id" --db "$db" 2>/dev/null | grep -q 'credit notes *credited' && done_=$((done_ + 1))
+  done
+  [ "$done_" -ge "$credits" ] && break
+  sleep 0.2
+done
 echo
 "$th" orders list --db "$db"
 echo
@@ -169,8 +212,25 @@ if "$th" orders list --db "$db" | awk '$4=="transferred" && $6!=$7 {exit 1}'; th
   echo "demo: a transferred order's total differs from its invoice"; bad=1
 fi
 
+for id in $cancelled $refunded $returned; do
+  echo
+  "$th" orders show "$id" --db "$db" | sed -n '1,8p;/  credit note [a-z]/p'
+  "$th" orders show "$id" --db "$db" | grep -q 'credit notes *credited' ||
+    { echo "demo: order $id has no credit note"; bad=1; }
+done
+cn=$(curl -sf -H 'API-KEY: demo-key' "http://127.0.0.1:$QP/2.0/credit_notes?per_page=100" |
+  jq '.credit_notes | length' 2>/dev/null || echo 0)
+[ "$cn" = "$credits" ] || { echo "demo: $cn credit notes in Qoyod, expected $credits"; bad=1; }
+
+today=$(date -u -d '+3 hours' +%F)
+echo
+echo "demo: reconciling today's orders with Qoyod (read-only)"
+"$th" reconcile --db "$db" --store "$STORE" --from "$today" --to "$today" || bad=1
+echo
+"$th" reconcile --db "$db" --store "$ZSTORE" --platform zid --from "$today" --to "$today" || bad=1
+
 if [ "$exit_when_done" = 1 ]; then
-  [ $bad = 0 ] && echo "demo: OK — every transferable order is exactly one invoice with an equal total"
+  [ $bad = 0 ] && echo "demo: OK — every transferable order is exactly one invoice with an equal total, every cancellation and return one credit note, and reconcile finds no difference"
   exit $bad
 fi
 cat <<EOT
@@ -191,6 +251,10 @@ Try:
   $th orders show ${ids%% *} --db $db
   curl -s -H 'API-KEY: demo-key' http://127.0.0.1:$QP/2.0/invoices | head -c 600
   $th report --store $STORE --db $db
+  $th orders show ${cancelled:-${ids%% *}} --db $db        # a cancellation and its credit note
+  $th reconcile --store $STORE --from $today --to $today --db $db
+  curl -s -H 'Authorization: Bearer $TARHEEL_API_TOKEN' 'http://127.0.0.1:$TP/api/v1/reconcile?connection=salla:$STORE&from=$today&to=$today'
+  curl -s -H 'API-KEY: demo-key' http://127.0.0.1:$QP/2.0/credit_notes | head -c 600
   curl -s -H 'Authorization: Bearer $TARHEEL_API_TOKEN' 'http://127.0.0.1:$TP/api/v1/orders?limit=3'
   curl -s http://127.0.0.1:$SP/_sim/salla/generate -d '{"store_id":$STORE,"count":3}'
   curl -s http://127.0.0.1:$ZP/_sim/zid/generate -d '{"store_id":$ZSTORE,"count":3}'

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job, end to end: `scripts/demo.sh --exit-when-done` starts the
 # emulators and tarheel on SQLite, installs the app in a Salla store, places
-# orders and moves them through statuses; it exits 0 only if every
-# transferable order became exactly one Qoyod invoice with an equal total and
-# every other one failed with a reason.
+# orders and moves them through statuses, then cancels and refunds two Salla
+# orders and returns part of a Zid order after their transfer; it exits 0
+# only if every transferable order became exactly one Qoyod invoice with an
+# equal total, every other one failed with a reason, each cancellation and
+# return became exactly one credit note, and `tarheel reconcile` finds no
+# difference in either store.
 set -euo pipefail
 build=$1 src=$2
 source "$src/tests/integration/lib.sh"

@@ -1364,6 +1364,38 @@ static void test_report_monthly(void **state)
     resp_release(&r);
 }
 
+/* GET /reconcile refuses what it cannot run before it reads anything (the
+ * runs themselves: tests/unit/worker/test_reconcile.c). */
+static void test_reconcile_refusals(void **state)
+{
+    struct fx *f = *state;
+    struct resp r;
+    struct {
+        const char *path;
+        long status;
+        const char *code, *msg;
+    } bad[] = {
+        {"", 400, "TH_EINVAL", "connection, from and to are required"},
+        {"?connection=1&from=2026-01-01", 400, "TH_EINVAL", "connection, from and to are required"},
+        {"?connection=99&from=2026-01-01&to=2026-01-02", 404, "TH_ENOTFOUND", "no connection 99"},
+        {"?connection=1&from=2026-01-05&to=2026-01-01", 400, "TH_EINVAL", "after"},
+        {"?connection=1&from=2024-01-01&to=2026-01-01", 400, "TH_ELIMIT", "at most 366 days"},
+        {"?connection=1&from=2026-01-01&to=2026-01-02&x=1", 400, "TH_EINVAL",
+         "x: unknown query parameter"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[160];
+        snprintf(path, sizeof path, "/api/v1/reconcile%s", bad[i].path);
+        call(f, "GET", path, NULL, &r);
+        want_error(&r, bad[i].status, bad[i].code);
+        want_contains(&r, "error.message", bad[i].msg);
+        resp_release(&r);
+    }
+    call(f, "POST", "/api/v1/reconcile?connection=1", "{}", &r);
+    want_error(&r, 405, "TH_EINVAL");
+    resp_release(&r);
+}
+
 static void test_openapi_matches_routes(void **state)
 {
     struct fx *f = *state;
@@ -1655,6 +1687,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_monthly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openapi_matches_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_login_csrf_logout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_login_limit, setup, teardown),
