@@ -117,6 +117,32 @@ static int matches(const struct qoyod_doc *d, const struct rorder *o)
     return !strcmp(d->reference, o->ref) || !strcmp(d->description, o->desc);
 }
 
+/* Attempts of one platform call after temporary failures (doubling from
+ * half a second), and waits of a 429's Retry-After (each at most
+ * PULL_MAX_WAIT_S), before the reconciliation gives up: a read-only run can
+ * simply be run again. */
+#define RECONCILE_MAX_TRIES 5
+#define RECONCILE_MAX_RATE_WAITS 10
+
+/* Whether to call again after rc, sleeping first; counts tries and waits. */
+static int again(const struct reconcile_env *env, int rc, int *tries, int *waits)
+{
+    if (rc != TH_ETEMP && rc != TH_EUNKNOWN && rc != TH_ERATE) return 0;
+    long status = 0, after = -1, ms;
+    httpc_last_answer(env->platform_http, &status, &after);
+    if (status == 429) {
+        if (++*waits > RECONCILE_MAX_RATE_WAITS) return 0;
+        long sec = after > 0 ? after : 1;
+        ms = (sec > PULL_MAX_WAIT_S ? PULL_MAX_WAIT_S : sec) * 1000;
+    } else {
+        if (++*tries >= RECONCILE_MAX_TRIES) return 0;
+        ms = 500L << (*tries - 1);
+    }
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 /* Lists and fetches every order of the range. */
 static int read_orders(const struct reconcile_env *env, const struct store_conn *c,
                        const struct platform_ops *p, const struct pull_range *range,
@@ -133,7 +159,10 @@ static int read_orders(const struct reconcile_env *env, const struct store_conn 
     for (int page = 1; rc == 0; page++) {
         struct platform_query q = {.from = range->from, .to = range->to, .page = page};
         struct platform_page pg = {0};
-        rc = p->orders_page(env->platform_http, &pc, &q, &pg, err);
+        int tries = 0, waits = 0;
+        do
+            rc = p->orders_page(env->platform_http, &pc, &q, &pg, err);
+        while (again(env, rc, &tries, &waits));
         if (rc) break;
         for (size_t i = 0; i < pg.n && rc == 0; i++) {
             const struct platform_order_ref *ref = &pg.orders[i];
@@ -148,7 +177,10 @@ static int read_orders(const struct reconcile_env *env, const struct store_conn 
                 break;
             }
             struct model_order *o = NULL;
-            rc = p->order_fetch(env->platform_http, &pc, ref->id, &o, err);
+            tries = waits = 0;
+            do
+                rc = p->order_fetch(env->platform_http, &pc, ref->id, &o, err);
+            while (again(env, rc, &tries, &waits));
             if (rc) break;
             if (*n == cap) {
                 cap = cap ? cap * 2 : 64;

@@ -239,10 +239,18 @@ static void test_salla_zero_then_each_planted_difference(void **state)
     }
     drain(f);
 
+    /* The store's API limits the rate and fails now and then: the run
+     * waits and tries again rather than give up. */
+    tt_faults(f->shop, "{\"faults\":[{\"match\":\"GET /admin/v2/orders/*\",\"mode\":"
+                       "\"rate_limit\",\"retry_after\":1,\"count\":1},{\"match\":"
+                       "\"GET /admin/v2/orders*\",\"mode\":\"error\",\"status\":503,"
+                       "\"count\":2}]}");
     struct reconcile_report r;
     reconcile(f, &r);
     if (r.differences) print(&r);
     assert_int_equal(r.differences, 0);
+    assert_int_equal(tt_count_requests(f->shop, "GET", "/admin/v2/orders*", 429), 1);
+    assert_int_equal(tt_count_requests(f->shop, "GET", "/admin/v2/orders*", 503), 2);
     assert_int_equal(r.orders, 6);
     assert_int_equal(r.expected, 6);
     assert_int_equal(r.invoices, 6);
