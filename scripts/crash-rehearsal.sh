@@ -43,9 +43,9 @@ free_port() {
   done
   echo "crash-rehearsal: no free port" >&2; exit 1
 }
-wait_http() { for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+wait_http() { for _ in $(seq 300); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
-serve() { # log [env...]: starts tarheel serve in the background; sets spid
+serve_once() { # log [env...]: starts tarheel serve in the background; sets spid
   local log=$1; shift
   env "$@" "$th" serve --db "$dir/tarheel.db" --listen "127.0.0.1:$TP" \
     --salla-webhook-secret "$SECRET" --salla-api "http://127.0.0.1:$SP/admin/v2" \
@@ -56,6 +56,22 @@ serve() { # log [env...]: starts tarheel serve in the background; sets spid
   spid=$!
   disown "$spid" # no "Killed" notice from bash: the kill is the point
   pids+=("$spid")
+}
+# serve_up LOG [env...]: serve_once until it answers /healthz. Tests run side
+# by side pick ports from one range; when another took ours meanwhile
+# ("cannot listen"), move to a free port and point the Salla emulator's
+# webhooks there. Returns 1 when tarheel does not come up at all.
+serve_up() {
+  local log=$1
+  for _ in 1 2 3 4 5; do
+    serve_once "$@"
+    if wait_http "http://127.0.0.1:$TP/healthz"; then return 0; fi
+    if kill -0 "$spid" 2>/dev/null || ! grep -q "cannot listen" "$log"; then return 1; fi
+    TP=$(free_port)
+    curl -sf "http://127.0.0.1:$SP/_sim/salla/app" \
+      -d "{\"webhook_url\":\"http://127.0.0.1:$TP/webhooks/salla\"}" >/dev/null || return 1
+  done
+  return 1
 }
 stop() { # pid: SIGTERM, then wait until it is gone
   kill -TERM "$1" 2>/dev/null || true
@@ -79,8 +95,7 @@ round() {
     { echo "$point: emulators did not start"; return 1; }
 
   # Setup, without crashes: the store is installed (Easy Mode tokens).
-  serve "$dir/serve-setup.log"
-  wait_http "http://127.0.0.1:$TP/healthz" || { echo "$point: tarheel did not start"; return 1; }
+  serve_up "$dir/serve-setup.log" || { echo "$point: tarheel did not start"; return 1; }
   curl -sf "http://127.0.0.1:$SP/_sim/salla/install" -d "{\"store_id\":$STORE}" >/dev/null
   for _ in $(seq 100); do
     "$th" settings --db "$dir/tarheel.db" --store "$STORE" >/dev/null 2>&1 && break
@@ -93,8 +108,8 @@ round() {
   fi
 
   # The run that crashes.
-  serve "$dir/serve-crash.log" TARHEEL_CRASH_AT="$point:$hit"
-  wait_http "http://127.0.0.1:$TP/healthz" || { echo "$point: tarheel did not start"; return 1; }
+  serve_up "$dir/serve-crash.log" TARHEEL_CRASH_AT="$point:$hit" ||
+    { echo "$point: tarheel did not start"; return 1; }
   local ids
   ids=$(curl -sf "http://127.0.0.1:$SP/_sim/salla/generate" -d "{\"store_id\":$STORE,\"count\":$orders}" |
     tr -dc '0-9,' | tr ',' ' ')
@@ -109,8 +124,7 @@ round() {
     { echo "$point hit $hit: the daemon died, but not at the point"; tail -5 "$dir/serve-crash.log"; return 1; }
 
   # Restart, as an operator's service manager would.
-  serve "$dir/serve-after.log"
-  wait_http "http://127.0.0.1:$TP/healthz" || { echo "$point: tarheel did not restart"; return 1; }
+  serve_up "$dir/serve-after.log" || { echo "$point: tarheel did not restart"; return 1; }
   local note=""
   if [ "$point" = token.refreshed ]; then
     # Salla invalidated the old refresh token when it issued the pair the
