@@ -121,6 +121,43 @@ static void collect_id(void *arg, const struct store_conn *c)
     ids->v[ids->n++] = c->id;
 }
 
+static int conn_get_open(struct store *s, int64_t id, struct store_conn *out,
+                         struct th_err *err);
+
+/*
+ * Every connection, secrets opened, into *rows (n of them; each to be
+ * released, then the array freed), read before anyone sees one, so a caller
+ * may call the store per row and a key that cannot open one fails first.
+ * The backend's conn_list gives the ids (it lists sealed rows); without
+ * one, ids are walked from 1 (see store_ops.conn_get for why that sees
+ * every connection). On failure the rows read so far are still returned.
+ */
+static int conn_rows(struct store *s, struct store_conn **rows, size_t *n, struct th_err *err)
+{
+    size_t cap = 0;
+    *rows = NULL;
+    *n = 0;
+    struct ids ids = {0};
+    int listed = s->ops->conn_list != NULL;
+    int rc = listed ? s->ops->conn_list(s, collect_id, &ids, err) : 0;
+    for (size_t i = 0; !rc && (listed ? i < ids.n : 1); i++) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *rows = xrealloc(*rows, cap * sizeof **rows);
+        }
+        rc = conn_get_open(s, listed ? ids.v[i] : (int64_t)i + 1, &(*rows)[*n], err);
+        if (rc == TH_ENOTFOUND) {
+            rc = 0;
+            th_err_clear(err);
+            if (listed) continue; /* deleted meanwhile */
+            break;                /* the walk's end */
+        }
+        if (!rc) ++*n;
+    }
+    free(ids.v);
+    return rc;
+}
+
 /* The connection fields that are secrets, by the name sealed with them. */
 #define SECRET_FIELDS(X)                                                                           \
     X(access_token) X(refresh_token) X(manager_token) X(webhook_secret) X(qoyod_api_key)
@@ -199,35 +236,15 @@ int store_secrets_rotate(struct store *s, const char *new_key_file, size_t *coun
     *ring = nr;
     secret_ring_wipe(&nr);
 
-    struct ids ids = {0};
-    if (s->ops->conn_list) {
-        rc = s->ops->conn_list(s, collect_id, &ids, err);
-    } else {
-        for (int64_t id = 1;; id++) {
-            struct store_conn c;
-            rc = s->ops->conn_get(s, id, &c, err);
-            if (rc) break;
-            store_conn_release(&c);
-            collect_id(&ids, &(struct store_conn){.id = id});
-        }
-        if (rc == TH_ENOTFOUND) {
-            rc = 0;
-            th_err_clear(err);
-        }
-    }
-    for (size_t i = 0; !rc && i < ids.n; i++) {
-        struct store_conn c;
-        rc = store_conn_get(s, ids.v[i], &c, err);
-        if (rc == TH_ENOTFOUND) {
-            rc = 0;
-            th_err_clear(err);
-            continue;
-        }
-        if (!rc) rc = store_conn_put(s, &c, err);
-        store_conn_release(&c);
+    struct store_conn *rows = NULL;
+    size_t n = 0;
+    rc = conn_rows(s, &rows, &n, err);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc) rc = store_conn_put(s, &rows[i], err);
         if (!rc) ++*count;
+        store_conn_release(&rows[i]);
     }
-    free(ids.v);
+    free(rows);
     if (rc || !next[0]) return rc;
     if (rename(next, ring->file) != 0)
         return th_err_set(err, TH_EIO, "every secret is sealed with the key in %s, but it could "
@@ -314,12 +331,18 @@ int store_conn_put_settings(struct store *s, const struct store_conn *c, struct 
     return rc;
 }
 
-int store_conn_get(struct store *s, int64_t id, struct store_conn *out, struct th_err *err)
+static int conn_get_open(struct store *s, int64_t id, struct store_conn *out,
+                         struct th_err *err)
 {
-    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conn_get: no store or result");
     memset(out, 0, sizeof *out);
     int rc = s->ops->conn_get(s, id, out, err);
     return rc ? rc : unseal_conn(s, out, err);
+}
+
+int store_conn_get(struct store *s, int64_t id, struct store_conn *out, struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conn_get: no store or result");
+    return conn_get_open(s, id, out, err);
 }
 
 int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
@@ -339,48 +362,8 @@ int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_co
 {
     if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_conn_list: no store or callback");
     struct store_conn *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    if (s->ops->conn_list) {
-        /* The backend lists sealed rows: take their ids, then read each
-         * through store_conn_get (which opens the secrets), so that fn sees
-         * clear values and a key that cannot open one fails before any call. */
-        struct ids ids = {0};
-        rc = s->ops->conn_list(s, collect_id, &ids, err);
-        for (size_t i = 0; !rc && i < ids.n; i++) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 8;
-                rows = xrealloc(rows, cap * sizeof *rows);
-            }
-            rc = store_conn_get(s, ids.v[i], &rows[n], err);
-            if (rc == TH_ENOTFOUND) { /* deleted meanwhile */
-                rc = 0;
-                th_err_clear(err);
-                continue;
-            }
-            if (!rc) n++;
-        }
-        free(ids.v);
-        for (size_t i = 0; i < n; i++) {
-            if (!rc) fn(arg, &rows[i]);
-            store_conn_release(&rows[i]);
-        }
-        free(rows);
-        return rc;
-    }
-    for (int64_t id = 1;; id++) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            rows = xrealloc(rows, cap * sizeof *rows);
-        }
-        rc = store_conn_get(s, id, &rows[n], err);
-        if (rc) break;
-        n++;
-    }
-    if (rc == TH_ENOTFOUND) {
-        rc = 0;
-        th_err_clear(err);
-    }
+    size_t n = 0;
+    int rc = conn_rows(s, &rows, &n, err);
     for (size_t i = 0; i < n; i++) {
         if (!rc) fn(arg, &rows[i]);
         store_conn_release(&rows[i]);
