@@ -544,6 +544,73 @@ static json_t *public_product(const json_t *p)
     return c;
 }
 
+/* Sorts an array of products by id (the listing's order). */
+static int cmp_id(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "id"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "id"));
+    return (x > y) - (x < y);
+}
+
+static void json_array_sort_by_id(json_t *a)
+{
+    size_t n = json_array_size(a);
+    if (n < 2) return;
+    json_t **v = xmalloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(a, i));
+    qsort(v, n, sizeof *v, cmp_id);
+    json_array_clear(a);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, v[i]);
+    free(v);
+}
+
+/* PUT /products/{id} (§5.1, D-PROD-UPD): a partial update of name, price,
+ * cost_price, sku, quantity [I: name and cost_price beside the documented
+ * "quantity, price, sku, …"]; 201 with the product (Salla answers 201 for
+ * updates). Money as a number, a numeric string or {amount}. The product's
+ * updated_at becomes now ("YYYY-MM-DD HH:MM:SS", Riyadh) and
+ * product.updated is sent. */
+static void update_product(struct salla *e, long long sid, json_t *p, const struct sim_req *req,
+                           struct httpd_resp *resp)
+{
+    json_t *b = req->body;
+    if (!json_is_object(b)) {
+        error(resp, 422, "validation_failed", "alert.invalid_fields",
+              json_pack("{s:[s]}", "name", "حقل الاسم مطلوب."));
+        return;
+    }
+    json_t *fields = json_object();
+    int64_t price = 0, cost = 0, qty = 0;
+    int has_price = json_object_get(b, "price") != NULL, has_cost = json_object_get(b, "cost_price") != NULL;
+    int has_qty = json_object_get(b, "quantity") != NULL;
+    if (has_price && (jv_get_money(b, "price", &price, NULL) != 0 || price < 0))
+        json_object_set_new(fields, "price", json_pack("[s]", "السعر يجب أن يكون رقماً."));
+    if (has_cost && (jv_get_money(b, "cost_price", &cost, NULL) != 0 || cost < 0))
+        json_object_set_new(fields, "cost_price", json_pack("[s]", "سعر التكلفة يجب أن يكون رقماً."));
+    if (has_qty && (jv_get_dec(b, "quantity", 0, &qty, NULL) != 0 || qty < 0))
+        json_object_set_new(fields, "quantity", json_pack("[s]", "حقل الكمية يجب أن يكون رقماً."));
+    json_t *nm = json_object_get(b, "name");
+    if (nm && (!json_is_string(nm) || !*json_string_value(nm)))
+        json_object_set_new(fields, "name", json_pack("[s]", "حقل الاسم مطلوب."));
+    if (json_object_size(fields)) {
+        error(resp, 422, "validation_failed", "alert.invalid_fields", fields);
+        return;
+    }
+    json_decref(fields);
+    if (nm) json_object_set(p, "name", nm);
+    if (has_price) json_object_set_new(p, "price", money(price));
+    if (has_cost) json_object_set_new(p, "cost_price", jv_money_string(cost));
+    if (has_qty) json_object_set_new(p, "quantity", json_integer((json_int_t)qty));
+    const char *sku = jv_get_str(b, "sku");
+    if (sku) json_object_set_new(p, "sku", json_string(sku));
+    char now[48];
+    json_object_set_new(p, "updated_at", json_string(sim_now_riyadh_plain(now, sizeof now)));
+    envelope(resp, 201, public_product(p));
+    send_event(e, sid, "product.updated", public_product(p));
+}
+
 /* Applies queued bulk quantity updates: Salla processes them asynchronously
  * (§5.3); the emulator applies them at the next request after the one that
  * queued them [I], so a read straight after the POST may show old stock. */
@@ -633,6 +700,8 @@ static void seed_catalogue(struct salla *e, long long sid)
             "currency", "SAR", "quantity", catalogue[i].qty, "unlimited_quantity",
             !strcmp(catalogue[i].type, "codes"), "status", "sale", "skus", "_store",
             (json_int_t)sid);
+        char now[48];
+        json_object_set_new(p, "updated_at", json_string(sim_now_riyadh_plain(now, sizeof now)));
         char *k = key_of(id);
         json_object_set_new(bucket(e, "products"), k, p);
         free(k);
@@ -752,6 +821,7 @@ static void admin(struct salla *e, const struct sim_req *req, struct httpd_resp 
 
     const char *path = req->path + strlen("/admin/v2");
     int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
+    int put = !strcmp(req->method, "PUT");
     long long id = 0;
     char tail[64] = "";
     if (req->body_invalid) {
@@ -795,18 +865,41 @@ static void admin(struct salla *e, const struct sim_req *req, struct httpd_resp 
             error(resp, 405, "method_not_allowed", "Method Not Allowed", NULL);
         }
     } else if (get && !strcmp(path, "/products")) {
-        json_t *a = json_array();
+        /* §5.1, §8.2: paged by page/per_page (15 by default [I]; 65 at
+         * most [I]), in id order; `keyword` matches name or SKU. */
+        int page = arg_int(req, "page", 1), per = arg_int(req, "per_page", 15);
+        if (per < 1) per = 15;
+        if (per > 65) per = 65;
+        if (page < 1) page = 1;
+        const char *kw = httpd_req_arg(req->http, "keyword");
+        json_t *all = json_array();
         const char *k;
         json_t *p;
         json_object_foreach(bucket(e, "products"), k, p) {
-            if (json_integer_value(json_object_get(p, "_store")) == sid)
-                json_array_append_new(a, public_product(p));
+            if (json_integer_value(json_object_get(p, "_store")) != sid) continue;
+            const char *nm = jv_get_str(p, "name"), *sku = jv_get_str(p, "sku");
+            if (kw && *kw && !(nm && strstr(nm, kw)) && !(sku && strstr(sku, kw))) continue;
+            json_array_append(all, p);
         }
-        size_t n = json_array_size(a);
-        sim_json(resp, 200, json_pack("{s:i,s:b,s:o,s:{s:I,s:I,s:i,s:i,s:i,s:[]}}", "status", 200,
-                                      "success", 1, "data", a, "pagination", "count", (json_int_t)n,
-                                      "total", (json_int_t)n, "perPage", 60, "currentPage", 1,
-                                      "totalPages", 1, "links"));
+        json_array_sort_by_id(all);
+        size_t n = json_array_size(all), first = (size_t)(page - 1) * (size_t)per;
+        json_t *a = json_array();
+        for (size_t i = first; i < n && i < first + (size_t)per; i++)
+            json_array_append_new(a, public_product(json_array_get(all, i)));
+        json_decref(all);
+        size_t pages = (n + (size_t)per - 1) / (size_t)per;
+        sim_json(resp, 200, json_pack("{s:i,s:b,s:o,s:{s:I,s:I,s:i,s:i,s:I,s:[]}}", "status", 200,
+                                      "success", 1, "data", a, "pagination", "count",
+                                      (json_int_t)json_array_size(a), "total", (json_int_t)n,
+                                      "perPage", per, "currentPage", page, "totalPages",
+                                      (json_int_t)pages, "links"));
+    } else if (put && sscanf(path, "/products/%lld%63s", &id, tail) == 1) {
+        json_t *p = find_product(e, sid, id, NULL);
+        if (!p) {
+            error(resp, 404, "error", "The content you are trying to access is no longer available", NULL);
+        } else {
+            update_product(e, sid, p, req, resp);
+        }
     } else if (get && !strcmp(path, "/categories")) {
         /* D-CAT: the store's categories, children nested in `items` [I]. */
         json_t *a = json_pack(

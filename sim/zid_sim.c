@@ -1020,6 +1020,21 @@ static int cmp_seq(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* ordering=updated_at | -updated_at | created_at | -created_at (§5.1: the
+ * two fields are documented; "-" for descending is Django REST's convention
+ * [I]); ties keep the creation order. */
+static _Thread_local const char *order_key;
+static _Thread_local int order_desc;
+
+static int cmp_ordering(const void *a, const void *b)
+{
+    const char *x = jv_get_str(*(json_t *const *)a, order_key);
+    const char *y = jv_get_str(*(json_t *const *)b, order_key);
+    int c = strcmp(x ? x : "", y ? y : "");
+    if (c == 0) return cmp_seq(a, b);
+    return order_desc ? -c : c;
+}
+
 static void list_products(struct zid *z, long long sid, const struct sim_req *req,
                           struct httpd_resp *resp)
 {
@@ -1041,7 +1056,19 @@ static void list_products(struct zid *z, long long sid, const struct sim_req *re
         if (n == cap) all = xrealloc(all, (cap *= 2) * sizeof *all);
         all[n++] = p;
     }
-    qsort(all, n, sizeof *all, cmp_seq);
+    const char *ordering = httpd_req_arg(req->http, "ordering");
+    if (ordering && *ordering == '-') {
+        order_desc = 1;
+        ordering++;
+    } else {
+        order_desc = 0;
+    }
+    if (ordering && (!strcmp(ordering, "updated_at") || !strcmp(ordering, "created_at"))) {
+        order_key = ordering;
+        qsort(all, n, sizeof *all, cmp_ordering);
+    } else {
+        qsort(all, n, sizeof *all, cmp_seq);
+    }
     long pages = (long)((n + (size_t)size - 1) / (size_t)size);
     if (page < 1 || (page > pages && page > 1)) {
         free(all);

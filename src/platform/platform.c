@@ -34,6 +34,16 @@ void platform_page_release(struct platform_page *p)
     p->more = 0;
 }
 
+void platform_product_page_release(struct platform_product_page *p)
+{
+    if (!p) return;
+    free(p->items);
+    p->items = NULL;
+    p->n = 0;
+    p->skipped = 0;
+    p->more = 0;
+}
+
 void platform_url_token(const char *secret, int64_t store_id, char out[33])
 {
     char msg[64];

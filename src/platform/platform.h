@@ -94,6 +94,32 @@ enum {
     PLATFORM_STOCK_UNTRACKED = 2, /* the store does not count it (unlimited, infinite) */
 };
 
+/* The product fields tarheel can keep in step with Qoyod (worker/fields.c),
+ * as bits of a mask (product_put). */
+enum {
+    PLATFORM_FIELD_NAME = 1,
+    PLATFORM_FIELD_PRICE = 2,
+    PLATFORM_FIELD_COST = 4,
+};
+
+/* A product as the field sync reads and writes it. Money in halalas. */
+struct platform_product {
+    char id[64];               /* the platform's product id, as text (Zid's are UUIDs) */
+    char sku[128];             /* "" when it has none (never matched) */
+    char name[256];            /* the store's name for it (Zid: Arabic, else English) */
+    int64_t price;             /* selling price as the store shows it (price_vat_inclusive) */
+    int64_t cost;              /* cost price; 0 when the store has none */
+    int64_t updated_at;        /* unix seconds; 0 when the platform does not say */
+};
+
+struct platform_product_page {
+    struct platform_product *items; /* new; platform_product_page_release */
+    size_t n;
+    size_t skipped;            /* products left out: variants, parents (not by SKU here) */
+    int more;                  /* 1: ask for page + 1 */
+};
+void platform_product_page_release(struct platform_product_page *p);
+
 /* The app's OAuth client, for token refresh (borrowed; secrets). */
 struct platform_app {
     const char *client_id;
@@ -217,6 +243,28 @@ struct platform_ops {
     int stock_batch;           /* SKUs per stock_push call */
     int stock_rpm;             /* store calls a minute the stock push may make (its share
                                 * of the platform's rate limit) */
+    /* Optional (the field sync, docs/FIELDS.md): one page (1-based) of the
+     * store's products. since > 0 on a platform with products_by_updated:
+     * newest update first, and the listing may stop at the first product
+     * updated before since (the page's more is 0 then); elsewhere every
+     * product is listed whatever since says. Errors as order_fetch. */
+    int (*products_page)(struct httpc *hc, const struct platform_conn *c, int page,
+                         int64_t since, struct platform_product_page *out,
+                         struct th_err *err);
+    int products_by_updated;
+    /* Optional: one product by SKU (TH_ENOTFOUND when none; TH_ECONFIG when
+     * the platform cannot look a SKU up). Errors as order_fetch. */
+    int (*product_get)(struct httpc *hc, const struct platform_conn *c, const char *sku,
+                       struct platform_product *out, struct th_err *err);
+    /* Optional: writes the fields named in mask (PLATFORM_FIELD_*) of p
+     * (p->id names the product; the other fields are left alone). On
+     * success *out (may be NULL) is the product as the platform now shows
+     * it. Errors as stock_push. */
+    int (*product_put)(struct httpc *hc, const struct platform_conn *c,
+                       const struct platform_product *p, unsigned mask,
+                       struct platform_product *out, struct th_err *err);
+    int price_vat_inclusive;   /* 1: the store's prices include VAT (15 %) */
+    int products_rpm;          /* store calls a minute the field sync may make */
     /* 1: deliveries are unsigned, so each store's webhook URL carries
      * platform_url_token (/webhooks/<name>/<token>), checked before the
      * credentials (Zid). */

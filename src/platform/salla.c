@@ -790,6 +790,150 @@ static int stock_push(struct httpc *hc, const struct platform_conn *c,
     return rc;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Product fields (the field sync, docs/FIELDS.md)                          */
+
+/* A product object (§5.2) as the field sync sees it. A product with
+ * variants (skus[] not empty) is matched by its variants' SKUs, which this
+ * reading does not cover: it returns 1 (skipped). `price` is the pre-VAT
+ * price [I: §5.2 and the product.price.updated example show price below
+ * taxed_price]; `cost_price` is a string or a money object. */
+static int product_read(const json_t *d, struct platform_product *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!jv_get_text(d, "id", out->id, sizeof out->id)) return 1;
+    if (json_array_size(json_object_get(d, "skus")) > 0) return 1;
+    const char *sku = jv_get_str(d, "sku"), *name = jv_get_str(d, "name");
+    if (sku && strlen(sku) < sizeof out->sku) snprintf(out->sku, sizeof out->sku, "%s", sku);
+    if (name) snprintf(out->name, sizeof out->name, "%s", name);
+    if (jv_get_money(d, "price", &out->price, NULL) != 0) out->price = 0;
+    if (jv_get_money(d, "cost_price", &out->cost, NULL) != 0) out->cost = 0;
+    out->updated_at = riyadh_time(json_object_get(d, "updated_at"));
+    return 0;
+}
+
+static int products_get(struct httpc *hc, const struct platform_conn *c, const char *url,
+                        json_t **root, struct th_err *err)
+{
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    const char *hdrs[] = {auth, "Accept: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "GET", url, hdrs, NULL, 0, &r, err);
+    free(auth);
+    if (rc == TH_EAUTH)
+        th_err_set(err, TH_EAUTH, "Salla refused the store's access token (HTTP %ld)", r.status);
+    else if (rc && r.status == 404)
+        rc = th_err_set(err, TH_ENOTFOUND, "Salla has no such product");
+    *root = rc == 0 ? jv_parse(r.body.data, r.body.len, JV_MAX_DEPTH, err) : NULL;
+    if (rc == 0 && !*root) rc = TH_EPARSE;
+    httpc_resp_release(&r);
+    return rc;
+}
+
+/* GET /products?page&per_page=60 (§5.1). Salla has no updated_at filter or
+ * sort on products: every product is listed whatever since says. */
+static int products_page(struct httpc *hc, const struct platform_conn *c, int page,
+                         int64_t since, struct platform_product_page *out, struct th_err *err)
+{
+    (void)since;
+    memset(out, 0, sizeof *out);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/products?page=%d&per_page=60", c->api_base ? c->api_base : "",
+             page > 0 ? page : 1);
+    json_t *root = NULL;
+    int rc = products_get(hc, c, url, &root, err);
+    if (rc) return rc;
+    json_t *data = json_object_get(root, "data");
+    if (!json_is_array(data)) {
+        json_decref(root);
+        return th_err_set(err, TH_EPARSE, "Salla's product list has no data array");
+    }
+    size_t n = json_array_size(data), i;
+    json_t *row;
+    out->items = xcalloc(n ? n : 1, sizeof *out->items);
+    json_array_foreach(data, i, row) {
+        if (product_read(row, &out->items[out->n]) != 0) {
+            out->skipped++;
+            continue;
+        }
+        out->n++;
+    }
+    int64_t cur = 0, pages = 0;
+    json_t *pg = json_object_get(root, "pagination");
+    if (jv_get_id(pg, "currentPage", &cur, NULL) == 0 &&
+        jv_get_id(pg, "totalPages", &pages, NULL) == 0)
+        out->more = cur < pages;
+    else
+        out->more = n >= 60;
+    json_decref(root);
+    return 0;
+}
+
+/* GET /products/sku/{sku} (§5.1, D-PROD-SKU). */
+static int product_get(struct httpc *hc, const struct platform_conn *c, const char *sku,
+                       struct platform_product *out, struct th_err *err)
+{
+    char *esc = httpc_escape(sku);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/products/sku/%s", c->api_base ? c->api_base : "", esc);
+    free(esc);
+    json_t *root = NULL;
+    int rc = products_get(hc, c, url, &root, err);
+    if (rc) {
+        if (rc == TH_ENOTFOUND) th_err_set(err, TH_ENOTFOUND, "Salla has no product %s", sku);
+        return rc;
+    }
+    json_t *d = json_object_get(root, "data");
+    if (!json_is_object(d)) d = root;
+    rc = product_read(d, out) == 0 && strcmp(out->sku, sku) == 0
+             ? 0
+             : th_err_set(err, TH_ENOTFOUND, "Salla has no simple product %s", sku);
+    json_decref(root);
+    return rc;
+}
+
+/* PUT /products/{id} with only the fields asked (§5.1: a partial update;
+ * `name` and `cost_price` are accepted beside `price` [I: D-PROD-UPD lists
+ * "quantity, price, sku, …"]); Salla answers 201 with the product. */
+static int product_put(struct httpc *hc, const struct platform_conn *c,
+                       const struct platform_product *p, unsigned mask,
+                       struct platform_product *out, struct th_err *err)
+{
+    json_t *body = json_object();
+    if (mask & PLATFORM_FIELD_NAME) json_object_set_new(body, "name", json_string(p->name));
+    if (mask & PLATFORM_FIELD_PRICE) json_object_set_new(body, "price", jv_money_number(p->price));
+    if (mask & PLATFORM_FIELD_COST)
+        json_object_set_new(body, "cost_price", jv_money_number(p->cost));
+    char *text = jv_dump(body);
+    json_decref(body);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/products/%s", c->api_base ? c->api_base : "", p->id);
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    const char *hdrs[] = {auth, "Accept: application/json", "Content-Type: application/json",
+                          NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, "PUT", url, hdrs, text, strlen(text), &r, err);
+    free(auth);
+    free(text);
+    if (rc == TH_EAUTH)
+        th_err_set(err, TH_EAUTH, "Salla refused the store's access token (HTTP %ld)", r.status);
+    else if (rc && r.status == 404)
+        rc = th_err_set(err, TH_ENOTFOUND, "Salla has no product %s", p->id);
+    if (rc == 0 && out) {
+        json_t *root = jv_parse(r.body.data, r.body.len, JV_MAX_DEPTH, NULL);
+        json_t *d = json_object_get(root, "data");
+        if (!json_is_object(d) || product_read(d, out) != 0) {
+            /* An answer without the product: what was asked is what it holds. */
+            *out = *p;
+        }
+        json_decref(root);
+    }
+    httpc_resp_release(&r);
+    return rc;
+}
+
 const struct platform_ops salla_platform_ops = {
     .name = "salla",
     .platform = MODEL_PLATFORM_SALLA,
@@ -819,4 +963,11 @@ const struct platform_ops salla_platform_ops = {
     /* Plus plans allow 120 calls a minute (§7); the stock push takes half,
      * leaving the rest to order fetches and the catch-up poll. */
     .stock_rpm = 60,
+    .products_page = products_page,
+    .products_by_updated = 0,
+    .product_get = product_get,
+    .product_put = product_put,
+    .price_vat_inclusive = 0,
+    /* The field sync's share of the 120 a minute (§7), beside the stock push. */
+    .products_rpm = 30,
 };

@@ -1203,6 +1203,152 @@ static int webhooks_register(struct httpc *hc, const struct platform_conn *c, co
     return rc;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Product fields (the field sync, docs/FIELDS.md)                          */
+
+/* The catalog service's request (§5: Bearer, Access-Token = the manager
+ * token, Store-Id, Role: Manager); body may be NULL. *ans is the parsed
+ * answer (NULL when none). */
+static int catalog_do(struct httpc *hc, const struct platform_conn *c, const char *method,
+                      const char *url, const char *body, json_t **ans, long *status,
+                      struct th_err *err)
+{
+    char store[32];
+    snprintf(store, sizeof store, "%lld", (long long)c->store_id);
+    char *auth = xasprintf("Authorization: Bearer %s", c->access_token ? c->access_token : "");
+    char *acc = xasprintf("Access-Token: %s", c->manager_token ? c->manager_token : "");
+    char *sid = xasprintf("Store-Id: %s", store);
+    const char *hdrs[] = {auth, acc, sid, "Role: Manager", "Accept: application/json",
+                          "Content-Type: application/json", NULL};
+    struct httpc_resp r;
+    httpc_resp_init(&r);
+    int rc = httpc_do(hc, method, url, hdrs, body, body ? strlen(body) : 0, &r, err);
+    free(auth);
+    free(acc);
+    free(sid);
+    if (status) *status = r.status;
+    if (rc == TH_EAUTH)
+        th_err_set(err, TH_EAUTH, "Zid refused the store's tokens (HTTP %ld)", r.status);
+    else if (rc && r.status == 404)
+        rc = th_err_set(err, TH_ENOTFOUND, "Zid has no such product");
+    *ans = rc == 0 && r.body.len ? jv_parse(r.body.data, r.body.len, JV_MAX_DEPTH, err) : NULL;
+    if (rc == 0 && r.body.len && !*ans) rc = TH_EPARSE;
+    httpc_resp_release(&r);
+    return rc;
+}
+
+/* A catalog product (§5.2): `name` is {"ar","en"} (either may be missing)
+ * or text; the Arabic name is the one kept in step. A parent product (its
+ * variants carry the SKUs) returns 1 (skipped). `price` includes VAT when
+ * the store's prices do (§4: is_vat_included_in_product_price) [I: taken
+ * as the common case; price_vat_inclusive]. */
+static int product_read(const json_t *d, struct platform_product *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!jv_get_text(d, "id", out->id, sizeof out->id)) return 1;
+    const char *st = jv_get_str(d, "structure");
+    if (st && !strcmp(st, "parent")) return 1;
+    const char *sku = jv_get_str(d, "sku");
+    if (sku && strlen(sku) < sizeof out->sku) snprintf(out->sku, sizeof out->sku, "%s", sku);
+    json_t *nm = json_object_get(d, "name");
+    const char *name = json_is_string(nm) ? json_string_value(nm) : jv_get_str(nm, "ar");
+    if (!name || !*name) name = jv_get_str(nm, "en");
+    if (name) snprintf(out->name, sizeof out->name, "%s", name);
+    if (jv_get_money(d, "price", &out->price, NULL) != 0) out->price = 0;
+    if (jv_get_money(d, "cost", &out->cost, NULL) != 0) out->cost = 0;
+    out->updated_at = utc_time(jv_get_str(d, "updated_at"));
+    return 0;
+}
+
+/* GET /v1/products/?page&page_size=50&ordering=-updated_at (§5.1: ordering
+ * by updated_at is documented; the "-" for newest first is Django REST's
+ * convention [I]). With since, the listing stops at the first product
+ * updated before it. */
+static int products_page(struct httpc *hc, const struct platform_conn *c, int page,
+                         int64_t since, struct platform_product_page *out, struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/products/?page=%d&page_size=50&ordering=-updated_at",
+             c->api_base ? c->api_base : "", page > 0 ? page : 1);
+    json_t *root = NULL;
+    long status = 0;
+    int rc = catalog_do(hc, c, "GET", url, NULL, &root, &status, err);
+    if (rc == TH_ENOTFOUND && page > 1) return 0; /* "Invalid page.": past the end */
+    if (rc) return rc;
+    json_t *list = json_object_get(root, "results");
+    if (!json_is_array(list)) {
+        json_decref(root);
+        return th_err_set(err, TH_EPARSE, "Zid's product list has no results array");
+    }
+    size_t n = json_array_size(list), i;
+    json_t *row;
+    out->items = xcalloc(n ? n : 1, sizeof *out->items);
+    int older = 0;
+    json_array_foreach(list, i, row) {
+        struct platform_product *p = &out->items[out->n];
+        if (product_read(row, p) != 0) {
+            out->skipped++;
+            continue;
+        }
+        if (since > 0 && p->updated_at && p->updated_at < since) {
+            older = 1;
+            break;
+        }
+        out->n++;
+    }
+    json_t *next = json_object_get(root, "next");
+    out->more = !older && json_is_string(next);
+    json_decref(root);
+    return 0;
+}
+
+/* Zid documents no SKU filter on products (§5.2, open question 8). */
+static int product_get(struct httpc *hc, const struct platform_conn *c, const char *sku,
+                       struct platform_product *out, struct th_err *err)
+{
+    (void)hc;
+    (void)c;
+    (void)out;
+    return th_err_set(err, TH_ECONFIG, "Zid cannot look product %s up by SKU", sku);
+}
+
+/* PATCH /v1/products/{id}/ (§5.1) with the fields asked. Zid replaces the
+ * whole `name` object [I], so a new name is sent with the English one the
+ * product has now (read first). */
+static int product_put(struct httpc *hc, const struct platform_conn *c,
+                       const struct platform_product *p, unsigned mask,
+                       struct platform_product *out, struct th_err *err)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s/products/%s/", c->api_base ? c->api_base : "", p->id);
+    json_t *body = json_object();
+    int rc = 0;
+    if (mask & PLATFORM_FIELD_NAME) {
+        json_t *cur = NULL;
+        rc = catalog_do(hc, c, "GET", url, NULL, &cur, NULL, err);
+        if (rc) {
+            json_decref(body);
+            return rc;
+        }
+        json_t *nm = json_object_get(cur, "name");
+        json_t *name = json_is_object(nm) ? json_deep_copy(nm) : json_object();
+        json_object_set_new(name, "ar", json_string(p->name));
+        json_object_set_new(body, "name", name);
+        json_decref(cur);
+    }
+    if (mask & PLATFORM_FIELD_PRICE) json_object_set_new(body, "price", jv_money_number(p->price));
+    if (mask & PLATFORM_FIELD_COST) json_object_set_new(body, "cost", jv_money_number(p->cost));
+    char *text = jv_dump(body);
+    json_decref(body);
+    json_t *ans = NULL;
+    rc = catalog_do(hc, c, "PATCH", url, text, &ans, NULL, err);
+    free(text);
+    if (rc == 0 && out && (!ans || product_read(ans, out) != 0)) *out = *p;
+    json_decref(ans);
+    return rc;
+}
+
 const struct platform_ops zid_platform_ops = {
     .name = "zid",
     .platform = MODEL_PLATFORM_ZID,
@@ -1235,4 +1381,11 @@ const struct platform_ops zid_platform_ops = {
     /* 60 calls a minute per app and store (zid.md §6), shared with order
      * fetches and the catch-up poll: the stock push takes half. */
     .stock_rpm = 30,
+    .products_page = products_page,
+    .products_by_updated = 1,
+    .product_get = product_get,
+    .product_put = product_put,
+    .price_vat_inclusive = 1,
+    /* The field sync's share of the 60 a minute (§6). */
+    .products_rpm = 15,
 };

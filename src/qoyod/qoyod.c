@@ -1383,6 +1383,156 @@ int qoyod_stock_page(struct qoyod *q, int64_t inventory_id, int64_t since_ms, in
 }
 
 /* ---------------------------------------------------------------------- */
+/* Product fields (the field sync)                                          */
+
+void qoyod_product_page_release(struct qoyod_product_page *p)
+{
+    if (!p) return;
+    free(p->items);
+    p->items = NULL;
+    p->n = 0;
+    p->more = 0;
+}
+
+static int product_fields_read(const json_t *row, struct qoyod_product_fields *it)
+{
+    memset(it, 0, sizeof *it);
+    if (jv_get_id(row, "id", &it->product_id, NULL) != 0) return -1;
+    char buf[160];
+    const char *sku = jv_get_text(row, "sku", buf, sizeof buf);
+    if (sku && strlen(sku) < sizeof it->sku) snprintf(it->sku, sizeof it->sku, "%s", sku);
+    const char *ar = jv_get_str(row, "name_ar"), *en = jv_get_str(row, "name_en");
+    copy_text(it->name_ar, sizeof it->name_ar, ar ? ar : "");
+    copy_text(it->name_en, sizeof it->name_en, en ? en : "");
+    if (jv_get_money(row, "selling_price", &it->selling_price, NULL) != 0) it->selling_price = 0;
+    if (jv_get_money(row, "buying_price", &it->buying_price, NULL) != 0) it->buying_price = 0;
+    if (jv_get_bool(row, "is_selling_price_inclusive", &it->price_inclusive, NULL) != 0)
+        it->price_inclusive = 0;
+    const char *up = jv_get_str(row, "updated_at");
+    if (!up || qoyod_time_parse(up, &it->updated_ms) != 0) it->updated_ms = 0;
+    return 0;
+}
+
+int qoyod_product_page(struct qoyod *q, int64_t since_ms, int page,
+                       struct qoyod_product_page *out, struct th_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (page < 1) return th_err_set(err, TH_EINVAL, "a product page starts at 1");
+    char *query;
+    if (since_ms > 0) {
+        time_t t = (time_t)(since_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char when[32];
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        char *ew = httpc_escape(when);
+        query = xasprintf("q%%5Bupdated_at_gteq%%5D=%s&q%%5Bs%%5D=updated_at%%20asc", ew);
+        free(ew);
+    } else {
+        query = xstrdup("q%5Bs%5D=id%20asc");
+    }
+    char *path = xasprintf("/products?%s&page=%d&per_page=%d", query, page, QOYOD_STOCK_PER_PAGE);
+    free(query);
+    char what[96];
+    snprintf(what, sizeof what, "list products (page %d)", page);
+    struct qy_req rq = {.method = "GET", .path = path, .what = what, .lookup = 1};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    free(path);
+    if (rc == TH_ENOTFOUND) {
+        th_err_clear(err);
+        return 0;
+    }
+    if (rc) return rc;
+    json_t *list = json_object_get(ans, "products");
+    if (!json_is_array(list)) {
+        json_decref(ans);
+        return th_err_set(err, TH_EPERM, "Qoyod's product list has no \"products\" list: its API "
+                          "may have changed");
+    }
+    size_t n = json_array_size(list), i;
+    out->items = xcalloc(n ? n : 1, sizeof *out->items);
+    json_t *row;
+    json_array_foreach(list, i, row) {
+        if (product_fields_read(row, &out->items[out->n]) == 0) out->n++;
+    }
+    int64_t total_pages = 0;
+    if (jv_get_id(json_object_get(ans, "pagination"), "totalPages", &total_pages, NULL) == 0)
+        out->more = page < total_pages;
+    else
+        out->more = n >= QOYOD_STOCK_PER_PAGE;
+    json_decref(ans);
+    return 0;
+}
+
+int qoyod_product_get_sku(struct qoyod *q, const char *sku, struct qoyod_product_fields *out,
+                          struct th_err *err)
+{
+    if (!sku || !*sku) return th_err_set(err, TH_EINVAL, "no SKU to look up in Qoyod");
+    char what[256];
+    snprintf(what, sizeof what, "read the product with SKU %.200s", sku);
+    char *query = eq_query("sku", sku, NULL);
+    json_t *rows = NULL;
+    int rc = qy_scan(q, "/products", query, "products", what, match_sku, sku, &rows, err);
+    free(query);
+    if (rc) return rc;
+    size_t n = json_array_size(rows);
+    if (n == 0)
+        rc = th_err_set(err, TH_ENOTFOUND, "Qoyod has no product with SKU %.200s", sku);
+    else if (n > 1)
+        rc = th_err_set(err, TH_ECONFLICT,
+                        "%zu products in Qoyod have the SKU %.200s: give each its own SKU", n, sku);
+    else if (product_fields_read(json_array_get(rows, 0), out) != 0)
+        rc = th_err_set(err, TH_EPARSE, "Qoyod's product with SKU %.200s has no id", sku);
+    json_decref(rows);
+    return rc;
+}
+
+int qoyod_product_update(struct qoyod *q, const struct qoyod_product_fields *was,
+                         const struct qoyod_product_fields *want, unsigned mask,
+                         struct qoyod_product_fields *out, struct th_err *err)
+{
+    if (was->product_id <= 0) return th_err_set(err, TH_EINVAL, "no Qoyod product to update");
+    if (want->selling_price < 0 || want->buying_price < 0)
+        return th_err_set(err, TH_EINVAL, "product %.200s: a price is negative", was->sku);
+    json_t *pr = json_object();
+    if (mask & QOYOD_FIELD_NAME) {
+        /* Qoyod requires both names (§4.2): an empty one is not sent. */
+        if (want->name_ar[0]) set_text(pr, "name_ar", want->name_ar);
+        if (want->name_ar[0] && strcmp(was->name_en, was->name_ar) == 0)
+            set_text(pr, "name_en", want->name_ar);
+    }
+    if (mask & QOYOD_FIELD_PRICE) {
+        json_object_set_new(pr, "selling_price", dec(want->selling_price));
+        json_object_set_new(pr, "is_selling_price_inclusive",
+                            json_string(want->price_inclusive ? "1" : "0"));
+    }
+    if (mask & QOYOD_FIELD_COST) json_object_set_new(pr, "buying_price", dec(want->buying_price));
+    char what[256], path[64];
+    snprintf(what, sizeof what, "update product %lld (SKU %.200s)", (long long)was->product_id,
+             was->sku);
+    snprintf(path, sizeof path, "/products/%lld", (long long)was->product_id);
+    json_t *body = json_pack("{s:o}", "product", pr);
+    struct qy_req rq = {.method = "PUT", .path = path, .body = body, .what = what};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    json_decref(body);
+    if (rc) return rc;
+    if (out && product_fields_read(json_object_get(ans, "product"), out) != 0) {
+        /* No product in the answer: what was asked is what it holds. */
+        *out = *was;
+        if (mask & QOYOD_FIELD_NAME) memcpy(out->name_ar, want->name_ar, sizeof out->name_ar);
+        if (mask & QOYOD_FIELD_PRICE) {
+            out->selling_price = want->selling_price;
+            out->price_inclusive = want->price_inclusive;
+        }
+        if (mask & QOYOD_FIELD_COST) out->buying_price = want->buying_price;
+    }
+    json_decref(ans);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Credit notes (§4.11)                                                     */
 
 /* Reads a credit note record. Returns 0 or TH_EPARSE naming the field. */

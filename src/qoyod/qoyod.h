@@ -280,6 +280,52 @@ void qoyod_stock_page_release(struct qoyod_stock_page *p);
 int qoyod_stock_page(struct qoyod *q, int64_t inventory_id, int64_t since_ms, int page,
                      struct qoyod_stock_page *out, struct th_err *err) TH_MUST_CHECK;
 
+/* ---- product fields (the field sync, worker/fields.c) ---- */
+
+/* A product's fields the field sync keeps in step with the store. */
+struct qoyod_product_fields {
+    int64_t product_id;
+    char sku[128];             /* "" when none (or longer) */
+    char name_ar[256], name_en[256];
+    int64_t selling_price;     /* halalas */
+    int price_inclusive;       /* is_selling_price_inclusive */
+    int64_t buying_price;      /* halalas; 0 when none */
+    int64_t updated_ms;        /* updated_at, unix ms; 0 when absent */
+};
+
+struct qoyod_product_page {
+    struct qoyod_product_fields *items; /* new; qoyod_product_page_release */
+    size_t n;
+    int more;
+};
+void qoyod_product_page_release(struct qoyod_product_page *p);
+
+/* One page (1-based, QOYOD_STOCK_PER_PAGE) of the account's products:
+ * since_ms > 0 only those updated at or after it, oldest update first (as
+ * qoyod_stock_page); 0 every product by id. */
+int qoyod_product_page(struct qoyod *q, int64_t since_ms, int page,
+                       struct qoyod_product_page *out, struct th_err *err) TH_MUST_CHECK;
+/* The product with this SKU (q[sku_eq], checked): TH_ENOTFOUND when none,
+ * TH_ECONFLICT when several share it. */
+int qoyod_product_get_sku(struct qoyod *q, const char *sku, struct qoyod_product_fields *out,
+                          struct th_err *err) TH_MUST_CHECK;
+
+enum {
+    QOYOD_FIELD_NAME = 1,      /* name_ar (and name_en when it equalled name_ar) */
+    QOYOD_FIELD_PRICE = 2,     /* selling_price and is_selling_price_inclusive */
+    QOYOD_FIELD_COST = 4,      /* buying_price */
+};
+/*
+ * PUT /products/{id} with only the fields of mask (§4.2: {"product": {only
+ * changed fields}}). A new name replaces name_ar, and name_en too when it
+ * was the same as name_ar (tarheel creates products so). *out (may be NULL)
+ * is the product as Qoyod answers it. A write whose answer was lost is
+ * TH_EUNKNOWN (writing the same values again is harmless).
+ */
+int qoyod_product_update(struct qoyod *q, const struct qoyod_product_fields *was,
+                         const struct qoyod_product_fields *want, unsigned mask,
+                         struct qoyod_product_fields *out, struct th_err *err) TH_MUST_CHECK;
+
 /* Parses a Qoyod timestamp ("2024-02-02T02:22:04.000+03:00", "…Z", a bare
  * date in Riyadh time) into unix ms. Returns 0 or -1. */
 int qoyod_time_parse(const char *text, int64_t *ms);
