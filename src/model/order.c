@@ -155,6 +155,18 @@ int model_status_from_name(const char *name)
     return -1;
 }
 
+int model_text(const char *s, const char *what, char **out, struct th_err *err)
+{
+    *out = NULL;
+    if (!s || !*s) return 0;
+    size_t n = strlen(s);
+    if (n >= MODEL_MAX_TEXT)
+        return th_err_set(err, TH_ETOOBIG, "%s is %zu bytes long; at most %d are kept", what, n,
+                          MODEL_MAX_TEXT - 1);
+    *out = xstrdup(s);
+    return 0;
+}
+
 int model_phone_normalize(const char *in, char *out, size_t n)
 {
     char d[32];

@@ -170,6 +170,13 @@ const char *model_platform_name(enum model_platform p);
  * returns 0, or -1 (out "") when the text has no digits.
  */
 int model_phone_normalize(const char *in, char *out, size_t n);
+
+/* A copy of text s for the model in *out: NULL when s is NULL or empty, a
+ * new string otherwise; TH_ETOOBIG naming `what` (for example "Salla order
+ * 1042, item 3 SKU") when s is MODEL_MAX_TEXT bytes or longer. Adapters
+ * copy every text field through it, so none is ever cut short: a cut SKU
+ * could match another product. */
+int model_text(const char *s, const char *what, char **out, struct th_err *err) TH_MUST_CHECK;
 /* The Saudi local form of a normalised number ("0501234567"), or "" when
  * it is not a Saudi mobile. Qoyod contacts typed by hand often use it. */
 void model_phone_local_sa(const char *e164, char *out, size_t n);

@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "core/err.h"
 #include "core/xmalloc.h"
 
 struct httpd {
@@ -242,9 +243,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     resp_init(&resp);
     enum MHD_Result rc;
     if (r->too_big) {
-        char msg[160];
+        /* Both answer shapes in one: the webhook routes' {"ok","code",
+         * "message"} and the REST API's {"error":{code,message,remedy}}, as
+         * the body was refused before either could be chosen. */
+        char what[160], msg[640];
+        snprintf(what, sizeof what,
+                 "the request body is larger than %zu bytes, the limit of one webhook delivery "
+                 "or API request", d->max_body);
         snprintf(msg, sizeof msg,
-                 "{\"error\":\"request body too large\",\"limit_bytes\":%zu}", d->max_body);
+                 "{\"ok\":false,\"code\":\"%s\",\"message\":\"%s\",\"limit_bytes\":%zu,"
+                 "\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"remedy\":\"%s\"}}",
+                 th_err_name(TH_ETOOBIG), what, d->max_body, th_err_name(TH_ETOOBIG), what,
+                 th_err_todo(TH_ETOOBIG));
         httpd_resp_set(&resp, 413, "application/json", msg, strlen(msg));
         rc = send_resp(conn, &resp);
     } else {

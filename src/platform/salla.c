@@ -208,11 +208,22 @@ static time_t riyadh_time(const json_t *dateobj)
     return timegm(&tm) - 3 * 3600;
 }
 
-static char *dup_text(const json_t *o, const char *key)
+/* Text member `key` of o (a string, or an integer such as a numeric
+ * reference) into *out through model_text: NULL when absent or empty,
+ * TH_ETOOBIG naming `what` when too long (never cut short). */
+static int text_at(const json_t *o, const char *key, const char *what, char **out,
+                   struct th_err *err)
 {
-    char buf[MODEL_MAX_TEXT];
-    const char *v = jv_get_text(o, key, buf, sizeof buf);
-    return v && *v ? xstrdup(v) : NULL;
+    char num[32];
+    const json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+    const char *s = NULL;
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+    } else if (json_is_integer(v)) {
+        snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+        s = num;
+    }
+    return model_text(s, what, out, err);
 }
 
 /* Money member `key` of o ({"amount":..} object, number or string); absent
@@ -257,18 +268,26 @@ static int map_order(const json_t *d, int64_t store_id, struct model_order *o, s
     o->store_id = store_id;
     if ((rc = jv_get_id(d, "id", &o->order_id, err)) != 0)
         return th_err_set(err, TH_EPARSE, "the Salla order has no id");
-    o->number = dup_text(d, "reference_id");
+    char what[96];
+    snprintf(what, sizeof what, "Salla order %lld: reference_id", (long long)o->order_id);
+    if ((rc = text_at(d, "reference_id", what, &o->number, err)) != 0) return rc;
     if (!o->number) o->number = xasprintf("%lld", (long long)o->order_id);
+    /* From here on, `what` names the order by its number and the field. */
+#define WHAT(field) (snprintf(what, sizeof what, "Salla order %s: %s", o->number, (field)), what)
 
     json_t *st = json_object_get(d, "status");
     const char *slug = json_is_object(st) ? jv_get_str(st, "slug") : NULL;
     o->status = salla_status_map(slug);
-    o->status_raw = xstrdup(slug ? slug : json_is_string(st) ? json_string_value(st) : "");
+    if ((rc = model_text(slug ? slug : json_is_string(st) ? json_string_value(st) : NULL,
+                         WHAT("status"), &o->status_raw, err)) != 0)
+        return rc;
+    if (!o->status_raw) o->status_raw = xstrdup("");
     o->created_at = riyadh_time(json_object_get(d, "date"));
     o->updated_at = riyadh_time(json_object_get(d, "updated_at"));
     if (!o->updated_at) o->updated_at = o->created_at;
-    o->payment_method = dup_text(d, "payment_method");
-    o->currency = dup_text(d, "currency");
+    if ((rc = text_at(d, "payment_method", WHAT("payment_method"), &o->payment_method, err)) ||
+        (rc = text_at(d, "currency", WHAT("currency"), &o->currency, err)))
+        return rc;
     if (!o->currency) o->currency = xstrdup("SAR");
 
     json_t *c = json_object_get(d, "customer");
@@ -276,12 +295,16 @@ static int map_order(const json_t *d, int64_t store_id, struct model_order *o, s
         if (jv_get_id(c, "id", &o->customer.platform_id, NULL) != 0) o->customer.platform_id = 0;
         const char *first = jv_get_str(c, "first_name"), *last = jv_get_str(c, "last_name");
         const char *name = jv_get_str(c, "name");
-        if (first || last)
-            o->customer.name = xasprintf("%s%s%s", first ? first : "", first && last ? " " : "",
-                                         last ? last : "");
-        else if (name)
-            o->customer.name = xstrdup(name);
-        o->customer.email = dup_text(c, "email");
+        if (first || last) {
+            char *full = xasprintf("%s%s%s", first ? first : "", first && last ? " " : "",
+                                   last ? last : "");
+            rc = model_text(full, WHAT("customer name"), &o->customer.name, err);
+            free(full);
+        } else {
+            rc = model_text(name, WHAT("customer name"), &o->customer.name, err);
+        }
+        if (rc || (rc = text_at(c, "email", WHAT("customer email"), &o->customer.email, err)))
+            return rc;
         char phone[96], one[32];
         phone_of(c, phone, sizeof phone);
         /* One form whatever Salla sent: "+966" + number, "966" + number
@@ -291,8 +314,9 @@ static int map_order(const json_t *d, int64_t store_id, struct model_order *o, s
             snprintf(phone, sizeof phone, "%s%s", one[0] != '+' && strlen(one) > 10 ? "+" : "",
                      one);
         o->customer.phone = phone[0] ? xstrdup(phone) : NULL;
-        o->customer.city = dup_text(c, "city");
-        o->customer.country = dup_text(c, "country");
+        if ((rc = text_at(c, "city", WHAT("customer city"), &o->customer.city, err)) ||
+            (rc = text_at(c, "country", WHAT("customer country"), &o->customer.country, err)))
+            return rc;
     }
 
     json_t *items = json_object_get(d, "items");
@@ -306,9 +330,12 @@ static int map_order(const json_t *d, int64_t store_id, struct model_order *o, s
     json_t *it;
     json_array_foreach(items, i, it) {
         struct model_line *l = model_order_add_line(o);
-        l->name = dup_text(it, "name");
+        char field[48];
+        snprintf(field, sizeof field, "item %zu name", i + 1);
+        if ((rc = text_at(it, "name", WHAT(field), &l->name, err)) != 0) return rc;
         if (!l->name) l->name = xstrdup("?");
-        l->sku = dup_text(it, "sku");
+        snprintf(field, sizeof field, "item %zu SKU", i + 1);
+        if ((rc = text_at(it, "sku", WHAT(field), &l->sku, err)) != 0) return rc;
         if ((rc = jv_get_dec(it, "quantity", 0, &l->quantity, err)) != 0)
             return th_err_set(err, TH_EPARSE, "item '%s' has no quantity", l->name);
         json_t *am = json_object_get(it, "amounts");
@@ -320,13 +347,16 @@ static int map_order(const json_t *d, int64_t store_id, struct model_order *o, s
         json_t *prod = json_object_get(it, "product");
         const char *type = jv_get_str(prod, "type");
         if (!type) type = jv_get_str(it, "product_type");
-        l->platform_type = xstrdup(type ? type : "");
+        snprintf(field, sizeof field, "item %zu product type", i + 1);
+        if ((rc = model_text(type, WHAT(field), &l->platform_type, err)) != 0) return rc;
+        if (!l->platform_type) l->platform_type = xstrdup("");
         l->kind = salla_kind_map(type);
         if (jv_get_id(prod, "id", &l->platform_product_id, NULL) != 0)
             if (jv_get_id(it, "product_id", &l->platform_product_id, NULL) != 0)
                 l->platform_product_id = 0;
     }
 
+#undef WHAT
     json_t *am = json_object_get(d, "amounts");
     if ((rc = money_at(am, "shipping_cost", &o->shipping, err)) != 0) return rc;
     if ((rc = money_at(am, "cash_on_delivery", &o->cod_fee, err)) != 0) return rc;

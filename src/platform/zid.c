@@ -260,13 +260,7 @@ static int text_of(const json_t *v, const char *what, char **out, struct th_err 
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
         s = num;
     }
-    if (!s || !*s) return 0;
-    size_t n = strlen(s);
-    if (n >= MODEL_MAX_TEXT)
-        return th_err_set(err, TH_ETOOBIG, "%s is %zu bytes long; at most %d are kept", what, n,
-                          MODEL_MAX_TEXT - 1);
-    *out = xstrdup(s);
-    return 0;
+    return model_text(s, what, out, err);
 }
 
 static int text_at(const json_t *o, const char *key, const char *what, char **out,
@@ -446,21 +440,34 @@ static int map_returns(const json_t *d, const json_t *products, struct model_ord
     json_t *notes = json_object_get(d, "credit_notes"), *cn;
     size_t k;
     json_array_foreach(notes, k, cn) {
-        char key[96];
-        if (!jv_get_text(cn, "invoice_number", key, sizeof key) &&
-            !jv_get_text(cn, "id", key, sizeof key))
+        /* The note's number is its identity (a return is credited once per
+         * key), so it is never cut short: an over-long one fails the order. */
+        char *key = NULL, *why = NULL;
+        char what[128];
+        int rc;
+        snprintf(what, sizeof what, "Zid order %s, credit note %zu number", o->number, k + 1);
+        if ((rc = text_at(cn, "invoice_number", what, &key, err)) != 0 ||
+            (!key && (rc = text_at(cn, "id", what, &key, err)) != 0))
+            return rc;
+        if (!key)
             return th_err_set(err, TH_EPARSE, "Zid order %s: credit note %zu has no number",
                               o->number, k + 1);
+        snprintf(what, sizeof what, "Zid order %s, credit note %s reason", o->number, key);
+        if ((rc = text_at(cn, "issue_reason", what, &why, err)) != 0) {
+            free(key);
+            return rc;
+        }
         struct model_refund *r = model_order_add_refund(o);
-        if (!r)
+        if (!r) {
+            free(key);
+            free(why);
             return th_err_set(err, TH_ELIMIT, "Zid order %s has too many credit notes",
                               o->number);
-        r->key = xstrdup(key);
-        const char *why = jv_get_str(cn, "issue_reason");
-        r->reason = why && *why ? xstrdup(why) : NULL;
-        char what[128];
-        snprintf(what, sizeof what, "Zid order %s, credit note %s", o->number, key);
-        int rc = money_at(cn, "order_total", what, &r->amount, err);
+        }
+        r->key = key;
+        r->reason = why;
+        snprintf(what, sizeof what, "Zid order %s, credit note %s", o->number, r->key);
+        rc = money_at(cn, "order_total", what, &r->amount, err);
         if (rc == TH_ENOTFOUND) r->amount = 0, rc = 0;
         if (rc) return rc;
         if (r->amount < 0) r->amount = -r->amount; /* a credit may be written negative */
@@ -529,7 +536,10 @@ static int map_order(const json_t *d, int64_t store_id, struct model_order *o, s
 
     /* The worker knows cash on delivery as "cod" (Salla's slug). */
     const char *pm = jv_get_str(jv_path(d, "payment.method"), "code");
-    if (pm && *pm) o->payment_method = xstrdup(strcmp(pm, "zid_cod") == 0 ? "cod" : pm);
+    if (pm && *pm &&
+        (rc = model_text(strcmp(pm, "zid_cod") == 0 ? "cod" : pm, "the payment method",
+                         &o->payment_method, err)) != 0)
+        return rc;
 
     if ((rc = map_customer(d, o, err)) != 0) return rc;
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "core/jv.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/server.h"
@@ -164,6 +165,16 @@ static void test_body_limit(void **state)
         struct tt_resp r;
         tt_http("POST", f->url, h, b, &r);
         if (r.status != want[i]) fail_msg("body of %zu: want %ld got %ld", sizes[i], want[i], r.status);
+        if (r.status == 413) {
+            /* its own error, in the webhook routes' shape and the API's */
+            assert_non_null(r.json);
+            assert_string_equal(json_string_value(json_object_get(r.json, "code")), "TH_ETOOBIG");
+            assert_string_equal(json_string_value(jv_path(r.json, "error.code")), "TH_ETOOBIG");
+            assert_non_null(strstr(json_string_value(json_object_get(r.json, "message")),
+                                   "larger than 1048576 bytes"));
+            assert_int_equal(json_integer_value(json_object_get(r.json, "limit_bytes")),
+                             SERVER_MAX_BODY);
+        }
         tt_resp_release(&r);
         free(b);
     }

@@ -1,5 +1,8 @@
 /* Tests for src/net/httpd.c: body cap, query arguments, headers, drop,
  * answering later (suspend and resume). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -162,6 +168,39 @@ static void test_thread_pool_mode(void **state)
     httpd_close(d);
 }
 
+/* A client that sends half a request and waits (slowloris) is cut off
+ * after conn_timeout_s, in both threading modes: libmicrohttpd would
+ * otherwise hold the connection for its default. The read below allows
+ * far longer than the timeout, so a connection left open fails the test. */
+static void test_half_sent_request_closed(void **state)
+{
+    (void)state;
+    unsigned modes[] = {0, 2};
+    for (size_t m = 0; m < 2; m++) {
+        struct httpd *d;
+        struct httpd_config cfg = {.listen = "127.0.0.1:0", .threads = modes[m],
+                                   .conn_timeout_s = 1, .handler = echo};
+        struct th_err err;
+        assert_int_equal(httpd_open(&d, &cfg, &err), 0);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(httpd_port(d))};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        const char half[] = "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n";
+        assert_int_equal(send(fd, half, sizeof half - 1, 0), (ssize_t)(sizeof half - 1));
+        struct timeval tv = {.tv_sec = 20};
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+        char buf[256];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            fail_msg("threads=%u: a half-sent request was still open after 20 s", modes[m]);
+        /* closed (0), reset (-1), or an error answer before closing */
+        close(fd);
+        httpd_close(d);
+    }
+}
+
 /* ---------------------------------------------------------------------- */
 /* Answering later */
 
@@ -310,6 +349,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_gives_no_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_listen, setup, teardown),
         cmocka_unit_test(test_thread_pool_mode),
+        cmocka_unit_test(test_half_sent_request_closed),
         cmocka_unit_test(test_suspend_and_resume),
         cmocka_unit_test(test_suspend_refused_per_connection),
     };

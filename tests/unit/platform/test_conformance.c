@@ -124,6 +124,10 @@ struct fixture {
     json_t *(*list_statuses)(struct world *w);
     const struct status_case *statuses;
     size_t nstatuses;
+    /* Dotted paths, in a creation delivery, of text fields the model keeps
+     * (NULL-terminated), and of the order's item array: for the limits. */
+    const char *const *text_paths;
+    const char *items_path;
 };
 
 struct world {
@@ -1100,6 +1104,99 @@ static void test_status_map(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
+/* (11) limits: text is never cut short, items are bounded                  */
+
+/* The longest text the model holds of o. */
+static size_t longest_text(const struct model_order *o)
+{
+    size_t m = 0;
+#define TAKE(s) do { if ((s) && strlen(s) > m) m = strlen(s); } while (0)
+    TAKE(o->number);
+    TAKE(o->status_raw);
+    TAKE(o->payment_method);
+    TAKE(o->currency);
+    TAKE(o->customer.name);
+    TAKE(o->customer.email);
+    TAKE(o->customer.city);
+    TAKE(o->customer.country);
+    for (size_t i = 0; i < o->nlines; i++) {
+        TAKE(o->lines[i].name);
+        TAKE(o->lines[i].sku);
+        TAKE(o->lines[i].platform_type);
+    }
+#undef TAKE
+    return m;
+}
+
+static void test_limits(void **state)
+{
+    struct world *w = *state;
+    const struct fixture *fx = w->fx;
+    const struct platform_ops *p = w->ops;
+    struct th_err err;
+    struct tt_received x;
+    created_delivery(w, w->ids[0], &x);
+    char *text = xmalloc(MODEL_MAX_TEXT + 1);
+    /* Every text field: MODEL_MAX_TEXT - 1 bytes are kept whole, one more is
+     * refused with TH_ETOOBIG naming the field, and no order is made. */
+    for (const char *const *path = fx->text_paths; *path; path++) {
+        for (size_t n = MODEL_MAX_TEXT - 1; n <= MODEL_MAX_TEXT; n++) {
+            memset(text, 'k', n);
+            text[n] = '\0';
+            char *body = edit_body(x.body, x.body_len, *path, json_string(text));
+            struct model_order *o = NULL;
+            memset(&err, 0, sizeof err);
+            int rc = p->order_map(body, strlen(body), fx->store_id, &o, &err);
+            if (n < MODEL_MAX_TEXT) {
+                if (rc) fail_msg("%s of %zu bytes: want 0, got %s (%s)", *path, n, rcname(rc),
+                                 err.msg);
+                if (longest_text(o) != n)
+                    fail_msg("%s of %zu bytes: the longest text mapped is %zu bytes", *path, n,
+                             longest_text(o));
+                model_order_free(o);
+            } else {
+                if (rc != TH_ETOOBIG)
+                    fail_msg("%s of %zu bytes: want TH_ETOOBIG, got %s (%s)", *path, n,
+                             rcname(rc), err.msg);
+                if (o) fail_msg("%s of %zu bytes: an order was made anyway", *path, n);
+                if (!strstr(err.msg, "bytes long"))
+                    fail_msg("%s of %zu bytes: the message does not say the length: %s", *path,
+                             n, err.msg);
+            }
+            free(body);
+        }
+    }
+    free(text);
+    /* Items: MODEL_MAX_LINES are mapped, one more is refused (TH_ELIMIT). */
+    json_t *root = json_loadb(x.body, x.body_len, 0, NULL);
+    json_t *items = jv_path(root, fx->items_path);
+    if (!json_is_array(items) || !json_array_size(items))
+        fail_msg("the delivery has no items at %s", fx->items_path);
+    json_t *one = json_deep_copy(json_array_get(items, 0));
+    json_array_clear(items);
+    for (int n = 1; n <= MODEL_MAX_LINES + 1; n++) {
+        json_array_append(items, one);
+        if (n < MODEL_MAX_LINES) continue;
+        char *body = jv_dump(root);
+        struct model_order *o = NULL;
+        memset(&err, 0, sizeof err);
+        int rc = p->order_map(body, strlen(body), fx->store_id, &o, &err);
+        if (n == MODEL_MAX_LINES) {
+            EXPECT_RC("an order of MODEL_MAX_LINES items", rc, 0, err);
+            EXPECT_I64("its lines", o->nlines, MODEL_MAX_LINES);
+            model_order_free(o);
+        } else {
+            EXPECT_RC("an order of one item more", rc, TH_ELIMIT, err);
+            if (o) fail_msg("an order of one item too many was made anyway");
+        }
+        free(body);
+    }
+    json_decref(one);
+    json_decref(root);
+    tt_received_release(&x);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Fixture: Salla                                                           */
 
 #define SALLA_SECRET "whsec-conformance"
@@ -1170,6 +1267,11 @@ static json_t *salla_statuses(struct world *w)
 
 /* sim/salla.md, salla_status_map() and docs/SETTINGS.md: Salla's built-in
  * statuses (GET /orders/statuses). */
+static const char *const salla_texts[] = {
+    "data.reference_id", "data.payment_method", "data.customer.email", "data.customer.city",
+    "data.customer.country", "data.items.0.name", "data.items.0.sku", NULL,
+};
+
 static const struct status_case salla_statuses_table[] = {
     {"payment_pending", MODEL_STATUS_OTHER, "", 1},
     {"under_review", MODEL_STATUS_NEW, "new", 1},
@@ -1290,6 +1392,11 @@ static const struct status_case zid_statuses_table[] = {
     {"initial", MODEL_STATUS_OTHER, "", 0},
 };
 
+static const char *const zid_texts[] = {
+    "invoice_number", "customer.name", "customer.email", "products.0.name", "products.0.sku",
+    "products.0.product_class", NULL,
+};
+
 /* zid.md X6: the REST API writes digits, the webhook schema a leading '+'. */
 static const char *const zid_phones[] = {
     "{\"mobile\":\"966501806978\"}",
@@ -1333,6 +1440,8 @@ static const struct fixture fixtures[] = {
         .list_statuses = salla_statuses,
         .statuses = salla_statuses_table,
         .nstatuses = sizeof salla_statuses_table / sizeof salla_statuses_table[0],
+        .text_paths = salla_texts,
+        .items_path = "data.items",
     },
     {
         .platform = MODEL_PLATFORM_ZID,
@@ -1363,6 +1472,8 @@ static const struct fixture fixtures[] = {
         .list_statuses = zid_statuses,
         .statuses = zid_statuses_table,
         .nstatuses = sizeof zid_statuses_table / sizeof zid_statuses_table[0],
+        .text_paths = zid_texts,
+        .items_path = "products",
     },
 };
 #define NFIXTURES (sizeof fixtures / sizeof fixtures[0])
@@ -1380,6 +1491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_refresh, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_refusals, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_status_map, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_limits, world_setup, world_teardown),
     };
     int failed = 0;
     /* Every registered adapter must have a fixture: a new platform cannot

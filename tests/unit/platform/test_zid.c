@@ -581,6 +581,35 @@ static void test_map_limits(void **state)
         free(name);
         json_decref(ord);
     }
+    /* A credit note's number is its identity (one credit note in Qoyod per
+     * number), so it is never cut short either: two numbers that differ
+     * only past the limit would otherwise become one return. */
+    for (size_t n = MODEL_MAX_TEXT - 1; n <= MODEL_MAX_TEXT; n++) {
+        char *num = xmalloc(n + 1);
+        memset(num, '7', n);
+        num[n] = '\0';
+        json_t *ord = json_pack("{s:i,s:[{s:s,s:s,s:i,s:i}],s:i,s:[{s:s,s:s}]}", "id", 1,
+                                "products", "name", "x", "sku", "s", "quantity", 1, "net_price", 1,
+                                "order_total", 1, "credit_notes", "invoice_number", num,
+                                "order_total", "1.00");
+        char *t = json_dumps(ord, JSON_COMPACT);
+        struct model_order *o = NULL;
+        struct th_err err = {0};
+        int rc = P->order_map(t, strlen(t), 1, &o, &err);
+        if (n < MODEL_MAX_TEXT) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(o->nrefunds, 1);
+            assert_int_equal(strlen(o->refunds[0].key), n);
+            model_order_free(o);
+        } else {
+            assert_int_equal(rc, TH_ETOOBIG);
+            assert_null(o);
+            assert_non_null(strstr(err.msg, "credit note 1 number"));
+        }
+        free(t);
+        free(num);
+        json_decref(ord);
+    }
 }
 
 /* ---------------------------------------------------------------------- */
