@@ -71,11 +71,22 @@
     return out.length ? '?' + out.join('&') : '';
   }
 
+  /* A failure in the page's language. tarheel's messages are English (they
+   * name fields, SKUs and amounts as the platforms write them) and stay as
+   * they are, marked left-to-right; what to do comes from i18n.js
+   * (todo_<CODE>, one per error code) when the page is not English. */
+  function reasonParts(r) {
+    var own = r.code && S.lang !== 'en' && window.I18N[S.lang]['todo_' + r.code] !== undefined;
+    return { head: r.message || '', remedy: own ? t('todo_' + r.code) : r.remedy || '' };
+  }
+  function msgEl(tag, text) {
+    return h(tag, S.lang !== 'en' ? { dir: 'ltr', lang: 'en' } : null, text);
+  }
   /* An error box: the message, then what to do. */
   function errorBox(e) {
-    var info = e.info || { message: String(e.message || e) };
+    var p = reasonParts(e.info || { message: String(e.message || e) });
     return h('div', { class: 'alert error', role: 'alert' },
-      h('strong', null, info.message), info.remedy ? h('div', { class: 'remedy' }, t('remedy') + ': ' + info.remedy) : null);
+      msgEl('strong', p.head), p.remedy ? h('div', { class: 'remedy' }, t('remedy') + ': ' + p.remedy) : null);
   }
   function note(el, text, kind) {
     el.textContent = '';
@@ -208,7 +219,8 @@
       var key = o.connection + ':' + o.order_id;
       var cb = h('input', { type: 'checkbox', class: 'sel', 'aria-label': t('select') + ' ' + o.number, 'data-key': key,
         onchange: function () { if (cb.checked) S.selected[key] = o; else delete S.selected[key]; updateSel(); } });
-      var reason = o.reason ? h('span', { class: 'reason', title: o.reason.remedy || '' }, o.reason.message) : null;
+      var rp = o.reason ? reasonParts(o.reason) : null;
+      var reason = rp ? h('span', { class: 'reason', title: rp.remedy, dir: 'auto' }, rp.head) : null;
       return h('tr', { 'data-order': String(o.order_id), class: 'row-' + o.state },
         h('td', null, cb),
         h('td', null, h('a', { href: '#/order/' + o.connection + '/' + o.order_id, class: 'num' }, o.number || String(o.order_id))),
@@ -360,9 +372,10 @@
         h('dt', null, t('c_total')), h('dd', null, money(o.total)),
         h('dt', null, t('attempts')), h('dd', null, String(o.attempts)),
         h('dt', null, t('c_state')), h('dd', null, badge(o.state)));
-      var reason = o.reason ? h('div', { class: 'alert error', id: 'order-reason' },
-        h('strong', null, (o.reason.code ? o.reason.code + ': ' : '') + o.reason.message),
-        o.reason.remedy ? h('div', { class: 'remedy' }, t('remedy') + ': ' + o.reason.remedy) : null) : null;
+      var rp = o.reason ? reasonParts(o.reason) : null;
+      var reason = rp ? h('div', { class: 'alert error', id: 'order-reason' },
+        msgEl('strong', (o.reason.code ? o.reason.code + ': ' : '') + rp.head),
+        rp.remedy ? h('div', { class: 'remedy' }, t('remedy') + ': ' + rp.remedy) : null) : null;
       var qy = o.qoyod ? h('dl', { class: 'facts', id: 'order-qoyod' },
         h('dt', null, t('invoice')), h('dd', null, String(o.qoyod.invoice_id)),
         h('dt', null, t('reference')), h('dd', null, o.qoyod.invoice_reference || ''),

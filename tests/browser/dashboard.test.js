@@ -226,6 +226,9 @@ async function until(pred, what, ms = 20000) {
       await page.waitForSelector('#order-history tbody tr');
       assert.match(await text('#order-reason'), /SKU/);
       assert.match(await text('#order-reason'), /ما العمل/);
+      /* what to do is Arabic (i18n.js todo_<CODE>), not the server's English remedy */
+      assert.match(await text('#order-reason'), /ما العمل: [\u0600-\u06FF]/);
+      assert.doesNotMatch(await text('#order-reason'), /then retry$/);
       assert.ok((await page.$$('#order-history tbody tr')).length >= 2, 'the history has fewer than 2 events');
       await shot('order-ar');
       await page.click('#nav-orders');

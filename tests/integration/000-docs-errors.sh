@@ -8,3 +8,15 @@ if ! diff -u "$src/docs/ERRORS.md" <("$build/tarheel" errors --markdown); then
   exit 1
 fi
 echo "docs/ERRORS.md matches src/core/err.h"
+
+# The Arabic dashboard says what to do for every code (web/i18n.js
+# todo_<CODE>); a code added to err.h without it would show English there.
+missing=""
+for name in $("$build/tarheel" errors --markdown | grep -o '`TH_E[A-Z]*`' | tr -d '`'); do
+  grep -q "^ *todo_$name: '" "$src/web/i18n.js" || missing="$missing $name"
+done
+if [ -n "$missing" ]; then
+  echo "web/i18n.js has no Arabic todo_<CODE> for:$missing (add it to the ar table)" >&2
+  exit 1
+fi
+echo "web/i18n.js says what to do for every error code in Arabic"
