@@ -80,7 +80,7 @@ static const char *const valued[] = {
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
     "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "lease", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
     "zid-client-secret", "zid-token-url", "from", "to", "max-pages", "stock-sync",
-    "stock-interval", "password-file", "new-key-file", NULL};
+    "stock-interval", "password-file", "new-key-file", "reference-prefix", NULL};
 
 static int is_valued(const char *n)
 {
@@ -264,7 +264,8 @@ static int apply_settings(const struct args *a, struct store_conn *c)
     static const char *const names[] = {"trigger",         "customer-per-invoice",
                                         "number-by-order", "financial-invoice",
                                         "inventory",       "payment-account",
-                                        "stock-sync",      "stock-interval"};
+                                        "stock-sync",      "stock-interval",
+                                        "reference-prefix"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         struct th_err err;
         if (opt(a, names[i]) && manage_setting_set(c, names[i], opt(a, names[i]), &err) != 0) {
@@ -322,6 +323,10 @@ static void print_settings(const struct store_conn *c)
     printf("  stock-sync            %s\n", c->stock_sync ? "on" : "off");
     printf("  stock-interval        %lld s\n",
            (long long)(c->stock_interval_s ? c->stock_interval_s : STORE_STOCK_INTERVAL_DEFAULT));
+    /* Set when another store shares the Qoyod account (docs/SETTINGS.md). */
+    printf("  reference-prefix      %s\n",
+           c->ref_prefix && *c->ref_prefix ? c->ref_prefix : "(none: invoice references are "
+                                                             "the order numbers)");
 }
 
 /* $<NAME>_<what> for a platform: "SALLA_CLIENT_ID". */
@@ -793,7 +798,7 @@ static int cmd_settings(const struct args *a)
             rc = fail(&err);
         } else if (flag(a, "json")) {
             print_json(json_pack(
-                "{s:I,s:s,s:I,s:o,s:{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I}}", "connection",
+                "{s:I,s:s,s:I,s:o,s:{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I,s:s}}", "connection",
                 (json_int_t)c.id, "platform", model_platform_name(c.platform), "store_id",
                 (json_int_t)c.store_id, "state", json_text(c.status), "settings", "trigger",
                 model_status_name(c.trigger), "customer_per_invoice", c.customer_per_invoice,
@@ -801,7 +806,8 @@ static int cmd_settings(const struct args *a)
                 "inventory_id", (json_int_t)c.inventory_id, "payment_account_id",
                 (json_int_t)c.payment_account_id, "stock_sync", c.stock_sync, "stock_interval",
                 (json_int_t)(c.stock_interval_s ? c.stock_interval_s
-                                                : STORE_STOCK_INTERVAL_DEFAULT)));
+                                                : STORE_STOCK_INTERVAL_DEFAULT),
+                "reference_prefix", c.ref_prefix ? c.ref_prefix : ""));
         } else {
             print_settings(&c);
             /* What the catch-up poll last saw of the platform's webhooks. */
@@ -1613,7 +1619,8 @@ static const struct command {
     {"settings", NULL, cmd_settings,
      "--store ID [--platform salla|zid] [--trigger S] [--customer-per-invoice on|off] "
      "[--number-by-order on|off] [--financial-invoice on|off] [--inventory ID] "
-     "[--payment-account ID] [--stock-sync on|off] [--stock-interval S] [--json]",
+     "[--payment-account ID] [--stock-sync on|off] [--stock-interval S] "
+     "[--reference-prefix P|none] [--json]",
      "show a store's settings, or change them", "What each setting does: docs/SETTINGS.md.",
      L("--store ID [--platform salla|zid]\tthe store (default platform salla)",
        "--trigger new|ready|in_transit|completed\tthe status at which an order is transferred",
@@ -1622,6 +1629,8 @@ static const struct command {
        "--financial-invoice on|off\tinvoice and payment (Paid), or Approved only",
        "--inventory ID, --payment-account ID\tQoyod ids",
        "--stock-sync on|off, --stock-interval S\tstock from Qoyod to the store (docs/STOCK.md)",
+       "--reference-prefix P|none\tP-<order number> as the invoice reference, for stores sharing "
+       "a Qoyod account; only before the first transfer",
        "--json\tthe settings as the REST API shows them"),
      L("tarheel settings --store 1305146709\tshow",
        "tarheel settings --store 1305146709 --trigger completed --financial-invoice off\t",

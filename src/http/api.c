@@ -495,14 +495,16 @@ static int only_members(struct ctx *x, json_t *obj, const char *const *allowed, 
 
 static json_t *settings_json(const struct store_conn *c)
 {
-    return json_pack("{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I}", "trigger", model_status_name(c->trigger),
+    return json_pack("{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I,s:s}", "trigger",
+                     model_status_name(c->trigger),
                      "customer_per_invoice", c->customer_per_invoice, "number_by_order",
                      c->number_by_order, "financial_invoice", c->financial_invoice, "inventory_id",
                      (json_int_t)c->inventory_id, "payment_account_id",
                      (json_int_t)c->payment_account_id, "stock_sync", c->stock_sync,
                      "stock_interval",
                      (json_int_t)(c->stock_interval_s ? c->stock_interval_s
-                                                      : STORE_STOCK_INTERVAL_DEFAULT));
+                                                      : STORE_STOCK_INTERVAL_DEFAULT),
+                     "reference_prefix", c->ref_prefix ? c->ref_prefix : "");
 }
 
 static int set(const char *s)

@@ -292,6 +292,7 @@ void store_conn_release(struct store_conn *c)
     xfree(&c->status);
     xfree(&c->qoyod_base);
     xfree(&c->qoyod_api_key);
+    xfree(&c->ref_prefix);
     memset(c, 0, sizeof *c);
 }
 
@@ -306,6 +307,11 @@ int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
     if (!rc) rc = s->ops->conn_put(s, &sealed, err);
     if (!rc) c->id = sealed.id;
     sealed_free(&sealed);
+    /* c->ref_prefix is left as it was (callers copy connections around
+     * shallowly): store_conn_get shows the prefix given. */
+    char *prefix = NULL;
+    if (!rc) rc = s->ops->conn_prefix_assign(s, c->id, &prefix, err);
+    free(prefix);
     return rc;
 }
 
@@ -324,10 +330,40 @@ int store_conn_put_settings(struct store *s, const struct store_conn *c, struct 
 {
     if (!s || !c || !c->id)
         return th_err_set(err, TH_EINVAL, "store_conn_put_settings: no store or saved connection");
+    int rc = 0;
+    if (c->ref_prefix) {
+        /* The prefix first: when it is refused, nothing is written. */
+        struct store_conn now = {0};
+        if ((rc = s->ops->conn_get(s, c->id, &now, err)) != 0) return rc;
+        const char *from = now.ref_prefix ? now.ref_prefix : "";
+        if (strcmp(from, c->ref_prefix) != 0) {
+            int64_t sent = 0, other = 0;
+            rc = s->ops->conn_prefix_set(s, c->id, from, c->ref_prefix, &sent, &other, err);
+            if (!rc && sent)
+                rc = th_err_set(err, TH_ECONFLICT,
+                                "the reference prefix of connection %lld stays \"%s\": %lld of "
+                                "its orders were already sent to Qoyod with it (a prefix changes "
+                                "only before the first transfer)",
+                                (long long)c->id, from, (long long)sent);
+            else if (!rc && other)
+                rc = th_err_set(err, TH_ECONFLICT,
+                                "connection %lld on the same Qoyod account already uses the "
+                                "reference prefix \"%s\"%s: choose another",
+                                (long long)other, c->ref_prefix,
+                                c->ref_prefix[0] ? "" : " (none; only one store of an account "
+                                                        "goes without a prefix)");
+        }
+        /* The secrets are sealed: conn_get without unseal_conn; free all. */
+        store_conn_release(&now);
+        if (rc) return rc;
+    }
     struct store_conn sealed;
-    int rc = seal_conn(s, c, &sealed, err);
+    rc = seal_conn(s, c, &sealed, err);
     if (!rc) rc = s->ops->conn_put_settings(s, &sealed, err);
     sealed_free(&sealed);
+    char *prefix = NULL;
+    if (!rc) rc = s->ops->conn_prefix_assign(s, c->id, &prefix, err);
+    free(prefix);
     return rc;
 }
 

@@ -82,7 +82,22 @@ struct store_conn {
     int financial_invoice;        /* 1: invoice + payment (Paid); 0: Approved only */
     int stock_sync;               /* 1: Qoyod stock changes are pushed to the store (off by default) */
     int64_t stock_interval_s;     /* seconds between stock polls; 0 = STORE_STOCK_INTERVAL_DEFAULT */
+    /* What sets this store's Qoyod references apart from those of the other
+     * stores on the same Qoyod account: "" (or NULL) for none, else up to
+     * STORE_REF_PREFIX_MAX capital letters and digits; an invoice reference
+     * is then "<prefix>-<order number>" (worker/transfer.c). The first store
+     * on an account has none; store_conn_put and store_conn_put_settings
+     * give a store that joins an account already used by another store
+     * without a prefix the prefix "S<id>" (Salla) or "Z<id>" (Zid). A
+     * merchant may change it (store_conn_put_settings) only while none of
+     * the store's orders was sent to Qoyod, and never to one another store
+     * on the account uses. */
+    char *ref_prefix;
 };
+
+/* Longest reference prefix: short, since it goes in front of every invoice
+ * number the merchant reads. */
+#define STORE_REF_PREFIX_MAX 8
 
 /* How often a store's stock is polled unless its settings say otherwise,
  * and the bounds a setting may take (ten seconds: a quiet poll is one
@@ -138,7 +153,21 @@ int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err) TH
  * meanwhile, and the other way round with store_conn_put_settings (name,
  * Qoyod key and location, payment account, trigger, customer, numbering,
  * financial invoice, webhook secret and strategy, API base, stock sync and
- * its interval). */
+ * its interval, reference prefix).
+ *
+ * Reference prefix (struct store_conn.ref_prefix). store_conn_put never
+ * changes a stored prefix (c->ref_prefix is ignored); after it, and after
+ * store_conn_put_settings, a connection without a prefix that shares its
+ * Qoyod account (base URL and key) with another connection without one is
+ * given its default prefix, so two stores on one account never share a
+ * reference (store_conn_get shows it; c is not changed).
+ * store_conn_put_settings with c->ref_prefix NULL leaves the prefix alone;
+ * a different value is written first, and refused with TH_ECONFLICT (and
+ * nothing written) when an order of the connection was already sent to
+ * Qoyod (transferring, transferred, or a reference recorded) or another
+ * connection on the account has that prefix (also "": only one store of
+ * an account goes without). The value's form is the caller's to check
+ * (worker/manage.c). */
 int store_conn_put_tokens(struct store *s, const struct store_conn *c,
                           struct th_err *err) TH_MUST_CHECK;
 int store_conn_put_settings(struct store *s, const struct store_conn *c,

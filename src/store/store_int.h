@@ -73,6 +73,27 @@ struct store_ops {
      * connection c->id; TH_ENOTFOUND when it does not exist. */
     int (*conn_put_tokens)(struct store *s, const struct store_conn *c, struct th_err *err);
     int (*conn_put_settings)(struct store *s, const struct store_conn *c, struct th_err *err);
+    /* Reference prefixes (store.h, struct store_conn.ref_prefix); conn_put
+     * and conn_put_settings never write the ref_prefix column (a new row
+     * gets ""), conn_get/conn_find/conn_list read it.
+     * conn_prefix_assign: in one statement, gives connection id the prefix
+     * "S<id>" (Salla) or "Z<id>" (Zid) when its prefix is "", it has a
+     * Qoyod key, and another connection with the same qoyod_base and
+     * (sealed) qoyod_api_key has prefix "" too; *prefix = the prefix now
+     * (new string). One conditional statement keeps two connections joining
+     * at once safe: each sees the other's committed row, so at worst both
+     * get a prefix, never neither. TH_ENOTFOUND when absent.
+     * conn_prefix_set: atomically, when connection id's prefix is `from`,
+     * no order of it was sent (xfer transferring or transferred, or
+     * qoyod_reference set) and no other connection on the same account has
+     * prefix `to`, sets it to `to` and returns 0 with *sent = *other = 0;
+     * else writes nothing and returns 0 with *sent = the orders sent and
+     * *other = the id of a connection holding `to` (store.c words the
+     * refusal), or TH_ECONFLICT when the prefix is no longer `from`,
+     * TH_ENOTFOUND when there is no such connection. */
+    int (*conn_prefix_assign)(struct store *s, int64_t id, char **prefix, struct th_err *err);
+    int (*conn_prefix_set)(struct store *s, int64_t id, const char *from, const char *to,
+                           int64_t *sent, int64_t *other, struct th_err *err);
     /* out was zeroed by store.c. TH_ENOTFOUND when absent. store_conn_list
      * walks ids upwards from 1 with this slot and stops at the first absent
      * one, so a backend must hand out connection ids from 1 without gaps and

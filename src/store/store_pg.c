@@ -198,6 +198,17 @@ static const char *const migrations[] = {
     "  until_ms BIGINT NOT NULL"
     ");"
     "CREATE INDEX jobs_leased ON jobs (conn_id) WHERE lease_owner IS NOT NULL;",
+    /* 6: SQLite's 10, reference prefixes (store.h, struct
+     * store_conn.ref_prefix), with the same assignment to connections
+     * already sharing a Qoyod account. */
+    "ALTER TABLE connections ADD COLUMN ref_prefix TEXT NOT NULL DEFAULT '';"
+    "UPDATE connections c SET ref_prefix = (CASE platform WHEN 2 THEN 'Z' ELSE 'S' END) || id "
+    "WHERE COALESCE(qoyod_api_key, '') <> '' AND NOT EXISTS (SELECT 1 FROM orders WHERE "
+    "conn_id = c.id AND (xfer IN (1, 2) OR qoyod_reference IS NOT NULL)) AND EXISTS ("
+    "SELECT 1 FROM connections o WHERE o.id <> c.id AND COALESCE(o.qoyod_base, '') = "
+    "COALESCE(c.qoyod_base, '') AND o.qoyod_api_key = c.qoyod_api_key AND "
+    "(o.id < c.id OR EXISTS (SELECT 1 FROM orders WHERE conn_id = o.id AND (xfer IN "
+    "(1, 2) OR qoyod_reference IS NOT NULL))));",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
@@ -675,7 +686,7 @@ static void bind_conn(struct pp *p, const struct store_conn *c)
     p_i64(p, c->stock_interval_s);
 }
 
-/* Reads "id, CONN_COLS" from row i. */
+/* Reads "id, CONN_COLS, ref_prefix" from row i. */
 static void read_conn(const PGresult *r, int i, struct store_conn *c)
 {
     c->id = col_i64(r, i, 0);
@@ -701,6 +712,7 @@ static void read_conn(const PGresult *r, int i, struct store_conn *c)
     c->manager_token = col_str(r, i, 20);
     c->stock_sync = (int)col_i64(r, i, 21);
     c->stock_interval_s = col_i64(r, i, 22);
+    c->ref_prefix = col_str(r, i, 23);
 }
 
 static int pg_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
@@ -797,7 +809,7 @@ static int pg_conn_get(struct store *s, int64_t id, struct store_conn *out, stru
     snprintf(what, sizeof what, "connection %lld", (long long)id);
     struct pp p = {0};
     p_i64(&p, id);
-    return conn_query(pg_of(s), "SELECT id, " CONN_COLS " FROM connections WHERE id = $1", &p, out,
+    return conn_query(pg_of(s), "SELECT id, " CONN_COLS ", ref_prefix FROM connections WHERE id = $1", &p, out,
                       err, what);
 }
 
@@ -810,7 +822,7 @@ static int pg_conn_find(struct store *s, enum model_platform pl, int64_t store_i
     p_i64(&p, pl);
     p_i64(&p, store_id);
     return conn_query(pg_of(s),
-                      "SELECT id, " CONN_COLS " FROM connections WHERE platform = $1 AND "
+                      "SELECT id, " CONN_COLS ", ref_prefix FROM connections WHERE platform = $1 AND "
                       "store_id = $2",
                       &p, out, err, what);
 }
@@ -820,7 +832,7 @@ static int pg_conn_find(struct store *s, enum model_platform pl, int64_t store_i
 static int pg_conn_list(struct store *s, void (*fn)(void *arg, const struct store_conn *c),
                         void *arg, struct th_err *err)
 {
-    PGresult *r = one(pg_of(s), "SELECT id, " CONN_COLS " FROM connections ORDER BY id", NULL, err,
+    PGresult *r = one(pg_of(s), "SELECT id, " CONN_COLS ", ref_prefix FROM connections ORDER BY id", NULL, err,
                       "list connections");
     if (!r) return code_of(err);
     int n = PQntuples(r);
@@ -1731,6 +1743,95 @@ static int pg_stock_own_settle(struct store *s, int64_t conn_id, const char *ref
 
 /* ---------------------------------------------------------------------- */
 
+/* ---------------------------------------------------------------------- */
+/* Reference prefixes (store_int.h conn_prefix_assign, conn_prefix_set) */
+
+static int pg_conn_prefix_assign(struct store *s, int64_t id, char **prefix, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, id);
+    char op[96];
+    snprintf(op, sizeof op, "give connection %lld its reference prefix", (long long)id);
+    /* One statement: the UPDATE sees every connection committed before it
+     * started (see store_int.h for why that is enough). */
+    PGresult *r = one(pg_of(s),
+                      "WITH upd AS (UPDATE connections c SET ref_prefix = (CASE c.platform WHEN 2 "
+                      "THEN 'Z' ELSE 'S' END) || c.id WHERE c.id = $1 AND c.ref_prefix = '' AND "
+                      "COALESCE(c.qoyod_api_key, '') <> '' AND EXISTS (SELECT 1 FROM connections "
+                      "o WHERE o.id <> c.id AND o.ref_prefix = '' AND COALESCE(o.qoyod_base, '') "
+                      "= COALESCE(c.qoyod_base, '') AND o.qoyod_api_key = c.qoyod_api_key) "
+                      "RETURNING c.ref_prefix) "
+                      "SELECT COALESCE((SELECT ref_prefix FROM upd), ref_prefix) FROM connections "
+                      "WHERE id = $1",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r))
+        *prefix = col_str(r, 0, 0);
+    else
+        code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)id);
+    PQclear(r);
+    return code;
+}
+
+struct prefix_args {
+    int64_t id;
+    const char *from, *to;
+    int64_t *sent, *other;
+};
+
+static int prefix_tx(struct pgs *q, PGconn *c, void *arg, struct th_err *err)
+{
+    struct prefix_args *a = arg;
+    char op[96];
+    snprintf(op, sizeof op, "change the reference prefix of connection %lld", (long long)a->id);
+    struct pp p = {0};
+    p_i64(&p, a->id);
+    PGresult *r = run(q, c, "SELECT ref_prefix FROM connections WHERE id = $1 FOR UPDATE", &p,
+                      err, op);
+    if (!r) return code_of(err);
+    int code = 0;
+    if (!PQntuples(r))
+        code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)a->id);
+    else if (strcmp(PQgetvalue(r, 0, 0), a->from) != 0)
+        code = th_err_set(err, TH_ECONFLICT,
+                          "%s: it was changed meanwhile (read the settings again)", op);
+    PQclear(r);
+    if (code) return code;
+    r = run(q, c,
+            "SELECT COUNT(*) FROM orders WHERE conn_id = $1 AND (xfer IN (1, 2) OR "
+            "qoyod_reference IS NOT NULL)",
+            &p, err, op);
+    if (!r) return code_of(err);
+    *a->sent = col_i64(r, 0, 0);
+    PQclear(r);
+    struct pp p2 = {0};
+    p_i64(&p2, a->id);
+    p_str(&p2, a->to);
+    r = run(q, c,
+            "SELECT o.id FROM connections o JOIN connections me ON me.id = $1 WHERE o.id <> me.id "
+            "AND o.ref_prefix = $2 AND COALESCE(o.qoyod_base, '') = COALESCE(me.qoyod_base, '') "
+            "AND COALESCE(o.qoyod_api_key, '') = COALESCE(me.qoyod_api_key, '') ORDER BY o.id "
+            "LIMIT 1",
+            &p2, err, op);
+    if (!r) return code_of(err);
+    *a->other = PQntuples(r) ? col_i64(r, 0, 0) : 0;
+    PQclear(r);
+    if (*a->sent || *a->other) return 0;
+    r = run(q, c, "UPDATE connections SET ref_prefix = $2 WHERE id = $1", &p2, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_conn_prefix_set(struct store *s, int64_t id, const char *from, const char *to,
+                              int64_t *sent, int64_t *other, struct th_err *err)
+{
+    *sent = *other = 0;
+    struct prefix_args a = {id, from, to, sent, other};
+    return in_tx(pg_of(s), err, "change a reference prefix", prefix_tx, &a);
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgres",
     .shared = 1,
@@ -1741,6 +1842,8 @@ const struct store_ops store_pg_ops = {
     .conn_put_settings = pg_conn_put_settings,
     .conn_get = pg_conn_get,
     .conn_find = pg_conn_find,
+    .conn_prefix_assign = pg_conn_prefix_assign,
+    .conn_prefix_set = pg_conn_prefix_set,
     .conn_list = pg_conn_list,
     .event_ingest = pg_event_ingest,
     .job_claim = pg_job_claim,

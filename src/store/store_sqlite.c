@@ -266,6 +266,20 @@ static const char *const migrations[] = {
     "  until_ms INTEGER NOT NULL"
     ");"
     "CREATE INDEX jobs_leased ON jobs (conn_id) WHERE lease_owner IS NOT NULL;",
+    /* 10: reference prefixes (store.h, struct store_conn.ref_prefix). Of the
+     * connections already sharing a Qoyod account, each that has sent no
+     * order gets its default prefix when another one has sent orders or is
+     * older, so at most the one whose references Qoyod already holds keeps
+     * none. Two that both sent orders are left as they were (their
+     * references may already collide; docs/SETTINGS.md). */
+    "ALTER TABLE connections ADD COLUMN ref_prefix TEXT NOT NULL DEFAULT '';"
+    "UPDATE connections SET ref_prefix = (CASE platform WHEN 2 THEN 'Z' ELSE 'S' END) || id "
+    "WHERE COALESCE(qoyod_api_key, '') <> '' AND NOT EXISTS (SELECT 1 FROM orders WHERE "
+    "conn_id = connections.id AND (xfer IN (1, 2) OR qoyod_reference IS NOT NULL)) AND EXISTS ("
+    "SELECT 1 FROM connections o WHERE o.id <> connections.id AND COALESCE(o.qoyod_base, '') = "
+    "COALESCE(connections.qoyod_base, '') AND o.qoyod_api_key = connections.qoyod_api_key AND "
+    "(o.id < connections.id OR EXISTS (SELECT 1 FROM orders WHERE conn_id = o.id AND (xfer IN "
+    "(1, 2) OR qoyod_reference IS NOT NULL))));",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -304,6 +318,11 @@ enum stmt {
     S_CONN_SETTINGS,
     S_CONN_BY_ID,
     S_CONN_BY_KEY,
+    S_PREFIX_ASSIGN,
+    S_PREFIX_GET,
+    S_PREFIX_SENT,
+    S_PREFIX_OTHER,
+    S_PREFIX_SET,
     S_EVENT_INSERT,
     S_JOB_UPSERT,
     S_JOB_CLAIM,
@@ -380,9 +399,26 @@ static const char *const stmt_sql[S_COUNT] = {
         "number_by_order = ?9, financial_invoice = ?10, webhook_secret = ?11, "
         "webhook_strategy = ?12, api_base = ?13, stock_sync = ?14, stock_interval_s = ?15 "
         "WHERE id = ?1",
-    [S_CONN_BY_ID] = "SELECT id, " CONN_COLS " FROM connections WHERE id = ?1",
-    [S_CONN_BY_KEY] =
-        "SELECT id, " CONN_COLS " FROM connections WHERE platform = ?1 AND store_id = ?2",
+    [S_CONN_BY_ID] = "SELECT id, " CONN_COLS ", ref_prefix FROM connections WHERE id = ?1",
+    [S_CONN_BY_KEY] = "SELECT id, " CONN_COLS ", ref_prefix FROM connections WHERE platform = ?1 "
+                      "AND store_id = ?2",
+    /* Reference prefixes (store_int.h conn_prefix_assign, conn_prefix_set).
+     * "The same account": the same qoyod_base and sealed qoyod_api_key
+     * (equal keys seal equal, store/secret.h). */
+    [S_PREFIX_ASSIGN] =
+        "UPDATE connections SET ref_prefix = (CASE platform WHEN 2 THEN 'Z' ELSE 'S' END) || id "
+        "WHERE id = ?1 AND ref_prefix = '' AND COALESCE(qoyod_api_key, '') <> '' AND EXISTS ("
+        "SELECT 1 FROM connections o WHERE o.id <> connections.id AND o.ref_prefix = '' AND "
+        "COALESCE(o.qoyod_base, '') = COALESCE(connections.qoyod_base, '') AND "
+        "o.qoyod_api_key = connections.qoyod_api_key)",
+    [S_PREFIX_GET] = "SELECT ref_prefix FROM connections WHERE id = ?1",
+    [S_PREFIX_SENT] = "SELECT COUNT(*) FROM orders WHERE conn_id = ?1 AND (xfer IN (1, 2) OR "
+                      "qoyod_reference IS NOT NULL)",
+    [S_PREFIX_OTHER] =
+        "SELECT o.id FROM connections o JOIN connections me ON me.id = ?1 WHERE o.id <> me.id "
+        "AND o.ref_prefix = ?2 AND COALESCE(o.qoyod_base, '') = COALESCE(me.qoyod_base, '') AND "
+        "COALESCE(o.qoyod_api_key, '') = COALESCE(me.qoyod_api_key, '') ORDER BY o.id LIMIT 1",
+    [S_PREFIX_SET] = "UPDATE connections SET ref_prefix = ?2 WHERE id = ?1",
     /* ON CONFLICT on the dedupe index only, rather than INSERT OR IGNORE:
      * OR IGNORE would also swallow a NOT NULL violation and report it as a
      * duplicate. changes() == 0 means the key was seen before. */
@@ -873,7 +909,7 @@ static void bind_conn(sqlite3_stmt *st, const struct store_conn *c)
     sqlite3_bind_int64(st, 22, c->stock_interval_s);
 }
 
-/* Reads "id, CONN_COLS" from the current row. */
+/* Reads "id, CONN_COLS, ref_prefix" from the current row. */
 static void read_conn(sqlite3_stmt *st, struct store_conn *c)
 {
     c->id = sqlite3_column_int64(st, 0);
@@ -899,6 +935,7 @@ static void read_conn(sqlite3_stmt *st, struct store_conn *c)
     c->manager_token = col_str(st, 20);
     c->stock_sync = sqlite3_column_int(st, 21);
     c->stock_interval_s = sqlite3_column_int64(st, 22);
+    c->ref_prefix = col_str(st, 23);
 }
 
 static int sq_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
@@ -988,6 +1025,90 @@ static int sq_conn_put_settings(struct store *s, const struct store_conn *c, str
     sqlite3_bind_int(st, 14, c->stock_sync);
     sqlite3_bind_int64(st, 15, c->stock_interval_s);
     int code = conn_update(q, st, c, err, "settings");
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* One int64 column of a one-row query (0 when no row); *v set. */
+static int step_i64(sqlite3_stmt *st, int64_t *v)
+{
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sq_conn_prefix_assign(struct store *s, int64_t id, char **prefix, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_PREFIX_ASSIGN];
+    sqlite3_bind_int64(st, 1, id);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "give connection %lld its reference prefix", (long long)id)
+                  : 0;
+    done_with(st);
+    if (!code) {
+        st = q->st[S_PREFIX_GET];
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *prefix = col_str(st, 0);
+        else if (rc == SQLITE_DONE)
+            code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)id);
+        else
+            code = fail(q, rc, err, "read the reference prefix of connection %lld", (long long)id);
+        done_with(st);
+    }
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_conn_prefix_set(struct store *s, int64_t id, const char *from, const char *to,
+                              int64_t *sent, int64_t *other, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    char op[96];
+    snprintf(op, sizeof op, "change the reference prefix of connection %lld", (long long)id);
+    *sent = *other = 0;
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, op);
+    if (code) goto out;
+    sqlite3_stmt *st = q->st[S_PREFIX_GET];
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist", (long long)id);
+    else if (rc != SQLITE_ROW)
+        code = fail(q, rc, err, "%s", op);
+    else if (strcmp((const char *)sqlite3_column_text(st, 0), from) != 0)
+        code = th_err_set(err, TH_ECONFLICT,
+                          "%s: it was changed meanwhile (read the settings again)", op);
+    done_with(st);
+    if (!code) {
+        st = q->st[S_PREFIX_SENT];
+        sqlite3_bind_int64(st, 1, id);
+        if ((rc = step_i64(st, sent)) != 0) code = fail(q, rc, err, "%s", op);
+        done_with(st);
+    }
+    if (!code) {
+        st = q->st[S_PREFIX_OTHER];
+        sqlite3_bind_int64(st, 1, id);
+        bind_str(st, 2, to);
+        if ((rc = step_i64(st, other)) != 0) code = fail(q, rc, err, "%s", op);
+        done_with(st);
+    }
+    if (!code && !*sent && !*other) {
+        st = q->st[S_PREFIX_SET];
+        sqlite3_bind_int64(st, 1, id);
+        bind_str(st, 2, to);
+        if ((rc = run(st)) != 0) code = fail(q, rc, err, "%s", op);
+        done_with(st);
+    }
+    if (code)
+        rollback(q);
+    else
+        code = commit(q, err, op);
+out:
     pthread_mutex_unlock(&q->db_mu);
     return code;
 }
@@ -2029,6 +2150,8 @@ const struct store_ops store_sqlite_ops = {
     .conn_put = sq_conn_put,
     .conn_get = sq_conn_get,
     .conn_find = sq_conn_find,
+    .conn_prefix_assign = sq_conn_prefix_assign,
+    .conn_prefix_set = sq_conn_prefix_set,
     .event_ingest = sq_event_ingest,
     .event_ingest_async = sq_event_ingest_async,
     .job_claim = sq_job_claim,

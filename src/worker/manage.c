@@ -7,7 +7,9 @@
  */
 #include "worker/manage.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -108,7 +110,7 @@ int manage_retry_failed(struct store *s, int64_t conn_id, const char *who,
 /* ---------------------------------------------------------------------- */
 /* Settings                                                                 */
 
-enum kind { K_TRIGGER, K_ONOFF, K_ID, K_SECONDS };
+enum kind { K_TRIGGER, K_ONOFF, K_ID, K_SECONDS, K_PREFIX };
 
 static const struct setting {
     const char *name, *alias;
@@ -129,6 +131,7 @@ static const struct setting {
     {"stock_sync", NULL, K_ONOFF, offsetof(struct store_conn, stock_sync), NULL},
     {"stock_interval", "stock_interval_s", K_SECONDS, offsetof(struct store_conn, stock_interval_s),
      NULL},
+    {"reference_prefix", "ref_prefix", K_PREFIX, offsetof(struct store_conn, ref_prefix), NULL},
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -164,6 +167,54 @@ static int parse_onoff(const char *s, int *out)
     return -1;
 }
 
+/*
+ * A reference prefix as typed: "" or "none" for none, else 1 to
+ * STORE_REF_PREFIX_MAX letters and digits starting with a letter, kept in
+ * capitals (Qoyod may compare references without case). Refused: the
+ * starts of tarheel's other references (CN, PAY, TH, OPEN: a prefixed
+ * invoice "CN-1001" would read as a credit note), and "S<digits>" or
+ * "Z<digits>" other than c's own default, the defaults of other stores.
+ */
+static int prefix_parse(const struct store_conn *c, const char *name, const char *value,
+                        char out[STORE_REF_PREFIX_MAX + 1], struct th_err *err)
+{
+    if (!*value || !strcasecmp(value, "none")) {
+        out[0] = '\0';
+        return 0;
+    }
+    size_t n = strlen(value);
+    int ok = n <= STORE_REF_PREFIX_MAX && isalpha((unsigned char)value[0]);
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = isalnum((unsigned char)value[i]) && (unsigned char)value[i] < 128;
+        out[i] = (char)toupper((unsigned char)value[i]);
+    }
+    if (!ok)
+        return th_err_set(err, TH_EINVAL,
+                          "%s takes 1 to %d letters and digits starting with a letter (the "
+                          "invoice reference becomes PREFIX-<order number>), or none, not "
+                          "\"%.64s\"",
+                          name, STORE_REF_PREFIX_MAX, value);
+    out[n] = '\0';
+    static const char *const reserved[] = {"CN", "PAY", "TH", "OPEN"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (!strcmp(out, reserved[i]))
+            return th_err_set(err, TH_EINVAL,
+                              "%s cannot be %s: tarheel's own references start with CN-, PAY-, "
+                              "TH- and OPEN-; choose another",
+                              name, out);
+    if ((out[0] == 'S' || out[0] == 'Z') && out[1] && strspn(out + 1, "0123456789") == n - 1) {
+        char mine[32];
+        snprintf(mine, sizeof mine, "%c%lld", c->platform == MODEL_PLATFORM_ZID ? 'Z' : 'S',
+                 (long long)c->id);
+        if (strcmp(out, mine) != 0)
+            return th_err_set(err, TH_EINVAL,
+                              "%s %s is kept for the store tarheel numbers %s (S or Z and a "
+                              "number are the prefixes it gives); choose another",
+                              name, out, out + 1);
+    }
+    return 0;
+}
+
 int manage_setting_set(struct store_conn *c, const char *name, const char *value,
                        struct th_err *err)
 {
@@ -172,7 +223,7 @@ int manage_setting_set(struct store_conn *c, const char *name, const char *value
         return th_err_set(err, TH_EINVAL,
                           "%s is not a setting; the settings are trigger, customer_per_invoice, "
                           "number_by_order, financial_invoice, inventory_id, "
-                          "payment_account_id, stock_sync and stock_interval",
+                          "payment_account_id, stock_sync, stock_interval and reference_prefix",
                           name ? name : "(none)");
     if (!value) value = "";
     char *field = (char *)c + st->off;
@@ -214,6 +265,15 @@ int manage_setting_set(struct store_conn *c, const char *name, const char *value
                               "%s takes seconds between stock polls, %d to %d, not \"%.64s\"",
                               name, STORE_STOCK_INTERVAL_MIN, STORE_STOCK_INTERVAL_MAX, value);
         *(int64_t *)(void *)field = v;
+        return 0;
+    }
+    case K_PREFIX: {
+        char v[STORE_REF_PREFIX_MAX + 1];
+        int rc = prefix_parse(c, name, value, v, err);
+        if (rc) return rc;
+        char **f = (char **)(void *)field;
+        free(*f);
+        *f = xstrdup(v);
         return 0;
     }
     }

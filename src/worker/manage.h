@@ -63,6 +63,10 @@ int manage_retry_failed(struct store *s, int64_t conn_id, const char *who,
  *   stock_sync           on | off: push Qoyod's stock changes to the store
  *   stock_interval       seconds between stock polls, STORE_STOCK_INTERVAL_MIN to _MAX
  *                        (alias stock_interval_s)
+ *   reference_prefix     none, or 1 to STORE_REF_PREFIX_MAX letters and digits (kept in
+ *                        capitals; alias ref_prefix): what sets this store's Qoyod
+ *                        references apart on a shared account. Saving it is refused once
+ *                        an order was sent (store_conn_put_settings).
  * Returns 0, or TH_EINVAL (c unchanged) with a message that starts with the
  * name as given and says what is allowed.
  */

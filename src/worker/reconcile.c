@@ -9,8 +9,15 @@
  *  - tarheel's invoices are recognised by what tarheel writes: the
  *    description "<platform> order <number>" or a reference
  *    "TH-<platform>-<id>". An invoice matches an order by its reference
- *    (transfer_reference) or by that description, so an invoice typed by
- *    hand for an order that tarheel also sent shows up as a duplicate.
+ *    (the one recorded when it was sent, else transfer_reference) or by
+ *    that description, so an invoice typed by hand for an order that
+ *    tarheel also sent shows up as a duplicate.
+ *  - Several stores on one Qoyod account: every store but one has a
+ *    reference prefix P (store_conn.ref_prefix), its references "P-…" and
+ *    its descriptions "<platform> order P-…". A store with a prefix owns
+ *    only those; the store without one owns the rest of its platform's,
+ *    less those carrying another store's prefix. So no store counts
+ *    another's invoice as its own, or as one with no order.
  *  - Invoices are listed by issue date over the range (tarheel dates an
  *    invoice on the order's Riyadh day); credit notes from the range's
  *    first day to today, since a return can come weeks later.
@@ -103,11 +110,50 @@ static void riyadh_today(char out[11])
     strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
-/* Is this one of tarheel's invoices for the connection's platform? */
-static int ours(const struct qoyod_doc *d, const char *platform)
+/* The reference prefixes of the other stores on the connection's Qoyod
+ * account ("" entries left out). */
+struct siblings {
+    const struct store_conn *c;
+    size_t n;
+    char (*prefix)[STORE_REF_PREFIX_MAX + 1];
+};
+
+static int same_text(const char *a, const char *b)
 {
+    return !strcmp(a ? a : "", b ? b : "");
+}
+
+static void add_sibling(void *arg, const struct store_conn *o)
+{
+    struct siblings *sb = arg;
+    if (o->id == sb->c->id || !o->ref_prefix || !*o->ref_prefix) return;
+    if (!same_text(o->qoyod_base, sb->c->qoyod_base) ||
+        !same_text(o->qoyod_api_key, sb->c->qoyod_api_key))
+        return;
+    sb->prefix = xrealloc(sb->prefix, (sb->n + 1) * sizeof *sb->prefix);
+    snprintf(sb->prefix[sb->n++], sizeof *sb->prefix, "%s", o->ref_prefix);
+}
+
+/* Does text s start with "<head>P-" (head may be "")? */
+static int starts_prefixed(const char *s, const char *head, const char *p)
+{
+    size_t h = strlen(head), l = strlen(p);
+    return !strncmp(s, head, h) && !strncmp(s + h, p, l) && s[h + l] == '-';
+}
+
+/* Is this one of tarheel's invoices for this connection? */
+static int ours(const struct qoyod_doc *d, const struct store_conn *c, const struct siblings *sb)
+{
+    const char *platform = model_platform_name(c->platform);
     char p1[48], p2[48];
     snprintf(p1, sizeof p1, "%s order ", platform);
+    if (c->ref_prefix && *c->ref_prefix)
+        return starts_prefixed(d->reference, "", c->ref_prefix) ||
+               starts_prefixed(d->description, p1, c->ref_prefix);
+    for (size_t i = 0; i < sb->n; i++)
+        if (starts_prefixed(d->reference, "", sb->prefix[i]) ||
+            starts_prefixed(d->description, p1, sb->prefix[i]))
+            return 0;
     snprintf(p2, sizeof p2, "TH-%s-", platform);
     return !strncmp(d->description, p1, strlen(p1)) || !strncmp(d->reference, p2, strlen(p2));
 }
@@ -190,13 +236,19 @@ static int read_orders(const struct reconcile_env *env, const struct store_conn 
             memset(r, 0, sizeof *r);
             r->id = o->order_id;
             snprintf(r->number, sizeof r->number, "%s", o->number ? o->number : "");
-            transfer_reference(c, o, r->ref, sizeof r->ref);
-            snprintf(r->desc, sizeof r->desc, "%s order %s", model_platform_name(o->platform),
-                     r->number);
+            struct transfer_texts tx;
+            struct qoyod_invoice_spec spec;
+            transfer_invoice_spec(c, o, 0, NULL, 0, &tx, &spec);
+            snprintf(r->desc, sizeof r->desc, "%s", tx.desc);
             r->total = o->total;
             struct th_err e;
             r->known = store_order_get(env->store, c->id, o->order_id, &r->so, &e) == 0;
             if (!r->known) memset(&r->so, 0, sizeof r->so);
+            /* The reference it was sent with, whatever the settings now. */
+            snprintf(r->ref, sizeof r->ref, "%s",
+                     r->known && r->so.qoyod_reference && *r->so.qoyod_reference
+                         ? r->so.qoyod_reference
+                         : tx.ref);
             int transferred = r->known && r->so.xfer == STORE_XFER_TRANSFERRED;
             int reversed = o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED;
             int automatic = transfer_triggered(c->trigger, o->status) &&
@@ -257,6 +309,8 @@ int reconcile_run(const struct reconcile_env *env, int64_t conn_id, const char *
         rc = qoyod_credit_notes_list(q, from, strcmp(today, from) > 0 ? today : from, &cns, &ncn,
                                      err);
     qoyod_free(q);
+    struct siblings sb = {.c = &c};
+    if (rc == 0) rc = store_conn_list(env->store, add_sibling, &sb, err);
     if (rc) goto out;
 
     const char *pname = model_platform_name(c.platform);
@@ -264,7 +318,7 @@ int reconcile_run(const struct reconcile_env *env, int64_t conn_id, const char *
     char *used = xcalloc(ninv ? ninv : 1, 1);
     out->orders = norders;
     for (size_t i = 0; i < ninv; i++)
-        if (ours(&invs[i], pname)) {
+        if (ours(&invs[i], &c, &sb)) {
             out->invoices++;
             out->invoiced_total += invs[i].total;
         }
@@ -341,12 +395,13 @@ int reconcile_run(const struct reconcile_env *env, int64_t conn_id, const char *
                      money_format(credited, b, sizeof b));
     }
     for (size_t k = 0; k < ninv; k++)
-        if (!used[k] && ours(&invs[k], pname))
+        if (!used[k] && ours(&invs[k], &c, &sb))
             add_item(out, RECONCILE_NO_ORDER, NULL, &invs[k], 0, invs[k].total,
                      "invoice %s (\"%s\", issued %s) matches no %s order created in the range",
                      invs[k].reference, invs[k].description, invs[k].date, pname);
     free(used);
 out:
+    free(sb.prefix);
     for (size_t i = 0; i < norders; i++) store_order_release(&orders[i].so);
     free(orders);
     free(invs);

@@ -69,10 +69,21 @@ int transfer_edge_ok(enum store_xfer from, enum store_xfer to)
 void transfer_reference(const struct store_conn *c, const struct model_order *o, char *out,
                         size_t n)
 {
+    const char *p = c->ref_prefix && *c->ref_prefix ? c->ref_prefix : NULL;
     if (c->number_by_order && o->number && *o->number)
-        snprintf(out, n, "%s", o->number);
+        snprintf(out, n, "%s%s%s", p ? p : "", p ? "-" : "", o->number);
     else
-        snprintf(out, n, "TH-%s-%lld", model_platform_name(o->platform), (long long)o->order_id);
+        snprintf(out, n, "%s%sTH-%s-%lld", p ? p : "", p ? "-" : "",
+                 model_platform_name(o->platform), (long long)o->order_id);
+}
+
+/* The order's number as its Qoyod texts show it: "P-<number>" with the
+ * connection's reference prefix P. */
+static void shown_number(const struct store_conn *c, const struct model_order *o, char *out,
+                         size_t n)
+{
+    const char *p = c->ref_prefix && *c->ref_prefix ? c->ref_prefix : NULL;
+    snprintf(out, n, "%s%s%.60s", p ? p : "", p ? "-" : "", o->number ? o->number : "");
 }
 
 /* The one place a transfer state changes: refuses edges not in the diagram. */
@@ -456,8 +467,9 @@ void transfer_invoice_spec(const struct store_conn *c, const struct model_order 
 {
     transfer_reference(c, o, t->ref, sizeof t->ref);
     riyadh_date(o->created_at, t->date);
-    snprintf(t->desc, sizeof t->desc, "%s order %s", model_platform_name(o->platform),
-             o->number ? o->number : "");
+    char num[80];
+    shown_number(c, o, num, sizeof num);
+    snprintf(t->desc, sizeof t->desc, "%s order %s", model_platform_name(o->platform), num);
     *out = (struct qoyod_invoice_spec){
         .contact_id = contact_id,
         .reference = t->ref,
@@ -573,8 +585,14 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
     struct pace pace = {env, c->id, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
     if (env->limit || env->job_id) qoyod_set_pace(q, pace_wait, &pace);
     struct lines ls = {0};
+    /* The reference recorded when the order was first sent (transfer_run),
+     * so a settings change between attempts cannot make the lookup miss an
+     * invoice an earlier attempt created. */
     char ref[160];
-    transfer_reference(c, o, ref, sizeof ref);
+    if (so->qoyod_reference && *so->qoyod_reference)
+        snprintf(ref, sizeof ref, "%s", so->qoyod_reference);
+    else
+        transfer_reference(c, o, ref, sizeof ref);
     int look_first = so->attempts > 1;
     struct qoyod_invoice_info inv = {0};
     int64_t contact = 0;
@@ -599,6 +617,8 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
     struct transfer_texts tx;
     struct qoyod_invoice_spec spec;
     transfer_invoice_spec(c, o, contact, ls.l, ls.n, &tx, &spec);
+    snprintf(tx.ref, sizeof tx.ref, "%s", ref);
+    spec.reference = tx.ref;
     int looked_up_failed = 0; /* whether the invoice exists is still unknown */
     th_crash_point("invoice.sending");
     rc = qoyod_invoice_create(q, &spec, &inv, err);
@@ -830,8 +850,10 @@ void transfer_credit_spec(const struct store_conn *c, const struct model_order *
     /* Dated the day the store last changed the order (the return), in
      * Riyadh. */
     riyadh_date(o->updated_at ? o->updated_at : o->created_at, t->date);
-    snprintf(t->desc, sizeof t->desc, "%s order %.40s: %.100s", model_platform_name(o->platform),
-             o->number ? o->number : "", cn->reason[0] ? cn->reason : "returned");
+    char num[80];
+    shown_number(c, o, num, sizeof num);
+    snprintf(t->desc, sizeof t->desc, "%s order %.50s: %.90s", model_platform_name(o->platform),
+             num, cn->reason[0] ? cn->reason : "returned");
     *out = (struct qoyod_credit_spec){.contact_id = contact_id,
                                       .invoice_id = invoice_id,
                                       .reference = t->ref,
@@ -1369,6 +1391,15 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     }
 
     so.attempts++;
+    /* The reference is fixed before the first remote call and recorded
+     * with the TRANSFERRING state: every later attempt looks up and sends
+     * this one (deliver), and the order's credit notes follow it. */
+    if (!so.qoyod_reference || !*so.qoyod_reference) {
+        char ref[160];
+        transfer_reference(&c, o, ref, sizeof ref);
+        free(so.qoyod_reference);
+        so.qoyod_reference = xstrdup(ref);
+    }
     if ((rc = set_state(env->store, &so, STORE_XFER_TRANSFERRING, 0, NULL, err)) != 0) {
         plan_release(&pl);
         goto out;
@@ -1393,18 +1424,14 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     }
     plan_release(&pl);
     if (drc == 0) {
-        char ref[160];
-        transfer_reference(&c, o, ref, sizeof ref);
         so.qoyod_invoice_id = d.invoice_id;
         so.qoyod_payment_id = d.payment_id;
         so.qoyod_total = d.qoyod_total;
-        free(so.qoyod_reference);
-        so.qoyod_reference = xstrdup(ref);
         rc = set_state(env->store, &so, STORE_XFER_TRANSFERRED, 0, NULL, err);
         if (rc == 0) th_crash_point("order.transferred");
         log_info("transfer_done", "conn=%lld order=%lld invoice=%lld ref=%s attempts=%d",
-                 (long long)conn_id, (long long)order_id, (long long)d.invoice_id, ref,
-                 so.attempts);
+                 (long long)conn_id, (long long)order_id, (long long)d.invoice_id,
+                 so.qoyod_reference, so.attempts);
         /* Partly returned already: its credit notes follow at once. */
         if (rc == 0 && transfer_credit_needed(o)) rc = credit_step(env, &c, o, &so, res, err);
     } else if (drc == TH_ETEMP && d.last_status == 429) {

@@ -87,8 +87,12 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
                  struct transfer_result *res, struct th_err *err) TH_MUST_CHECK;
 
 /* The Qoyod invoice reference for an order: the order number when the
- * connection numbers invoices by order number, else "TH-<platform>-<id>".
- * Writes into out (size n). */
+ * connection numbers invoices by order number, else "TH-<platform>-<id>";
+ * with the connection's reference prefix P (store_conn.ref_prefix, set only
+ * when another store shares the Qoyod account) "P-" in front. Writes into
+ * out (size n). An order keeps the reference it was first sent with
+ * (store_order.qoyod_reference, recorded before the first remote call),
+ * whatever its connection's settings become later. */
 void transfer_reference(const struct store_conn *c, const struct model_order *o, char *out,
                         size_t n);
 
@@ -101,7 +105,9 @@ struct transfer_texts {
 
 /* The invoice tarheel asks Qoyod for: order o of connection c, customer
  * contact_id, lines (borrowed). Its reference is transfer_reference, its
- * date the order's day in Riyadh, its text "<platform> order <number>". */
+ * date the order's day in Riyadh, its text "<platform> order <number>"
+ * ("<platform> order P-<number>" with a reference prefix P, so the stores
+ * sharing an account tell their invoices apart by text too). */
 void transfer_invoice_spec(const struct store_conn *c, const struct model_order *o,
                            int64_t contact_id, const struct qoyod_line_spec *lines, size_t n,
                            struct transfer_texts *t, struct qoyod_invoice_spec *out);

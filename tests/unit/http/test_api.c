@@ -1157,6 +1157,22 @@ static void test_settings(void **state)
     want_bool(&r, "financial_invoice", 0);
     want_int(&r, "inventory_id", 3);
     want_int(&r, "payment_account_id", 9);
+    want_str(&r, "reference_prefix", ""); /* the first store on its Qoyod account */
+    resp_release(&r);
+    /* Shop Two shares Shop One's Qoyod account: it was given a prefix, and
+     * as one of its orders was sent, the prefix stays (409). */
+    char path[64], want[16];
+    snprintf(path, sizeof path, "/api/v1/connections/%lld/settings", (long long)f->c2);
+    snprintf(want, sizeof want, "S%lld", (long long)f->c2);
+    call(f, "GET", path, NULL, &r);
+    want_str(&r, "reference_prefix", want);
+    resp_release(&r);
+    call(f, "PATCH", path, "{\"reference_prefix\":\"two\"}", &r);
+    want_error(&r, 409, "TH_ECONFLICT");
+    want_contains(&r, "error.message", "already sent to Qoyod");
+    resp_release(&r);
+    call(f, "PATCH", path, "{\"reference_prefix\":\"PAY\"}", &r);
+    want_error(&r, 400, "TH_EINVAL");
     resp_release(&r);
 
     call(f, "PATCH", "/api/v1/connections/1/settings",

@@ -70,7 +70,9 @@ static void must(int rc, const struct th_err *err)
 #define UNDO_7 UNDO_9 "ALTER TABLE orders DROP COLUMN credit; ALTER TABLE orders DROP COLUMN credited; "
 /* ... and from 9 to 8 (shared limits and leases; 8's users table is made
  * IF NOT EXISTS, so it may stay). */
-#define UNDO_9 "DROP TABLE accounts; DROP TABLE leases; DROP INDEX jobs_leased; "
+#define UNDO_9 UNDO_10 "DROP TABLE accounts; DROP TABLE leases; DROP INDEX jobs_leased; "
+/* ... and from 10 to 9 (the connections' reference prefixes). */
+#define UNDO_10 "ALTER TABLE connections DROP COLUMN ref_prefix; "
 
 static void open_store(struct fx *f)
 {
@@ -2129,6 +2131,167 @@ static void pg_run_end(void)
     free(sql);
 }
 
+/* The reference prefix connection id has now. */
+static char *prefix_of(struct fx *f, int64_t id)
+{
+    struct store_conn c = {0};
+    struct th_err err = {0};
+    must(store_conn_get(f->s, id, &c, &err), &err);
+    assert_non_null(c.ref_prefix);
+    char *p = xstrdup(c.ref_prefix);
+    store_conn_release(&c);
+    return p;
+}
+
+static void assert_prefix(struct fx *f, int64_t id, const char *want)
+{
+    char *p = prefix_of(f, id);
+    if (strcmp(p, want) != 0)
+        fail_msg("connection %lld: reference prefix \"%s\", expected \"%s\"", (long long)id, p,
+                 want);
+    free(p);
+}
+
+/* store_conn_put_settings with one change: the prefix given (NULL: none
+ * given) and the trigger. */
+static int set_prefix(struct fx *f, int64_t id, const char *prefix, enum model_status trigger,
+                      struct th_err *err)
+{
+    struct store_conn c = {0};
+    must(store_conn_get(f->s, id, &c, err), err);
+    free(c.ref_prefix);
+    c.ref_prefix = prefix ? xstrdup(prefix) : NULL;
+    c.trigger = trigger;
+    int rc = store_conn_put_settings(f->s, &c, err);
+    store_conn_release(&c);
+    return rc;
+}
+
+/* Two stores on one Qoyod account never share references: the first keeps
+ * none (its references stay the order numbers), a store that joins the
+ * account gets "S<id>"/"Z<id>", by connecting or by a settings change of
+ * its key; a merchant's prefix is unique on the account and changes only
+ * before any order was sent, and a refused change writes nothing. */
+static void test_ref_prefix(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    char want[32];
+    assert_prefix(f, f->conn.id, ""); /* alone on its account */
+
+    struct store_conn b, z, other;
+    conn_fill(&b, 2002); /* same key as f->conn */
+    must(store_conn_put(f->s, &b, &err), &err);
+    assert_null(b.ref_prefix); /* c is not changed */
+    snprintf(want, sizeof want, "S%lld", (long long)b.id);
+    assert_prefix(f, b.id, want);
+    assert_prefix(f, f->conn.id, "");
+    conn_fill(&z, 3003);
+    z.platform = MODEL_PLATFORM_ZID;
+    must(store_conn_put(f->s, &z, &err), &err);
+    snprintf(want, sizeof want, "Z%lld", (long long)z.id);
+    assert_prefix(f, z.id, want);
+    conn_fill(&other, 4004);
+    free(other.qoyod_api_key);
+    other.qoyod_api_key = xstrdup("qk-other-account");
+    must(store_conn_put(f->s, &other, &err), &err);
+    assert_prefix(f, other.id, "");
+
+    /* the merchant's own prefix */
+    must(set_prefix(f, b.id, "SHOP2", MODEL_STATUS_READY, &err), &err);
+    assert_prefix(f, b.id, "SHOP2");
+    must(set_prefix(f, other.id, "SHOP2", MODEL_STATUS_NEW, &err), &err); /* another account */
+    assert_prefix(f, other.id, "SHOP2");
+    assert_int_equal(set_prefix(f, z.id, "SHOP2", MODEL_STATUS_READY, &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "already uses the reference prefix \"SHOP2\""));
+    assert_int_equal(set_prefix(f, b.id, "", MODEL_STATUS_READY, &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "only one store of an account goes without"));
+    /* none given: unchanged, the rest saved */
+    must(set_prefix(f, f->conn.id, NULL, MODEL_STATUS_IN_TRANSIT, &err), &err);
+    assert_prefix(f, f->conn.id, "");
+
+    /* a reconnect (store_conn_put of a fresh struct) keeps the prefix */
+    struct store_conn again;
+    conn_fill(&again, 2002);
+    must(store_conn_put(f->s, &again, &err), &err);
+    assert_int_equal(again.id, b.id);
+    assert_prefix(f, b.id, "SHOP2");
+
+    /* once an order was sent, the prefix stays, and nothing else is saved */
+    struct store_order o = order_make(b.id, 77, 1706700000, STORE_XFER_TRANSFERRING);
+    must(store_order_put(f->s, &o, &err), &err);
+    store_order_release(&o);
+    assert_int_equal(set_prefix(f, b.id, "SHOP3", MODEL_STATUS_NEW, &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "1 of its orders were already sent"));
+    assert_prefix(f, b.id, "SHOP2");
+    struct store_conn got = {0};
+    must(store_conn_get(f->s, b.id, &got, &err), &err);
+    assert_int_equal(got.trigger, MODEL_STATUS_COMPLETED); /* the reconnect's */
+    store_conn_release(&got);
+    /* a failed order that was never sent does not count */
+    o = order_make(z.id, 78, 1706700000, STORE_XFER_FAILED);
+    free(o.qoyod_reference);
+    o.qoyod_reference = NULL;
+    must(store_order_put(f->s, &o, &err), &err);
+    store_order_release(&o);
+    must(set_prefix(f, z.id, "ZID", MODEL_STATUS_NEW, &err), &err);
+    assert_prefix(f, z.id, "ZID");
+
+    /* joining the account by a settings change of the key */
+    must(store_conn_get(f->s, other.id, &got, &err), &err);
+    free(got.qoyod_api_key);
+    got.qoyod_api_key = xstrdup("qk-1");
+    free(got.ref_prefix);
+    got.ref_prefix = xstrdup(""); /* SHOP2 is taken there: give it up */
+    must(store_conn_put_settings(f->s, &got, &err), &err);
+    store_conn_release(&got);
+    snprintf(want, sizeof want, "S%lld", (long long)other.id);
+    assert_prefix(f, other.id, want);
+    assert_prefix(f, f->conn.id, "");
+
+    store_conn_release(&b);
+    store_conn_release(&z);
+    store_conn_release(&other);
+    store_conn_release(&again);
+}
+
+/* A database of schema 9 with stores already sharing a Qoyod account: each
+ * that sent nothing gets its default prefix, the one whose references
+ * Qoyod holds keeps none. */
+static void test_migration_9_to_10_prefixes_shared_accounts(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_conn b, c, d;
+    conn_fill(&b, 2002); /* f->conn's account */
+    conn_fill(&c, 3003);
+    conn_fill(&d, 4004);
+    free(d.qoyod_api_key);
+    d.qoyod_api_key = xstrdup("qk-alone");
+    must(store_conn_put(f->s, &b, &err), &err);
+    must(store_conn_put(f->s, &c, &err), &err);
+    must(store_conn_put(f->s, &d, &err), &err);
+    /* b has sent an order, f->conn (older) and c have not */
+    struct store_order o = order_make(b.id, 90, 1706700000, STORE_XFER_TRANSFERRED);
+    must(store_order_put(f->s, &o, &err), &err);
+    store_order_release(&o);
+    store_close(f->s);
+    f->s = NULL;
+    raw_exec(f, UNDO_10 "PRAGMA user_version = 9");
+    open_store(f);
+    assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
+    char want[32];
+    snprintf(want, sizeof want, "S%lld", (long long)f->conn.id);
+    assert_prefix(f, f->conn.id, want);
+    assert_prefix(f, b.id, "");
+    snprintf(want, sizeof want, "S%lld", (long long)c.id);
+    assert_prefix(f, c.id, want);
+    assert_prefix(f, d.id, "");
+    store_conn_release(&b);
+    store_conn_release(&c);
+    store_conn_release(&d);
+}
+
 int main(int argc, char **argv)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -2138,6 +2301,7 @@ int main(int argc, char **argv)
         T(test_conn_put_get_find),
         T(test_conn_update_and_unique),
         T(test_conn_list),
+        T(test_ref_prefix),
         T(test_ingest_creates_job),
         T(test_ingest_duplicate),
         T(test_two_events_one_job),
@@ -2171,6 +2335,7 @@ int main(int argc, char **argv)
         T(test_migration_2_to_3_keeps_events),
         T(test_migration_4_to_5_adds_order_tax),
         T(test_migration_6_to_7_adds_order_credit),
+        T(test_migration_9_to_10_prefixes_shared_accounts),
         T(test_sqlite_file),
         T(test_sqlite_disk_full),
     };

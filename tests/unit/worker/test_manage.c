@@ -210,12 +210,61 @@ static void test_settings(void **state)
     assert_int_equal(c.payment_account_id, 9);
 }
 
+/* The reference prefix: capitals, none, the reserved starts, the defaults
+ * of other stores, and what is not letters and digits. */
+static void test_reference_prefix(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *want; /* want NULL: refused */
+        const char *in_msg;
+    } cases[] = {
+        {"shop2", "SHOP2", NULL},
+        {"none", "", NULL},
+        {"", "", NULL},
+        {"Z7", "Z7", NULL},      /* this store's own default */
+        {"Zx7", "ZX7", NULL},
+        {"ABCDEFGH", "ABCDEFGH", NULL},
+        {"Z8", NULL, "reference_prefix Z8 is kept for the store tarheel numbers 8"},
+        {"s7", NULL, "reference_prefix S7 is kept"},
+        {"cn", NULL, "reference_prefix cannot be CN"},
+        {"PAY", NULL, "reference_prefix cannot be PAY"},
+        {"open", NULL, "reference_prefix cannot be OPEN"},
+        {"9AB", NULL, "reference_prefix takes 1 to 8 letters and digits"},
+        {"AB-1", NULL, "reference_prefix takes"},
+        {"ABCDEFGHI", NULL, "reference_prefix takes"},
+        {"\xd8\xb3\xd9\x84", NULL, "reference_prefix takes"},
+    };
+    struct store_conn c = {.id = 7, .platform = MODEL_PLATFORM_ZID};
+    c.ref_prefix = xstrdup("OLD");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        free(c.ref_prefix);
+        c.ref_prefix = xstrdup("OLD");
+        struct th_err err = {0};
+        int rc = manage_setting_set(&c, "reference_prefix", cases[i].value, &err);
+        if (cases[i].want) {
+            if (rc) fail_msg("%s: refused: %s", cases[i].value, err.msg);
+            assert_string_equal(c.ref_prefix, cases[i].want);
+        } else {
+            if (rc != TH_EINVAL) fail_msg("%s: accepted as %s", cases[i].value, c.ref_prefix);
+            if (strncmp(err.msg, cases[i].in_msg, strlen(cases[i].in_msg)) != 0)
+                fail_msg("%s: message \"%s\"", cases[i].value, err.msg);
+            assert_string_equal(c.ref_prefix, "OLD");
+        }
+    }
+    struct th_err err = {0};
+    assert_int_equal(manage_setting_set(&c, "ref-prefix", "b2", &err), 0); /* the alias */
+    assert_string_equal(c.ref_prefix, "B2");
+    free(c.ref_prefix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+        cmocka_unit_test(test_reference_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

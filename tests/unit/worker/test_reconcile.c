@@ -430,6 +430,239 @@ static void test_zid_returns_reconcile(void **state)
     json_decref(ids);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Several stores on one Qoyod account (issue 8)                            */
+
+#define SALLA_STORE_B 4343
+
+/* The order numbers of the listed orders (ids in ids), as the store shows. */
+static void salla_numbers(struct sim *shop, json_t **orders)
+{
+    struct tt_resp r;
+    tt_http("GET", tt_url(shop, "/_sim/salla/orders"), NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    *orders = json_incref(json_object_get(r.json, "orders"));
+    if (!*orders) *orders = json_incref(json_object_get(r.json, "data"));
+    tt_resp_release(&r);
+    assert_non_null(*orders);
+}
+
+/* Transfers every order of connection conn (ids) and runs the jobs. */
+static void transfer_all(struct fx *f, int64_t conn, const int64_t *ids, size_t n,
+                         const char *tag)
+{
+    struct th_err err;
+    for (size_t i = 0; i < n; i++) {
+        char key[48];
+        int dup = 0;
+        snprintf(key, sizeof key, "%s%zu", tag, i);
+        must(store_event_ingest(f->store, conn, key, "order.updated", ids[i], "{}", 2, &dup, &err),
+             &err);
+    }
+    drain(f);
+}
+
+static int qoyod_invoices_by_ref(struct fx *f, const char *ref)
+{
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->qoyod, "/2.0/invoices?q%%5Breference_eq%%5D=%s", ref), h, NULL, &r);
+    int n = r.status == 200 ? (int)json_array_size(json_object_get(r.json, "invoices")) : 0;
+    if (r.status != 200 && r.status != 404) fail_msg("invoice lookup: %ld %s", r.status, r.body);
+    tt_resp_release(&r);
+    return n;
+}
+
+static void reconcile_conn(struct fx *f, int64_t conn, struct reconcile_report *r)
+{
+    struct reconcile_env env = {.store = f->store, .platform_http = httpc_new(NULL)};
+    struct th_err err;
+    must(reconcile_run(&env, conn, FROM, TO, r, &err), &err);
+    httpc_free(env.platform_http);
+}
+
+/*
+ * Three stores on ONE Qoyod account whose orders carry the same numbers:
+ * Salla store A (the first on the account), Salla store B (another Salla
+ * store: the same numbers and the same "salla order N" text) and Zid store
+ * C. "Invoice number = order number" is on for all three. Each order gets
+ * exactly one invoice of its own, with lost answers, a reset, a 503 and a
+ * resend by hand along the way; A's references stay the bare order numbers;
+ * each store reconciles to zero (no invoice of another store taken for its
+ * own, none reported as "no order").
+ */
+static void test_shared_account_colliding_numbers(void **state)
+{
+    struct fx *f = *state; /* Salla store A, connected first */
+    enum { N = 4 };
+    struct th_err err;
+    json_t *ids = generate(f, N, FROM, TO);
+    json_t *a_orders;
+    salla_numbers(f->shop, &a_orders);
+    assert_int_equal(json_array_size(a_orders), N);
+
+    /* Salla store B: another store (own emulator) with the same orders,
+     * numbers included. */
+    struct sim *shop_b = tt_sim_start(&salla_sim_ops, (const char *[]){"rate-limit-plan", "off",
+                                                                       NULL});
+    struct tt_resp r;
+    tt_http("POST", tt_url(shop_b, "/_sim/salla/install"), NULL, "{\"store_id\":4343}", &r);
+    assert_int_equal(r.status, 200);
+    struct store_conn b = {0};
+    b.platform = MODEL_PLATFORM_SALLA;
+    b.store_id = SALLA_STORE_B;
+    b.access_token = xstrdup(json_string_value(json_object_get(r.json, "access_token")));
+    b.api_base = xasprintf("%s/admin/v2", sim_base_url(shop_b));
+    tt_resp_release(&r);
+    int64_t a_ids[N], c_ids[2 * N];
+    char numbers[N][32];
+    size_t i;
+    json_t *o;
+    json_array_foreach(a_orders, i, o) {
+        a_ids[i] = json_integer_value(json_object_get(o, "id"));
+        json_t *rid = json_object_get(o, "reference_id");
+        if (json_is_integer(rid))
+            snprintf(numbers[i], sizeof numbers[i], "%lld", (long long)json_integer_value(rid));
+        else
+            snprintf(numbers[i], sizeof numbers[i], "%s", json_string_value(rid));
+        char *body = json_dumps(o, JSON_COMPACT);
+        tt_http("POST", tt_url(shop_b, "/_sim/salla/orders?store_id=4343"), NULL, body, &r);
+        free(body);
+        assert_int_equal(r.status, 201);
+        tt_resp_release(&r);
+    }
+
+    /* Zid store C: orders renumbered to A's numbers, plus the generated
+     * ones (numbers of their own). */
+    struct sim *zid = tt_sim_start(&zid_sim_ops, (const char *[]){"rate-limit", "0", NULL});
+    tt_http("POST", tt_url(zid, "/_sim/zid/install"), NULL, "{\"store_id\":251073}", &r);
+    assert_int_equal(r.status, 200);
+    struct store_conn c = {0};
+    c.platform = MODEL_PLATFORM_ZID;
+    c.store_id = ZID_STORE;
+    c.access_token = xstrdup(json_string_value(json_object_get(r.json, "authorization")));
+    c.manager_token = xstrdup(json_string_value(json_object_get(r.json, "access_token")));
+    c.api_base = xasprintf("%s/v1", sim_base_url(zid));
+    c.webhook_strategy = xstrdup("basic");
+    tt_resp_release(&r);
+    char gen[128];
+    /* (Zid's times are UTC: a day short of TO keeps every order inside the
+     * range's Riyadh days.) */
+    snprintf(gen, sizeof gen, "{\"store_id\":%d,\"count\":%d,\"from\":\"%s\",\"to\":\"%s\"}",
+             ZID_STORE, N, FROM, "2026-11-04");
+    tt_http("POST", tt_url(zid, "/_sim/zid/generate"), NULL, gen, &r);
+    assert_true(r.status == 200 || r.status == 201);
+    tt_resp_release(&r);
+    tt_http("GET", tt_url(zid, "/_sim/zid/orders"), NULL, NULL, &r);
+    json_t *z_orders = json_incref(json_object_get(r.json, "orders"));
+    tt_resp_release(&r);
+    assert_int_equal(json_array_size(z_orders), N);
+    json_array_foreach(z_orders, i, o) {
+        c_ids[N + i] = json_integer_value(json_object_get(o, "id"));
+        json_t *copy = json_deep_copy(o);
+        c_ids[i] = strtoll(numbers[i], NULL, 10);
+        json_object_set_new(copy, "id", json_integer(c_ids[i]));
+        json_object_set_new(copy, "store_id", json_integer(ZID_STORE));
+        char *body = json_dumps(copy, JSON_COMPACT);
+        json_decref(copy);
+        tt_http("POST", tt_url(zid, "/_sim/zid/orders"), NULL, body, &r);
+        free(body);
+        assert_int_equal(r.status, 201);
+        tt_resp_release(&r);
+    }
+
+    /* B and C join A's Qoyod account, with A's settings. */
+    struct store_conn *cs[2] = {&b, &c};
+    for (int k = 0; k < 2; k++) {
+        cs[k]->status = xstrdup("active");
+        cs[k]->qoyod_base = xstrdup(f->conn.qoyod_base);
+        cs[k]->qoyod_api_key = xstrdup(KEY);
+        cs[k]->inventory_id = 1;
+        cs[k]->trigger = MODEL_STATUS_NEW;
+        cs[k]->number_by_order = 1;
+        cs[k]->webhook_secret = xstrdup("unused");
+        must(store_conn_put(f->store, cs[k], &err), &err);
+    }
+    struct store_conn got;
+    char prefix[3][16];
+    int64_t conns[3] = {f->conn.id, b.id, c.id};
+    for (int k = 0; k < 3; k++) {
+        must(store_conn_get(f->store, conns[k], &got, &err), &err);
+        snprintf(prefix[k], sizeof prefix[k], "%s", got.ref_prefix ? got.ref_prefix : "");
+        store_conn_release(&got);
+    }
+    assert_string_equal(prefix[0], ""); /* the first store's references are unchanged */
+    assert_string_not_equal(prefix[1], "");
+    assert_string_not_equal(prefix[2], "");
+    assert_string_not_equal(prefix[1], prefix[2]);
+
+    /* A, then B with lost answers on its invoices, then C with a reset and
+     * a 503: every create that collides on today's references would be
+     * refused as a duplicate or settled by another store's invoice. */
+    transfer_all(f, f->conn.id, a_ids, N, "a");
+    tt_faults(f->qoyod, "{\"match\":\"POST /2.0/invoices\",\"mode\":\"commit_then_drop\","
+                        "\"count\":2}");
+    transfer_all(f, b.id, a_ids, N, "b");
+    tt_faults(f->qoyod, "{\"faults\":[{\"match\":\"POST /2.0/invoices\",\"mode\":\"reset\","
+                        "\"count\":1},{\"match\":\"POST /2.0/invoices\",\"mode\":\"error\","
+                        "\"status\":503,\"count\":1}]}");
+    transfer_all(f, c.id, c_ids, 2 * N, "c");
+    assert_true(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", 503) == 1);
+    /* and B's orders sent again by hand */
+    int posts = tt_count_requests(f->qoyod, "POST", "/2.0/invoices", -2);
+    for (i = 0; i < N; i++) must(store_job_enqueue(f->store, b.id, a_ids[i], &err), &err);
+    drain(f);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", -2), posts);
+
+    /* Exactly one invoice per order, each its own. */
+    for (i = 0; i < N; i++) {
+        char ref[64];
+        int64_t inv[3];
+        for (int k = 0; k < 3; k++) {
+            if (prefix[k][0])
+                snprintf(ref, sizeof ref, "%s-%s", prefix[k], numbers[i]);
+            else
+                snprintf(ref, sizeof ref, "%s", numbers[i]);
+            if (qoyod_invoices_by_ref(f, ref) != 1)
+                fail_msg("%d invoices with reference %s", qoyod_invoices_by_ref(f, ref), ref);
+            struct store_order so;
+            must(store_order_get(f->store, conns[k], k == 2 ? c_ids[i] : a_ids[i], &so, &err),
+                 &err);
+            assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+            assert_string_equal(so.qoyod_reference, ref);
+            inv[k] = so.qoyod_invoice_id;
+            store_order_release(&so);
+        }
+        assert_true(inv[0] != inv[1] && inv[1] != inv[2] && inv[0] != inv[2]);
+    }
+    /* Nothing else: A's N, B's N, C's 2N. */
+    const char *h[] = {"API-KEY: " KEY, NULL};
+    tt_http("GET", tt_url(f->qoyod, "/2.0/invoices?per_page=100"), h, NULL, &r);
+    assert_int_equal(json_array_size(json_object_get(r.json, "invoices")), 4 * N);
+    tt_resp_release(&r);
+
+    /* Each store reconciles to zero, counting only its own invoices. */
+    size_t want[3] = {N, N, 2 * N};
+    for (int k = 0; k < 3; k++) {
+        struct reconcile_report rr;
+        reconcile_conn(f, conns[k], &rr);
+        if (rr.differences || rr.orders != want[k]) print(&rr);
+        assert_int_equal(rr.differences, 0);
+        assert_int_equal(rr.orders, want[k]);
+        assert_int_equal(rr.invoices, want[k]);
+        assert_int_equal(rr.invoiced_total, rr.store_total);
+        reconcile_report_release(&rr);
+    }
+
+    json_decref(ids);
+    json_decref(a_orders);
+    json_decref(z_orders);
+    store_conn_release(&b);
+    store_conn_release(&c);
+    tt_sim_stop(zid);
+    tt_sim_stop(shop_b);
+}
+
 /* Bad ranges are refused before anything is read. */
 static void test_refusals(void **state)
 {
@@ -454,6 +687,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_salla_zero_then_each_planted_difference, setup_salla,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_zid_returns_reconcile, setup_zid, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_account_colliding_numbers, setup_salla,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
