@@ -195,19 +195,21 @@ summary=$(curl -sf "http://127.0.0.1:$QP/_sim/qoyod/summary?api_key=demo-key")
 echo "Qoyod: $summary" | cut -c1-240
 
 # Verify: each transferred order has exactly one invoice with its reference
-# and an equal total; every failed one has a reason.
+# (the order number; the Zid store shares the Qoyod account, so its
+# references carry its prefix, docs/SETTINGS.md) and an equal total; every
+# failed one has a reason.
 bad=0
-while read -r id num status state rest; do
+while read -r id num status state ref rest; do
   case "$state" in
     transferred)
       got=$(curl -sf -H 'API-KEY: demo-key' -G "http://127.0.0.1:$QP/2.0/invoices" \
-        --data-urlencode "q[reference_eq]=$num" | grep -o '"reference":"[^"]*"' | wc -l)
+        --data-urlencode "q[reference_eq]=$ref" | grep -o '"reference":"[^"]*"' | wc -l)
       [ "$got" = 1 ] || { echo "demo: order $id has $got invoices"; bad=1; } ;;
     failed) ;;
     *) echo "demo: order $id is still '$state'"; bad=1 ;;
   esac
 done < <("$th" orders list --db "$db" | sed -n '2,$p' | grep -v '^(' |
-  sed -E 's/not transferred/not_transferred/' | awk '{print $1, $2, $3, $4}')
+  sed -E 's/not transferred/not_transferred/' | awk '{print $1, $2, $3, $4, $5}')
 if "$th" orders list --db "$db" | awk '$4=="transferred" && $6!=$7 {exit 1}'; then :; else
   echo "demo: a transferred order's total differs from its invoice"; bad=1
 fi
