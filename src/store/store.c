@@ -540,6 +540,22 @@ int store_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id, struct
     return s->ops->job_enqueue(s, conn_id, order_id, err);
 }
 
+int store_job_enqueue_many(struct store *s, int64_t conn_id, const int64_t *order_ids, size_t n,
+                           const char *what, const char *detail, struct th_err *err)
+{
+    if (!s || (n && !order_ids))
+        return th_err_set(err, TH_EINVAL, "store_job_enqueue_many: no store or order ids");
+    if (n == 0 || n > STORE_MAX_ENQUEUE)
+        return th_err_set(err, TH_EINVAL,
+                          "store_job_enqueue_many: %zu orders; 1 to %d in one call", n,
+                          STORE_MAX_ENQUEUE);
+    for (size_t i = 0; i < n; i++)
+        if (order_ids[i] <= 0)
+            return th_err_set(err, TH_EINVAL, "store_job_enqueue_many: order id %lld",
+                              (long long)order_ids[i]);
+    return s->ops->job_enqueue_many(s, conn_id, order_ids, n, what, detail, err);
+}
+
 int store_job_count(struct store *s, int64_t *n, struct th_err *err)
 {
     if (!s || !n) return th_err_set(err, TH_EINVAL, "store_job_count: no store or result");

@@ -289,6 +289,19 @@ int store_job_renew(struct store *s, int64_t job_id, const char *worker, int64_t
  * failed): the worker then transfers it whatever its date or status. */
 int store_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id,
                       struct th_err *err) TH_MUST_CHECK;
+/* Orders one store_job_enqueue_many call takes: they share one transaction
+ * (one fsync), and 250 small upserts and notes keep it to a few ms, so the
+ * intake's commits never wait long behind it. */
+#define STORE_MAX_ENQUEUE 250
+/* store_job_enqueue for each of the n order ids of connection conn_id and,
+ * when what is not NULL, store_order_note(what, detail) for each, in ONE
+ * transaction: either every order is queued and noted, or none is. For
+ * queuing by hand many orders at once (a range, a selection): one commit
+ * per batch instead of two per order. 1 <= n <= STORE_MAX_ENQUEUE, ids > 0
+ * (TH_EINVAL otherwise); TH_ENOTFOUND for an unknown connection. */
+int store_job_enqueue_many(struct store *s, int64_t conn_id, const int64_t *order_ids, size_t n,
+                           const char *what, const char *detail,
+                           struct th_err *err) TH_MUST_CHECK;
 /* Number of jobs not finished (for tests, the demo and health). */
 int store_job_count(struct store *s, int64_t *n, struct th_err *err) TH_MUST_CHECK;
 

@@ -152,6 +152,12 @@ struct store_ops {
     /* Same job upsert as event_ingest, without an event. An unknown
      * conn_id gives TH_ENOTFOUND. */
     int (*job_enqueue)(struct store *s, int64_t conn_id, int64_t order_id, struct th_err *err);
+    /* store.c has checked 1 <= n <= STORE_MAX_ENQUEUE and every id > 0.
+     * The same job upsert for each order, and (what non-NULL) the same
+     * history row as order_note, all in one transaction; on any failure
+     * nothing is kept. */
+    int (*job_enqueue_many)(struct store *s, int64_t conn_id, const int64_t *order_ids, size_t n,
+                            const char *what, const char *detail, struct th_err *err);
     int (*job_count)(struct store *s, int64_t *n, struct th_err *err);
 
     /* out was zeroed by store.c. TH_ENOTFOUND when absent. */

@@ -1125,6 +1125,51 @@ static int pg_job_enqueue(struct store *s, int64_t conn_id, int64_t order_id, st
     return 0;
 }
 
+static int in_tx(struct pgs *q, struct th_err *err, const char *what,
+                 int (*fn)(struct pgs *q, PGconn *c, void *arg, struct th_err *err), void *arg);
+
+struct enqueue_args {
+    int64_t conn_id, now;
+    const int64_t *ids;
+    size_t n;
+    const char *what, *detail;
+};
+
+static int enqueue_tx(struct pgs *q, PGconn *c, void *arg, struct th_err *err)
+{
+    struct enqueue_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        char op[96];
+        snprintf(op, sizeof op, "queue order %lld of connection %lld", (long long)a->ids[i],
+                 (long long)a->conn_id);
+        struct pp p = {0};
+        p_i64(&p, a->conn_id);
+        p_i64(&p, a->ids[i]);
+        p_i64(&p, a->now);
+        PGresult *r = run(q, c, SQL_ENQUEUE, &p, err, op);
+        if (!r) return code_of(err);
+        PQclear(r);
+        if (!a->what) continue;
+        p_str(&p, a->what);
+        p_str(&p, a->detail ? a->detail : "");
+        r = run(q, c,
+                "INSERT INTO order_history (conn_id, order_id, ts_ms, what, detail) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                &p, err, op);
+        if (!r) return code_of(err);
+        PQclear(r);
+    }
+    return 0;
+}
+
+static int pg_job_enqueue_many(struct store *s, int64_t conn_id, const int64_t *order_ids,
+                               size_t n, const char *what, const char *detail,
+                               struct th_err *err)
+{
+    struct enqueue_args a = {conn_id, store_now_ms(s), order_ids, n, what, detail};
+    return in_tx(pg_of(s), err, "queue orders", enqueue_tx, &a);
+}
+
 static int pg_job_count(struct store *s, int64_t *n, struct th_err *err)
 {
     PGresult *r = one(pg_of(s), "SELECT count(*) FROM jobs", NULL, err, "count jobs");
@@ -1851,6 +1896,7 @@ const struct store_ops store_pg_ops = {
     .job_retry = pg_job_retry,
     .job_renew = pg_job_renew,
     .job_enqueue = pg_job_enqueue,
+    .job_enqueue_many = pg_job_enqueue_many,
     .job_count = pg_job_count,
     .order_get = pg_order_get,
     .order_put = pg_order_put,

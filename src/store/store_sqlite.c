@@ -1537,6 +1537,49 @@ out:
     return code;
 }
 
+static int sq_job_enqueue_many(struct store *s, int64_t conn_id, const int64_t *order_ids,
+                               size_t n, const char *what, const char *detail,
+                               struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, "queue orders");
+    if (code) goto out;
+    int rc = SQLITE_OK;
+    size_t i;
+    for (i = 0; i < n && rc == SQLITE_OK; i++) {
+        rc = job_upsert(q, conn_id, order_ids[i], now);
+        if (rc == SQLITE_OK) {
+            sqlite3_stmt *st = q->st[S_JOB_MANUAL];
+            sqlite3_bind_int64(st, 1, conn_id);
+            sqlite3_bind_int64(st, 2, order_ids[i]);
+            rc = run(st);
+            done_with(st);
+        }
+        if (rc == SQLITE_OK && what) {
+            sqlite3_stmt *st = q->st[S_NOTE];
+            sqlite3_bind_int64(st, 1, conn_id);
+            sqlite3_bind_int64(st, 2, order_ids[i]);
+            sqlite3_bind_int64(st, 3, now);
+            bind_str(st, 4, what);
+            bind_str(st, 5, detail ? detail : "");
+            rc = run(st);
+            done_with(st);
+        }
+    }
+    if (rc) {
+        code = fail(q, rc, err, "queue order %lld of connection %lld", (long long)order_ids[i - 1],
+                    (long long)conn_id);
+        rollback(q);
+    } else {
+        code = commit(q, err, "queue orders");
+    }
+out:
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
 static int sq_job_count(struct store *s, int64_t *n, struct th_err *err)
 {
     struct sq *q = sq_of(s);
@@ -2159,6 +2202,7 @@ const struct store_ops store_sqlite_ops = {
     .job_retry = sq_job_retry,
     .job_renew = sq_job_renew,
     .job_enqueue = sq_job_enqueue,
+    .job_enqueue_many = sq_job_enqueue_many,
     .conn_put_tokens = sq_conn_put_tokens,
     .conn_put_settings = sq_conn_put_settings,
     .job_count = sq_job_count,

@@ -33,8 +33,10 @@
  *
  * Checks everything before queuing anything: TH_ENOTFOUND when the
  * connection does not exist, TH_EINVAL for n == 0 or an id <= 0 (the message
- * names it), TH_ELIMIT past MANAGE_MAX_ORDERS. A store failure part-way
- * returns its code; *queued (may be NULL) always says how many were queued.
+ * names it), TH_ELIMIT past MANAGE_MAX_ORDERS. The orders are queued in
+ * batches of STORE_MAX_ENQUEUE, each one transaction with its notes
+ * (store_job_enqueue_many). A store failure part-way returns its code;
+ * *queued (may be NULL) always says how many were queued (whole batches).
  */
 int manage_transfer(struct store *s, int64_t conn_id, const int64_t *order_ids, size_t n,
                     const char *who, size_t *queued, struct th_err *err) TH_MUST_CHECK;

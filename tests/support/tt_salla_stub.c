@@ -83,6 +83,16 @@ static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_re
         return;
     }
     pthread_mutex_lock(&st->lock);
+    if (st->hold_id && id == st->hold_id && !st->released) {
+        st->holding++;
+        pthread_cond_broadcast(&st->cv);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 30;
+        while (!st->released)
+            if (pthread_cond_timedwait(&st->cv, &st->lock, &until) != 0) break;
+        st->holding--;
+    }
     st->gets++;
     for (int i = 0; i < st->n; i++)
         if (st->ids[i] == id) {
@@ -160,6 +170,7 @@ void tt_salla_stub_start(struct tt_salla_stub *st)
 {
     memset(st, 0, sizeof *st);
     pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cv, NULL);
     struct httpd_config hc = {.listen = "127.0.0.1:0", .handler = stub_handler, .arg = st};
     struct th_err err;
     if (httpd_open(&st->d, &hc, &err) != 0) fail_msg("salla stub: %s", err.msg);
@@ -170,9 +181,42 @@ void tt_salla_stub_start(struct tt_salla_stub *st)
     snprintf(st->refresh, sizeof st->refresh, "rt-0");
 }
 
+void tt_salla_stub_hold(struct tt_salla_stub *st, int64_t id)
+{
+    pthread_mutex_lock(&st->lock);
+    st->hold_id = id;
+    st->released = 0;
+    pthread_mutex_unlock(&st->lock);
+}
+
+int tt_salla_stub_wait_held(struct tt_salla_stub *st, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&st->lock);
+    while (!st->holding)
+        if (pthread_cond_timedwait(&st->cv, &st->lock, &until) != 0) break;
+    int held = st->holding > 0;
+    pthread_mutex_unlock(&st->lock);
+    return held;
+}
+
+void tt_salla_stub_release(struct tt_salla_stub *st)
+{
+    pthread_mutex_lock(&st->lock);
+    st->released = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->lock);
+}
+
 void tt_salla_stub_stop(struct tt_salla_stub *st)
 {
+    tt_salla_stub_release(st);
     httpd_close(st->d);
     for (int i = 0; i < st->n; i++) free(st->json[i]);
+    pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->lock);
 }

@@ -35,6 +35,12 @@ struct tt_salla_stub {
     int refreshes;            /* successful refreshes */
     int refresh_attempts;     /* every POST /oauth2/token */
     long refresh_delay_ms;    /* sleep before answering a refresh */
+    /* A gate for ordering tests: GET /orders/<hold_id> waits until
+     * tt_salla_stub_release (or 30 s). */
+    int64_t hold_id;
+    int holding;              /* requests waiting at the gate now */
+    int released;
+    pthread_cond_t cv;
 };
 
 struct tt_order_spec {
@@ -55,6 +61,12 @@ struct tt_order_spec {
 /* Starts the stub on a free loopback port (fails the test on error). */
 void tt_salla_stub_start(struct tt_salla_stub *st);
 void tt_salla_stub_stop(struct tt_salla_stub *st);
+/* Holds every fetch of order id until tt_salla_stub_release. */
+void tt_salla_stub_hold(struct tt_salla_stub *st, int64_t id);
+/* Waits (up to ms) until a fetch of the held order is waiting; 1 if so. */
+int tt_salla_stub_wait_held(struct tt_salla_stub *st, long ms);
+/* Lets the held fetches (and later ones) through. */
+void tt_salla_stub_release(struct tt_salla_stub *st);
 /* Adds or replaces an order. */
 void tt_salla_stub_put(struct tt_salla_stub *st, const struct tt_order_spec *o);
 /* The GET /orders/<id> answer for o (new, free()). */

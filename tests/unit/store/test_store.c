@@ -921,6 +921,69 @@ static void test_history(void **state)
     assert_int_equal(ns.n, 0);
 }
 
+/* Many orders queued by hand in one transaction: each gets one manual job
+ * (an existing job is made manual and due, not doubled) and its note; the
+ * bounds are 1 and STORE_MAX_ENQUEUE; an unknown connection queues nothing. */
+static void test_enqueue_many(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int dup = 0;
+    /* 501 has a job from a webhook already, waiting on backoff */
+    must(store_event_ingest(f->s, f->conn.id, "e1", "order.created", 501, "{}", 2, &dup, &err),
+         &err);
+    struct store_job j = claim(f, "w1", 60000);
+    must(store_job_retry(f->s, j.id, f->now + 3600000, "later", &err), &err);
+    int64_t ids[3] = {500, 501, 502};
+    must(store_job_enqueue_many(f->s, f->conn.id, ids, 3, "queued by hand", "from a test", &err),
+         &err);
+    assert_int_equal(job_count(f), 3);
+    int64_t seen = 0;
+    for (int i = 0; i < 3; i++) {
+        struct store_job k = claim(f, "w1", 60000);
+        assert_int_equal(k.manual, 1);
+        assert_true(k.order_id >= 500 && k.order_id <= 502);
+        seen |= 1 << (k.order_id - 500);
+        must(store_job_done(f->s, k.id, &err), &err);
+    }
+    assert_int_equal(seen, 7);
+    for (int i = 0; i < 3; i++) {
+        struct notes ns = {0};
+        must(store_order_history(f->s, f->conn.id, ids[i], note_cb, &ns, &err), &err);
+        assert_int_equal(ns.n, 1);
+        assert_string_equal(ns.what[0], "queued by hand");
+        assert_string_equal(ns.detail[0], "from a test");
+    }
+    /* no note asked for: none written */
+    int64_t one = 503;
+    must(store_job_enqueue_many(f->s, f->conn.id, &one, 1, NULL, NULL, &err), &err);
+    struct notes ns = {0};
+    must(store_order_history(f->s, f->conn.id, 503, note_cb, &ns, &err), &err);
+    assert_int_equal(ns.n, 0);
+    assert_int_equal(job_count(f), 1);
+
+    /* the bounds */
+    int64_t *many = xcalloc(STORE_MAX_ENQUEUE + 1, sizeof *many);
+    for (int i = 0; i <= STORE_MAX_ENQUEUE; i++) many[i] = 10000 + i;
+    assert_int_equal(store_job_enqueue_many(f->s, f->conn.id, many, 0, NULL, NULL, &err),
+                     TH_EINVAL);
+    assert_int_equal(
+        store_job_enqueue_many(f->s, f->conn.id, many, STORE_MAX_ENQUEUE + 1, NULL, NULL, &err),
+        TH_EINVAL);
+    many[3] = 0;
+    assert_int_equal(store_job_enqueue_many(f->s, f->conn.id, many, 5, NULL, NULL, &err),
+                     TH_EINVAL);
+    assert_int_equal(job_count(f), 1);
+    many[3] = 10003;
+    must(store_job_enqueue_many(f->s, f->conn.id, many, STORE_MAX_ENQUEUE, "q", NULL, &err),
+         &err);
+    assert_int_equal(job_count(f), 1 + STORE_MAX_ENQUEUE);
+    /* an unknown connection: nothing */
+    assert_int_equal(store_job_enqueue_many(f->s, 31337, many, 4, "q", "x", &err), TH_ENOTFOUND);
+    assert_int_equal(job_count(f), 1 + STORE_MAX_ENQUEUE);
+    free(many);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Mappings */
 
@@ -2319,6 +2382,7 @@ int main(int argc, char **argv)
         T(test_orders),
         T(test_order_add),
         T(test_history),
+        T(test_enqueue_many),
         T(test_mappings),
         T(test_users),
         T(test_reopen_keeps_everything),
