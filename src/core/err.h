@@ -50,7 +50,11 @@
     X(TH_ECONFLICT, 17, "the record already exists or changed concurrently",                      \
       "retry; if it repeats, look at the record named in the message")                            \
     X(TH_ELIMIT, 18, "an internal limit was reached (queue, connections, items)",                 \
-      "the message names the limit; wait, or raise it if the load is legitimate")
+      "the message names the limit; wait, or raise it if the load is legitimate")                 \
+    X(TH_ELISTEN, 19, "cannot listen on the address asked for (port in use, or not permitted)",   \
+      "pick another port with --listen HOST:PORT (--redirect-uri for connect --oauth), or stop "  \
+      "the process holding the port named in the message (`ss -ltnp` shows it); ports below "    \
+      "1024 need privileges")
 
 enum th_errcode {
     TH_OK = 0,

@@ -18,6 +18,7 @@
 #include "net/httpd.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/xmalloc.h"
@@ -347,9 +349,35 @@ int httpd_open(struct httpd **out, const struct httpd_config *cfg, struct th_err
                                   MHD_OPTION_CONNECTION_TIMEOUT, timeout,
                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!d->mhd) {
+        /* MHD keeps no reason: ask the socket layer why, with a bind of our
+         * own (nobody listens on a port a failed start left). */
+        int why = 0, fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd >= 0) {
+            int one = 1;
+            (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (bind(fd, (const struct sockaddr *)&sa, sizeof sa) != 0) why = errno;
+            close(fd);
+        }
         free(d);
-        return th_err_set(err, TH_EIO, "cannot listen on %s (address in use, or not permitted)",
-                          cfg->listen);
+        unsigned port = ntohs(sa.sin_port);
+        if (why == EADDRINUSE)
+            return th_err_set(err, TH_ELISTEN,
+                              "cannot listen on %s: port %u is already in use by another process "
+                              "(another tarheel, or another program)",
+                              cfg->listen, port);
+        if (why == EACCES || why == EPERM)
+            return th_err_set(err, TH_ELISTEN,
+                              "cannot listen on %s: port %u is not permitted to this user (ports "
+                              "below 1024 need privileges)",
+                              cfg->listen, port);
+        if (why == EADDRNOTAVAIL)
+            return th_err_set(err, TH_ELISTEN,
+                              "cannot listen on %s: no network interface of this machine has that "
+                              "address (use 127.0.0.1 or 0.0.0.0)",
+                              cfg->listen);
+        return th_err_set(err, TH_ELISTEN,
+                          "cannot listen on %s (port %u in use, or not permitted)", cfg->listen,
+                          port);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
     d->port = info ? info->port : ntohs(sa.sin_port);

@@ -16,7 +16,7 @@ static void test_table_is_complete_and_unique(void **state)
 {
     (void)state;
     size_t n = th_err_count();
-    assert_int_equal(n, 18);
+    assert_int_equal(n, 19);
     for (size_t i = 0; i < n; i++) {
         int c = th_err_at(i);
         assert_true(c < 0);
@@ -32,6 +32,7 @@ static void test_table_is_complete_and_unique(void **state)
     }
     assert_string_equal(th_err_name(TH_EPARSE), "TH_EPARSE");
     assert_string_equal(th_err_name(TH_EDISKFULL), "TH_EDISKFULL");
+    assert_string_equal(th_err_name(TH_ELISTEN), "TH_ELISTEN");
 }
 
 static void test_unknown_codes_never_null(void **state)

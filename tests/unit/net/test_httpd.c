@@ -143,14 +143,23 @@ static void test_bad_listen(void **state)
         assert_int_equal(httpd_open(&d, &cfg, &err), TH_EINVAL);
         assert_non_null(strstr(err.msg, bad[i][0] == ':' ? "listen" : bad[i]));
     }
-    /* A port already in use is an I/O error that names the address. */
+    /* A port already in use is its own error, naming the address and the
+     * port, whose advice is about ports, not disks. */
     struct httpd *a = *state, *b = NULL;
-    char addr[64];
+    char addr[64], port[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", httpd_port(a));
+    snprintf(port, sizeof port, "port %u is already in use", httpd_port(a));
     struct httpd_config cfg = {.listen = addr, .handler = echo};
     struct th_err err;
-    assert_int_equal(httpd_open(&b, &cfg, &err), TH_EIO);
+    assert_int_equal(httpd_open(&b, &cfg, &err), TH_ELISTEN);
     assert_non_null(strstr(err.msg, addr));
+    assert_non_null(strstr(err.msg, port));
+    assert_non_null(strstr(th_err_todo(TH_ELISTEN), "--listen"));
+    assert_null(strstr(th_err_todo(TH_ELISTEN), "free space"));
+    /* an address this machine does not have */
+    cfg.listen = "192.0.2.1:8080";
+    assert_int_equal(httpd_open(&b, &cfg, &err), TH_ELISTEN);
+    assert_non_null(strstr(err.msg, "no network interface"));
 }
 
 static void test_thread_pool_mode(void **state)
