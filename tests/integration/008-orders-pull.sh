@@ -13,19 +13,16 @@
 set -euo pipefail
 build=$1
 . "$(dirname "$0")/lib.sh"
-sim() { # sim KIND ARGS...: an emulator on a free port; prints its URL
-  "$build/tarheel-sim" "$@" --listen 127.0.0.1:0 >"$tmp/$1.out" 2>&1 &
-  pids+=($!)
-  wait_for "listening on" "$tmp/$1.out"
-  sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$tmp/$1.out"
-}
 requests() { # requests URL METHOD PATH_REGEX STATUS: how many the emulator logged
   curl -sf "$1/_sim/requests" | jq --arg m "$2" --arg p "$3" --argjson s "$4" \
     '[(.requests // .)[] | select(.method == $m and (.path | test($p)) and .status == $s)] | length'
 }
 
-Q=$(sim qoyod --api-key demo-key)
-S=$(sim salla --rate-limit-plan off)
+# The emulators start in this shell (lib.sh's start), not in a $(...)
+# subshell, so their pids reach `pids` and cleanup stops them.
+start qoyod --api-key demo-key
+start salla --rate-limit-plan off
+Q=$url_qoyod S=$url_salla
 STORE=1305146709
 T=$(curl -sf "$S/_sim/salla/install" -d "{\"store_id\":$STORE}" | jq -r .access_token)
 gen() { curl -sf "$S/_sim/salla/generate" -d "{\"store_id\":$STORE,\"count\":$1,\"from\":\"$2\",\"to\":\"$3\"}" | jq -c .orders; }
