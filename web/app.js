@@ -557,12 +557,14 @@
           }));
         function tr(m, label) {
           return h('tr', null, h('td', null, label), h('td', null, String(m.orders)), h('td', null, String(m.transferred)),
-            h('td', null, String(m.failed)), h('td', { class: 'money' }, money(m.sales)), h('td', { class: 'money' }, money(m.vat)));
+            h('td', null, String(m.failed)), h('td', { class: 'money' }, money(m.sales)), h('td', { class: 'money' }, money(m.vat)),
+            h('td', { class: 'money' }, m.credit_notes && m.credit_notes.total ? money(m.credit_notes.total) : ''),
+            h('td', { class: 'money' }, m.net_sales ? money(m.net_sales) : ''));
         }
         add(out, [h('div', { class: 'card' }, h('h2', null, t('chart_title')), chart,
           h('div', { class: 'legend' }, h('span', { class: 'k sales' }), t('sales'), ' ', h('span', { class: 'k ok' }), t('transferred'), ' ', h('span', { class: 'k bad' }), t('failed'))),
         h('div', { class: 'card table-wrap' }, h('table', { id: 'report-table' },
-          h('thead', null, h('tr', null, [t('month'), t('orders'), t('transferred'), t('failed'), t('sales'), t('vat')].map(function (x) { return h('th', null, x); }))),
+          h('thead', null, h('tr', null, [t('month'), t('orders'), t('transferred'), t('failed'), t('sales'), t('vat'), t('credited'), t('net_sales')].map(function (x) { return h('th', null, x); }))),
           h('tbody', null, r.months.map(function (m) { return tr(m, m.month); })),
           h('tfoot', null, tr(r.total, t('totals')))))]);
       }, fail(msg));

@@ -21,12 +21,12 @@
 #include "store/store.h"
 #include "worker/report.h"
 
-#define NCOLS 9
+#define NCOLS 11
 #define CELL_MAX MONEY_FMT_MAX
 
-static const char *const headers[NCOLS] = {"MONTH",   "ORDERS",          "TRANSFERRED",
-                                           "FAILED",  "SKIPPED",         "NOT TRANSFERRED",
-                                           "SALES",   "VAT",             "CREDIT NOTES"};
+static const char *const headers[NCOLS] = {
+    "MONTH", "ORDERS", "TRANSFERRED",  "FAILED",   "SKIPPED",  "NOT TRANSFERRED",
+    "SALES", "VAT",    "CREDIT NOTES", "CREDITED", "NET SALES"};
 
 static void row_cells(const struct report_row *r, const char *label, char cells[NCOLS][CELL_MAX])
 {
@@ -39,6 +39,8 @@ static void row_cells(const struct report_row *r, const char *label, char cells[
     money_format(r->sales, cells[6], CELL_MAX);
     money_format(r->vat, cells[7], CELL_MAX);
     snprintf(cells[8], CELL_MAX, "%lld", (long long)r->credit_notes);
+    money_format(r->credit_notes_total, cells[9], CELL_MAX);
+    money_format(r->net_sales, cells[10], CELL_MAX);
 }
 
 static void print_cells(FILE *out, char cells[NCOLS][CELL_MAX], const int *width)
@@ -81,8 +83,15 @@ static void print_table(FILE *out, const struct report *r)
     if (!r->nrows) fprintf(out, "No orders in this range.\n");
     fprintf(out, "Sales and VAT leave out orders cancelled or refunded before they reached "
                  "Qoyod.\n");
-    fprintf(out, "Credit notes are 0: tarheel issues none yet (cancellations and refunds after "
-                 "transfer come with issue 6).\n");
+    fprintf(out, "Credit notes reverse orders cancelled, refunded or returned after their "
+                 "transfer; they count in the month of the order, and net sales = sales - "
+                 "credited.\n");
+    const struct report_row *t = &r->total;
+    if (t->credit_pending || t->credit_failed || t->credit_review)
+        fprintf(out, "Still to credit: %lld order%s with a credit note due, %lld refused by "
+                     "Qoyod, %lld to review (`tarheel orders list`); not in CREDITED.\n",
+                (long long)t->credit_pending, t->credit_pending == 1 ? "" : "s",
+                (long long)t->credit_failed, (long long)t->credit_review);
     if (r->undated)
         fprintf(out, "%lld order%s not fetched from the platform yet ha%s no date and %s in no "
                      "month.\n",

@@ -76,6 +76,7 @@ char *report_month_format(int m, char *out)
 /* Summing                                                                  */
 
 struct collect {
+    struct store *s;
     int from, to;             /* REPORT_MONTH_NONE: no bound */
     struct report_row *rows;  /* sorted by month, only months that have orders */
     size_t n, cap;
@@ -129,11 +130,23 @@ static int add_row(struct report_row *to, const struct report_row *r, struct th_
     to->skipped += r->skipped;
     to->not_transferred += r->not_transferred;
     to->credit_notes += r->credit_notes;
+    to->credit_pending += r->credit_pending;
+    to->credit_failed += r->credit_failed;
+    to->credit_review += r->credit_review;
     int rc = add_money(&to->sales, r->sales, "sales", to->month, err);
     if (!rc) rc = add_money(&to->vat, r->vat, "VAT", to->month, err);
     if (!rc) rc = add_money(&to->credit_notes_total, r->credit_notes_total, "credit notes",
                             to->month, err);
+    if (!rc) rc = add_money(&to->net_sales, r->net_sales, "net sales", to->month, err);
     return rc;
+}
+
+/* Counts the credit notes issued in an order's history. */
+static void count_issued(void *arg, int64_t ts_ms, const char *what, const char *detail)
+{
+    (void)ts_ms;
+    (void)detail;
+    if (!strcmp(what, "credit note issued")) ++*(int64_t *)arg;
 }
 
 static void take(void *arg, const struct store_order *o)
@@ -167,6 +180,30 @@ static void take(void *arg, const struct store_order *o)
     if (is_sale(o)) {
         one.sales = o->total;
         one.vat = o->tax;
+    }
+    /* Credit notes only follow a transfer (an invoice to reverse). */
+    if (o->credit != STORE_CREDIT_NONE || o->credited) {
+        one.credit_notes_total = o->credited;
+        one.credit_pending = o->credit == STORE_CREDIT_PENDING;
+        one.credit_failed = o->credit == STORE_CREDIT_FAILED;
+        one.credit_review = o->credit == STORE_CREDIT_REVIEW;
+        if (o->credited) {
+            int64_t n = 0;
+            int rc = store_order_history(c->s, o->conn_id, o->order_id, count_issued, &n, c->err);
+            if (rc) {
+                c->code = rc;
+                return;
+            }
+            /* Notes issued before their history was kept still count. */
+            one.credit_notes = n ? n : 1;
+        }
+    }
+    if (__builtin_sub_overflow(one.sales, one.credit_notes_total, &one.net_sales)) {
+        char mm[REPORT_MONTH_LEN];
+        c->code = th_err_set(c->err, TH_EMONEY,
+                             "the net sales of %s do not fit a 64-bit number of halalas",
+                             report_month_format(m, mm));
+        return;
     }
     c->code = add_row(row_for(c, m), &one, c->err);
 }
@@ -203,7 +240,7 @@ int report_monthly(struct store *s, int64_t conn_id, int from, int to, struct re
     struct store_conn c = {0};
     int rc = store_conn_get(s, conn_id, &c, err);
     if (rc) return rc;
-    struct collect col = {.from = from, .to = to, .err = err};
+    struct collect col = {.s = s, .from = from, .to = to, .err = err};
     rc = store_order_list(s, conn_id, -1, take, &col, err);
     if (!rc) rc = col.code;
     if (rc) goto out;
@@ -296,8 +333,12 @@ static json_t *row_json(const struct report_row *r, int with_month)
     json_object_set_new(j, "sales", jmoney(r->sales));
     json_object_set_new(j, "vat", jmoney(r->vat));
     json_object_set_new(j, "credit_notes",
-                        json_pack("{s:I,s:o}", "count", (json_int_t)r->credit_notes, "total",
-                                  jmoney(r->credit_notes_total)));
+                        json_pack("{s:I,s:o,s:I,s:I,s:I}", "count", (json_int_t)r->credit_notes,
+                                  "total", jmoney(r->credit_notes_total), "pending",
+                                  (json_int_t)r->credit_pending, "failed",
+                                  (json_int_t)r->credit_failed, "review",
+                                  (json_int_t)r->credit_review));
+    json_object_set_new(j, "net_sales", jmoney(r->net_sales));
     return j;
 }
 

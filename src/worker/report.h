@@ -23,8 +23,17 @@
  *    a cancelled / refunded status without a transfer): they never were a
  *    sale. A transferred order always counts: if it is cancelled later, a
  *    credit note (issue 6) reverses it, not the report.
- *  - credit notes: tarheel issues none yet (issue 6), so the count and total
- *    are always 0; REPORT_CREDIT_NOTES_TRACKED says so to every reader.
+ *  - credit notes: the Qoyod credit notes tarheel issued against the
+ *    month's orders (a cancellation, refund or return after transfer;
+ *    worker/transfer.c), in the month of the order they reverse, like
+ *    everything else here: a month's net_sales is what its orders still
+ *    bring in. count is the notes issued ("credit note issued" in the
+ *    order's history), total their sum (store_order.credited, VAT
+ *    included). pending, failed and review count the orders whose credit
+ *    state is so (a note due or in flight; refused; changed in a way no
+ *    note settles): what is still to credit is not in total.
+ *  - net_sales = sales - credit notes total. VAT is the orders' VAT: a
+ *    credit note's VAT part is not kept apart, so vat is not reduced.
  *  - An order whose platform data was never fetched has no creation date:
  *    it is in no month, and is counted in `undated` instead.
  *  - Orders saved before store schema 5 have a VAT of 0 until the worker
@@ -46,8 +55,9 @@
  * on Salla or Zid (both opened in 2016-2017); it bounds the answer to about
  * 100 KB of JSON. A longer range is refused with TH_ELIMIT. */
 #define REPORT_MAX_MONTHS 240
-/* 0 while tarheel issues no credit notes (issue 6): their figures are 0. */
-#define REPORT_CREDIT_NOTES_TRACKED 0
+/* 1: the credit-note figures are real (tarheel issues credit notes since
+ * issue 6); 0 in versions before it, where they were always 0. */
+#define REPORT_CREDIT_NOTES_TRACKED 1
 /* "2024-01" and its terminating NUL. */
 #define REPORT_MONTH_LEN 8
 /* A month bound that is not given (report_monthly's from / to). */
@@ -68,8 +78,12 @@ struct report_row {
     int64_t not_transferred;    /* not sent (yet), including those being sent right now */
     int64_t sales;              /* halalas: totals of the orders that are sales (see above) */
     int64_t vat;                /* halalas: VAT of the same orders */
-    int64_t credit_notes;       /* count; 0 until credit notes exist */
-    int64_t credit_notes_total; /* halalas; 0 until credit notes exist */
+    int64_t credit_notes;       /* credit notes issued against the month's orders */
+    int64_t credit_notes_total; /* halalas: their sum, VAT included */
+    int64_t credit_pending;     /* orders with a credit note due or in flight */
+    int64_t credit_failed;      /* orders whose credit note Qoyod refused */
+    int64_t credit_review;      /* orders changed after transfer, for a person to settle */
+    int64_t net_sales;          /* halalas: sales - credit_notes_total */
 };
 
 struct report {
@@ -106,9 +120,10 @@ void report_release(struct report *r);
 /*
  * The report as JSON (new: free), the shape docs/openapi.yaml calls
  * MonthlyReport: the store, the time zone, from / to ("2024-01" or null),
- * one object per month with the counts, money as {"halalas", "decimal"}
- * and credit_notes {"count", "total"}, the same for "total", and
- * "undated_orders" and "credit_notes_tracked".
+ * one object per month with the counts, money as {"halalas", "decimal"},
+ * credit_notes {"count", "total", "pending", "failed", "review"} and
+ * "net_sales", the same for "total", and "undated_orders" and
+ * "credit_notes_tracked".
  */
 char *report_json(const struct report *r);
 

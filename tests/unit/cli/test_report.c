@@ -88,6 +88,19 @@ static int setup(void **state)
     order(s, c1, 10, utc(2024, 4, 2, 12, 0, 0), STORE_XFER_TRANSFERRED, CANC, 46000, 6000);
     order(s, c1, 11, 0, STORE_XFER_NOT_TRANSFERRED, MODEL_STATUS_OTHER, 0, 0);
     order(s, c2, 12, utc(2024, 3, 10, 0, 0, 0), STORE_XFER_TRANSFERRED, DONE, 123456789, 16102912);
+    /* April's cancelled order was credited in full; a February order has a
+     * credit note due */
+    struct store_order o;
+    must(store_order_get(s, c1, 10, &o, &err), &err);
+    o.credit = STORE_CREDIT_DONE;
+    o.credited = 46000;
+    must(store_order_put(s, &o, &err), &err);
+    store_order_release(&o);
+    must(store_order_note(s, c1, 10, "credit note issued", "CN-10: 460.00 SAR", &err), &err);
+    must(store_order_get(s, c1, 6, &o, &err), &err);
+    o.credit = STORE_CREDIT_PENDING;
+    must(store_order_put(s, &o, &err), &err);
+    store_order_release(&o);
     store_close(s);
     *state = f;
     return 0;
@@ -176,23 +189,25 @@ static void test_table(void **state)
               "Months in Riyadh time (UTC+3), orders by creation date; money in SAR.\n"
               "\n"
               "MONTH    ORDERS  TRANSFERRED  FAILED  SKIPPED  NOT TRANSFERRED    SALES     VAT  "
-              "CREDIT NOTES\n"
+              "CREDIT NOTES  CREDITED  NET SALES\n"
               "2023-12       1            1       0        0                0    10.00    1.30  "
-              "           0\n"
+              "           0      0.00      10.00\n"
               "2024-01       4            2       1        0                1   422.50   55.10  "
-              "           0\n"
+              "           0      0.00     422.50\n"
               "2024-02       4            1       0        1                2   356.50   46.50  "
-              "           0\n"
+              "           0      0.00     356.50\n"
               "2024-03       0            0       0        0                0     0.00    0.00  "
-              "           0\n"
+              "           0      0.00       0.00\n"
               "2024-04       1            1       0        0                0   460.00   60.00  "
-              "           0\n"
+              "           1    460.00       0.00\n"
               "TOTAL        10            5       1        1                3  1249.00  162.90  "
-              "           0\n"
+              "           1    460.00     789.00\n"
               "\n"
               "Sales and VAT leave out orders cancelled or refunded before they reached Qoyod.\n"
-              "Credit notes are 0: tarheel issues none yet (cancellations and refunds after "
-              "transfer come with issue 6).\n"
+              "Credit notes reverse orders cancelled, refunded or returned after their transfer; "
+              "they count in the month of the order, and net sales = sales - credited.\n"
+              "Still to credit: 1 order with a credit note due, 0 refused by Qoyod, 0 to review "
+              "(`tarheel orders list`); not in CREDITED.\n"
               "1 order not fetched from the platform yet has no date and is in no month.\n");
     want_text(r.err, "");
     run_release(&r);
@@ -203,21 +218,21 @@ static void test_table(void **state)
     assert_int_equal(r.rc, CLI_OK);
     assert_non_null(strstr(r.out, ", 2024-02 to 2024-03\n"));
     assert_non_null(strstr(r.out, "\nTOTAL         4            1       0        1                "
-                                  "2  356.50  46.50             0\n"));
+                                  "2  356.50  46.50             0      0.00     356.50\n"));
     run_release(&r);
     run(f, &r, "--store", "251073", "--platform", "zid", NULL);
     assert_int_equal(r.rc, CLI_OK);
     want_text(strstr(r.out, "MONTH"),
               "MONTH    ORDERS  TRANSFERRED  FAILED  SKIPPED  NOT TRANSFERRED       SALES        "
-              "VAT  CREDIT NOTES\n"
+              "VAT  CREDIT NOTES  CREDITED   NET SALES\n"
               "2024-03       1            1       0        0                0  1234567.89  "
-              "161029.12             0\n"
+              "161029.12             0      0.00  1234567.89\n"
               "TOTAL         1            1       0        0                0  1234567.89  "
-              "161029.12             0\n"
+              "161029.12             0      0.00  1234567.89\n"
               "\n"
               "Sales and VAT leave out orders cancelled or refunded before they reached Qoyod.\n"
-              "Credit notes are 0: tarheel issues none yet (cancellations and refunds after "
-              "transfer come with issue 6).\n");
+              "Credit notes reverse orders cancelled, refunded or returned after their transfer; "
+              "they count in the month of the order, and net sales = sales - credited.\n");
     assert_non_null(strstr(r.out, "Monthly report of zid store 251073 (connection 2), "));
     run_release(&r);
     /* a range without orders */

@@ -1318,7 +1318,7 @@ static void test_report_monthly(void **state)
     want_str(&r, "total.sales.decimal", "1234964.39");
     want_int(&r, "total.vat.halalas", 4650);
     want_int(&r, "undated_orders", 0);
-    want_bool(&r, "credit_notes_tracked", 0);
+    want_bool(&r, "credit_notes_tracked", 1);
     /* the very text the CLI's --json prints */
     struct report rep;
     struct th_err err;

@@ -2,7 +2,8 @@
  * Tests for src/worker/report.c: the monthly report over a real SQLite
  * store in a temp directory, seeded with store_order_put. Orders span five
  * months, with creation times on both sides of two month boundaries in
- * Riyadh time (UTC+3), and every month's figures are checked to the halala.
+ * Riyadh time (UTC+3), and every month's figures are checked to the halala,
+ * credit notes (counted from the orders' histories) and net sales included.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,6 +70,27 @@ static void order(struct fx *f, int64_t conn_id, int64_t id, int64_t created, en
     must(store_order_put(f->s, &o, &err), &err);
 }
 
+/* Order id's credit notes: its credit state, the halalas credited, and n
+ * "credit note issued" entries in its history (with others around them
+ * that are not issues). */
+static void credit(struct fx *f, int64_t conn_id, int64_t id, enum store_credit cs,
+                   int64_t credited, int n)
+{
+    struct store_order o;
+    struct th_err err;
+    must(store_order_get(f->s, conn_id, id, &o, &err), &err);
+    o.credit = cs;
+    o.credited = credited;
+    must(store_order_put(f->s, &o, &err), &err);
+    store_order_release(&o);
+    must(store_order_note(f->s, conn_id, id, "credit note due", "full: 1.00 SAR", &err), &err);
+    for (int i = 0; i < n; i++)
+        must(store_order_note(f->s, conn_id, id, "credit note issued", "CN-x: 1.00 SAR", &err),
+             &err);
+    if (cs == STORE_CREDIT_FAILED)
+        must(store_order_note(f->s, conn_id, id, "credit note failed", "refused", &err), &err);
+}
+
 /*
  * The seed, by Riyadh month (UTC times; Riyadh is 3 hours ahead):
  *   2023-12  P  Dec 31 20:59:59 UTC (23:59:59 Riyadh) transferred   10.00 / 1.30
@@ -84,6 +106,14 @@ static void order(struct fx *f, int64_t conn_id, int64_t id, int64_t created, en
  *   2024-04  H  Apr 2 12:00 transferred, cancelled afterwards     460.00 / 60.00: a sale
  *   (none)   U  never fetched: no date
  * and an order of another store in January, which must not count.
+ * Credit notes (counted in the order's month):
+ *   P  5.00 credited by a note issued before history was kept (counts 1),
+ *      then a note refused: failed
+ *   Q  changed after transfer: review
+ *   A  two returns, 23.00 and 11.50: two notes, 34.50
+ *   D  a note due: pending
+ *   H  cancelled: one note of 460.00
+ *   and the other store's order, credited in full (must not count).
  */
 static int setup(void **state)
 {
@@ -112,6 +142,12 @@ static int setup(void **state)
     order(f, f->c1, 10, utc(2024, 4, 2, 12, 0, 0), STORE_XFER_TRANSFERRED, CANC, 46000, 6000);
     order(f, f->c1, 11, 0, STORE_XFER_NOT_TRANSFERRED, MODEL_STATUS_OTHER, 0, 0);
     order(f, f->c2, 12, utc(2024, 1, 10, 0, 0, 0), STORE_XFER_TRANSFERRED, DONE, 777700, 101400);
+    credit(f, f->c1, 1, STORE_CREDIT_FAILED, 500, 0);
+    credit(f, f->c1, 2, STORE_CREDIT_REVIEW, 0, 0);
+    credit(f, f->c1, 3, STORE_CREDIT_DONE, 3450, 2);
+    credit(f, f->c1, 6, STORE_CREDIT_PENDING, 0, 0);
+    credit(f, f->c1, 10, STORE_CREDIT_DONE, 46000, 1);
+    credit(f, f->c2, 12, STORE_CREDIT_DONE, 777700, 1);
     *state = f;
     return 0;
 }
@@ -127,10 +163,11 @@ static int teardown(void **state)
     return 0;
 }
 
-/* One row's expected figures. */
+/* One row's expected figures (net sales: sales - cn_total). */
 struct want {
     int month;
     int64_t orders, transferred, failed, skipped, not_transferred, sales, vat;
+    int64_t cn, cn_total, pending, cfailed, review;
 };
 
 static void want_row(const struct report_row *got, const struct want *w)
@@ -139,25 +176,31 @@ static void want_row(const struct report_row *got, const struct want *w)
     report_month_format(w->month, m);
     if (got->month != w->month)
         fail_msg("row %s: got month %d, want %d", m, got->month, w->month);
-    const int64_t g[] = {got->orders,          got->transferred, got->failed, got->skipped,
-                         got->not_transferred, got->sales,       got->vat};
-    const int64_t e[] = {w->orders,          w->transferred, w->failed, w->skipped,
-                         w->not_transferred, w->sales,       w->vat};
-    static const char *const names[] = {"orders",          "transferred", "failed", "skipped",
-                                        "not_transferred", "sales",       "vat"};
+    const int64_t g[] = {got->orders,         got->transferred,        got->failed,
+                         got->skipped,        got->not_transferred,    got->sales,
+                         got->vat,            got->credit_notes,       got->credit_notes_total,
+                         got->credit_pending, got->credit_failed,      got->credit_review,
+                         got->net_sales};
+    const int64_t e[] = {w->orders,  w->transferred,     w->failed, w->skipped,
+                         w->not_transferred, w->sales,   w->vat,    w->cn,
+                         w->cn_total, w->pending,        w->cfailed, w->review,
+                         w->sales - w->cn_total};
+    static const char *const names[] = {
+        "orders",         "transferred",         "failed",         "skipped",
+        "not_transferred", "sales",              "vat",            "credit_notes",
+        "credit_notes_total", "credit_pending",  "credit_failed",  "credit_review",
+        "net_sales"};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (g[i] != e[i])
             fail_msg("%s %s: got %lld, want %lld", m[0] ? m : "total", names[i], (long long)g[i],
                      (long long)e[i]);
-    if (got->credit_notes != 0 || got->credit_notes_total != 0)
-        fail_msg("%s: credit notes must be 0 until they exist", m);
 }
 
-static const struct want DEC = {MONTH(2023, 12), 1, 1, 0, 0, 0, 1000, 130};
-static const struct want JAN = {MONTH(2024, 1), 4, 2, 1, 0, 1, 42250, 5510};
-static const struct want FEB = {MONTH(2024, 2), 4, 1, 0, 1, 2, 35650, 4650};
-static const struct want MAR = {MONTH(2024, 3), 0, 0, 0, 0, 0, 0, 0};
-static const struct want APR = {MONTH(2024, 4), 1, 1, 0, 0, 0, 46000, 6000};
+static const struct want DEC = {MONTH(2023, 12), 1, 1, 0, 0, 0, 1000, 130, 1, 500, 0, 1, 0};
+static const struct want JAN = {MONTH(2024, 1), 4, 2, 1, 0, 1, 42250, 5510, 2, 3450, 0, 0, 1};
+static const struct want FEB = {MONTH(2024, 2), 4, 1, 0, 1, 2, 35650, 4650, 0, 0, 1, 0, 0};
+static const struct want MAR = {MONTH(2024, 3), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const struct want APR = {MONTH(2024, 4), 1, 1, 0, 0, 0, 46000, 6000, 1, 46000, 0, 0, 0};
 
 /* ---------------------------------------------------------------------- */
 
@@ -208,7 +251,7 @@ static void test_every_month_exact(void **state)
     want_row(&r.rows[2], &FEB);
     want_row(&r.rows[3], &MAR); /* a month without orders is a row of zeros */
     want_row(&r.rows[4], &APR);
-    struct want total = {REPORT_MONTH_NONE, 10, 5, 1, 1, 3, 124900, 16290};
+    struct want total = {REPORT_MONTH_NONE, 10, 5, 1, 1, 3, 124900, 16290, 4, 49950, 1, 1, 1};
     want_row(&r.total, &total);
     assert_int_equal(r.undated, 1);
     report_release(&r);
@@ -226,7 +269,7 @@ static void test_ranges(void **state)
     assert_int_equal(r.nrows, 2);
     want_row(&r.rows[0], &JAN);
     want_row(&r.rows[1], &FEB);
-    struct want jf = {REPORT_MONTH_NONE, 8, 3, 1, 1, 3, 77900, 10160};
+    struct want jf = {REPORT_MONTH_NONE, 8, 3, 1, 1, 3, 77900, 10160, 2, 3450, 1, 0, 1};
     want_row(&r.total, &jf);
     assert_int_equal(r.undated, 1);
     report_release(&r);
@@ -242,13 +285,13 @@ static void test_ranges(void **state)
     must(report_monthly(f->s, f->c1, REPORT_MONTH_NONE, MONTH(2023, 12), &r, &err), &err);
     assert_int_equal(r.nrows, 1);
     want_row(&r.rows[0], &DEC);
-    want_row(&r.total, &(struct want){REPORT_MONTH_NONE, 1, 1, 0, 0, 0, 1000, 130});
+    want_row(&r.total, &(struct want){REPORT_MONTH_NONE, 1, 1, 0, 0, 0, 1000, 130, 1, 500, 0, 1, 0});
     report_release(&r);
     /* a range without orders: its months, all zero */
     must(report_monthly(f->s, f->c1, MONTH(2025, 1), MONTH(2025, 3), &r, &err), &err);
     assert_int_equal(r.nrows, 3);
     for (int i = 0; i < 3; i++)
-        want_row(&r.rows[i], &(struct want){MONTH(2025, 1) + i, 0, 0, 0, 0, 0, 0, 0});
+        want_row(&r.rows[i], &(struct want){MONTH(2025, 1) + i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
     report_release(&r);
     /* from after every order, no to: that one month */
     must(report_monthly(f->s, f->c1, MONTH(2025, 6), REPORT_MONTH_NONE, &r, &err), &err);
@@ -267,7 +310,8 @@ static void test_ranges(void **state)
     /* the other store sees only its own order */
     must(report_monthly(f->s, f->c2, REPORT_MONTH_NONE, REPORT_MONTH_NONE, &r, &err), &err);
     assert_int_equal(r.nrows, 1);
-    want_row(&r.rows[0], &(struct want){MONTH(2024, 1), 1, 1, 0, 0, 0, 777700, 101400});
+    want_row(&r.rows[0],
+             &(struct want){MONTH(2024, 1), 1, 1, 0, 0, 0, 777700, 101400, 1, 777700, 0, 0, 0});
     report_release(&r);
 }
 
@@ -377,8 +421,15 @@ static void test_json(void **state)
     want_jstr(j, "months.1.sales.decimal", "422.50");
     want_jint(j, "months.1.vat.halalas", 5510);
     want_jstr(j, "months.1.vat.decimal", "55.10");
-    want_jint(j, "months.1.credit_notes.count", 0);
-    want_jstr(j, "months.1.credit_notes.total.decimal", "0.00");
+    want_jint(j, "months.1.credit_notes.count", 2);
+    want_jstr(j, "months.1.credit_notes.total.decimal", "34.50");
+    want_jint(j, "months.1.credit_notes.total.halalas", 3450);
+    want_jint(j, "months.1.credit_notes.review", 1);
+    want_jint(j, "months.1.credit_notes.pending", 0);
+    want_jstr(j, "months.1.net_sales.decimal", "388.00");
+    want_jint(j, "months.2.credit_notes.pending", 1);
+    want_jint(j, "months.0.credit_notes.failed", 1);
+    want_jstr(j, "months.4.net_sales.decimal", "0.00");
     want_jstr(j, "months.2.month", "2024-02");
     want_jint(j, "months.2.skipped", 1);
     want_jint(j, "months.2.not_transferred", 2);
@@ -390,9 +441,12 @@ static void test_json(void **state)
     want_jint(j, "total.sales.halalas", 124900);
     want_jstr(j, "total.sales.decimal", "1249.00");
     want_jstr(j, "total.vat.decimal", "162.90");
+    want_jint(j, "total.credit_notes.count", 4);
+    want_jstr(j, "total.credit_notes.total.decimal", "499.50");
+    want_jstr(j, "total.net_sales.decimal", "749.50");
     assert_null(json_object_get(json_object_get(j, "total"), "month"));
     want_jint(j, "undated_orders", 1);
-    assert_true(json_is_false(json_object_get(j, "credit_notes_tracked")));
+    assert_true(json_is_true(json_object_get(j, "credit_notes_tracked")));
     json_decref(j);
     free(text);
     /* no months: from and to are null */

@@ -24,6 +24,7 @@
 #include "store/store.h"
 #include "th_test.h"
 #include "tt_salla_stub.h"
+#include "worker/report.h"
 #include "worker/transfer.h"
 #include "worker/worker.h"
 
@@ -772,6 +773,20 @@ static void test_cancel_after_transfer_one_credit_note(void **state)
         assert_non_null(strstr(h.text, "credit note due: full: 253.00 SAR (cancelled in the store)"));
         assert_non_null(strstr(h.text, "credit note issued: CN-"));
     }
+    /* The monthly report counts each note once, faults or not, and nets
+     * the cancelled sales out (worker/report.c reads these histories). */
+    size_t n = sizeof faults / sizeof faults[0];
+    struct report rep;
+    struct th_err err;
+    assert_int_equal(report_monthly(f->store, f->conn.id, REPORT_MONTH_NONE, REPORT_MONTH_NONE,
+                                    &rep, &err),
+                     0);
+    assert_int_equal(rep.total.transferred, (int64_t)n);
+    assert_int_equal(rep.total.credit_notes, (int64_t)n);
+    assert_int_equal(rep.total.credit_notes_total, 25300 * (int64_t)n);
+    assert_int_equal(rep.total.sales, 25300 * (int64_t)n);
+    assert_int_equal(rep.total.net_sales, 0);
+    report_release(&rep);
 }
 
 /* Financial invoice off: the invoice is left open, so the credit note is
