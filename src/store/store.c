@@ -302,8 +302,13 @@ int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
     if (c->platform != MODEL_PLATFORM_SALLA && c->platform != MODEL_PLATFORM_ZID)
         return th_err_set(err, TH_EINVAL, "connection has an unknown platform %d",
                           (int)c->platform);
+    if (c->tenant_id < 0)
+        return th_err_set(err, TH_EINVAL, "connection has a negative tenant id");
+    struct store_tenant t;
+    int rc = c->tenant_id ? s->ops->tenant_get(s, c->tenant_id, NULL, &t, err) : 0;
+    if (rc) return rc;
     struct store_conn sealed;
-    int rc = seal_conn(s, c, &sealed, err);
+    rc = seal_conn(s, c, &sealed, err);
     if (!rc) rc = s->ops->conn_put(s, &sealed, err);
     if (!rc) c->id = sealed.id;
     sealed_free(&sealed);
@@ -396,12 +401,19 @@ int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
 int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_conn *c), void *arg,
                     struct th_err *err)
 {
+    return store_conn_list_in(s, 0, fn, arg, err);
+}
+
+int store_conn_list_in(struct store *s, int64_t tenant,
+                       void (*fn)(void *arg, const struct store_conn *c), void *arg,
+                       struct th_err *err)
+{
     if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_conn_list: no store or callback");
     struct store_conn *rows = NULL;
     size_t n = 0;
     int rc = conn_rows(s, &rows, &n, err);
     for (size_t i = 0; i < n; i++) {
-        if (!rc) fn(arg, &rows[i]);
+        if (!rc && (!tenant || rows[i].tenant_id == tenant)) fn(arg, &rows[i]);
         store_conn_release(&rows[i]);
     }
     free(rows);
@@ -682,8 +694,15 @@ int store_order_list(struct store *s, int64_t conn_id, int xfer,
                      void (*fn)(void *arg, const struct store_order *o), void *arg,
                      struct th_err *err)
 {
+    return store_order_list_in(s, 0, conn_id, xfer, fn, arg, err);
+}
+
+int store_order_list_in(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
+                        void (*fn)(void *arg, const struct store_order *o), void *arg,
+                        struct th_err *err)
+{
     if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_order_list: no store or callback");
-    return s->ops->order_list(s, conn_id, xfer, fn, arg, err);
+    return s->ops->order_list(s, tenant < 0 ? 0 : tenant, conn_id, xfer, fn, arg, err);
 }
 
 static const char *const xfer_names[] = {"not_transferred", "transferring", "transferred",
@@ -815,18 +834,30 @@ int store_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, in
 /* ---------------------------------------------------------------------- */
 /* Dashboard users */
 
-static int user_name_ok(const char *name, struct th_err *err)
+/* Names of users and tenants: 1 to max characters of A-Z a-z 0-9 . _ @ -. */
+static int name_ok(const char *what, size_t max, const char *name, struct th_err *err)
 {
     size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n > STORE_USER_NAME_MAX ||
+    if (n == 0 || n > max ||
         strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") != n)
         return th_err_set(err, TH_EINVAL,
-                          "a user name is 1 to %d characters of A-Z a-z 0-9 . _ @ -, not \"%.80s\"",
-                          STORE_USER_NAME_MAX, name ? name : "");
+                          "a %s name is 1 to %zu characters of A-Z a-z 0-9 . _ @ -, not \"%.80s\"",
+                          what, max, name ? name : "");
     return 0;
 }
 
+static int user_name_ok(const char *name, struct th_err *err)
+{
+    return name_ok("user", STORE_USER_NAME_MAX, name, err);
+}
+
 int store_user_put(struct store *s, const char *name, const char *hash, struct th_err *err)
+{
+    return store_user_put_in(s, name, hash, 0, err);
+}
+
+int store_user_put_in(struct store *s, const char *name, const char *hash, int64_t tenant,
+                      struct th_err *err)
 {
     if (!s) return th_err_set(err, TH_EINVAL, "store_user_put: no store");
     int rc = user_name_ok(name, err);
@@ -835,19 +866,31 @@ int store_user_put(struct store *s, const char *name, const char *hash, struct t
     if (!s->ops->user_put)
         return th_err_set(err, TH_ECONFIG, "the %s store cannot keep dashboard users",
                           s->ops->name);
-    return s->ops->user_put(s, name, hash, err);
+    if (tenant < 0) return th_err_set(err, TH_EINVAL, "store_user_put: negative tenant id");
+    struct store_tenant t;
+    if (tenant && (rc = s->ops->tenant_get(s, tenant, NULL, &t, err)) != 0) return rc;
+    return s->ops->user_put(s, name, hash, tenant, err);
 }
 
 int store_user_get(struct store *s, const char *name, char **hash, struct th_err *err)
 {
-    if (!s || !hash) return th_err_set(err, TH_EINVAL, "store_user_get: no store or result");
+    int64_t tenant;
+    return store_user_get_in(s, name, hash, &tenant, err);
+}
+
+int store_user_get_in(struct store *s, const char *name, char **hash, int64_t *tenant,
+                      struct th_err *err)
+{
+    if (!s || !hash || !tenant)
+        return th_err_set(err, TH_EINVAL, "store_user_get: no store or result");
     *hash = NULL;
+    *tenant = 0;
     int rc = user_name_ok(name, err);
     if (rc) return rc;
     if (!s->ops->user_get)
         return th_err_set(err, TH_ECONFIG, "the %s store cannot keep dashboard users",
                           s->ops->name);
-    return s->ops->user_get(s, name, hash, err);
+    return s->ops->user_get(s, name, hash, tenant, err);
 }
 
 int store_user_count(struct store *s, int64_t *n, struct th_err *err)
@@ -856,4 +899,100 @@ int store_user_count(struct store *s, int64_t *n, struct th_err *err)
     *n = 0;
     if (!s->ops->user_count) return 0;
     return s->ops->user_count(s, n, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tenants and their API tokens */
+
+int store_tenant_add(struct store *s, const char *name, int64_t *id, struct th_err *err)
+{
+    if (!s || !id) return th_err_set(err, TH_EINVAL, "store_tenant_add: no store or result");
+    *id = 0;
+    int rc = name_ok("tenant", STORE_TENANT_NAME_MAX, name, err);
+    return rc ? rc : s->ops->tenant_add(s, name, id, err);
+}
+
+int store_tenant_find(struct store *s, const char *name, struct store_tenant *out,
+                      struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_tenant_find: no store or result");
+    memset(out, 0, sizeof *out);
+    int rc = name_ok("tenant", STORE_TENANT_NAME_MAX, name, err);
+    return rc ? rc : s->ops->tenant_get(s, 0, name, out, err);
+}
+
+int store_tenant_get(struct store *s, int64_t id, struct store_tenant *out, struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_tenant_get: no store or result");
+    memset(out, 0, sizeof *out);
+    if (id <= 0) return th_err_set(err, TH_ENOTFOUND, "no tenant %lld", (long long)id);
+    return s->ops->tenant_get(s, id, NULL, out, err);
+}
+
+int store_tenant_list(struct store *s, void (*fn)(void *arg, const struct store_tenant *t),
+                      void *arg, struct th_err *err)
+{
+    if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_tenant_list: no store or callback");
+    return s->ops->tenant_list(s, fn, arg, err);
+}
+
+static int digest_ok(const char *d, struct th_err *err)
+{
+    if (!d || strlen(d) != STORE_TOKEN_DIGEST_HEX ||
+        strspn(d, "0123456789abcdef") != STORE_TOKEN_DIGEST_HEX)
+        return th_err_set(err, TH_EINVAL,
+                          "a token digest is %d lower-case hex digits (SHA-256)",
+                          STORE_TOKEN_DIGEST_HEX);
+    return 0;
+}
+
+int store_token_add(struct store *s, int64_t tenant, const char *digest_hex, const char *label,
+                    int64_t *id, struct th_err *err)
+{
+    if (!s || !id) return th_err_set(err, TH_EINVAL, "store_token_add: no store or result");
+    *id = 0;
+    int rc = digest_ok(digest_hex, err);
+    if (rc) return rc;
+    if (!label) label = "";
+    size_t n = strlen(label), printable = 0;
+    while (printable < n && label[printable] >= 0x20 && label[printable] <= 0x7e)
+        printable++;
+    if (n > STORE_TOKEN_LABEL_MAX || printable != n)
+        return th_err_set(err, TH_EINVAL,
+                          "a token label is 0 to %d printable ASCII characters, not \"%.80s\"",
+                          STORE_TOKEN_LABEL_MAX, label);
+    struct store_tenant t;
+    if (tenant <= 0) return th_err_set(err, TH_ENOTFOUND, "no tenant %lld", (long long)tenant);
+    if ((rc = s->ops->tenant_get(s, tenant, NULL, &t, err)) != 0) return rc;
+    return s->ops->token_add(s, tenant, digest_hex, label, id, err);
+}
+
+int store_token_find(struct store *s, const char *digest_hex, struct store_token *out,
+                     struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_token_find: no store or result");
+    memset(out, 0, sizeof *out);
+    int rc = digest_ok(digest_hex, err);
+    return rc ? rc : s->ops->token_find(s, digest_hex, out, err);
+}
+
+int store_token_list(struct store *s, int64_t tenant,
+                     void (*fn)(void *arg, const struct store_token *t), void *arg,
+                     struct th_err *err)
+{
+    if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_token_list: no store or callback");
+    return s->ops->token_list(s, tenant < 0 ? 0 : tenant, fn, arg, err);
+}
+
+int store_token_revoke(struct store *s, int64_t id, struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_token_revoke: no store");
+    return s->ops->token_revoke(s, id, err);
+}
+
+int store_token_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    if (!s || !n) return th_err_set(err, TH_EINVAL, "store_token_count: no store or result");
+    *n = 0;
+    return s->ops->token_count(s, n, err);
 }

@@ -57,6 +57,8 @@ enum store_credit {
 /* A store connected to a Qoyod account, with the merchant's settings. */
 struct store_conn {
     int64_t id;                   /* tarheel's id; 0 before the first put */
+    int64_t tenant_id;            /* the tenant it belongs to (see Tenants below); on a put,
+                                   * 0 keeps the stored one (a new row: STORE_TENANT_DEFAULT) */
     enum model_platform platform;
     int64_t store_id;             /* the platform's merchant id */
     char *name;
@@ -145,7 +147,10 @@ int store_open(struct store **out, const char *url, struct th_err *err) TH_MUST_
 void store_close(struct store *s);
 
 /* ---- connections ---- */
-/* Inserts or updates by (platform, store_id); sets c->id. */
+/* Inserts or updates by (platform, store_id); sets c->id. c->tenant_id != 0
+ * puts the row in that tenant (moving an existing one: the operator's CLI
+ * does that on purpose; TH_ENOTFOUND when no such tenant); 0 leaves an
+ * existing row's tenant alone and puts a new one in the default tenant. */
 int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err) TH_MUST_CHECK;
 /* TH_ENOTFOUND when absent. out is filled with copies (store_conn_release). */
 /* Writes only the tokens (access, refresh, manager, expiry) and status of
@@ -181,6 +186,10 @@ int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
  * calling it for every connection. */
 int store_conn_list(struct store *s, void (*fn)(void *arg, const struct store_conn *c), void *arg,
                     struct th_err *err) TH_MUST_CHECK;
+/* store_conn_list limited to one tenant's connections (tenant 0: all). */
+int store_conn_list_in(struct store *s, int64_t tenant,
+                       void (*fn)(void *arg, const struct store_conn *c), void *arg,
+                       struct th_err *err) TH_MUST_CHECK;
 void store_conn_release(struct store_conn *c);
 
 /* ---- secrets at rest (store/secret.h: AES-256-GCM, key outside the database) ---- */
@@ -354,6 +363,12 @@ int store_order_note(struct store *s, int64_t conn_id, int64_t order_id, const c
 int store_order_list(struct store *s, int64_t conn_id, int xfer,
                      void (*fn)(void *arg, const struct store_order *o), void *arg,
                      struct th_err *err) TH_MUST_CHECK;
+/* The same limited to the orders of one tenant's connections (tenant 0:
+ * every tenant's, as store_order_list): the filter runs in the query, so a
+ * tenant's listing never reads another's rows. */
+int store_order_list_in(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
+                        void (*fn)(void *arg, const struct store_order *o), void *arg,
+                        struct th_err *err) TH_MUST_CHECK;
 /* Lists an order's history, oldest first: fn gets each entry's time (unix
  * ms), what happened and its detail ("" when none), borrowed for the call;
  * fn may call the store. An order without history gives no calls and 0.
@@ -450,5 +465,73 @@ int store_user_put(struct store *s, const char *name, const char *hash,
 int store_user_get(struct store *s, const char *name, char **hash,
                    struct th_err *err) TH_MUST_CHECK;
 int store_user_count(struct store *s, int64_t *n, struct th_err *err) TH_MUST_CHECK;
+/* The same with the user's tenant: put_in with tenant 0 keeps an existing
+ * user's tenant (a new user: the default tenant), else moves the user there
+ * (TH_ENOTFOUND: no such tenant); get_in also sets *tenant. */
+int store_user_put_in(struct store *s, const char *name, const char *hash, int64_t tenant,
+                      struct th_err *err) TH_MUST_CHECK;
+int store_user_get_in(struct store *s, const char *name, char **hash, int64_t *tenant,
+                      struct th_err *err) TH_MUST_CHECK;
+
+/* ---- tenants ---- */
+/*
+ * A tenant owns connections, dashboard users and API tokens (docs/
+ * RELIABILITY.md, Tenants): the REST API shows a tenant's users and tokens
+ * only its own connections and their orders. Tenants are never deleted.
+ * Every row made before tenants existed belongs to the default tenant
+ * (id STORE_TENANT_DEFAULT, named "default"). Names follow the user-name
+ * rule (1 to STORE_TENANT_NAME_MAX of A-Z a-z 0-9 . _ @ -; TH_EINVAL).
+ */
+#define STORE_TENANT_DEFAULT 1
+#define STORE_TENANT_NAME_MAX 64
+struct store_tenant {
+    int64_t id;
+    char name[STORE_TENANT_NAME_MAX + 1];
+    int64_t created_ms;
+};
+/* Adds a tenant; sets *id. TH_ECONFLICT when the name is taken. */
+int store_tenant_add(struct store *s, const char *name, int64_t *id,
+                     struct th_err *err) TH_MUST_CHECK;
+/* By name or by id; TH_ENOTFOUND when absent. */
+int store_tenant_find(struct store *s, const char *name, struct store_tenant *out,
+                      struct th_err *err) TH_MUST_CHECK;
+int store_tenant_get(struct store *s, int64_t id, struct store_tenant *out,
+                     struct th_err *err) TH_MUST_CHECK;
+/* Calls fn for every tenant, by id (t borrowed; fn may call the store). */
+int store_tenant_list(struct store *s, void (*fn)(void *arg, const struct store_tenant *t),
+                      void *arg, struct th_err *err) TH_MUST_CHECK;
+
+/* ---- API tokens of tenants ---- */
+/*
+ * A tenant's REST API tokens, kept as the hex SHA-256 digest only (the
+ * token is shown once, when made: `tarheel token add`). The operator's
+ * tokens (serve --api-token-file, $TARHEEL_API_TOKEN) are not here: they
+ * see every tenant. A label is 0 to STORE_TOKEN_LABEL_MAX printable ASCII
+ * characters, to tell tokens apart in `token list`.
+ */
+#define STORE_TOKEN_DIGEST_HEX 64
+#define STORE_TOKEN_LABEL_MAX 64
+struct store_token {
+    int64_t id;
+    int64_t tenant_id;
+    char label[STORE_TOKEN_LABEL_MAX + 1];
+    int64_t created_ms;
+};
+/* Adds a token of tenant (TH_ENOTFOUND: no such tenant; TH_EINVAL: the
+ * digest is not 64 lower-case hex digits or the label is bad; TH_ECONFLICT:
+ * that digest is stored already). Sets *id. */
+int store_token_add(struct store *s, int64_t tenant, const char *digest_hex, const char *label,
+                    int64_t *id, struct th_err *err) TH_MUST_CHECK;
+/* The token whose digest this is; TH_ENOTFOUND when none (or revoked). */
+int store_token_find(struct store *s, const char *digest_hex, struct store_token *out,
+                     struct th_err *err) TH_MUST_CHECK;
+/* Calls fn for every token of tenant (0: of every tenant), by id. */
+int store_token_list(struct store *s, int64_t tenant,
+                     void (*fn)(void *arg, const struct store_token *t), void *arg,
+                     struct th_err *err) TH_MUST_CHECK;
+/* Deletes token id: it stops working at once. TH_ENOTFOUND when absent. */
+int store_token_revoke(struct store *s, int64_t id, struct th_err *err) TH_MUST_CHECK;
+/* Number of stored tokens (the API is on when there is one). */
+int store_token_count(struct store *s, int64_t *n, struct th_err *err) TH_MUST_CHECK;
 
 #endif

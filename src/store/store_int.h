@@ -67,7 +67,9 @@ struct store_ops {
     /* c->platform and c->store_id are set. When c->id == 0 upserts by
      * (platform, store_id); when c->id != 0 updates that row (TH_ENOTFOUND
      * if absent, TH_ECONFLICT if another row has the same platform and
-     * store_id). Sets c->id on success. */
+     * store_id). Sets c->id on success. c->tenant_id 0 keeps a row's
+     * tenant (a new row: STORE_TENANT_DEFAULT); else the row gets that
+     * tenant (store.c has checked that it exists). Reads fill tenant_id. */
     int (*conn_put)(struct store *s, struct store_conn *c, struct th_err *err);
     /* Only the token columns and status / only the settings columns of
      * connection c->id; TH_ENOTFOUND when it does not exist. */
@@ -177,7 +179,8 @@ struct store_ops {
      * may call back into the store (the CLI's "retry failed" enqueues from
      * its callback). Either fails without calling fn, or calls it for every
      * row and returns 0. */
-    int (*order_list)(struct store *s, int64_t conn_id, int xfer,
+    /* tenant != 0: only orders of that tenant's connections. */
+    int (*order_list)(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
                       void (*fn)(void *arg, const struct store_order *o), void *arg,
                       struct th_err *err);
     /* Optional (NULL: store_order_history returns TH_ECONFIG). Calls fn for
@@ -221,11 +224,35 @@ struct store_ops {
     int (*stock_own_settle)(struct store *s, int64_t conn_id, const char *ref, int applied,
                             struct th_err *err);
     /* Dashboard users. name and hash are non-NULL and non-empty. user_put
-     * inserts or replaces the user's hash. user_get sets *hash (new) or
+     * inserts or replaces the user's hash; tenant 0 keeps an existing
+     * user's tenant (new: STORE_TENANT_DEFAULT), else sets it (store.c has
+     * checked that it exists). user_get sets *hash (new) and *tenant or
      * returns TH_ENOTFOUND. user_count counts users. */
-    int (*user_put)(struct store *s, const char *name, const char *hash, struct th_err *err);
-    int (*user_get)(struct store *s, const char *name, char **hash, struct th_err *err);
+    int (*user_put)(struct store *s, const char *name, const char *hash, int64_t tenant,
+                    struct th_err *err);
+    int (*user_get)(struct store *s, const char *name, char **hash, int64_t *tenant,
+                    struct th_err *err);
     int (*user_count)(struct store *s, int64_t *n, struct th_err *err);
+
+    /* Tenants and their API tokens (store.h). store.c has checked names,
+     * digests and labels, and that a token's tenant exists. tenant_get
+     * looks up by id when name is NULL, else by name; TH_ENOTFOUND when
+     * absent. tenant_add gives TH_ECONFLICT for a taken name, token_add
+     * for a stored digest. Lists call fn holding nothing, by id. */
+    int (*tenant_add)(struct store *s, const char *name, int64_t *id, struct th_err *err);
+    int (*tenant_get)(struct store *s, int64_t id, const char *name, struct store_tenant *out,
+                      struct th_err *err);
+    int (*tenant_list)(struct store *s, void (*fn)(void *arg, const struct store_tenant *t),
+                       void *arg, struct th_err *err);
+    int (*token_add)(struct store *s, int64_t tenant, const char *digest_hex, const char *label,
+                     int64_t *id, struct th_err *err);
+    int (*token_find)(struct store *s, const char *digest_hex, struct store_token *out,
+                      struct th_err *err);
+    int (*token_list)(struct store *s, int64_t tenant,
+                      void (*fn)(void *arg, const struct store_token *t), void *arg,
+                      struct th_err *err);
+    int (*token_revoke)(struct store *s, int64_t id, struct th_err *err);
+    int (*token_count)(struct store *s, int64_t *n, struct th_err *err);
 };
 
 /* One call from an account's token bucket, the arithmetic every backend

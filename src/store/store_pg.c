@@ -209,6 +209,26 @@ static const char *const migrations[] = {
     "COALESCE(c.qoyod_base, '') AND o.qoyod_api_key = c.qoyod_api_key AND "
     "(o.id < c.id OR EXISTS (SELECT 1 FROM orders WHERE conn_id = o.id AND (xfer IN "
     "(1, 2) OR qoyod_reference IS NOT NULL))));",
+    /* 7: tenants (SQLite's migration 11): connections and dashboard users
+     * belong to one, the existing rows to the default tenant (id 1);
+     * tenants' API tokens as SHA-256 digests only. */
+    "CREATE TABLE tenants ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at_ms BIGINT NOT NULL"
+    ");"
+    "INSERT INTO tenants (id, name, created_at_ms) VALUES (1, 'default', "
+    "  (extract(epoch FROM now()) * 1000)::bigint);"
+    "SELECT setval(pg_get_serial_sequence('tenants', 'id'), 1);"
+    "ALTER TABLE connections ADD COLUMN tenant_id BIGINT NOT NULL DEFAULT 1 REFERENCES tenants(id);"
+    "ALTER TABLE users ADD COLUMN tenant_id BIGINT NOT NULL DEFAULT 1 REFERENCES tenants(id);"
+    "CREATE TABLE api_tokens ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  tenant_id BIGINT NOT NULL REFERENCES tenants(id),"
+    "  digest TEXT NOT NULL UNIQUE,"
+    "  label TEXT NOT NULL DEFAULT '',"
+    "  created_at_ms BIGINT NOT NULL"
+    ");",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
@@ -240,9 +260,9 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSI
     "          THEN 1 ELSE j.rerun END"
 
 static const char SQL_CONN_UPSERT[] =
-    "INSERT INTO connections (" CONN_COLS ") VALUES "
+    "INSERT INTO connections (" CONN_COLS ", tenant_id) VALUES "
     "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
-    "$21, $22) "
+    "$21, $22, CASE WHEN $23::bigint = 0 THEN 1 ELSE $23::bigint END) "
     "ON CONFLICT (platform, store_id) DO UPDATE SET name = excluded.name, access_token = "
     "excluded.access_token, refresh_token = excluded.refresh_token, token_expires_at = "
     "excluded.token_expires_at, webhook_secret = excluded.webhook_secret, webhook_strategy = "
@@ -253,7 +273,8 @@ static const char SQL_CONN_UPSERT[] =
     "customer_per_invoice = excluded.customer_per_invoice, number_by_order = "
     "excluded.number_by_order, financial_invoice = excluded.financial_invoice, "
     "manager_token = excluded.manager_token, stock_sync = excluded.stock_sync, "
-    "stock_interval_s = excluded.stock_interval_s RETURNING id";
+    "stock_interval_s = excluded.stock_interval_s, tenant_id = CASE WHEN $23::bigint = 0 THEN "
+    "connections.tenant_id ELSE $23::bigint END RETURNING id";
 
 static const char SQL_CONN_UPDATE[] =
     "UPDATE connections SET platform = $1, store_id = $2, name = $3, access_token = $4, "
@@ -261,7 +282,8 @@ static const char SQL_CONN_UPDATE[] =
     "api_base = $9, status = $10, connected_at = $11, qoyod_base = $12, qoyod_api_key = $13, "
     "inventory_id = $14, payment_account_id = $15, trigger_status = $16, "
     "customer_per_invoice = $17, number_by_order = $18, financial_invoice = $19, "
-    "manager_token = $20, stock_sync = $21, stock_interval_s = $22 WHERE id = $23";
+    "manager_token = $20, stock_sync = $21, stock_interval_s = $22, tenant_id = CASE WHEN "
+    "$24::bigint = 0 THEN tenant_id ELSE $24::bigint END WHERE id = $23";
 
 static const char SQL_CONN_TOKENS[] =
     "UPDATE connections SET access_token = $2, refresh_token = $3, manager_token = $4, "
@@ -686,7 +708,7 @@ static void bind_conn(struct pp *p, const struct store_conn *c)
     p_i64(p, c->stock_interval_s);
 }
 
-/* Reads "id, CONN_COLS, ref_prefix" from row i. */
+/* Reads "id, CONN_COLS, ref_prefix, tenant_id" from row i. */
 static void read_conn(const PGresult *r, int i, struct store_conn *c)
 {
     c->id = col_i64(r, i, 0);
@@ -713,6 +735,7 @@ static void read_conn(const PGresult *r, int i, struct store_conn *c)
     c->stock_sync = (int)col_i64(r, i, 21);
     c->stock_interval_s = col_i64(r, i, 22);
     c->ref_prefix = col_str(r, i, 23);
+    c->tenant_id = col_i64(r, i, 24);
 }
 
 static int pg_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
@@ -724,6 +747,7 @@ static int pg_conn_put(struct store *s, struct store_conn *c, struct th_err *err
     if (c->id == 0) {
         snprintf(what, sizeof what, "save connection for %s store %lld",
                  model_platform_name(c->platform), (long long)c->store_id);
+        p_i64(&p, c->tenant_id);
         PGresult *r = one(q, SQL_CONN_UPSERT, &p, err, what);
         if (!r) return code_of(err);
         int64_t id = PQntuples(r) ? col_i64(r, 0, 0) : 0;
@@ -733,6 +757,7 @@ static int pg_conn_put(struct store *s, struct store_conn *c, struct th_err *err
         return 0;
     }
     p_i64(&p, c->id);
+    p_i64(&p, c->tenant_id);
     snprintf(what, sizeof what, "update connection %lld (%s store %lld)", (long long)c->id,
              model_platform_name(c->platform), (long long)c->store_id);
     PGresult *r = one(q, SQL_CONN_UPDATE, &p, err, what);
@@ -809,7 +834,7 @@ static int pg_conn_get(struct store *s, int64_t id, struct store_conn *out, stru
     snprintf(what, sizeof what, "connection %lld", (long long)id);
     struct pp p = {0};
     p_i64(&p, id);
-    return conn_query(pg_of(s), "SELECT id, " CONN_COLS ", ref_prefix FROM connections WHERE id = $1", &p, out,
+    return conn_query(pg_of(s), "SELECT id, " CONN_COLS ", ref_prefix, tenant_id FROM connections WHERE id = $1", &p, out,
                       err, what);
 }
 
@@ -822,7 +847,7 @@ static int pg_conn_find(struct store *s, enum model_platform pl, int64_t store_i
     p_i64(&p, pl);
     p_i64(&p, store_id);
     return conn_query(pg_of(s),
-                      "SELECT id, " CONN_COLS ", ref_prefix FROM connections WHERE platform = $1 AND "
+                      "SELECT id, " CONN_COLS ", ref_prefix, tenant_id FROM connections WHERE platform = $1 AND "
                       "store_id = $2",
                       &p, out, err, what);
 }
@@ -832,7 +857,7 @@ static int pg_conn_find(struct store *s, enum model_platform pl, int64_t store_i
 static int pg_conn_list(struct store *s, void (*fn)(void *arg, const struct store_conn *c),
                         void *arg, struct th_err *err)
 {
-    PGresult *r = one(pg_of(s), "SELECT id, " CONN_COLS ", ref_prefix FROM connections ORDER BY id", NULL, err,
+    PGresult *r = one(pg_of(s), "SELECT id, " CONN_COLS ", ref_prefix, tenant_id FROM connections ORDER BY id", NULL, err,
                       "list connections");
     if (!r) return code_of(err);
     int n = PQntuples(r);
@@ -1424,16 +1449,19 @@ static int pg_order_note(struct store *s, int64_t conn_id, int64_t order_id, con
     return 0;
 }
 
-static int pg_order_list(struct store *s, int64_t conn_id, int xfer,
+static int pg_order_list(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
                          void (*fn)(void *arg, const struct store_order *o), void *arg,
                          struct th_err *err)
 {
     struct pp p = {0};
     p_i64(&p, conn_id);
     p_i64(&p, xfer < 0 ? -1 : xfer);
+    p_i64(&p, tenant);
     PGresult *r = one(pg_of(s),
                       "SELECT " ORDER_COLS " FROM orders WHERE ($1 = 0 OR conn_id = $1) AND "
-                      "($2 < 0 OR xfer = $2) ORDER BY created_at, order_id, conn_id",
+                      "($2 < 0 OR xfer = $2) AND ($3::bigint = 0 OR conn_id IN (SELECT id FROM "
+                      "connections WHERE tenant_id = $3::bigint)) "
+                      "ORDER BY created_at, order_id, conn_id",
                       &p, err, "list orders");
     if (!r) return code_of(err);
     int n = PQntuples(r);
@@ -1523,37 +1551,45 @@ static int pg_map_put(struct store *s, int64_t conn_id, const char *kind, const 
 /* ---------------------------------------------------------------------- */
 /* Dashboard users */
 
-static int pg_user_put(struct store *s, const char *name, const char *hash, struct th_err *err)
+static int pg_user_put(struct store *s, const char *name, const char *hash, int64_t tenant,
+                       struct th_err *err)
 {
     struct pp p = {0};
     p_str(&p, name);
     p_str(&p, hash);
     p_i64(&p, store_now_ms(s));
+    p_i64(&p, tenant);
     char op[128];
     snprintf(op, sizeof op, "save dashboard user '%.64s'", name);
     PGresult *r = one(pg_of(s),
-                      "INSERT INTO users (name, hash, updated_at_ms) VALUES ($1, $2, $3) "
+                      "INSERT INTO users (name, hash, updated_at_ms, tenant_id) VALUES ($1, $2, "
+                      "$3, CASE WHEN $4::bigint = 0 THEN 1 ELSE $4::bigint END) "
                       "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, "
-                      "updated_at_ms = excluded.updated_at_ms",
+                      "updated_at_ms = excluded.updated_at_ms, tenant_id = CASE WHEN "
+                      "$4::bigint = 0 THEN users.tenant_id ELSE $4::bigint END",
                       &p, err, op);
     if (!r) return code_of(err);
     PQclear(r);
     return 0;
 }
 
-static int pg_user_get(struct store *s, const char *name, char **hash, struct th_err *err)
+static int pg_user_get(struct store *s, const char *name, char **hash, int64_t *tenant,
+                       struct th_err *err)
 {
     struct pp p = {0};
     p_str(&p, name);
     char op[128];
     snprintf(op, sizeof op, "read dashboard user '%.64s'", name);
-    PGresult *r = one(pg_of(s), "SELECT hash FROM users WHERE name = $1", &p, err, op);
+    PGresult *r =
+        one(pg_of(s), "SELECT hash, tenant_id FROM users WHERE name = $1", &p, err, op);
     if (!r) return code_of(err);
     int code = 0;
-    if (PQntuples(r))
+    if (PQntuples(r)) {
         *hash = xstrdup(PQgetvalue(r, 0, 0));
-    else
+        *tenant = col_i64(r, 0, 1);
+    } else {
         code = th_err_set(err, TH_ENOTFOUND, "no dashboard user '%s'", name);
+    }
     PQclear(r);
     return code;
 }
@@ -1562,6 +1598,162 @@ static int pg_user_count(struct store *s, int64_t *n, struct th_err *err)
 {
     struct pp p = {0};
     PGresult *r = one(pg_of(s), "SELECT COUNT(*) FROM users", &p, err, "count dashboard users");
+    if (!r) return code_of(err);
+    *n = col_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tenants and their API tokens (SQL as store_sqlite.c's) */
+
+static int pg_tenant_add(struct store *s, const char *name, int64_t *id, struct th_err *err)
+{
+    struct pp p = {0};
+    p_str(&p, name);
+    p_i64(&p, store_now_ms(s));
+    char op[128];
+    snprintf(op, sizeof op, "add tenant '%.64s'", name);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO tenants (name, created_at_ms) VALUES ($1, $2) RETURNING id", &p,
+                      err, op);
+    if (!r) {
+        if (err && err->code == TH_ECONFLICT)
+            return th_err_set(err, TH_ECONFLICT, "a tenant named '%s' exists already", name);
+        return code_of(err);
+    }
+    *id = col_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static void read_tenant(const PGresult *r, int i, struct store_tenant *t)
+{
+    t->id = col_i64(r, i, 0);
+    snprintf(t->name, sizeof t->name, "%s", PQgetvalue(r, i, 1));
+    t->created_ms = col_i64(r, i, 2);
+}
+
+static int pg_tenant_get(struct store *s, int64_t id, const char *name, struct store_tenant *out,
+                         struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, id);
+    p_str(&p, name);
+    PGresult *r = one(pg_of(s),
+                      "SELECT id, name, created_at_ms FROM tenants WHERE ($2::text IS NULL AND "
+                      "id = $1::bigint) OR name = $2::text",
+                      &p, err, "read tenant");
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r))
+        read_tenant(r, 0, out);
+    else if (name)
+        code = th_err_set(err, TH_ENOTFOUND, "no tenant named '%s'", name);
+    else
+        code = th_err_set(err, TH_ENOTFOUND, "no tenant %lld", (long long)id);
+    PQclear(r);
+    return code;
+}
+
+static int pg_tenant_list(struct store *s, void (*fn)(void *arg, const struct store_tenant *t),
+                          void *arg, struct th_err *err)
+{
+    PGresult *r = one(pg_of(s), "SELECT id, name, created_at_ms FROM tenants ORDER BY id", NULL,
+                      err, "list tenants");
+    if (!r) return code_of(err);
+    int n = PQntuples(r);
+    struct store_tenant *rows = xcalloc((size_t)n + 1, sizeof *rows);
+    for (int i = 0; i < n; i++) read_tenant(r, i, &rows[i]);
+    PQclear(r);
+    for (int i = 0; i < n; i++) fn(arg, &rows[i]);
+    free(rows);
+    return 0;
+}
+
+static int pg_token_add(struct store *s, int64_t tenant, const char *digest_hex, const char *label,
+                        int64_t *id, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, tenant);
+    p_str(&p, digest_hex);
+    p_str(&p, label);
+    p_i64(&p, store_now_ms(s));
+    char op[96];
+    snprintf(op, sizeof op, "add an API token of tenant %lld", (long long)tenant);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO api_tokens (tenant_id, digest, label, created_at_ms) VALUES "
+                      "($1, $2, $3, $4) RETURNING id",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    *id = col_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static void read_token(const PGresult *r, int i, struct store_token *t)
+{
+    t->id = col_i64(r, i, 0);
+    t->tenant_id = col_i64(r, i, 1);
+    snprintf(t->label, sizeof t->label, "%s", PQgetvalue(r, i, 2));
+    t->created_ms = col_i64(r, i, 3);
+}
+
+static int pg_token_find(struct store *s, const char *digest_hex, struct store_token *out,
+                         struct th_err *err)
+{
+    struct pp p = {0};
+    p_str(&p, digest_hex);
+    PGresult *r = one(pg_of(s),
+                      "SELECT id, tenant_id, label, created_at_ms FROM api_tokens WHERE digest = $1",
+                      &p, err, "look an API token up");
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r))
+        read_token(r, 0, out);
+    else
+        code = th_err_set(err, TH_ENOTFOUND, "no such API token");
+    PQclear(r);
+    return code;
+}
+
+static int pg_token_list(struct store *s, int64_t tenant,
+                         void (*fn)(void *arg, const struct store_token *t), void *arg,
+                         struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, tenant);
+    PGresult *r = one(pg_of(s),
+                      "SELECT id, tenant_id, label, created_at_ms FROM api_tokens WHERE "
+                      "$1::bigint = 0 OR tenant_id = $1::bigint ORDER BY id",
+                      &p, err, "list API tokens");
+    if (!r) return code_of(err);
+    int n = PQntuples(r);
+    struct store_token *rows = xcalloc((size_t)n + 1, sizeof *rows);
+    for (int i = 0; i < n; i++) read_token(r, i, &rows[i]);
+    PQclear(r);
+    for (int i = 0; i < n; i++) fn(arg, &rows[i]);
+    free(rows);
+    return 0;
+}
+
+static int pg_token_revoke(struct store *s, int64_t id, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, id);
+    char op[64];
+    snprintf(op, sizeof op, "revoke API token %lld", (long long)id);
+    PGresult *r = one(pg_of(s), "DELETE FROM api_tokens WHERE id = $1", &p, err, op);
+    if (!r) return code_of(err);
+    int64_t n = affected(r);
+    PQclear(r);
+    return n ? 0 : th_err_set(err, TH_ENOTFOUND, "no API token %lld", (long long)id);
+}
+
+static int pg_token_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    PGresult *r =
+        one(pg_of(s), "SELECT COUNT(*) FROM api_tokens", NULL, err, "count API tokens");
     if (!r) return code_of(err);
     *n = col_i64(r, 0, 0);
     PQclear(r);
@@ -1914,6 +2106,14 @@ const struct store_ops store_pg_ops = {
     .user_put = pg_user_put,
     .user_get = pg_user_get,
     .user_count = pg_user_count,
+    .tenant_add = pg_tenant_add,
+    .tenant_get = pg_tenant_get,
+    .tenant_list = pg_tenant_list,
+    .token_add = pg_token_add,
+    .token_find = pg_token_find,
+    .token_list = pg_token_list,
+    .token_revoke = pg_token_revoke,
+    .token_count = pg_token_count,
     .account_pause = pg_account_pause,
     .account_take = pg_account_take,
     .lease_take = pg_lease_take,

@@ -280,6 +280,27 @@ static const char *const migrations[] = {
     "COALESCE(connections.qoyod_base, '') AND o.qoyod_api_key = connections.qoyod_api_key AND "
     "(o.id < connections.id OR EXISTS (SELECT 1 FROM orders WHERE conn_id = o.id AND (xfer IN "
     "(1, 2) OR qoyod_reference IS NOT NULL))));",
+    /* 11: tenants (store.h): every connection and dashboard user belongs to
+     * one, the rows made before to the default tenant (id 1), so an
+     * existing install works as before; tenants' API tokens, as SHA-256
+     * digests only. No REFERENCES on the added columns: SQLite cannot add
+     * one with a non-NULL default; store.c checks the tenant exists. */
+    "CREATE TABLE tenants ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at_ms INTEGER NOT NULL"
+    ");"
+    "INSERT INTO tenants (id, name, created_at_ms) VALUES (1, 'default', "
+    "  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));"
+    "ALTER TABLE connections ADD COLUMN tenant_id INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE users ADD COLUMN tenant_id INTEGER NOT NULL DEFAULT 1;"
+    "CREATE TABLE api_tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+    "  digest TEXT NOT NULL UNIQUE,"
+    "  label TEXT NOT NULL DEFAULT '',"
+    "  created_at_ms INTEGER NOT NULL"
+    ");",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -344,6 +365,14 @@ enum stmt {
     S_USER_PUT,
     S_USER_GET,
     S_USER_COUNT,
+    S_TENANT_ADD,
+    S_TENANT_GET,
+    S_TENANT_LIST,
+    S_TOKEN_ADD,
+    S_TOKEN_FIND,
+    S_TOKEN_LIST,
+    S_TOKEN_REVOKE,
+    S_TOKEN_COUNT,
     S_STOCK_GET,
     S_STOCK_OWN_SUM,
     S_STOCK_PUT,
@@ -367,9 +396,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_CONN_UPSERT] =
-        "INSERT INTO connections (" CONN_COLS ") VALUES "
+        "INSERT INTO connections (" CONN_COLS ", tenant_id) VALUES "
         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-        "?20, ?21, ?22) "
+        "?20, ?21, ?22, CASE WHEN ?24 = 0 THEN 1 ELSE ?24 END) "
         "ON CONFLICT (platform, store_id) DO UPDATE SET name = excluded.name, access_token = "
         "excluded.access_token, refresh_token = excluded.refresh_token, token_expires_at = "
         "excluded.token_expires_at, webhook_secret = excluded.webhook_secret, webhook_strategy = "
@@ -380,14 +409,16 @@ static const char *const stmt_sql[S_COUNT] = {
         "customer_per_invoice = excluded.customer_per_invoice, number_by_order = "
         "excluded.number_by_order, financial_invoice = excluded.financial_invoice, "
         "manager_token = excluded.manager_token, stock_sync = excluded.stock_sync, "
-        "stock_interval_s = excluded.stock_interval_s RETURNING id",
+        "stock_interval_s = excluded.stock_interval_s, tenant_id = CASE WHEN ?24 = 0 THEN "
+        "connections.tenant_id ELSE ?24 END RETURNING id",
     [S_CONN_UPDATE] =
         "UPDATE connections SET platform = ?1, store_id = ?2, name = ?3, access_token = ?4, "
         "refresh_token = ?5, token_expires_at = ?6, webhook_secret = ?7, webhook_strategy = ?8, "
         "api_base = ?9, status = ?10, connected_at = ?11, qoyod_base = ?12, qoyod_api_key = ?13, "
         "inventory_id = ?14, payment_account_id = ?15, trigger_status = ?16, "
         "customer_per_invoice = ?17, number_by_order = ?18, financial_invoice = ?19, "
-        "manager_token = ?20, stock_sync = ?21, stock_interval_s = ?22 WHERE id = ?23",
+        "manager_token = ?20, stock_sync = ?21, stock_interval_s = ?22, tenant_id = CASE WHEN "
+        "?24 = 0 THEN tenant_id ELSE ?24 END WHERE id = ?23",
     /* Tokens only, so a settings change and a refresh never undo each other. */
     [S_CONN_TOKENS] =
         "UPDATE connections SET access_token = ?2, refresh_token = ?3, manager_token = ?4, "
@@ -399,8 +430,8 @@ static const char *const stmt_sql[S_COUNT] = {
         "number_by_order = ?9, financial_invoice = ?10, webhook_secret = ?11, "
         "webhook_strategy = ?12, api_base = ?13, stock_sync = ?14, stock_interval_s = ?15 "
         "WHERE id = ?1",
-    [S_CONN_BY_ID] = "SELECT id, " CONN_COLS ", ref_prefix FROM connections WHERE id = ?1",
-    [S_CONN_BY_KEY] = "SELECT id, " CONN_COLS ", ref_prefix FROM connections WHERE platform = ?1 "
+    [S_CONN_BY_ID] = "SELECT id, " CONN_COLS ", ref_prefix, tenant_id FROM connections WHERE id = ?1",
+    [S_CONN_BY_KEY] = "SELECT id, " CONN_COLS ", ref_prefix, tenant_id FROM connections WHERE platform = ?1 "
                       "AND store_id = ?2",
     /* Reference prefixes (store_int.h conn_prefix_assign, conn_prefix_set).
      * "The same account": the same qoyod_base and sealed qoyod_api_key
@@ -496,15 +527,29 @@ static const char *const stmt_sql[S_COUNT] = {
                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
                     "?17, ?18, ?19) ON CONFLICT (conn_id, order_id) DO NOTHING",
     [S_ORDER_LIST] = "SELECT " ORDER_COLS " FROM orders WHERE (?1 = 0 OR conn_id = ?1) AND "
-                     "(?2 < 0 OR xfer = ?2) ORDER BY created_at, order_id, conn_id",
+                     "(?2 < 0 OR xfer = ?2) AND (?3 = 0 OR conn_id IN (SELECT id FROM "
+                     "connections WHERE tenant_id = ?3)) ORDER BY created_at, order_id, conn_id",
     [S_NOTE] = "INSERT INTO order_history (conn_id, order_id, ts_ms, what, detail) "
                "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_HISTORY] = "SELECT ts_ms, what, detail FROM order_history WHERE conn_id = ?1 AND "
                   "order_id = ?2 ORDER BY id",
-    [S_USER_PUT] = "INSERT INTO users (name, hash, updated_at_ms) VALUES (?1, ?2, ?3) "
+    [S_USER_PUT] = "INSERT INTO users (name, hash, updated_at_ms, tenant_id) VALUES (?1, ?2, ?3, "
+                   "CASE WHEN ?4 = 0 THEN 1 ELSE ?4 END) "
                    "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, "
-                   "updated_at_ms = excluded.updated_at_ms",
-    [S_USER_GET] = "SELECT hash FROM users WHERE name = ?1",
+                   "updated_at_ms = excluded.updated_at_ms, tenant_id = CASE WHEN ?4 = 0 THEN "
+                   "users.tenant_id ELSE ?4 END",
+    [S_USER_GET] = "SELECT hash, tenant_id FROM users WHERE name = ?1",
+    [S_TENANT_ADD] = "INSERT INTO tenants (name, created_at_ms) VALUES (?1, ?2) RETURNING id",
+    [S_TENANT_GET] = "SELECT id, name, created_at_ms FROM tenants WHERE (?2 IS NULL AND id = ?1) "
+                     "OR name = ?2",
+    [S_TENANT_LIST] = "SELECT id, name, created_at_ms FROM tenants ORDER BY id",
+    [S_TOKEN_ADD] = "INSERT INTO api_tokens (tenant_id, digest, label, created_at_ms) VALUES "
+                    "(?1, ?2, ?3, ?4) RETURNING id",
+    [S_TOKEN_FIND] = "SELECT id, tenant_id, label, created_at_ms FROM api_tokens WHERE digest = ?1",
+    [S_TOKEN_LIST] = "SELECT id, tenant_id, label, created_at_ms FROM api_tokens WHERE ?1 = 0 OR "
+                     "tenant_id = ?1 ORDER BY id",
+    [S_TOKEN_REVOKE] = "DELETE FROM api_tokens WHERE id = ?1",
+    [S_TOKEN_COUNT] = "SELECT COUNT(*) FROM api_tokens",
     [S_USER_COUNT] = "SELECT COUNT(*) FROM users",
     [S_MAP_GET] = "SELECT qoyod_id FROM mappings WHERE conn_id = ?1 AND kind = ?2 AND key = ?3",
     [S_MAP_PUT] = "INSERT INTO mappings (conn_id, kind, key, qoyod_id, updated_at_ms) "
@@ -907,9 +952,10 @@ static void bind_conn(sqlite3_stmt *st, const struct store_conn *c)
     bind_str(st, 20, c->manager_token);
     sqlite3_bind_int(st, 21, c->stock_sync);
     sqlite3_bind_int64(st, 22, c->stock_interval_s);
+    sqlite3_bind_int64(st, 24, c->tenant_id);
 }
 
-/* Reads "id, CONN_COLS, ref_prefix" from the current row. */
+/* Reads "id, CONN_COLS, ref_prefix, tenant_id" from the current row. */
 static void read_conn(sqlite3_stmt *st, struct store_conn *c)
 {
     c->id = sqlite3_column_int64(st, 0);
@@ -936,6 +982,7 @@ static void read_conn(sqlite3_stmt *st, struct store_conn *c)
     c->stock_sync = sqlite3_column_int(st, 21);
     c->stock_interval_s = sqlite3_column_int64(st, 22);
     c->ref_prefix = col_str(st, 23);
+    c->tenant_id = sqlite3_column_int64(st, 24);
 }
 
 static int sq_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
@@ -1843,7 +1890,7 @@ static int sq_order_note(struct store *s, int64_t conn_id, int64_t order_id, con
  * XXX the whole result is held in memory; fine for the CLI's listings of a
  * few thousand orders, but a paged API (issue 7) should add LIMIT/OFFSET.
  */
-static int sq_order_list(struct store *s, int64_t conn_id, int xfer,
+static int sq_order_list(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
                          void (*fn)(void *arg, const struct store_order *o), void *arg,
                          struct th_err *err)
 {
@@ -1854,6 +1901,7 @@ static int sq_order_list(struct store *s, int64_t conn_id, int xfer,
     sqlite3_stmt *st = q->st[S_ORDER_LIST];
     sqlite3_bind_int64(st, 1, conn_id);
     sqlite3_bind_int(st, 2, xfer < 0 ? -1 : xfer);
+    sqlite3_bind_int64(st, 3, tenant);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
@@ -2133,7 +2181,8 @@ static int sq_stock_own_settle(struct store *s, int64_t conn_id, const char *ref
 /* ---------------------------------------------------------------------- */
 /* Dashboard users */
 
-static int sq_user_put(struct store *s, const char *name, const char *hash, struct th_err *err)
+static int sq_user_put(struct store *s, const char *name, const char *hash, int64_t tenant,
+                       struct th_err *err)
 {
     struct sq *q = sq_of(s);
     int64_t now = store_now_ms(s);
@@ -2142,6 +2191,7 @@ static int sq_user_put(struct store *s, const char *name, const char *hash, stru
     bind_str(st, 1, name);
     bind_str(st, 2, hash);
     sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, tenant);
     int rc = run(st);
     int code = rc ? fail(q, rc, err, "save dashboard user '%s'", name) : 0;
     done_with(st);
@@ -2149,7 +2199,8 @@ static int sq_user_put(struct store *s, const char *name, const char *hash, stru
     return code;
 }
 
-static int sq_user_get(struct store *s, const char *name, char **hash, struct th_err *err)
+static int sq_user_get(struct store *s, const char *name, char **hash, int64_t *tenant,
+                       struct th_err *err)
 {
     struct sq *q = sq_of(s);
     pthread_mutex_lock(&q->db_mu);
@@ -2157,12 +2208,14 @@ static int sq_user_get(struct store *s, const char *name, char **hash, struct th
     bind_str(st, 1, name);
     int rc = sqlite3_step(st);
     int code = 0;
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
         *hash = xstrdup((const char *)sqlite3_column_text(st, 0));
-    else if (rc == SQLITE_DONE)
+        *tenant = sqlite3_column_int64(st, 1);
+    } else if (rc == SQLITE_DONE) {
         code = th_err_set(err, TH_ENOTFOUND, "no dashboard user '%s'", name);
-    else
+    } else {
         code = fail(q, rc, err, "read dashboard user '%s'", name);
+    }
     done_with(st);
     pthread_mutex_unlock(&q->db_mu);
     return code;
@@ -2179,6 +2232,195 @@ static int sq_user_count(struct store *s, int64_t *n, struct th_err *err)
         *n = sqlite3_column_int64(st, 0);
     else
         code = fail(q, rc, err, "count dashboard users");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tenants and their API tokens */
+
+static int sq_tenant_add(struct store *s, const char *name, int64_t *id, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_TENANT_ADD];
+    bind_str(st, 1, name);
+    sqlite3_bind_int64(st, 2, now);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    if (rc == SQLITE_ROW) rc = run(st);
+    int code = 0;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        code = th_err_set(err, TH_ECONFLICT, "a tenant named '%s' exists already", name);
+    else if (rc)
+        code = fail(q, rc, err, "add tenant '%s'", name);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static void read_tenant(sqlite3_stmt *st, struct store_tenant *t)
+{
+    t->id = sqlite3_column_int64(st, 0);
+    const unsigned char *n = sqlite3_column_text(st, 1);
+    snprintf(t->name, sizeof t->name, "%s", n ? (const char *)n : "");
+    t->created_ms = sqlite3_column_int64(st, 2);
+}
+
+static int sq_tenant_get(struct store *s, int64_t id, const char *name, struct store_tenant *out,
+                         struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_TENANT_GET];
+    sqlite3_bind_int64(st, 1, id);
+    if (name) bind_str(st, 2, name);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        read_tenant(st, out);
+    else if (rc == SQLITE_DONE && name)
+        code = th_err_set(err, TH_ENOTFOUND, "no tenant named '%s'", name);
+    else if (rc == SQLITE_DONE)
+        code = th_err_set(err, TH_ENOTFOUND, "no tenant %lld", (long long)id);
+    else
+        code = fail(q, rc, err, "read tenant");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_tenant_list(struct store *s, void (*fn)(void *arg, const struct store_tenant *t),
+                          void *arg, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    struct store_tenant *rows = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_TENANT_LIST];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            rows = xrealloc(rows, cap * sizeof *rows);
+        }
+        read_tenant(st, &rows[n++]);
+    }
+    int code = rc == SQLITE_DONE ? 0 : fail(q, rc, err, "list tenants");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    for (size_t i = 0; !code && i < n; i++)
+        fn(arg, &rows[i]);
+    free(rows);
+    return code;
+}
+
+static int sq_token_add(struct store *s, int64_t tenant, const char *digest_hex, const char *label,
+                        int64_t *id, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_TOKEN_ADD];
+    sqlite3_bind_int64(st, 1, tenant);
+    bind_str(st, 2, digest_hex);
+    bind_str(st, 3, label);
+    sqlite3_bind_int64(st, 4, now);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    if (rc == SQLITE_ROW) rc = run(st);
+    int code = rc ? fail(q, rc, err, "add an API token of tenant %lld", (long long)tenant) : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static void read_token(sqlite3_stmt *st, struct store_token *t)
+{
+    t->id = sqlite3_column_int64(st, 0);
+    t->tenant_id = sqlite3_column_int64(st, 1);
+    const unsigned char *l = sqlite3_column_text(st, 2);
+    snprintf(t->label, sizeof t->label, "%s", l ? (const char *)l : "");
+    t->created_ms = sqlite3_column_int64(st, 3);
+}
+
+static int sq_token_find(struct store *s, const char *digest_hex, struct store_token *out,
+                         struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_TOKEN_FIND];
+    bind_str(st, 1, digest_hex);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        read_token(st, out);
+    else if (rc == SQLITE_DONE)
+        code = th_err_set(err, TH_ENOTFOUND, "no such API token");
+    else
+        code = fail(q, rc, err, "look an API token up");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_token_list(struct store *s, int64_t tenant,
+                         void (*fn)(void *arg, const struct store_token *t), void *arg,
+                         struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    struct store_token *rows = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_TOKEN_LIST];
+    sqlite3_bind_int64(st, 1, tenant);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            rows = xrealloc(rows, cap * sizeof *rows);
+        }
+        read_token(st, &rows[n++]);
+    }
+    int code = rc == SQLITE_DONE ? 0 : fail(q, rc, err, "list API tokens");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    for (size_t i = 0; !code && i < n; i++)
+        fn(arg, &rows[i]);
+    free(rows);
+    return code;
+}
+
+static int sq_token_revoke(struct store *s, int64_t id, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_TOKEN_REVOKE];
+    sqlite3_bind_int64(st, 1, id);
+    int rc = run(st);
+    int code = 0;
+    if (rc)
+        code = fail(q, rc, err, "revoke API token %lld", (long long)id);
+    else if (sqlite3_changes(q->db) == 0)
+        code = th_err_set(err, TH_ENOTFOUND, "no API token %lld", (long long)id);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_token_count(struct store *s, int64_t *n, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_TOKEN_COUNT];
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        code = fail(q, rc, err, "count API tokens");
     done_with(st);
     pthread_mutex_unlock(&q->db_mu);
     return code;
@@ -2217,6 +2459,14 @@ const struct store_ops store_sqlite_ops = {
     .user_put = sq_user_put,
     .user_get = sq_user_get,
     .user_count = sq_user_count,
+    .tenant_add = sq_tenant_add,
+    .tenant_get = sq_tenant_get,
+    .tenant_list = sq_tenant_list,
+    .token_add = sq_token_add,
+    .token_find = sq_token_find,
+    .token_list = sq_token_list,
+    .token_revoke = sq_token_revoke,
+    .token_count = sq_token_count,
     .stock_load = sq_stock_load,
     .stock_save = sq_stock_save,
     .stock_untracked = sq_stock_untracked,

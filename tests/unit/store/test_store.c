@@ -72,7 +72,11 @@ static void must(int rc, const struct th_err *err)
  * IF NOT EXISTS, so it may stay). */
 #define UNDO_9 UNDO_10 "DROP TABLE accounts; DROP TABLE leases; DROP INDEX jobs_leased; "
 /* ... and from 10 to 9 (the connections' reference prefixes). */
-#define UNDO_10 "ALTER TABLE connections DROP COLUMN ref_prefix; "
+#define UNDO_10 UNDO_11 "ALTER TABLE connections DROP COLUMN ref_prefix; "
+/* ... and from 11 to 10 (tenants and their API tokens). */
+#define UNDO_11                                                                                    \
+    "DROP TABLE api_tokens; DROP TABLE tenants; ALTER TABLE connections DROP COLUMN tenant_id; "   \
+    "ALTER TABLE users DROP COLUMN tenant_id; "
 
 static void open_store(struct fx *f)
 {
@@ -1052,6 +1056,235 @@ static void test_users(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Tenants */
+
+static void add_tenant_name(void *arg, const struct store_tenant *t)
+{
+    char *names = arg;
+    size_t o = strlen(names);
+    snprintf(names + o, 256 - o, "%s%lld:%s", o ? "," : "", (long long)t->id, t->name);
+}
+
+static void add_token_id(void *arg, const struct store_token *t)
+{
+    char *ids = arg;
+    size_t o = strlen(ids);
+    snprintf(ids + o, 256 - o, "%s%lld/%lld:%s", o ? "," : "", (long long)t->id,
+             (long long)t->tenant_id, t->label);
+}
+
+#define DIGEST_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define DIGEST_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* The default tenant exists from the start and owns what was made without
+ * one; tenants are added once by name; tokens are kept as digests, found,
+ * listed per tenant and revoked. */
+static void test_tenants_and_tokens(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_tenant t;
+    must(store_tenant_get(f->s, STORE_TENANT_DEFAULT, &t, &err), &err);
+    assert_string_equal(t.name, "default");
+    assert_int_equal(f->conn.tenant_id, 0); /* as the caller left it */
+    struct store_conn c;
+    must(store_conn_get(f->s, f->conn.id, &c, &err), &err);
+    assert_int_equal(c.tenant_id, STORE_TENANT_DEFAULT);
+    store_conn_release(&c);
+    int64_t acme = 0, beta = 0, id = -1;
+    must(store_tenant_add(f->s, "acme", &acme, &err), &err);
+    must(store_tenant_add(f->s, "beta.shops", &beta, &err), &err);
+    assert_true(acme > STORE_TENANT_DEFAULT && beta > acme);
+    assert_int_equal(store_tenant_add(f->s, "acme", &id, &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "acme"));
+    assert_int_equal(store_tenant_add(f->s, "a b", &id, &err), TH_EINVAL);
+    assert_int_equal(store_tenant_add(f->s, "", &id, &err), TH_EINVAL);
+    must(store_tenant_find(f->s, "beta.shops", &t, &err), &err);
+    assert_int_equal(t.id, beta);
+    assert_int_equal(store_tenant_find(f->s, "nobody", &t, &err), TH_ENOTFOUND);
+    assert_int_equal(store_tenant_get(f->s, 999, &t, &err), TH_ENOTFOUND);
+    char names[256] = "";
+    must(store_tenant_list(f->s, add_tenant_name, names, &err), &err);
+    char want[256];
+    snprintf(want, sizeof want, "1:default,%lld:acme,%lld:beta.shops", (long long)acme,
+             (long long)beta);
+    assert_string_equal(names, want);
+
+    int64_t n = -1, ta = 0, tb = 0;
+    must(store_token_count(f->s, &n, &err), &err);
+    assert_int_equal(n, 0);
+    must(store_token_add(f->s, acme, DIGEST_A, "ci deploys", &ta, &err), &err);
+    must(store_token_add(f->s, beta, DIGEST_B, "", &tb, &err), &err);
+    assert_true(ta > 0 && tb > ta);
+    assert_int_equal(store_token_add(f->s, beta, DIGEST_A, "again", &id, &err), TH_ECONFLICT);
+    assert_int_equal(store_token_add(f->s, 999, DIGEST_B "0", "", &id, &err), TH_EINVAL);
+    assert_int_equal(store_token_add(f->s, 999,
+                                     "AAAAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                     "", &id, &err), TH_EINVAL);
+    assert_int_equal(store_token_add(f->s, 999,
+                                     "1111111111111111111111111111111111111111111111111111111111111111",
+                                     "", &id, &err),
+                     TH_ENOTFOUND);
+    assert_int_equal(store_token_add(f->s, acme,
+                                     "2222222222222222222222222222222222222222222222222222222222222222",
+                                     "tab\there", &id, &err),
+                     TH_EINVAL);
+    struct store_token tok;
+    must(store_token_find(f->s, DIGEST_A, &tok, &err), &err);
+    assert_int_equal(tok.id, ta);
+    assert_int_equal(tok.tenant_id, acme);
+    assert_string_equal(tok.label, "ci deploys");
+    assert_int_equal(tok.created_ms, f->now);
+    assert_int_equal(store_token_find(f->s,
+                                      "3333333333333333333333333333333333333333333333333333333333333333",
+                                      &tok, &err),
+                     TH_ENOTFOUND);
+    char ids[256] = "";
+    must(store_token_list(f->s, 0, add_token_id, ids, &err), &err);
+    snprintf(want, sizeof want, "%lld/%lld:ci deploys,%lld/%lld:", (long long)ta, (long long)acme,
+             (long long)tb, (long long)beta);
+    assert_string_equal(ids, want);
+    ids[0] = '\0';
+    must(store_token_list(f->s, beta, add_token_id, ids, &err), &err);
+    snprintf(want, sizeof want, "%lld/%lld:", (long long)tb, (long long)beta);
+    assert_string_equal(ids, want);
+    /* revoked: gone at once; a second revoke finds nothing */
+    must(store_token_revoke(f->s, ta, &err), &err);
+    assert_int_equal(store_token_find(f->s, DIGEST_A, &tok, &err), TH_ENOTFOUND);
+    assert_int_equal(store_token_revoke(f->s, ta, &err), TH_ENOTFOUND);
+    must(store_token_count(f->s, &n, &err), &err);
+    assert_int_equal(n, 1);
+    reopen(f);
+    must(store_token_find(f->s, DIGEST_B, &tok, &err), &err);
+    assert_int_equal(tok.tenant_id, beta);
+    must(store_tenant_find(f->s, "acme", &t, &err), &err);
+    assert_int_equal(t.id, acme);
+}
+
+static void add_order_key(void *arg, const struct store_order *o)
+{
+    char *keys = arg;
+    size_t o2 = strlen(keys);
+    snprintf(keys + o2, 256 - o2, "%s%lld", o2 ? "," : "", (long long)o->order_id);
+}
+
+static void add_conn_store(void *arg, const struct store_conn *c)
+{
+    char *keys = arg;
+    size_t o = strlen(keys);
+    snprintf(keys + o, 256 - o, "%s%lld", o ? "," : "", (long long)c->store_id);
+}
+
+/* Connections and users carry their tenant; a put without one keeps it;
+ * the listings limited to a tenant show its rows only. */
+static void test_tenant_rows(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int64_t acme = 0;
+    must(store_tenant_add(f->s, "acme", &acme, &err), &err);
+    struct store_conn a;
+    conn_fill(&a, 2002);
+    a.tenant_id = acme;
+    must(store_conn_put(f->s, &a, &err), &err);
+    struct store_conn bad;
+    conn_fill(&bad, 3003);
+    bad.tenant_id = 777;
+    assert_int_equal(store_conn_put(f->s, &bad, &err), TH_ENOTFOUND);
+    store_conn_release(&bad);
+    assert_int_equal(raw_conn_count(f, "store_id = 3003"), 0);
+    /* a put that names no tenant (a token refresh, the worker) keeps it */
+    struct store_conn got;
+    must(store_conn_get(f->s, a.id, &got, &err), &err);
+    assert_int_equal(got.tenant_id, acme);
+    got.tenant_id = 0;
+    free(got.name);
+    got.name = xstrdup("Renamed");
+    must(store_conn_put(f->s, &got, &err), &err);
+    store_conn_release(&got);
+    struct store_conn up;
+    conn_fill(&up, 2002); /* by (platform, store_id), id 0, no tenant */
+    must(store_conn_put(f->s, &up, &err), &err);
+    assert_int_equal(up.id, a.id);
+    store_conn_release(&up);
+    must(store_conn_find(f->s, MODEL_PLATFORM_SALLA, 2002, &got, &err), &err);
+    assert_int_equal(got.tenant_id, acme);
+    store_conn_release(&got);
+    /* the operator moves a store by naming another tenant */
+    struct store_conn mv;
+    conn_fill(&mv, 1001);
+    mv.tenant_id = acme;
+    must(store_conn_put(f->s, &mv, &err), &err);
+    must(store_conn_get(f->s, f->conn.id, &got, &err), &err);
+    assert_int_equal(got.tenant_id, acme);
+    store_conn_release(&got);
+    mv.tenant_id = STORE_TENANT_DEFAULT;
+    must(store_conn_put(f->s, &mv, &err), &err); /* by id now: back to default */
+    store_conn_release(&mv);
+    must(store_conn_get(f->s, f->conn.id, &got, &err), &err);
+    assert_int_equal(got.tenant_id, STORE_TENANT_DEFAULT);
+    store_conn_release(&got);
+
+    char keys[256] = "";
+    must(store_conn_list_in(f->s, acme, add_conn_store, keys, &err), &err);
+    assert_string_equal(keys, "2002");
+    keys[0] = '\0';
+    must(store_conn_list_in(f->s, STORE_TENANT_DEFAULT, add_conn_store, keys, &err), &err);
+    assert_string_equal(keys, "1001");
+    keys[0] = '\0';
+    must(store_conn_list_in(f->s, 0, add_conn_store, keys, &err), &err);
+    assert_string_equal(keys, "1001,2002");
+
+    struct store_order o1 = order_make(f->conn.id, 11, 100, STORE_XFER_FAILED);
+    struct store_order o2 = order_make(a.id, 22, 200, STORE_XFER_FAILED);
+    struct store_order o3 = order_make(a.id, 33, 300, STORE_XFER_TRANSFERRED);
+    must(store_order_put(f->s, &o1, &err), &err);
+    must(store_order_put(f->s, &o2, &err), &err);
+    must(store_order_put(f->s, &o3, &err), &err);
+    store_order_release(&o1);
+    store_order_release(&o2);
+    store_order_release(&o3);
+    keys[0] = '\0';
+    must(store_order_list_in(f->s, acme, 0, -1, add_order_key, keys, &err), &err);
+    assert_string_equal(keys, "22,33");
+    keys[0] = '\0';
+    must(store_order_list_in(f->s, acme, 0, STORE_XFER_FAILED, add_order_key, keys, &err), &err);
+    assert_string_equal(keys, "22");
+    keys[0] = '\0'; /* another tenant's connection named: nothing */
+    must(store_order_list_in(f->s, STORE_TENANT_DEFAULT, a.id, -1, add_order_key, keys, &err),
+         &err);
+    assert_string_equal(keys, "");
+    keys[0] = '\0';
+    must(store_order_list_in(f->s, 0, 0, -1, add_order_key, keys, &err), &err);
+    assert_string_equal(keys, "11,22,33");
+    keys[0] = '\0';
+    must(store_order_list(f->s, 0, -1, add_order_key, keys, &err), &err);
+    assert_string_equal(keys, "11,22,33");
+    store_conn_release(&a);
+
+    /* users: a new one lands in the default tenant unless told; a new
+     * password without a tenant keeps the user's */
+    int64_t tenant = -1;
+    char *h = NULL;
+    must(store_user_put(f->s, "admin", "$scrypt$one", &err), &err);
+    must(store_user_put_in(f->s, "sara", "$scrypt$two", acme, &err), &err);
+    must(store_user_get_in(f->s, "admin", &h, &tenant, &err), &err);
+    assert_int_equal(tenant, STORE_TENANT_DEFAULT);
+    free(h);
+    must(store_user_put(f->s, "sara", "$scrypt$three", &err), &err);
+    must(store_user_get_in(f->s, "sara", &h, &tenant, &err), &err);
+    assert_int_equal(tenant, acme);
+    assert_string_equal(h, "$scrypt$three");
+    free(h);
+    assert_int_equal(store_user_put_in(f->s, "sara", "$scrypt$x", 999, &err), TH_ENOTFOUND);
+    must(store_user_put_in(f->s, "sara", "$scrypt$four", STORE_TENANT_DEFAULT, &err), &err);
+    must(store_user_get_in(f->s, "sara", &h, &tenant, &err), &err);
+    assert_int_equal(tenant, STORE_TENANT_DEFAULT);
+    assert_string_equal(h, "$scrypt$four");
+    free(h);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Durability and opening */
 
 static void test_reopen_keeps_everything(void **state)
@@ -1118,7 +1351,7 @@ static void test_open_twice_and_urls(void **state)
     reopen(f);
     assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
-                     11);
+                     13); /* 11, and 10's tenants and api_tokens */
     assert_int_equal(store_shared(f->s), 0); /* one process owns the file */
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM connections"), 1);
 
@@ -1508,6 +1741,39 @@ static void test_migration_6_to_7_adds_order_credit(void **state)
     assert_string_equal(store_credit_name(got.credit), "failed");
     store_order_release(&got);
     store_order_release(&o);
+}
+
+/* A database written by schema 10 (no tenants) is migrated in place: its
+ * connections and dashboard users belong to the default tenant, so an
+ * existing install sees and does exactly what it did before. */
+static void test_migration_10_to_11_adds_tenants(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    must(store_user_put(f->s, "admin", "$scrypt$old", &err), &err);
+    store_close(f->s);
+    f->s = NULL;
+    raw_exec(f, UNDO_11 "PRAGMA user_version = 10");
+    assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'tenants'"), 0);
+    open_store(f);
+    assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
+    struct store_conn c;
+    must(store_conn_get(f->s, f->conn.id, &c, &err), &err);
+    assert_int_equal(c.tenant_id, STORE_TENANT_DEFAULT);
+    assert_string_equal(c.access_token, "at-1");
+    store_conn_release(&c);
+    char *h = NULL;
+    int64_t tenant = 0;
+    must(store_user_get_in(f->s, "admin", &h, &tenant, &err), &err);
+    assert_string_equal(h, "$scrypt$old");
+    assert_int_equal(tenant, STORE_TENANT_DEFAULT);
+    free(h);
+    struct store_tenant t;
+    must(store_tenant_find(f->s, "default", &t, &err), &err);
+    assert_int_equal(t.id, STORE_TENANT_DEFAULT);
+    int64_t id = 0;
+    must(store_tenant_add(f->s, "acme", &id, &err), &err);
+    assert_int_equal(id, 2);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2385,6 +2651,8 @@ int main(int argc, char **argv)
         T(test_enqueue_many),
         T(test_mappings),
         T(test_users),
+        T(test_tenants_and_tokens),
+        T(test_tenant_rows),
         T(test_reopen_keeps_everything),
         T(test_newer_schema_refused),
         T(test_manager_token_round_trip),
@@ -2400,6 +2668,7 @@ int main(int argc, char **argv)
         T(test_migration_4_to_5_adds_order_tax),
         T(test_migration_6_to_7_adds_order_credit),
         T(test_migration_9_to_10_prefixes_shared_accounts),
+        T(test_migration_10_to_11_adds_tenants),
         T(test_sqlite_file),
         T(test_sqlite_disk_full),
     };
