@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,7 +82,8 @@ static const char *const valued[] = {
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
     "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "lease", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
     "zid-client-secret", "zid-token-url", "from", "to", "max-pages", "stock-sync",
-    "stock-interval", "password-file", "new-key-file", "reference-prefix", NULL};
+    "stock-interval", "password-file", "new-key-file", "reference-prefix", "tenant", "label",
+    NULL};
 
 static int is_valued(const char *n)
 {
@@ -143,6 +146,29 @@ static struct store *open_store(const struct args *a)
         return NULL;
     }
     return s;
+}
+
+/* The tenant --tenant NAME names (store.h, Tenants): *id = its id, or 0 when
+ * the option is absent. Prints why and returns a CLI code when it is not a
+ * tenant. */
+static int tenant_opt(const struct args *a, struct store *s, int64_t *id)
+{
+    *id = 0;
+    const char *name = opt(a, "tenant");
+    if (!name) return CLI_OK;
+    struct store_tenant t;
+    struct th_err err;
+    if (store_tenant_find(s, name, &t, &err) != 0) {
+        if (err.code == TH_ENOTFOUND)
+            fprintf(stderr, "tarheel: no tenant named '%s'\n  what to do: `tarheel tenant list` "
+                            "shows them; `tarheel tenant add %s` makes it\n",
+                    name, name);
+        else
+            fprintf(stderr, "tarheel: %s\n", err.msg);
+        return cli_exit_code(err.code);
+    }
+    *id = t.id;
+    return CLI_OK;
 }
 
 int cli_exit_code(int th_code)
@@ -378,7 +404,20 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
     if (!s) return CLI_FAIL;
     struct th_err err;
     struct store_conn c = {0};
+    int64_t tenant = 0;
+    int trc = tenant_opt(a, s, &tenant);
+    if (trc) {
+        store_close(s);
+        return trc;
+    }
     int known = store_conn_find(s, p, store_id, &c, &err) == 0;
+    if (known && tenant && c.tenant_id != tenant) {
+        struct store_tenant from = {0};
+        if (store_tenant_get(s, c.tenant_id, &from, &err) != 0)
+            snprintf(from.name, sizeof from.name, "%lld", (long long)c.tenant_id);
+        printf("moving %s store %lld from tenant %s to tenant %s\n", platform_by_id(p)->name,
+               (long long)store_id, from.name, opt(a, "tenant"));
+    }
     if (!known) {
         c = (struct store_conn){.platform = p,
                                 .store_id = store_id,
@@ -441,6 +480,7 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
     }
     free(c.status);
     c.status = xstrdup("active");
+    c.tenant_id = tenant; /* 0: a known store keeps its tenant, a new one gets the default */
 #undef SET
     if (!c.webhook_secret) {
         fprintf(stderr, "tarheel: --webhook-secret is required (the app's webhook secret, to "
@@ -940,7 +980,14 @@ static int cmd_orders_list(const struct args *a)
         printf("%-12s %-10s %-11s %-16s %-10s %10s %10s %s\n", "ORDER", "NUMBER", "STATUS",
                "STATE", "INVOICE", "TOTAL", "IN QOYOD", "REASON");
     struct th_err err;
-    int rc = store_order_list(s, 0, xfer, print_row, &lc, &err);
+    int64_t tenant = 0;
+    int trc = tenant_opt(a, s, &tenant);
+    if (trc) {
+        json_decref(lc.json);
+        store_close(s);
+        return trc;
+    }
+    int rc = store_order_list_in(s, tenant, 0, xfer, print_row, &lc, &err);
     store_close(s);
     if (rc) {
         json_decref(lc.json);
@@ -1465,11 +1512,233 @@ static int cmd_user_add(const struct args *a)
     }
     struct store *s = open_store(a);
     if (!s) return CLI_FAIL;
-    rc = store_user_put(s, name, hash, &err);
+    int64_t tenant = 0, now_in = 0;
+    rc = tenant_opt(a, s, &tenant);
+    if (rc) {
+        store_close(s);
+        return rc;
+    }
+    rc = store_user_put_in(s, name, hash, tenant, &err);
+    char *h = NULL;
+    struct store_tenant t = {0};
+    if (!rc && store_user_get_in(s, name, &h, &now_in, &err) == 0)
+        (void)!store_tenant_get(s, now_in, &t, &err);
+    free(h);
     store_close(s);
     if (rc) return rc == TH_EINVAL ? (fprintf(stderr, "tarheel: %s\n", err.msg), CLI_USAGE)
                                    : fail(&err);
-    printf("user %s can log in to the dashboard (http://HOST:PORT/ of `tarheel serve`)\n", name);
+    printf("user %s (tenant %s) can log in to the dashboard (http://HOST:PORT/ of `tarheel "
+           "serve`)\n",
+           name, t.name[0] ? t.name : "?");
+    return CLI_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tenants and their API tokens                                             */
+
+/* tarheel tenant add NAME */
+static int cmd_tenant_add(const struct args *a)
+{
+    if (a->npos != 1) {
+        fprintf(stderr, "tarheel: name one tenant: tarheel tenant add NAME\n");
+        return CLI_USAGE;
+    }
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    int64_t id = 0;
+    struct th_err err;
+    int rc = store_tenant_add(s, a->pos[0], &id, &err);
+    store_close(s);
+    if (rc) return fail(&err);
+    printf("tenant %s added (id %lld): give it stores with `tarheel connect ... --tenant %s`, "
+           "dashboard users with `tarheel user add NAME --tenant %s`, API tokens with `tarheel "
+           "token add --tenant %s`\n",
+           a->pos[0], (long long)id, a->pos[0], a->pos[0], a->pos[0]);
+    return CLI_OK;
+}
+
+struct tenant_rows {
+    struct store *s;
+    json_t *arr; /* --json */
+    int rc;
+    struct th_err err;
+};
+
+static void count_in_tenant(void *arg, const struct store_conn *c)
+{
+    (void)c;
+    ++*(int64_t *)arg;
+}
+
+static void count_token(void *arg, const struct store_token *t)
+{
+    (void)t;
+    ++*(int64_t *)arg;
+}
+
+static void tenant_row(void *arg, const struct store_tenant *t)
+{
+    struct tenant_rows *r = arg;
+    int64_t conns = 0, tokens = 0;
+    if (!r->rc) r->rc = store_conn_list_in(r->s, t->id, count_in_tenant, &conns, &r->err);
+    if (!r->rc) r->rc = store_token_list(r->s, t->id, count_token, &tokens, &r->err);
+    char when[32] = "";
+    time_t sec = (time_t)(t->created_ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&sec, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (r->arr)
+        json_array_append_new(r->arr, json_pack("{s:I,s:s,s:s,s:I,s:I}", "id", (json_int_t)t->id,
+                                                "name", t->name, "created_at", when,
+                                                "connections", (json_int_t)conns, "tokens",
+                                                (json_int_t)tokens));
+    else
+        printf("%-6lld %-24s %-21s %11lld %6lld\n", (long long)t->id, t->name, when,
+               (long long)conns, (long long)tokens);
+}
+
+/* tarheel tenant list [--json] */
+static int cmd_tenant_list(const struct args *a)
+{
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    struct tenant_rows r = {.s = s, .arr = flag(a, "json") ? json_array() : NULL};
+    if (!r.arr)
+        printf("%-6s %-24s %-21s %11s %6s\n", "ID", "NAME", "CREATED", "CONNECTIONS", "TOKENS");
+    struct th_err err;
+    int rc = store_tenant_list(s, tenant_row, &r, &err);
+    store_close(s);
+    if (!rc && r.rc) {
+        rc = r.rc;
+        err = r.err;
+    }
+    if (rc) {
+        json_decref(r.arr);
+        return fail(&err);
+    }
+    return r.arr ? print_json(json_pack("{s:o}", "tenants", r.arr)) : CLI_OK;
+}
+
+/* tarheel token add --tenant NAME [--label TEXT]: a new random token,
+ * printed once; only its SHA-256 digest is stored. */
+static int cmd_token_add(const struct args *a)
+{
+    if (!opt(a, "tenant")) {
+        fprintf(stderr, "tarheel: name the tenant the token is for: tarheel token add --tenant "
+                        "NAME (operator tokens that see every tenant go in serve's "
+                        "--api-token-file)\n");
+        return CLI_USAGE;
+    }
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    int64_t tenant = 0;
+    int rc = tenant_opt(a, s, &tenant);
+    if (rc) {
+        store_close(s);
+        return rc;
+    }
+    unsigned char rnd[32];
+    char token[8 + 2 * sizeof rnd + 1], hex[STORE_TOKEN_DIGEST_HEX + 1];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        store_close(s);
+        fprintf(stderr, "tarheel: no random bytes for the token\n");
+        return CLI_FAIL;
+    }
+    int o = snprintf(token, sizeof token, "tht_");
+    for (size_t i = 0; i < sizeof rnd; i++)
+        o += snprintf(token + o, sizeof token - (size_t)o, "%02x", rnd[i]);
+    unsigned char d[32];
+    unsigned int dn = 0;
+    if (!EVP_Digest(token, strlen(token), d, &dn, EVP_sha256(), NULL) || dn != sizeof d)
+        TH_BUG("SHA-256 failed");
+    for (size_t i = 0; i < sizeof d; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    int64_t id = 0;
+    struct th_err err;
+    rc = store_token_add(s, tenant, hex, opt(a, "label"), &id, &err);
+    store_close(s);
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    if (rc) {
+        OPENSSL_cleanse(token, sizeof token);
+        return rc == TH_EINVAL ? (fprintf(stderr, "tarheel: %s\n", err.msg), CLI_USAGE)
+                               : fail(&err);
+    }
+    if (flag(a, "json")) {
+        print_json(json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "tenant", opt(a, "tenant"),
+                             "token", token));
+    } else {
+        fprintf(stderr, "API token %lld of tenant %s (shown once: tarheel keeps only its "
+                        "digest; send it as Authorization: Bearer TOKEN):\n",
+                (long long)id, opt(a, "tenant"));
+        printf("%s\n", token);
+    }
+    OPENSSL_cleanse(token, sizeof token);
+    return CLI_OK;
+}
+
+struct token_rows {
+    struct store *s;
+    json_t *arr;
+};
+
+static void token_row(void *arg, const struct store_token *t)
+{
+    struct token_rows *r = arg;
+    struct store_tenant tn = {0};
+    struct th_err err;
+    if (store_tenant_get(r->s, t->tenant_id, &tn, &err) != 0)
+        snprintf(tn.name, sizeof tn.name, "%lld", (long long)t->tenant_id);
+    char when[32] = "";
+    time_t sec = (time_t)(t->created_ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&sec, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (r->arr)
+        json_array_append_new(r->arr, json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)t->id,
+                                                "tenant", tn.name, "label", t->label,
+                                                "created_at", when));
+    else
+        printf("%-6lld %-24s %-21s %s\n", (long long)t->id, tn.name, when, t->label);
+}
+
+/* tarheel token list [--tenant NAME] [--json]: never the tokens themselves
+ * (tarheel does not have them). */
+static int cmd_token_list(const struct args *a)
+{
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    int64_t tenant = 0;
+    int rc = tenant_opt(a, s, &tenant);
+    if (rc) {
+        store_close(s);
+        return rc;
+    }
+    struct token_rows r = {.s = s, .arr = flag(a, "json") ? json_array() : NULL};
+    if (!r.arr) printf("%-6s %-24s %-21s %s\n", "ID", "TENANT", "CREATED", "LABEL");
+    struct th_err err;
+    rc = store_token_list(s, tenant, token_row, &r, &err);
+    store_close(s);
+    if (rc) {
+        json_decref(r.arr);
+        return fail(&err);
+    }
+    return r.arr ? print_json(json_pack("{s:o}", "tokens", r.arr)) : CLI_OK;
+}
+
+/* tarheel token revoke ID */
+static int cmd_token_revoke(const struct args *a)
+{
+    int64_t id;
+    if (a->npos != 1 || parse_i64(a->pos[0], &id) || id <= 0) {
+        fprintf(stderr, "tarheel: name one token by its id (`tarheel token list`): tarheel token "
+                        "revoke ID\n");
+        return CLI_USAGE;
+    }
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    struct th_err err;
+    int rc = store_token_revoke(s, id, &err);
+    store_close(s);
+    if (rc) return fail(&err);
+    printf("API token %lld revoked: it is refused from now on\n", (long long)id);
     return CLI_OK;
 }
 
@@ -1590,7 +1859,7 @@ static const struct command {
        "tarheel connect qoyod --api-key 3f9c... --json | jq '.inventories[].id'\t")},
     {"connect", "salla", cmd_connect_salla,
      "(--oauth --client-id ID --client-secret S | --wait | --store ID --access-token T) "
-     "--qoyod-key KEY [--inventory ID] [settings]",
+     "--qoyod-key KEY [--inventory ID] [--tenant NAME] [settings]",
      "connect a Salla store: OAuth custom mode, an Easy Mode install, or tokens you have",
      "Checks the Qoyod key and inventory location first. With --oauth it prints a link for "
      "the merchant to open and waits for the redirect; with --wait it waits for `serve` to "
@@ -1600,12 +1869,14 @@ static const struct command {
        "--store ID --access-token T [--refresh-token T]\ttokens you already have",
        "--webhook-secret S\tthe app's webhook secret",
        "--qoyod-key KEY [--qoyod-url URL] [--inventory ID]\twhere the invoices go",
-       "--trigger S, --customer-per-invoice on|off, ...\tsettings, as for `tarheel settings`"),
+       "--trigger S, --customer-per-invoice on|off, ...\tsettings, as for `tarheel settings`",
+       "--tenant NAME\tthe tenant the store belongs to (default: a new store the default "
+       "tenant, a known one stays where it is; naming another tenant moves it)"),
      L("tarheel connect salla --wait --qoyod-key KEY --inventory 1\t",
        "tarheel connect salla --store 1305146709 --access-token T --webhook-secret S "
        "--qoyod-key KEY\t")},
     {"connect", "zid", cmd_connect_zid,
-     "--oauth --client-id ID --client-secret S --public-url URL --qoyod-key KEY [--inventory ID]",
+     "--oauth --client-id ID --client-secret S --public-url URL --qoyod-key KEY [--inventory ID] [--tenant NAME]",
      "connect a Zid store (OAuth) and register its order webhooks",
      "Prints a link for the merchant to open, exchanges the code for Zid's two tokens, and "
      "registers the order webhooks at <public-url>/webhooks/zid/<store token> with a Basic "
@@ -1613,7 +1884,8 @@ static const struct command {
      L("--oauth --client-id ID --client-secret S\tthe Zid app",
        "--public-url URL\twhere Zid reaches this tarheel (https in production)",
        "--redirect-uri URI\tdefault http://127.0.0.1:8765/callback",
-       "--qoyod-key KEY [--qoyod-url URL] [--inventory ID]\twhere the invoices go"),
+       "--qoyod-key KEY [--qoyod-url URL] [--inventory ID]\twhere the invoices go",
+       "--tenant NAME\tthe tenant the store belongs to (as for `connect salla`)"),
      L("tarheel connect zid --oauth --client-id ID --client-secret S --public-url "
        "https://tarheel.example.com --qoyod-key KEY\t")},
     {"settings", NULL, cmd_settings,
@@ -1641,10 +1913,11 @@ static const struct command {
      "at connect, safe to repeat.",
      L("--store ID [--platform salla|zid]\tthe store"),
      L("tarheel catalogue --store 1305146709\t")},
-    {"orders", "list", cmd_orders_list, "[--status S] [--failed] [--json]",
+    {"orders", "list", cmd_orders_list, "[--status S] [--failed] [--tenant NAME] [--json]",
      "orders and their transfer state", NULL,
      L("--status new|ready|in_transit|completed|cancelled|refunded|other\tthe store's status",
        "--failed\tonly orders that failed, with their reason",
+       "--tenant NAME\tonly the orders of that tenant's stores",
        "--json\t{\"orders\":[...],\"count\":N}, money as halalas and decimal text"),
      L("tarheel orders list --failed\t",
        "tarheel orders list --json | jq -r '.orders[] | select(.state==\"failed\") | .order_id'\t")},
@@ -1684,14 +1957,43 @@ static const struct command {
      L("--store ID [--platform P]\tthe store", "--from YYYY-MM --to YYYY-MM\tthe months",
        "--json\tthe API's JSON"),
      L("tarheel report --store 1305146709 --from 2024-01 --to 2024-06\t")},
-    {"user", "add", cmd_user_add, "NAME [--password-file FILE]",
+    {"user", "add", cmd_user_add, "NAME [--tenant NAME] [--password-file FILE]",
      "add a dashboard login, or set a new password",
      "The password (10 to 1024 characters) is read from the file or standard input (asked "
      "twice, without echo, on a terminal), never from the command line; it is stored as an "
-     "scrypt hash (N=2^15, r=8, p=1).",
-     L("--password-file FILE\tread the password from the file's first line"),
+     "scrypt hash (N=2^15, r=8, p=1). The user sees only its tenant's stores: a new user "
+     "without --tenant belongs to the default tenant; a new password keeps the user's tenant "
+     "unless --tenant moves it.",
+     L("--tenant NAME\tthe tenant whose stores the user sees (`tarheel tenant add`)",
+       "--password-file FILE\tread the password from the file's first line"),
      L("tarheel user add admin\tasks for the password",
        "printf '%s\\n' \"$PASSWORD\" | tarheel user add sara@shop.sa\tfrom a script")},
+    {"tenant", "add", cmd_tenant_add, "NAME",
+     "add a tenant: a set of stores with their own dashboard users and API tokens",
+     "A tenant's users and tokens see and change only the tenant's stores and orders in the "
+     "dashboard and the REST API (docs/RELIABILITY.md, Tenants). Every store, user and token "
+     "made without --tenant belongs to the tenant named default. Operator tokens (serve's "
+     "--api-token-file, $TARHEEL_API_TOKEN) see every tenant.",
+     L("NAME\t1 to 64 characters of A-Z a-z 0-9 . _ @ -"),
+     L("tarheel tenant add acme\t",
+       "tarheel connect salla --wait --qoyod-key KEY --tenant acme\tthen give it a store")},
+    {"tenant", "list", cmd_tenant_list, "[--json]", "the tenants, with their stores and tokens",
+     NULL, L("--json\t{\"tenants\":[{\"id\",\"name\",\"created_at\",\"connections\",\"tokens\"}]}"),
+     L("tarheel tenant list\t")},
+    {"token", "add", cmd_token_add, "--tenant NAME [--label TEXT] [--json]",
+     "make a REST API token for one tenant, printed once",
+     "The token (tht_ and 64 hex digits) is printed on standard output once; tarheel keeps "
+     "only its SHA-256 digest, so a lost token is revoked and replaced, never shown again. It "
+     "works at once, also for a running serve, and sees only the tenant's stores and orders.",
+     L("--tenant NAME\tthe tenant (required)", "--label TEXT\tto tell tokens apart in `token list`",
+       "--json\t{\"id\",\"tenant\",\"token\"}"),
+     L("tarheel token add --tenant acme --label 'ERP sync' > acme.token\t")},
+    {"token", "list", cmd_token_list, "[--tenant NAME] [--json]",
+     "the tenants' API tokens: id, tenant, label, when made (never the token)", NULL,
+     L("--tenant NAME\tonly this tenant's", "--json\t{\"tokens\":[{\"id\",\"tenant\",\"label\",\"created_at\"}]}"),
+     L("tarheel token list --tenant acme\t")},
+    {"token", "revoke", cmd_token_revoke, "ID", "revoke a tenant's API token at once", NULL,
+     L("ID\tfrom `tarheel token list`"), L("tarheel token revoke 3\t")},
     {"secrets", "status", cmd_secrets_status, "",
      "where the key sealing stored tokens and API keys comes from",
      "Platform tokens, webhook secrets and Qoyod API keys are sealed with AES-256-GCM before "

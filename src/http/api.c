@@ -372,7 +372,32 @@ struct ctx {
     char segbuf[1024];
     char user[SESSION_USER_MAX]; /* the dashboard user; "" for a bearer token */
     char csrf[SESSION_TOKEN_LEN];
+    /* Whose data this request may see and change: the tenant of the
+     * dashboard user or of the stored API token; 0 for an operator token
+     * (--api-token-file, $TARHEEL_API_TOKEN: every tenant). Set once by
+     * api_handle before any handler runs; see "Tenant scope" below. */
+    int64_t tenant;
 };
+
+/* ---------------------------------------------------------------------- */
+/* Tenant scope                                                             */
+
+/*
+ * The one place where a request's tenant limits what it reaches. Handlers
+ * never name a connection themselves: they go through conn_lookup (every
+ * path or body naming a connection, and so every order, pull, report,
+ * reconcile and settings change under it) and list through the store's
+ * tenant-limited listings (store_conn_list_in, store_order_list_in,
+ * manage_retry_failed_in), all given x->tenant. Another tenant's
+ * connection is answered exactly as one that does not exist (404, same
+ * message), so a caller learns nothing about other tenants.
+ * tests/unit/http/test_api_tenants.c walks the route table (api_route_at)
+ * and fails for a route without a cross-tenant case.
+ */
+static int in_scope(const struct ctx *x, const struct store_conn *c)
+{
+    return !x->tenant || c->tenant_id == x->tenant;
+}
 
 /*
  * Finds the connection named by text (tarheel id, or "platform:store_id").
@@ -402,6 +427,10 @@ static int conn_lookup(struct ctx *x, const char *field, const char *text, struc
         rc = store_conn_find(x->a->store, p->platform, id, c, &err);
     } else {
         goto bad;
+    }
+    if (!rc && !in_scope(x, c)) {
+        store_conn_release(c);
+        rc = TH_ENOTFOUND;
     }
     if (rc == TH_ENOTFOUND) {
         send_error(x->resp, 404, TH_ENOTFOUND,
@@ -542,7 +571,7 @@ static void get_connections(struct ctx *x)
 {
     json_t *arr = json_array();
     struct th_err err = {0};
-    if (store_conn_list(x->a->store, list_conn, arr, &err) != 0) {
+    if (store_conn_list_in(x->a->store, x->tenant, list_conn, arr, &err) != 0) {
         json_decref(arr);
         send_th_err(x->resp, &err);
         return;
@@ -844,7 +873,7 @@ static void get_orders(struct ctx *x)
     }
     p.arr = json_array();
     struct th_err err = {0};
-    if (store_order_list(x->a->store, conn_id, xfer, page_row, &p, &err) != 0) {
+    if (store_order_list_in(x->a->store, x->tenant, conn_id, xfer, page_row, &p, &err) != 0) {
         json_decref(p.arr);
         free(p.keys);
         send_th_err(x->resp, &err);
@@ -1005,8 +1034,8 @@ static void post_retry(struct ctx *x)
     json_t *q = json_array();
     size_t queued = 0;
     struct th_err err = {0};
-    int rc = manage_retry_failed(x->a->store, conn_id, "retry from the API", add_queued, q, &queued,
-                                 &err);
+    int rc = manage_retry_failed_in(x->a->store, x->tenant, conn_id, "retry from the API",
+                                    add_queued, q, &queued, &err);
     log_info("api_retry_queued", "conn=%lld queued=%zu code=%s", (long long)conn_id, queued,
              rc ? th_err_name(rc) : "ok");
     if (rc) {
@@ -1240,7 +1269,19 @@ static void get_pull(struct ctx *x)
                    x->seg[1]);
         return;
     }
-    if (pull_runs_get(x->a->pulls, id, &st, &err) != 0) {
+    int rc = pull_runs_get(x->a->pulls, id, &st, &err);
+    if (rc == 0 && x->tenant) {
+        /* A pull is another tenant's when its connection is (in scope as
+         * conn_lookup decides, with the same answer as an unknown pull). */
+        struct store_conn c = {0};
+        if (store_conn_get(x->a->store, st.conn_id, &c, &err) != 0 || !in_scope(x, &c))
+            rc = th_err_set(&err, TH_ENOTFOUND,
+                            "no pull %lld (pulls are remembered until tarheel restarts, the last "
+                            "%d)",
+                            (long long)id, PULL_MAX_KEPT);
+        store_conn_release(&c);
+    }
+    if (rc != 0) {
         send_error(x->resp, 404, TH_ENOTFOUND,
                    "start the pull again with POST /api/v1/pulls: it continues where it stopped",
                    "%s", err.msg);
@@ -1459,8 +1500,9 @@ static void post_connect(struct ctx *x)
     char url[4096];
     struct th_err err = {0};
     int rc = x->a->connect
-                 ? connect_start(x->a->connect, ops->platform, json_text(body, "api_key"),
-                                 iv ? json_integer_value(iv) : 0, url, sizeof url, &err)
+                 ? connect_start_in(x->a->connect, x->tenant, ops->platform,
+                                    json_text(body, "api_key"), iv ? json_integer_value(iv) : 0,
+                                    url, sizeof url, &err)
                  : th_err_set(&err, TH_ECONFIG, "this tarheel cannot connect stores by OAuth");
     if (rc) {
         send_error(x->resp, rc == TH_ECONFIG ? 409 : status_of(rc), rc, NULL, "%s", err.msg);
@@ -1583,11 +1625,20 @@ static void post_login(struct api *a, const struct httpd_req *req, struct httpd_
  * lost it). Bearer tokens get {"user":null}. */
 static void get_session(struct ctx *x)
 {
-    if (!x->user[0]) {
-        send_json(x->resp, 200, json_pack("{s:n,s:n}", "user", "csrf_token"));
+    /* The caller's tenant by name; null for an operator token. */
+    struct store_tenant t = {0};
+    struct th_err err = {0};
+    if (x->tenant && store_tenant_get(x->a->store, x->tenant, &t, &err) != 0) {
+        send_th_err(x->resp, &err);
         return;
     }
-    send_json(x->resp, 200, json_pack("{s:s,s:s}", "user", x->user, "csrf_token", x->csrf));
+    json_t *tenant = x->tenant ? jstr(t.name) : json_null();
+    if (!x->user[0]) {
+        send_json(x->resp, 200, json_pack("{s:n,s:n,s:o}", "user", "csrf_token", "tenant", tenant));
+        return;
+    }
+    send_json(x->resp, 200, json_pack("{s:s,s:s,s:o}", "user", x->user, "csrf_token", x->csrf,
+                                      "tenant", tenant));
 }
 
 /* POST /logout: ends the session and clears the cookie. */
@@ -1630,6 +1681,19 @@ static const struct route {
     {"GET", "reconcile", get_reconcile},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
+
+size_t api_route_count(void)
+{
+    return NROUTES;
+}
+
+int api_route_at(size_t i, const char **method, const char **pattern)
+{
+    if (i >= NROUTES) return -1;
+    *method = routes[i].method;
+    *pattern = routes[i].pattern;
+    return 0;
+}
 
 static int matches(const char *pattern, const struct ctx *x)
 {
@@ -1674,11 +1738,24 @@ static const char NO_TOKEN_REMEDY[] =
     "Authorization: Bearer <token>";
 static const char BAD_TOKEN_REMEDY[] =
     "send Authorization: Bearer <token> with a token from the --api-token-file or "
-    "TARHEEL_API_TOKEN that `tarheel serve` was started with";
+    "TARHEEL_API_TOKEN that `tarheel serve` was started with, or one `tarheel token add` made";
 
-/* Returns 1 when the request carries a configured token; else answers 401. */
-static int authorized(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
+/* The hex SHA-256 of a token, as the store keeps tenants' tokens. */
+static void digest_hex(const char *t, size_t len, char out[STORE_TOKEN_DIGEST_HEX + 1])
 {
+    unsigned char d[DIGEST_LEN];
+    digest(t, len, d);
+    for (size_t i = 0; i < DIGEST_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Returns 1 when the request carries an operator token (*tenant = 0) or a
+ * tenant's stored token (*tenant = its tenant); else answers 401 (503 when
+ * the store cannot be asked) and returns 0. */
+static int authorized(struct api *a, const struct httpd_req *req, struct httpd_resp *resp,
+                      int64_t *tenant)
+{
+    *tenant = 0;
     const char *h = httpd_req_header(req, "Authorization");
     const char *t = NULL;
     if (h && strncasecmp(h, "Bearer", 6) == 0 && (h[6] == ' ' || h[6] == '\t')) {
@@ -1694,14 +1771,27 @@ static int authorized(struct api *a, const struct httpd_req *req, struct httpd_r
     size_t len = strlen(t);
     while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
         len--;
-    if (!token_ok(a, t, len)) {
-        log_warn("api_auth_failed", "peer=%s", httpd_req_peer(req));
-        send_error(resp, 401, TH_EAUTH, BAD_TOKEN_REMEDY, "the API token is not accepted");
-        httpd_resp_header(resp, "WWW-Authenticate",
-                          "Bearer realm=\"tarheel\", error=\"invalid_token\"");
+    if (token_ok(a, t, len)) return 1;
+    /* Not an operator's: a tenant's, looked up by its digest (a random
+     * token's digest says nothing an attacker could steer a lookup with). */
+    char hex[STORE_TOKEN_DIGEST_HEX + 1];
+    digest_hex(t, len, hex);
+    struct store_token st;
+    struct th_err err = {0};
+    int rc = store_token_find(a->store, hex, &st, &err);
+    OPENSSL_cleanse(hex, sizeof hex);
+    if (rc == 0) {
+        *tenant = st.tenant_id;
+        return 1;
+    }
+    if (rc != TH_ENOTFOUND) {
+        send_th_err(resp, &err);
         return 0;
     }
-    return 1;
+    log_warn("api_auth_failed", "peer=%s", httpd_req_peer(req));
+    send_error(resp, 401, TH_EAUTH, BAD_TOKEN_REMEDY, "the API token is not accepted");
+    httpd_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"tarheel\", error=\"invalid_token\"");
+    return 0;
 }
 
 /* For a request without Authorization that carries the session cookie:
@@ -1750,22 +1840,42 @@ void api_handle(struct api *a, const struct httpd_req *req, struct httpd_resp *r
         int ok = session_ok(&x, sid);
         OPENSSL_cleanse(sid, sizeof sid);
         if (!ok) return;
-    } else {
-        int64_t users = 0;
+        /* The user's tenant, read for every request: moving a user (`tarheel
+         * user add NAME --tenant T`) takes effect at once. */
+        char *hash = NULL;
         struct th_err uerr = {0};
-        if (a && a->ntokens == 0 && !httpd_req_header(req, "Authorization") &&
+        int rc = store_user_get_in(a->store, x.user, &hash, &x.tenant, &uerr);
+        free(hash);
+        if (rc == TH_ENOTFOUND) {
+            send_error(resp, 401, TH_EAUTH, NO_SESSION_REMEDY, "this session's user is gone");
+            return;
+        }
+        if (rc) {
+            send_th_err(resp, &uerr);
+            return;
+        }
+    } else {
+        int64_t users = 0, stored = 0;
+        struct th_err uerr = {0};
+        /* Tenants' tokens live in the store: the API is on when there is one. */
+        if (a && a->ntokens == 0 && store_token_count(a->store, &stored, &uerr) != 0) {
+            send_th_err(resp, &uerr);
+            return;
+        }
+        int on = a && (a->ntokens > 0 || stored > 0);
+        if (a && !on && !httpd_req_header(req, "Authorization") &&
             store_user_count(a->store, &users, &uerr) == 0 && users > 0) {
             /* The dashboard is on (there are users): log in. */
             send_error(resp, 401, TH_EAUTH, NO_SESSION_REMEDY,
                        "this request carries no session (log in) and no API token");
             return;
         }
-        if (!a || a->ntokens == 0) {
+        if (!on) {
             send_error(resp, 403, TH_ECONFIG, NO_TOKEN_REMEDY,
                        "the REST API is off: no API token is configured");
             return;
         }
-        if (!authorized(a, req, resp)) return;
+        if (!authorized(a, req, resp, &x.tenant)) return;
     }
     if (split(&x, httpd_req_path(req)) == 0) {
         char allow[64] = "";

@@ -84,4 +84,11 @@ size_t api_token_count(const struct api *a);
  */
 void api_handle(struct api *a, const struct httpd_req *req, struct httpd_resp *resp);
 
+/* The route table (POST /login, handled before it, aside): how many routes,
+ * and route i's method and pattern (path segments after /api/v1/, "*" for
+ * one segment). For tests that must cover every route (tenant isolation);
+ * -1 past the end. */
+size_t api_route_count(void);
+int api_route_at(size_t i, const char **method, const char **pattern);
+
 #endif

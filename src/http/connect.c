@@ -37,6 +37,7 @@ struct pending {
     enum model_platform platform;
     char *qoyod_key;
     int64_t inventory;
+    int64_t tenant; /* where the store goes; 0: the operator's call */
     time_t at;
 };
 
@@ -111,6 +112,13 @@ static void random_hex(char *out, size_t bytes)
 int connect_start(struct connect *k, enum model_platform p, const char *qoyod_key,
                   int64_t inventory, char *url, size_t n, struct th_err *err)
 {
+    return connect_start_in(k, 0, p, qoyod_key, inventory, url, n, err);
+}
+
+int connect_start_in(struct connect *k, int64_t tenant, enum model_platform p,
+                     const char *qoyod_key, int64_t inventory, char *url, size_t n,
+                     struct th_err *err)
+{
     const struct platform_ops *ops = platform_by_id(p);
     if (!ops || !ops->authorize_url || !ops->oauth_exchange || !ops->whoami)
         return th_err_set(err, TH_ECONFIG, "%s stores cannot be connected by OAuth here",
@@ -144,6 +152,7 @@ int connect_start(struct connect *k, enum model_platform p, const char *qoyod_ke
     slot->platform = p;
     slot->qoyod_key = qoyod_key && *qoyod_key ? xstrdup(qoyod_key) : NULL;
     slot->inventory = inventory > 0 ? inventory : 0;
+    slot->tenant = tenant > 0 ? tenant : 0;
     slot->at = now;
     pthread_mutex_unlock(&k->mu);
     log_info("connect_started", "platform=%s", ops->name);
@@ -209,6 +218,14 @@ static int save(struct connect *k, const struct platform_ops *ops, const struct 
 {
     const struct connect_app *a = app_of(k, ops->platform);
     int known = store_conn_find(k->cfg.store, ops->platform, store_id, c, err) == 0;
+    if (known && pd->tenant && c->tenant_id != pd->tenant)
+        /* The merchant just proved the store is theirs, so saying it is
+         * connected elsewhere tells them nothing new; moving it is the
+         * operator's decision (`tarheel connect ... --tenant`). */
+        return th_err_set(err, TH_ECONFLICT,
+                          "this %s store is connected to this tarheel under another account; "
+                          "ask the operator to move it",
+                          ops->name);
     if (!known) {
         *c = (struct store_conn){.platform = ops->platform,
                                  .store_id = store_id,
@@ -245,6 +262,7 @@ static int save(struct connect *k, const struct platform_ops *ops, const struct 
     if (pd->inventory) c->inventory_id = pd->inventory;
     SET(status, "active");
 #undef SET
+    c->tenant_id = pd->tenant; /* 0: a known store keeps its tenant, a new one gets the default */
     if (!c->webhook_secret)
         return th_err_set(err, TH_ECONFIG,
                           "no webhook secret for this %s store: start serve with "

@@ -65,6 +65,13 @@ int connect_ready(const struct connect *k, enum model_platform p);
  */
 int connect_start(struct connect *k, enum model_platform p, const char *qoyod_key,
                   int64_t inventory, char *url, size_t n, struct th_err *err) TH_MUST_CHECK;
+/* The same for a caller of one tenant (store.h, Tenants): the store is
+ * saved in that tenant; a store already connected under another tenant is
+ * refused at the callback (nothing of it changes). tenant 0 (the operator):
+ * a known store keeps its tenant, a new one goes to the default tenant. */
+int connect_start_in(struct connect *k, int64_t tenant, enum model_platform p,
+                     const char *qoyod_key, int64_t inventory, char *url, size_t n,
+                     struct th_err *err) TH_MUST_CHECK;
 
 /* 1 when path is a callback route ("/oauth/zid/callback"). */
 int connect_is_route(const char *path);

@@ -82,18 +82,28 @@ int manage_retry_failed(struct store *s, int64_t conn_id, const char *who,
                         void (*fn)(void *arg, int64_t conn_id, int64_t order_id), void *arg,
                         size_t *queued, struct th_err *err)
 {
+    return manage_retry_failed_in(s, 0, conn_id, who, fn, arg, queued, err);
+}
+
+int manage_retry_failed_in(struct store *s, int64_t tenant, int64_t conn_id, const char *who,
+                           void (*fn)(void *arg, int64_t conn_id, int64_t order_id), void *arg,
+                           size_t *queued, struct th_err *err)
+{
     if (queued) *queued = 0;
     int rc;
     if (conn_id) {
         struct store_conn c = {0};
         rc = store_conn_get(s, conn_id, &c, err);
+        if (!rc && tenant && c.tenant_id != tenant)
+            rc = th_err_set(err, TH_ENOTFOUND, "connection %lld is not connected to tarheel",
+                            (long long)conn_id);
         store_conn_release(&c);
         if (rc) return rc;
     }
     /* Collect first, queue after: the list is a snapshot, and an order
      * that fails again while we queue is not picked up twice. */
     struct failed_list l = {0};
-    rc = store_order_list(s, conn_id, STORE_XFER_FAILED, collect_failed, &l, err);
+    rc = store_order_list_in(s, tenant, conn_id, STORE_XFER_FAILED, collect_failed, &l, err);
     struct th_err e;
     for (size_t i = 0; !rc && i < l.n; i++) {
         int qrc = queue_one(s, l.ids[i][0], l.ids[i][1], who, &e);

@@ -52,6 +52,12 @@ int manage_transfer(struct store *s, int64_t conn_id, const int64_t *order_ids, 
 int manage_retry_failed(struct store *s, int64_t conn_id, const char *who,
                         void (*fn)(void *arg, int64_t conn_id, int64_t order_id), void *arg,
                         size_t *queued, struct th_err *err) TH_MUST_CHECK;
+/* The same for the orders of tenant's connections only (tenant 0: every
+ * tenant's, as manage_retry_failed); conn_id of another tenant is
+ * TH_ENOTFOUND. */
+int manage_retry_failed_in(struct store *s, int64_t tenant, int64_t conn_id, const char *who,
+                           void (*fn)(void *arg, int64_t conn_id, int64_t order_id), void *arg,
+                           size_t *queued, struct th_err *err) TH_MUST_CHECK;
 
 /*
  * Sets one setting of c (in memory; the caller saves it with

@@ -1351,7 +1351,7 @@ static void test_open_twice_and_urls(void **state)
     reopen(f);
     assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
-                     13); /* 11, and 10's tenants and api_tokens */
+                     13); /* 11, and 11's tenants and api_tokens */
     assert_int_equal(store_shared(f->s), 0); /* one process owns the file */
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM connections"), 1);
 
