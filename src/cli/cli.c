@@ -1549,7 +1549,13 @@ static int cmd_tenant_add(const struct args *a)
     struct th_err err;
     int rc = store_tenant_add(s, a->pos[0], &id, &err);
     store_close(s);
-    if (rc) return fail(&err);
+    if (rc == TH_ECONFLICT) {
+        fprintf(stderr, "tarheel: a tenant named '%s' exists already (`tarheel tenant list`)\n",
+                a->pos[0]);
+        return CLI_FAIL;
+    }
+    if (rc) return rc == TH_EINVAL ? (fprintf(stderr, "tarheel: %s\n", err.msg), CLI_USAGE)
+                                   : fail(&err);
     printf("tenant %s added (id %lld): give it stores with `tarheel connect ... --tenant %s`, "
            "dashboard users with `tarheel user add NAME --tenant %s`, API tokens with `tarheel "
            "token add --tenant %s`\n",
