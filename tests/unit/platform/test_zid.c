@@ -534,19 +534,39 @@ static void test_map_rejects(void **state)
     free(b);
 }
 
+/* Maps ord (consumed) through the adapter; *o is NULL on failure. */
+static int map_json(json_t *ord, struct model_order **o, struct th_err *err)
+{
+    char *t = json_dumps(ord, JSON_COMPACT);
+    *o = NULL;
+    memset(err, 0, sizeof *err);
+    int rc = P->order_map(t, strlen(t), 1, o, err);
+    free(t);
+    json_decref(ord);
+    return rc;
+}
+
+/* n bytes of c, terminated (free()). */
+static char *text_of_len(size_t n, char c)
+{
+    char *s = xmalloc(n + 1);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
 /* Limits: MODEL_MAX_LINES products and MODEL_MAX_TEXT-long text. */
 static void test_map_limits(void **state)
 {
+    struct model_order *o;
+    struct th_err err;
     for (int n = MODEL_MAX_LINES; n <= MODEL_MAX_LINES + 1; n++) {
         json_t *prods = json_array();
         for (int i = 0; i < n; i++)
             json_array_append_new(prods, json_pack("{s:s,s:s,s:i,s:i}", "name", "x", "sku", "s",
                                                    "quantity", 1, "net_price", 1));
-        json_t *ord = json_pack("{s:i,s:o,s:i}", "id", 1, "products", prods, "order_total", n);
-        char *t = json_dumps(ord, JSON_COMPACT);
-        struct model_order *o = NULL;
-        struct th_err err = {0};
-        int rc = P->order_map(t, strlen(t), 1, &o, &err);
+        int rc = map_json(json_pack("{s:i,s:o,s:i}", "id", 1, "products", prods, "order_total", n),
+                          &o, &err);
         if (n == MODEL_MAX_LINES) {
             assert_int_equal(rc, 0);
             assert_int_equal(o->nlines, MODEL_MAX_LINES);
@@ -556,19 +576,13 @@ static void test_map_limits(void **state)
             assert_int_equal(rc, TH_ELIMIT);
             assert_null(o);
         }
-        free(t);
-        json_decref(ord);
     }
     for (size_t n = MODEL_MAX_TEXT - 1; n <= MODEL_MAX_TEXT; n++) {
-        char *name = xmalloc(n + 1);
-        memset(name, 'a', n);
-        name[n] = '\0';
-        json_t *ord = json_pack("{s:i,s:[{s:s,s:s,s:i,s:i}],s:i}", "id", 1, "products", "name",
-                                name, "sku", "s", "quantity", 1, "net_price", 1, "order_total", 1);
-        char *t = json_dumps(ord, JSON_COMPACT);
-        struct model_order *o = NULL;
-        struct th_err err = {0};
-        int rc = P->order_map(t, strlen(t), 1, &o, &err);
+        char *name = text_of_len(n, 'a');
+        int rc = map_json(json_pack("{s:i,s:[{s:s,s:s,s:i,s:i}],s:i}", "id", 1, "products",
+                                    "name", name, "sku", "s", "quantity", 1, "net_price", 1,
+                                    "order_total", 1),
+                          &o, &err);
         if (n < MODEL_MAX_TEXT) {
             assert_int_equal(rc, 0);
             assert_int_equal(strlen(o->lines[0].name), n);
@@ -577,25 +591,18 @@ static void test_map_limits(void **state)
             assert_int_equal(rc, TH_ETOOBIG);
             assert_null(o);
         }
-        free(t);
         free(name);
-        json_decref(ord);
     }
     /* A credit note's number is its identity (one credit note in Qoyod per
      * number), so it is never cut short either: two numbers that differ
      * only past the limit would otherwise become one return. */
     for (size_t n = MODEL_MAX_TEXT - 1; n <= MODEL_MAX_TEXT; n++) {
-        char *num = xmalloc(n + 1);
-        memset(num, '7', n);
-        num[n] = '\0';
-        json_t *ord = json_pack("{s:i,s:[{s:s,s:s,s:i,s:i}],s:i,s:[{s:s,s:s}]}", "id", 1,
-                                "products", "name", "x", "sku", "s", "quantity", 1, "net_price", 1,
-                                "order_total", 1, "credit_notes", "invoice_number", num,
-                                "order_total", "1.00");
-        char *t = json_dumps(ord, JSON_COMPACT);
-        struct model_order *o = NULL;
-        struct th_err err = {0};
-        int rc = P->order_map(t, strlen(t), 1, &o, &err);
+        char *num = text_of_len(n, '7');
+        int rc = map_json(json_pack("{s:i,s:[{s:s,s:s,s:i,s:i}],s:i,s:[{s:s,s:s}]}", "id", 1,
+                                    "products", "name", "x", "sku", "s", "quantity", 1,
+                                    "net_price", 1, "order_total", 1, "credit_notes",
+                                    "invoice_number", num, "order_total", "1.00"),
+                          &o, &err);
         if (n < MODEL_MAX_TEXT) {
             assert_int_equal(rc, 0);
             assert_int_equal(o->nrefunds, 1);
@@ -606,9 +613,7 @@ static void test_map_limits(void **state)
             assert_null(o);
             assert_non_null(strstr(err.msg, "credit note 1 number"));
         }
-        free(t);
         free(num);
-        json_decref(ord);
     }
 }
 
