@@ -1361,12 +1361,21 @@ static int cmd_serve(const struct args *a)
     printf("tarheel listening on http://%s (webhooks: /webhooks/salla, /webhooks/zid/…), "
            "database %s\n", sc.listen,
            db_url(a));
-    if (api_token_count(sc.api))
+    int64_t tenant_tokens = 0;
+    if (store_token_count(s, &tenant_tokens, &err) != 0) tenant_tokens = 0;
+    if (api_token_count(sc.api) && tenant_tokens)
+        printf("REST API at http://%s/api/v1 (%zu token(s), and %lld of tenants)\n", sc.listen,
+               api_token_count(sc.api), (long long)tenant_tokens);
+    else if (api_token_count(sc.api))
         printf("REST API at http://%s/api/v1 (%zu token(s))\n", sc.listen,
                api_token_count(sc.api));
+    else if (tenant_tokens)
+        printf("REST API at http://%s/api/v1 (no operator token; %lld of tenants, from `tarheel "
+               "token add`)\n",
+               sc.listen, (long long)tenant_tokens);
     else
         printf("REST API off for scripts (no token; it answers 403): set --api-token-file FILE "
-               "or TARHEEL_API_TOKEN\n");
+               "or TARHEEL_API_TOKEN, or make a tenant's with `tarheel token add`\n");
     int64_t users = 0;
     if (store_user_count(s, &users, &err) == 0 && users > 0)
         printf("Dashboard at http://%s/ (%lld user(s))\n", sc.listen, (long long)users);
