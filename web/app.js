@@ -167,7 +167,7 @@
       })),
       h('div', { class: 'who' },
         h('button', { class: 'link', id: 'lang', lang: t('other_lang'), onclick: function () { setLang(t('other_lang')); } }, t('other')),
-        h('span', { class: 'user' }, S.user),
+        h('span', { class: 'user' }, S.user + (S.tenant && S.tenant !== 'default' ? ' · ' + S.tenant : '')),
         h('button', { class: 'link', id: 'logout', onclick: logout }, t('logout')))), main]);
     var fn = { orders: ordersPage, order: orderPage, connect: connectPage, settings: settingsPage,
       reports: reportsPage, activity: activityPage }[r.page] || ordersPage;
@@ -183,7 +183,7 @@
     var form = h('form', { class: 'card login', id: 'login-form', onsubmit: function (ev) {
       ev.preventDefault();
       api('POST', 'login', { user: $('login-user').value, password: $('login-password').value })
-        .then(function (j) { S.user = j.user; S.csrf = j.csrf_token; render(); }, fail(msg));
+        .then(function (j) { S.user = j.user; S.csrf = j.csrf_token; S.tenant = j.tenant; render(); }, fail(msg));
     } },
     h('div', { class: 'brand big' }, h('span', { class: 'logo' }, 'ت'), t('brand')),
     h('h1', null, t('login_title')), h('p', { class: 'muted' }, t('login_hint')),
@@ -624,7 +624,7 @@
   /* ---- start ---- */
   window.addEventListener('hashchange', function () { if (S.user) render(); });
   document.addEventListener('DOMContentLoaded', function () {
-    api('GET', 'session').then(function (j) { S.user = j.user; S.csrf = j.csrf_token; render(); },
+    api('GET', 'session').then(function (j) { S.user = j.user; S.csrf = j.csrf_token; S.tenant = j.tenant; render(); },
       function () { S.user = null; render(); });
   });
 })();

@@ -1579,8 +1579,9 @@ static void post_login(struct api *a, const struct httpd_req *req, struct httpd_
     char *hash = NULL;
     struct th_err err = {0};
     int ok = 0;
+    int64_t tenant = 0;
     if (user && pw) {
-        int rc = store_user_get(a->store, user, &hash, &err);
+        int rc = store_user_get_in(a->store, user, &hash, &tenant, &err);
         if (rc && rc != TH_ENOTFOUND && rc != TH_EINVAL) {
             send_th_err(resp, &err);
             json_decref(body);
@@ -1609,7 +1610,10 @@ static void post_login(struct api *a, const struct httpd_req *req, struct httpd_
     char id[SESSION_TOKEN_LEN], csrf[SESSION_TOKEN_LEN];
     sessions_start(a->sessions, user, now, id, csrf);
     log_info("api_login", "user=%s peer=%s", user, httpd_req_peer(req));
-    send_json(resp, 200, json_pack("{s:s,s:s}", "user", user, "csrf_token", csrf));
+    struct store_tenant tn = {0};
+    if (store_tenant_get(a->store, tenant, &tn, &err) != 0) snprintf(tn.name, sizeof tn.name, "?");
+    send_json(resp, 200,
+              json_pack("{s:s,s:s,s:s}", "user", user, "csrf_token", csrf, "tenant", tn.name));
     /* Lax rather than Strict: the browser comes back from a platform's OAuth
      * page (connect.c) still logged in. Every write needs X-CSRF-Token, which
      * no other site can read or send, so Lax loses nothing against CSRF. */

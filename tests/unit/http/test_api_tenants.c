@@ -753,6 +753,9 @@ static void login(struct fx *f, struct side *s)
     http("POST", url, (const char *[]){"Content-Type: application/json", NULL}, body, &r);
     assert_int_equal(r.status, 200);
     assert_true(strncmp(r.cookie, "th_session=", 11) == 0);
+    if (!json_string_value(jp(r.json, "tenant")) ||
+        strcmp(json_string_value(jp(r.json, "tenant")), s->name) != 0)
+        fail_msg("login of %s: want tenant %s: %s", s->user, s->name, r.body);
     snprintf(s->cookie, sizeof s->cookie, "Cookie: %.110s", r.cookie);
     snprintf(s->csrf, sizeof s->csrf, "X-CSRF-Token: %s",
              json_string_value(jp(r.json, "csrf_token")));
