@@ -1568,8 +1568,12 @@ static void post_login(struct api *a, const struct httpd_req *req, struct httpd_
         char ra[32];
         snprintf(ra, sizeof ra, "%lld", (long long)wait);
         log_warn("api_login_limited", "peer=%s", httpd_req_peer(req));
-        send_error(resp, 429, TH_ERATE, "wait, then try again (or ask an admin to reset it with "
-                                        "`tarheel user add NAME`)",
+        /* The counts live in this process only: a restart clears them.
+         * `user add` sets a password; it does not touch the counts. */
+        send_error(resp, 429, TH_ERATE, "wait the time given, then try again; an administrator "
+                                        "can clear the count at once by restarting `tarheel "
+                                        "serve`, and resets a forgotten password with `tarheel "
+                                        "user add NAME`",
                    "too many failed logins: try again in %lld minute(s)",
                    (long long)((wait + 59) / 60));
         httpd_resp_header(resp, "Retry-After", ra);

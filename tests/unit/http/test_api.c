@@ -1604,6 +1604,8 @@ static void test_session_login_limit(void **state)
     long ra = strtol(r.retry_after, NULL, 10);
     assert_true(ra > 800 && ra <= 900);
     want_contains(&r, "error.message", "15 minute");
+    /* the advice is one that works: the counts live in the process */
+    want_contains(&r, "error.remedy", "restarting `tarheel serve`");
     resp_release(&r);
     /* the limit is per peer too: another user name from the same address waits */
     add_user(f, "sara");
