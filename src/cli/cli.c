@@ -82,6 +82,7 @@ static const char *const valued[] = {
     "salla-client-secret", "salla-token-url", "per-store", "per-account", "qoyod-rpm", "client-id", "client-secret",
     "redirect-uri", "salla-accounts-url", "timeout", "api-token-file", "retry-base-ms", "poll-interval", "lease", "zid-oauth-url", "public-url", "zid-app-token", "zid-api", "zid-client-id",
     "zid-client-secret", "zid-token-url", "from", "to", "max-pages", "stock-sync",
+    "fields-sync", "name-source", "price-source", "cost-source", "keep",
     "stock-interval", "password-file", "new-key-file", "reference-prefix", "tenant", "label",
     NULL};
 
@@ -291,7 +292,9 @@ static int apply_settings(const struct args *a, struct store_conn *c)
                                         "number-by-order", "financial-invoice",
                                         "inventory",       "payment-account",
                                         "stock-sync",      "stock-interval",
-                                        "reference-prefix"};
+                                        "reference-prefix", "fields-sync",
+                                        "name-source",      "price-source",
+                                        "cost-source"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         struct th_err err;
         if (opt(a, names[i]) && manage_setting_set(c, names[i], opt(a, names[i]), &err) != 0) {
@@ -353,6 +356,10 @@ static void print_settings(const struct store_conn *c)
     printf("  reference-prefix      %s\n",
            c->ref_prefix && *c->ref_prefix ? c->ref_prefix : "(none: invoice references are "
                                                              "the order numbers)");
+    printf("  fields-sync           %s\n", c->fields_sync ? "on" : "off");
+    printf("  name-source           %s\n", store_src_name(store_field_source(c, STORE_FIELD_NAME)));
+    printf("  price-source          %s\n", store_src_name(store_field_source(c, STORE_FIELD_PRICE)));
+    printf("  cost-source           %s\n", store_src_name(store_field_source(c, STORE_FIELD_COST)));
 }
 
 /* $<NAME>_<what> for a platform: "SALLA_CLIENT_ID". */
@@ -838,16 +845,21 @@ static int cmd_settings(const struct args *a)
             rc = fail(&err);
         } else if (flag(a, "json")) {
             print_json(json_pack(
-                "{s:I,s:s,s:I,s:o,s:{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I,s:s}}", "connection",
-                (json_int_t)c.id, "platform", model_platform_name(c.platform), "store_id",
-                (json_int_t)c.store_id, "state", json_text(c.status), "settings", "trigger",
-                model_status_name(c.trigger), "customer_per_invoice", c.customer_per_invoice,
-                "number_by_order", c.number_by_order, "financial_invoice", c.financial_invoice,
-                "inventory_id", (json_int_t)c.inventory_id, "payment_account_id",
+                "{s:I,s:s,s:I,s:o,s:{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I,s:s,s:b,s:s,s:s,s:s}}",
+                "connection", (json_int_t)c.id, "platform", model_platform_name(c.platform),
+                "store_id", (json_int_t)c.store_id, "state", json_text(c.status), "settings",
+                "trigger", model_status_name(c.trigger), "customer_per_invoice",
+                c.customer_per_invoice, "number_by_order", c.number_by_order,
+                "financial_invoice", c.financial_invoice, "inventory_id",
+                (json_int_t)c.inventory_id, "payment_account_id",
                 (json_int_t)c.payment_account_id, "stock_sync", c.stock_sync, "stock_interval",
                 (json_int_t)(c.stock_interval_s ? c.stock_interval_s
                                                 : STORE_STOCK_INTERVAL_DEFAULT),
-                "reference_prefix", c.ref_prefix ? c.ref_prefix : ""));
+                "reference_prefix", c.ref_prefix ? c.ref_prefix : "", "fields_sync",
+                c.fields_sync, "name_source",
+                store_src_name(store_field_source(&c, STORE_FIELD_NAME)), "price_source",
+                store_src_name(store_field_source(&c, STORE_FIELD_PRICE)), "cost_source",
+                store_src_name(store_field_source(&c, STORE_FIELD_COST))));
         } else {
             print_settings(&c);
             /* What the catch-up poll last saw of the platform's webhooks. */
@@ -1907,7 +1919,8 @@ static const struct command {
      "--store ID [--platform salla|zid] [--trigger S] [--customer-per-invoice on|off] "
      "[--number-by-order on|off] [--financial-invoice on|off] [--inventory ID] "
      "[--payment-account ID] [--stock-sync on|off] [--stock-interval S] "
-     "[--reference-prefix P|none] [--json]",
+     "[--reference-prefix P|none] [--fields-sync on|off] [--name-source store|qoyod] "
+     "[--price-source store|qoyod] [--cost-source store|qoyod] [--json]",
      "show a store's settings, or change them", "What each setting does: docs/SETTINGS.md.",
      L("--store ID [--platform salla|zid]\tthe store (default platform salla)",
        "--trigger new|ready|in_transit|completed\tthe status at which an order is transferred",
@@ -1918,6 +1931,9 @@ static const struct command {
        "--stock-sync on|off, --stock-interval S\tstock from Qoyod to the store (docs/STOCK.md)",
        "--reference-prefix P|none\tP-<order number> as the invoice reference, for stores sharing "
        "a Qoyod account; only before the first transfer",
+       "--fields-sync on|off\tkeep name, price and cost the same on both sides (docs/FIELDS.md)",
+       "--name-source, --price-source, --cost-source store|qoyod\tthe side that wins when both "
+       "changed (default: name and price the store, cost Qoyod)",
        "--json\tthe settings as the REST API shows them"),
      L("tarheel settings --store 1305146709\tshow",
        "tarheel settings --store 1305146709 --trigger completed --financial-invoice off\t",

@@ -524,16 +524,17 @@ static int only_members(struct ctx *x, json_t *obj, const char *const *allowed, 
 
 static json_t *settings_json(const struct store_conn *c)
 {
-    return json_pack("{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I,s:s}", "trigger",
-                     model_status_name(c->trigger),
-                     "customer_per_invoice", c->customer_per_invoice, "number_by_order",
-                     c->number_by_order, "financial_invoice", c->financial_invoice, "inventory_id",
-                     (json_int_t)c->inventory_id, "payment_account_id",
-                     (json_int_t)c->payment_account_id, "stock_sync", c->stock_sync,
-                     "stock_interval",
-                     (json_int_t)(c->stock_interval_s ? c->stock_interval_s
-                                                      : STORE_STOCK_INTERVAL_DEFAULT),
-                     "reference_prefix", c->ref_prefix ? c->ref_prefix : "");
+    return json_pack(
+        "{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I,s:s,s:b,s:s,s:s,s:s}", "trigger",
+        model_status_name(c->trigger), "customer_per_invoice", c->customer_per_invoice,
+        "number_by_order", c->number_by_order, "financial_invoice", c->financial_invoice,
+        "inventory_id", (json_int_t)c->inventory_id, "payment_account_id",
+        (json_int_t)c->payment_account_id, "stock_sync", c->stock_sync, "stock_interval",
+        (json_int_t)(c->stock_interval_s ? c->stock_interval_s : STORE_STOCK_INTERVAL_DEFAULT),
+        "reference_prefix", c->ref_prefix ? c->ref_prefix : "", "fields_sync", c->fields_sync,
+        "name_source", store_src_name(store_field_source(c, STORE_FIELD_NAME)), "price_source",
+        store_src_name(store_field_source(c, STORE_FIELD_PRICE)), "cost_source",
+        store_src_name(store_field_source(c, STORE_FIELD_COST)));
 }
 
 static int set(const char *s)

@@ -296,6 +296,35 @@ void store_conn_release(struct store_conn *c)
     memset(c, 0, sizeof *c);
 }
 
+/* ---- field-sync settings, kept beside the connection row ---- */
+
+static int sources_pack(const struct store_conn *c)
+{
+    int v = 0;
+    for (int f = 0; f < STORE_NFIELDS; f++) {
+        int src = c->field_source[f];
+        if (src < STORE_SRC_DEFAULT || src > STORE_SRC_QOYOD) src = STORE_SRC_DEFAULT;
+        v |= src << (2 * f);
+    }
+    return v;
+}
+
+static int fields_cfg_write(struct store *s, const struct store_conn *c, struct th_err *err)
+{
+    return s->ops->fields_cfg_put(s, c->id, c->fields_sync != 0, sources_pack(c), err);
+}
+
+static int fields_cfg_read(struct store *s, struct store_conn *c, struct th_err *err)
+{
+    int sync = 0, sources = 0;
+    int rc = s->ops->fields_cfg_get(s, c->id, &sync, &sources, err);
+    if (rc) return rc;
+    c->fields_sync = sync;
+    for (int f = 0; f < STORE_NFIELDS; f++)
+        c->field_source[f] = (sources >> (2 * f)) & 3;
+    return 0;
+}
+
 int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
 {
     if (!s || !c) return th_err_set(err, TH_EINVAL, "store_conn_put: no store or connection");
@@ -317,6 +346,7 @@ int store_conn_put(struct store *s, struct store_conn *c, struct th_err *err)
     char *prefix = NULL;
     if (!rc) rc = s->ops->conn_prefix_assign(s, c->id, &prefix, err);
     free(prefix);
+    if (!rc) rc = fields_cfg_write(s, c, err);
     return rc;
 }
 
@@ -369,6 +399,7 @@ int store_conn_put_settings(struct store *s, const struct store_conn *c, struct 
     char *prefix = NULL;
     if (!rc) rc = s->ops->conn_prefix_assign(s, c->id, &prefix, err);
     free(prefix);
+    if (!rc) rc = fields_cfg_write(s, c, err);
     return rc;
 }
 
@@ -377,7 +408,8 @@ static int conn_get_open(struct store *s, int64_t id, struct store_conn *out,
 {
     memset(out, 0, sizeof *out);
     int rc = s->ops->conn_get(s, id, out, err);
-    return rc ? rc : unseal_conn(s, out, err);
+    if (!rc) rc = unseal_conn(s, out, err);
+    return rc ? rc : fields_cfg_read(s, out, err);
 }
 
 int store_conn_get(struct store *s, int64_t id, struct store_conn *out, struct th_err *err)
@@ -392,7 +424,8 @@ int store_conn_find(struct store *s, enum model_platform p, int64_t store_id,
     if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conn_find: no store or result");
     memset(out, 0, sizeof *out);
     int rc = s->ops->conn_find(s, p, store_id, out, err);
-    return rc ? rc : unseal_conn(s, out, err);
+    if (!rc) rc = unseal_conn(s, out, err);
+    return rc ? rc : fields_cfg_read(s, out, err);
 }
 
 /* The backend's conn_list, or a walk of ids from 1 (see store_ops.conn_get
@@ -995,4 +1028,110 @@ int store_token_count(struct store *s, int64_t *n, struct th_err *err)
     if (!s || !n) return th_err_set(err, TH_EINVAL, "store_token_count: no store or result");
     *n = 0;
     return s->ops->token_count(s, n, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Product fields                                                           */
+
+static const char *const field_names[STORE_NFIELDS] = {"name", "price", "cost"};
+
+const char *store_field_name(int field)
+{
+    return field >= 0 && field < STORE_NFIELDS ? field_names[field] : "?";
+}
+
+int store_field_from_name(const char *name)
+{
+    for (int f = 0; name && f < STORE_NFIELDS; f++)
+        if (strcmp(name, field_names[f]) == 0) return f;
+    return -1;
+}
+
+const char *store_src_name(int src)
+{
+    return src == STORE_SRC_STORE ? "store" : src == STORE_SRC_QOYOD ? "qoyod" : "?";
+}
+
+int store_src_from_name(const char *name)
+{
+    if (name && strcmp(name, "store") == 0) return STORE_SRC_STORE;
+    if (name && strcmp(name, "qoyod") == 0) return STORE_SRC_QOYOD;
+    return -1;
+}
+
+int store_field_source(const struct store_conn *c, int field)
+{
+    int src = c && field >= 0 && field < STORE_NFIELDS ? c->field_source[field] : 0;
+    if (src == STORE_SRC_STORE || src == STORE_SRC_QOYOD) return src;
+    return field == STORE_FIELD_COST ? STORE_SRC_QOYOD : STORE_SRC_STORE;
+}
+
+static int fields_rows_check(const struct store_field_state *rows, size_t n, struct th_err *err)
+{
+    if (n > STORE_FIELDS_MAX_BATCH)
+        return th_err_set(err, TH_ELIMIT, "at most %d field rows a call", STORE_FIELDS_MAX_BATCH);
+    for (size_t i = 0; i < n; i++)
+        if (!rows[i].sku[0] || rows[i].field < 0 || rows[i].field >= STORE_NFIELDS)
+            return th_err_set(err, TH_EINVAL, "a field row needs a SKU and a field");
+    return 0;
+}
+
+int store_fields_load(struct store *s, int64_t conn_id, struct store_field_state *rows, size_t n,
+                      struct th_err *err)
+{
+    if (!s || (n && !rows)) return th_err_set(err, TH_EINVAL, "store_fields_load: no store or rows");
+    int rc = fields_rows_check(rows, n, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        rows[i].store_value[0] = rows[i].qoyod_value[0] = rows[i].store_ref[0] = '\0';
+        rows[i].qoyod_id = 0;
+        rows[i].synced_ms = 0;
+        rows[i].known = 0;
+    }
+    return n ? s->ops->fields_load(s, conn_id, rows, n, err) : 0;
+}
+
+int store_fields_save(struct store *s, int64_t conn_id, const struct store_field_state *rows,
+                      size_t n, struct th_err *err)
+{
+    if (!s || (n && !rows)) return th_err_set(err, TH_EINVAL, "store_fields_save: no store or rows");
+    int rc = fields_rows_check(rows, n, err);
+    if (rc) return rc;
+    return n ? s->ops->fields_save(s, conn_id, rows, n, err) : 0;
+}
+
+int store_conflict_add(struct store *s, struct store_conflict *c, struct th_err *err)
+{
+    if (!s || !c) return th_err_set(err, TH_EINVAL, "store_conflict_add: no store or conflict");
+    if (!c->sku[0] || c->field < 0 || c->field >= STORE_NFIELDS ||
+        (c->winner != STORE_SRC_STORE && c->winner != STORE_SRC_QOYOD))
+        return th_err_set(err, TH_EINVAL, "a conflict needs a SKU, a field and the side that won");
+    c->resolved_ms = 0;
+    c->resolution[0] = '\0';
+    c->at_ms = store_now_ms(s);
+    return s->ops->conflict_add(s, c, err);
+}
+
+int store_conflict_get(struct store *s, int64_t id, struct store_conflict *out,
+                       struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_conflict_get: no store or result");
+    memset(out, 0, sizeof *out);
+    return s->ops->conflict_get(s, id, out, err);
+}
+
+int store_conflict_list(struct store *s, int64_t conn_id, int open_only, int limit,
+                        void (*fn)(void *arg, const struct store_conflict *c), void *arg,
+                        struct th_err *err)
+{
+    if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_conflict_list: no store or callback");
+    return s->ops->conflict_list(s, conn_id, open_only, limit, fn, arg, err);
+}
+
+int store_conflict_resolve(struct store *s, int64_t id, const char *resolution,
+                           struct th_err *err)
+{
+    if (!s || !resolution || !*resolution)
+        return th_err_set(err, TH_EINVAL, "store_conflict_resolve: no store or resolution");
+    return s->ops->conflict_resolve(s, id, resolution, err);
 }

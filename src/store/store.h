@@ -95,6 +95,8 @@ struct store_conn {
      * the store's orders was sent to Qoyod, and never to one another store
      * on the account uses. */
     char *ref_prefix;
+    int fields_sync;              /* 1: name, price and cost kept in step with Qoyod (off by default) */
+    int field_source[3];          /* per enum store_field: STORE_SRC_*; 0 = the field's default */
 };
 
 /* Longest reference prefix: short, since it goes in front of every invoice
@@ -452,6 +454,95 @@ int store_stock_own_begin(struct store *s, int64_t conn_id, const char *ref,
                           const char *const *skus, const int64_t *deltas, size_t n,
                           int64_t origin_s, struct th_err *err) TH_MUST_CHECK;
 int store_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, int applied,
+                           struct th_err *err) TH_MUST_CHECK;
+
+/* ---- product fields both sides change (worker/fields.c, docs/FIELDS.md) ---- */
+enum store_field {
+    STORE_FIELD_NAME = 0,
+    STORE_FIELD_PRICE = 1,
+    STORE_FIELD_COST = 2,
+};
+#define STORE_NFIELDS 3
+/* A field's source of truth (persisted in field_source, never renumber). */
+enum store_src {
+    STORE_SRC_DEFAULT = 0, /* name and price: the store; cost: Qoyod */
+    STORE_SRC_STORE = 1,
+    STORE_SRC_QOYOD = 2,
+};
+/* "name", "price", "cost"; "?" outside the enum. */
+const char *store_field_name(int field);
+/* The field's index for a name, -1 when unknown. */
+int store_field_from_name(const char *name);
+/* "store" / "qoyod" (the default resolved); "?" outside the enum. */
+const char *store_src_name(int src);
+/* STORE_SRC_STORE or STORE_SRC_QOYOD for a name ("store", "qoyod"), -1 otherwise. */
+int store_src_from_name(const char *name);
+/* The source of truth of field for connection c, the default resolved. */
+int store_field_source(const struct store_conn *c, int field);
+
+/* Longest value kept: a name (256 bytes) or halalas as decimal text. */
+#define STORE_FIELD_VALUE_MAX 260
+/* Rows per store_fields_load / _save call. */
+#define STORE_FIELDS_MAX_BATCH 500
+
+/*
+ * What the field sync last agreed on for one SKU's field: each side's value
+ * as that side showed it after the last sync (text: a name, or money as
+ * halalas in decimal). A side whose value differs from its last one changed.
+ */
+struct store_field_state {
+    char sku[STORE_MAX_SKU];
+    int field;                                  /* enum store_field */
+    /* stored */
+    char store_value[STORE_FIELD_VALUE_MAX];
+    char qoyod_value[STORE_FIELD_VALUE_MAX];
+    char store_ref[64];                         /* the platform's product id (text) */
+    int64_t qoyod_id;                           /* Qoyod's product id */
+    int64_t synced_ms;
+    /* filled by store_fields_load */
+    int known;                                  /* a row exists */
+};
+/* Fills each row's stored part (sku and field set by the caller; known = 0
+ * and values "" when there is none). n <= STORE_FIELDS_MAX_BATCH. */
+int store_fields_load(struct store *s, int64_t conn_id, struct store_field_state *rows, size_t n,
+                      struct th_err *err) TH_MUST_CHECK;
+/* Writes the rows' stored part, in one transaction. */
+int store_fields_save(struct store *s, int64_t conn_id, const struct store_field_state *rows,
+                      size_t n, struct th_err *err) TH_MUST_CHECK;
+
+/* A field both sides changed to different values since the last sync:
+ * recorded, the policy applied (winner written to the other side), and
+ * listed for a person to review. */
+struct store_conflict {
+    int64_t id;                                 /* set by store_conflict_add */
+    int64_t conn_id;
+    char sku[STORE_MAX_SKU];
+    int field;                                  /* enum store_field */
+    char store_value[STORE_FIELD_VALUE_MAX];    /* what each side showed */
+    char qoyod_value[STORE_FIELD_VALUE_MAX];
+    char last_store[STORE_FIELD_VALUE_MAX];     /* what they agreed on before */
+    char last_qoyod[STORE_FIELD_VALUE_MAX];
+    int winner;                                 /* STORE_SRC_STORE / _QOYOD: the policy applied */
+    int64_t at_ms;
+    int64_t resolved_ms;                        /* 0 while waiting for review */
+    char resolution[64];                        /* "reviewed", "kept store", "kept qoyod" */
+};
+/* Records c (at_ms, resolved_ms and resolution are set by the store: now,
+ * 0, ""); sets c->id. TH_ENOTFOUND for an unknown connection. */
+int store_conflict_add(struct store *s, struct store_conflict *c,
+                       struct th_err *err) TH_MUST_CHECK;
+/* TH_ENOTFOUND when there is no conflict with that id. */
+int store_conflict_get(struct store *s, int64_t id, struct store_conflict *out,
+                       struct th_err *err) TH_MUST_CHECK;
+/* Conflicts of connection conn_id (0: all), newest first; open_only: only
+ * those not yet reviewed. fn gets each (borrowed for the call; it may call
+ * the store). At most limit (<= 0: all). */
+int store_conflict_list(struct store *s, int64_t conn_id, int open_only, int limit,
+                        void (*fn)(void *arg, const struct store_conflict *c), void *arg,
+                        struct th_err *err) TH_MUST_CHECK;
+/* Marks a conflict reviewed with resolution (non-empty): TH_ENOTFOUND when
+ * absent, TH_ECONFLICT when it was resolved already (nothing written). */
+int store_conflict_resolve(struct store *s, int64_t id, const char *resolution,
                            struct th_err *err) TH_MUST_CHECK;
 
 /* ---- dashboard users (login name -> password hash, core/passwd.h) ---- */

@@ -253,6 +253,29 @@ struct store_ops {
                       struct th_err *err);
     int (*token_revoke)(struct store *s, int64_t id, struct th_err *err);
     int (*token_count)(struct store *s, int64_t *n, struct th_err *err);
+    /* Product fields (store_fields_*, store_conflict_*). fields_cfg_get
+     * reads a connection's field-sync settings (sync, sources: the three
+     * field_source values as sources[0] | sources[1] << 2 | sources[2] << 4),
+     * 0 / 0 when none were saved; fields_cfg_put saves them (an unknown
+     * conn_id gives TH_ENOTFOUND). store.c calls them around every
+     * connection read and settings write, so the connection rows stay as
+     * they are. conflict_add sets c->id and takes at_ms from s->now_ms. */
+    int (*fields_cfg_get)(struct store *s, int64_t conn_id, int *sync, int *sources,
+                          struct th_err *err);
+    int (*fields_cfg_put)(struct store *s, int64_t conn_id, int sync, int sources,
+                          struct th_err *err);
+    int (*fields_load)(struct store *s, int64_t conn_id, struct store_field_state *rows, size_t n,
+                       struct th_err *err);
+    int (*fields_save)(struct store *s, int64_t conn_id, const struct store_field_state *rows,
+                       size_t n, struct th_err *err);
+    int (*conflict_add)(struct store *s, struct store_conflict *c, struct th_err *err);
+    int (*conflict_get)(struct store *s, int64_t id, struct store_conflict *out,
+                        struct th_err *err);
+    int (*conflict_list)(struct store *s, int64_t conn_id, int open_only, int limit,
+                         void (*fn)(void *arg, const struct store_conflict *c), void *arg,
+                         struct th_err *err);
+    int (*conflict_resolve)(struct store *s, int64_t id, const char *resolution,
+                            struct th_err *err);
 };
 
 /* One call from an account's token bucket, the arithmetic every backend

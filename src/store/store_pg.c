@@ -229,6 +229,38 @@ static const char *const migrations[] = {
     "  label TEXT NOT NULL DEFAULT '',"
     "  created_at_ms BIGINT NOT NULL"
     ");",
+    /* 8: SQLite's 12, product fields both sides change (worker/fields.c). */
+    "CREATE TABLE field_settings ("
+    "  conn_id BIGINT PRIMARY KEY REFERENCES connections(id),"
+    "  sync INTEGER NOT NULL DEFAULT 0,"
+    "  sources INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE fields ("
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  sku TEXT NOT NULL,"
+    "  field INTEGER NOT NULL,"
+    "  store_value TEXT NOT NULL,"
+    "  qoyod_value TEXT NOT NULL,"
+    "  store_ref TEXT NOT NULL,"
+    "  qoyod_id BIGINT NOT NULL,"
+    "  synced_ms BIGINT NOT NULL,"
+    "  PRIMARY KEY (conn_id, sku, field)"
+    ");"
+    "CREATE TABLE conflicts ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  sku TEXT NOT NULL,"
+    "  field INTEGER NOT NULL,"
+    "  store_value TEXT NOT NULL,"
+    "  qoyod_value TEXT NOT NULL,"
+    "  last_store TEXT NOT NULL,"
+    "  last_qoyod TEXT NOT NULL,"
+    "  winner INTEGER NOT NULL,"
+    "  at_ms BIGINT NOT NULL,"
+    "  resolved_ms BIGINT NOT NULL DEFAULT 0,"
+    "  resolution TEXT NOT NULL DEFAULT ''"
+    ");"
+    "CREATE INDEX conflicts_by_conn ON conflicts (conn_id, resolved_ms);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
@@ -1761,6 +1793,235 @@ static int pg_token_count(struct store *s, int64_t *n, struct th_err *err)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Product fields (SQL as store_sqlite.c's) */
+
+static int in_tx(struct pgs *q, struct th_err *err, const char *what,
+                 int (*fn)(struct pgs *q, PGconn *c, void *arg, struct th_err *err), void *arg);
+
+static void text_into(const PGresult *r, int row, int col, char *out, size_t n)
+{
+    snprintf(out, n, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+static int pg_fields_cfg_get(struct store *s, int64_t conn_id, int *sync, int *sources,
+                             struct th_err *err)
+{
+    *sync = *sources = 0;
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    PGresult *r = one(pg_of(s), "SELECT sync, sources FROM field_settings WHERE conn_id = $1", &p,
+                      err, "read field settings");
+    if (!r) return code_of(err);
+    if (PQntuples(r)) {
+        *sync = (int)col_i64(r, 0, 0);
+        *sources = (int)col_i64(r, 0, 1);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_fields_cfg_put(struct store *s, int64_t conn_id, int sync, int sources,
+                             struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, sync);
+    p_i64(&p, sources);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO field_settings (conn_id, sync, sources) VALUES ($1, $2, $3) "
+                      "ON CONFLICT (conn_id) DO UPDATE SET sync = excluded.sync, sources = "
+                      "excluded.sources",
+                      &p, err, "save field settings");
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_fields_load(struct store *s, int64_t conn_id, struct store_field_state *rows,
+                          size_t n, struct th_err *err)
+{
+    struct pgs *q = pg_of(s);
+    PGconn *c = conn_get(q, err);
+    if (!c) return code_of(err);
+    int code = 0;
+    for (size_t i = 0; i < n && !code; i++) {
+        struct store_field_state *r = &rows[i];
+        struct pp p = {0};
+        p_i64(&p, conn_id);
+        p_str(&p, r->sku);
+        p_i64(&p, r->field);
+        PGresult *res = run(q, c,
+                            "SELECT store_value, qoyod_value, synced_ms, store_ref, qoyod_id FROM "
+                            "fields WHERE conn_id = $1 AND sku = $2 AND field = $3",
+                            &p, err, "read fields");
+        if (!res) {
+            code = code_of(err);
+            break;
+        }
+        if (PQntuples(res)) {
+            r->known = 1;
+            text_into(res, 0, 0, r->store_value, sizeof r->store_value);
+            text_into(res, 0, 1, r->qoyod_value, sizeof r->qoyod_value);
+            r->synced_ms = col_i64(res, 0, 2);
+            text_into(res, 0, 3, r->store_ref, sizeof r->store_ref);
+            r->qoyod_id = col_i64(res, 0, 4);
+        }
+        PQclear(res);
+    }
+    conn_put(q, c);
+    return code;
+}
+
+struct fields_args {
+    int64_t conn_id;
+    const struct store_field_state *rows;
+    size_t n;
+};
+
+static int fields_tx(struct pgs *q, PGconn *c, void *arg, struct th_err *err)
+{
+    struct fields_args *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct store_field_state *r = &a->rows[i];
+        struct pp p = {0};
+        p_i64(&p, a->conn_id);
+        p_str(&p, r->sku);
+        p_i64(&p, r->field);
+        p_str(&p, r->store_value);
+        p_str(&p, r->qoyod_value);
+        p_i64(&p, r->synced_ms);
+        p_str(&p, r->store_ref);
+        p_i64(&p, r->qoyod_id);
+        PGresult *res = run(q, c,
+                            "INSERT INTO fields (conn_id, sku, field, store_value, qoyod_value, "
+                            "synced_ms, store_ref, qoyod_id) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                            "$8) ON CONFLICT (conn_id, sku, field) DO UPDATE SET store_value = "
+                            "excluded.store_value, qoyod_value = excluded.qoyod_value, synced_ms "
+                            "= excluded.synced_ms, store_ref = excluded.store_ref, qoyod_id = "
+                            "excluded.qoyod_id",
+                            &p, err, "save fields");
+        if (!res) return code_of(err);
+        PQclear(res);
+    }
+    return 0;
+}
+
+static int pg_fields_save(struct store *s, int64_t conn_id, const struct store_field_state *rows,
+                          size_t n, struct th_err *err)
+{
+    struct fields_args a = {conn_id, rows, n};
+    return in_tx(pg_of(s), err, "save fields", fields_tx, &a);
+}
+
+#define CONFLICT_COLS                                                                              \
+    "id, conn_id, sku, field, store_value, qoyod_value, last_store, last_qoyod, winner, at_ms, "   \
+    "resolved_ms, resolution"
+
+static void read_conflict(const PGresult *r, int row, struct store_conflict *c)
+{
+    memset(c, 0, sizeof *c);
+    c->id = col_i64(r, row, 0);
+    c->conn_id = col_i64(r, row, 1);
+    text_into(r, row, 2, c->sku, sizeof c->sku);
+    c->field = (int)col_i64(r, row, 3);
+    text_into(r, row, 4, c->store_value, sizeof c->store_value);
+    text_into(r, row, 5, c->qoyod_value, sizeof c->qoyod_value);
+    text_into(r, row, 6, c->last_store, sizeof c->last_store);
+    text_into(r, row, 7, c->last_qoyod, sizeof c->last_qoyod);
+    c->winner = (int)col_i64(r, row, 8);
+    c->at_ms = col_i64(r, row, 9);
+    c->resolved_ms = col_i64(r, row, 10);
+    text_into(r, row, 11, c->resolution, sizeof c->resolution);
+}
+
+static int pg_conflict_add(struct store *s, struct store_conflict *c, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, c->conn_id);
+    p_str(&p, c->sku);
+    p_i64(&p, c->field);
+    p_str(&p, c->store_value);
+    p_str(&p, c->qoyod_value);
+    p_str(&p, c->last_store);
+    p_str(&p, c->last_qoyod);
+    p_i64(&p, c->winner);
+    p_i64(&p, c->at_ms);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO conflicts (conn_id, sku, field, store_value, qoyod_value, "
+                      "last_store, last_qoyod, winner, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                      "$8, $9) RETURNING id",
+                      &p, err, "record a conflict");
+    if (!r) return code_of(err);
+    c->id = col_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_conflict_get(struct store *s, int64_t id, struct store_conflict *out,
+                           struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, id);
+    PGresult *r = one(pg_of(s), "SELECT " CONFLICT_COLS " FROM conflicts WHERE id = $1", &p, err,
+                      "read a conflict");
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r))
+        read_conflict(r, 0, out);
+    else
+        code = th_err_set(err, TH_ENOTFOUND, "there is no conflict %lld", (long long)id);
+    PQclear(r);
+    return code;
+}
+
+static int pg_conflict_list(struct store *s, int64_t conn_id, int open_only, int limit,
+                            void (*fn)(void *arg, const struct store_conflict *c), void *arg,
+                            struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, open_only != 0);
+    p_i64(&p, limit > 0 ? limit : INT64_MAX);
+    PGresult *r = one(pg_of(s),
+                      "SELECT " CONFLICT_COLS " FROM conflicts WHERE ($1 = 0 OR conn_id = $1) AND "
+                      "($2 = 0 OR resolved_ms = 0) ORDER BY id DESC LIMIT $3",
+                      &p, err, "list conflicts");
+    if (!r) return code_of(err);
+    int n = PQntuples(r);
+    struct store_conflict *v = xcalloc(n ? (size_t)n : 1, sizeof *v);
+    for (int i = 0; i < n; i++)
+        read_conflict(r, i, &v[i]);
+    PQclear(r);
+    for (int i = 0; i < n; i++)
+        fn(arg, &v[i]);
+    free(v);
+    return 0;
+}
+
+static int pg_conflict_resolve(struct store *s, int64_t id, const char *resolution,
+                               struct th_err *err)
+{
+    int64_t now = store_now_ms(s);
+    struct pp p = {0};
+    p_i64(&p, id);
+    p_i64(&p, now > 0 ? now : 1);
+    p_str(&p, resolution);
+    PGresult *r = one(pg_of(s),
+                      "UPDATE conflicts SET resolved_ms = $2, resolution = $3 WHERE id = $1 AND "
+                      "resolved_ms = 0",
+                      &p, err, "resolve a conflict");
+    if (!r) return code_of(err);
+    int64_t n = affected(r);
+    PQclear(r);
+    if (n > 0) return 0;
+    struct store_conflict c;
+    int rc = pg_conflict_get(s, id, &c, err);
+    if (rc) return rc;
+    return th_err_set(err, TH_ECONFLICT, "conflict %lld was resolved already (%s)", (long long)id,
+                      c.resolution);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Stock (SQL as store_sqlite.c's) */
 
 static int pg_stock_load(struct store *s, int64_t conn_id, struct store_stock *rows, size_t n,
@@ -2070,6 +2331,14 @@ static int pg_conn_prefix_set(struct store *s, int64_t id, const char *from, con
 }
 
 const struct store_ops store_pg_ops = {
+    .fields_cfg_get = pg_fields_cfg_get,
+    .fields_cfg_put = pg_fields_cfg_put,
+    .fields_load = pg_fields_load,
+    .fields_save = pg_fields_save,
+    .conflict_add = pg_conflict_add,
+    .conflict_get = pg_conflict_get,
+    .conflict_list = pg_conflict_list,
+    .conflict_resolve = pg_conflict_resolve,
     .name = "postgres",
     .shared = 1,
     .open = pg_open,

@@ -301,6 +301,41 @@ static const char *const migrations[] = {
     "  label TEXT NOT NULL DEFAULT '',"
     "  created_at_ms INTEGER NOT NULL"
     ");",
+    /* 12: product fields both sides change (worker/fields.c): a
+     * connection's field-sync settings (beside its row, so the connection
+     * columns stay as they are), what each side showed after the last sync
+     * per SKU and field, and the conflicts for review. */
+    "CREATE TABLE field_settings ("
+    "  conn_id INTEGER PRIMARY KEY REFERENCES connections(id),"
+    "  sync INTEGER NOT NULL DEFAULT 0,"
+    "  sources INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE fields ("
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  sku TEXT NOT NULL,"
+    "  field INTEGER NOT NULL,"
+    "  store_value TEXT NOT NULL,"
+    "  qoyod_value TEXT NOT NULL,"
+    "  store_ref TEXT NOT NULL,"
+    "  qoyod_id INTEGER NOT NULL,"
+    "  synced_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (conn_id, sku, field)"
+    ");"
+    "CREATE TABLE conflicts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  sku TEXT NOT NULL,"
+    "  field INTEGER NOT NULL,"
+    "  store_value TEXT NOT NULL,"
+    "  qoyod_value TEXT NOT NULL,"
+    "  last_store TEXT NOT NULL,"
+    "  last_qoyod TEXT NOT NULL,"
+    "  winner INTEGER NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  resolved_ms INTEGER NOT NULL DEFAULT 0,"
+    "  resolution TEXT NOT NULL DEFAULT ''"
+    ");"
+    "CREATE INDEX conflicts_by_conn ON conflicts (conn_id, resolved_ms);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -2427,8 +2462,313 @@ static int sq_token_count(struct store *s, int64_t *n, struct th_err *err)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Product fields (prepared per call: these run a few times a sync round)   */
+
+static int prep(struct sq *q, const char *sql, sqlite3_stmt **st, struct th_err *err,
+                const char *op)
+{
+    int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
+    return rc ? fail(q, rc, err, "%s: prepare", op) : 0;
+}
+
+static void text_col(sqlite3_stmt *st, int i, char *out, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, n, "%s", t ? (const char *)t : "");
+}
+
+static int sq_fields_cfg_get(struct store *s, int64_t conn_id, int *sync, int *sources,
+                             struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    *sync = *sources = 0;
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = NULL;
+    int code = prep(q, "SELECT sync, sources FROM field_settings WHERE conn_id = ?1", &st, err,
+                    "read field settings");
+    if (!code) {
+        sqlite3_bind_int64(st, 1, conn_id);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *sync = sqlite3_column_int(st, 0);
+            *sources = sqlite3_column_int(st, 1);
+        } else if (rc != SQLITE_DONE) {
+            code = fail(q, rc, err, "read the field settings of connection %lld",
+                        (long long)conn_id);
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_fields_cfg_put(struct store *s, int64_t conn_id, int sync, int sources,
+                             struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = NULL;
+    int code = prep(q,
+                    "INSERT INTO field_settings (conn_id, sync, sources) SELECT ?1, ?2, ?3 "
+                    "WHERE EXISTS (SELECT 1 FROM connections WHERE id = ?1) "
+                    "ON CONFLICT (conn_id) DO UPDATE SET sync = excluded.sync, "
+                    "sources = excluded.sources",
+                    &st, err, "save field settings");
+    if (!code) {
+        sqlite3_bind_int64(st, 1, conn_id);
+        sqlite3_bind_int(st, 2, sync);
+        sqlite3_bind_int(st, 3, sources);
+        int rc = run(st);
+        if (rc)
+            code = fail(q, rc, err, "save the field settings of connection %lld",
+                        (long long)conn_id);
+        else if (sqlite3_changes(q->db) == 0)
+            code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist",
+                              (long long)conn_id);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_fields_load(struct store *s, int64_t conn_id, struct store_field_state *rows,
+                          size_t n, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = NULL;
+    int code = prep(q,
+                    "SELECT store_value, qoyod_value, synced_ms, store_ref, qoyod_id FROM fields "
+                    "WHERE conn_id = ?1 AND sku = ?2 AND field = ?3",
+                    &st, err, "read fields");
+    for (size_t i = 0; i < n && !code; i++) {
+        struct store_field_state *r = &rows[i];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, r->sku);
+        sqlite3_bind_int(st, 3, r->field);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            r->known = 1;
+            text_col(st, 0, r->store_value, sizeof r->store_value);
+            text_col(st, 1, r->qoyod_value, sizeof r->qoyod_value);
+            r->synced_ms = sqlite3_column_int64(st, 2);
+            text_col(st, 3, r->store_ref, sizeof r->store_ref);
+            r->qoyod_id = sqlite3_column_int64(st, 4);
+        } else if (rc != SQLITE_DONE) {
+            code = fail(q, rc, err, "read the fields of SKU %s (connection %lld)", r->sku,
+                        (long long)conn_id);
+        }
+        done_with(st);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_fields_save(struct store *s, int64_t conn_id, const struct store_field_state *rows,
+                          size_t n, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = NULL;
+    int code = begin(q, err, "save fields");
+    if (!code)
+        code = prep(q,
+                    "INSERT INTO fields (conn_id, sku, field, store_value, qoyod_value, "
+                    "synced_ms, store_ref, qoyod_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                    "ON CONFLICT (conn_id, sku, field) DO UPDATE SET store_value = "
+                    "excluded.store_value, qoyod_value = excluded.qoyod_value, synced_ms = "
+                    "excluded.synced_ms, store_ref = excluded.store_ref, qoyod_id = "
+                    "excluded.qoyod_id",
+                    &st, err, "save fields");
+    for (size_t i = 0; i < n && !code; i++) {
+        const struct store_field_state *r = &rows[i];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, r->sku);
+        sqlite3_bind_int(st, 3, r->field);
+        bind_str(st, 4, r->store_value);
+        bind_str(st, 5, r->qoyod_value);
+        sqlite3_bind_int64(st, 6, r->synced_ms);
+        bind_str(st, 7, r->store_ref);
+        sqlite3_bind_int64(st, 8, r->qoyod_id);
+        int rc = run(st);
+        done_with(st);
+        if (rc)
+            code = fail(q, rc, err, "save the fields of SKU %s (connection %lld)", r->sku,
+                        (long long)conn_id);
+    }
+    sqlite3_finalize(st);
+    if (!code)
+        code = commit(q, err, "save fields");
+    else
+        rollback(q);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+#define CONFLICT_COLS                                                                              \
+    "id, conn_id, sku, field, store_value, qoyod_value, last_store, last_qoyod, winner, at_ms, "   \
+    "resolved_ms, resolution"
+
+static void read_conflict(sqlite3_stmt *st, struct store_conflict *c)
+{
+    memset(c, 0, sizeof *c);
+    c->id = sqlite3_column_int64(st, 0);
+    c->conn_id = sqlite3_column_int64(st, 1);
+    text_col(st, 2, c->sku, sizeof c->sku);
+    c->field = sqlite3_column_int(st, 3);
+    text_col(st, 4, c->store_value, sizeof c->store_value);
+    text_col(st, 5, c->qoyod_value, sizeof c->qoyod_value);
+    text_col(st, 6, c->last_store, sizeof c->last_store);
+    text_col(st, 7, c->last_qoyod, sizeof c->last_qoyod);
+    c->winner = sqlite3_column_int(st, 8);
+    c->at_ms = sqlite3_column_int64(st, 9);
+    c->resolved_ms = sqlite3_column_int64(st, 10);
+    text_col(st, 11, c->resolution, sizeof c->resolution);
+}
+
+static int sq_conflict_add(struct store *s, struct store_conflict *c, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = NULL;
+    int code = prep(q,
+                    "INSERT INTO conflicts (conn_id, sku, field, store_value, qoyod_value, "
+                    "last_store, last_qoyod, winner, at_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                    "?8, ?9 WHERE EXISTS (SELECT 1 FROM connections WHERE id = ?1) RETURNING id",
+                    &st, err, "record a conflict");
+    if (!code) {
+        sqlite3_bind_int64(st, 1, c->conn_id);
+        bind_str(st, 2, c->sku);
+        sqlite3_bind_int(st, 3, c->field);
+        bind_str(st, 4, c->store_value);
+        bind_str(st, 5, c->qoyod_value);
+        bind_str(st, 6, c->last_store);
+        bind_str(st, 7, c->last_qoyod);
+        sqlite3_bind_int(st, 8, c->winner);
+        sqlite3_bind_int64(st, 9, c->at_ms);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            c->id = sqlite3_column_int64(st, 0);
+            rc = run(st);
+            if (rc) code = fail(q, rc, err, "record a conflict of SKU %s", c->sku);
+        } else if (rc == SQLITE_DONE) {
+            code = th_err_set(err, TH_ENOTFOUND, "connection %lld does not exist",
+                              (long long)c->conn_id);
+        } else {
+            code = fail(q, rc, err, "record a conflict of SKU %s", c->sku);
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_conflict_get(struct store *s, int64_t id, struct store_conflict *out,
+                           struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = NULL;
+    int code = prep(q, "SELECT " CONFLICT_COLS " FROM conflicts WHERE id = ?1", &st, err,
+                    "read a conflict");
+    if (!code) {
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            read_conflict(st, out);
+        else if (rc == SQLITE_DONE)
+            code = th_err_set(err, TH_ENOTFOUND, "there is no conflict %lld", (long long)id);
+        else
+            code = fail(q, rc, err, "read conflict %lld", (long long)id);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_conflict_list(struct store *s, int64_t conn_id, int open_only, int limit,
+                            void (*fn)(void *arg, const struct store_conflict *c), void *arg,
+                            struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    struct store_conflict *v = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = NULL;
+    int code = prep(q,
+                    "SELECT " CONFLICT_COLS " FROM conflicts WHERE (?1 = 0 OR conn_id = ?1) "
+                    "AND (?2 = 0 OR resolved_ms = 0) ORDER BY id DESC LIMIT ?3",
+                    &st, err, "list conflicts");
+    if (!code) {
+        sqlite3_bind_int64(st, 1, conn_id);
+        sqlite3_bind_int(st, 2, open_only != 0);
+        sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) v = xrealloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
+            read_conflict(st, &v[n++]);
+        }
+        if (rc != SQLITE_DONE) code = fail(q, rc, err, "list conflicts");
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->db_mu);
+    for (size_t i = 0; i < n && !code; i++)
+        fn(arg, &v[i]);
+    free(v);
+    return code;
+}
+
+static int sq_conflict_resolve(struct store *s, int64_t id, const char *resolution,
+                               struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    int64_t now = store_now_ms(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = NULL;
+    int code = prep(q,
+                    "UPDATE conflicts SET resolved_ms = ?2, resolution = ?3 "
+                    "WHERE id = ?1 AND resolved_ms = 0",
+                    &st, err, "resolve a conflict");
+    if (!code) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, now > 0 ? now : 1);
+        bind_str(st, 3, resolution);
+        int rc = run(st);
+        if (rc) code = fail(q, rc, err, "resolve conflict %lld", (long long)id);
+        else if (sqlite3_changes(q->db) == 0) code = 1;
+    }
+    sqlite3_finalize(st);
+    if (code == 1) {
+        /* Absent, or resolved already: say which. */
+        code = prep(q, "SELECT resolution FROM conflicts WHERE id = ?1", &st, err,
+                    "resolve a conflict");
+        if (!code) {
+            sqlite3_bind_int64(st, 1, id);
+            int rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW)
+                code = th_err_set(err, TH_ECONFLICT, "conflict %lld was resolved already (%s)",
+                                  (long long)id, (const char *)sqlite3_column_text(st, 0));
+            else
+                code = th_err_set(err, TH_ENOTFOUND, "there is no conflict %lld", (long long)id);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
 
 const struct store_ops store_sqlite_ops = {
+    .fields_cfg_get = sq_fields_cfg_get,
+    .fields_cfg_put = sq_fields_cfg_put,
+    .fields_load = sq_fields_load,
+    .fields_save = sq_fields_save,
+    .conflict_add = sq_conflict_add,
+    .conflict_get = sq_conflict_get,
+    .conflict_list = sq_conflict_list,
+    .conflict_resolve = sq_conflict_resolve,
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,

@@ -124,7 +124,7 @@ int manage_retry_failed_in(struct store *s, int64_t tenant, int64_t conn_id, con
 /* ---------------------------------------------------------------------- */
 /* Settings                                                                 */
 
-enum kind { K_TRIGGER, K_ONOFF, K_ID, K_SECONDS, K_PREFIX };
+enum kind { K_TRIGGER, K_ONOFF, K_ID, K_SECONDS, K_PREFIX, K_SOURCE };
 
 static const struct setting {
     const char *name, *alias;
@@ -146,6 +146,13 @@ static const struct setting {
     {"stock_interval", "stock_interval_s", K_SECONDS, offsetof(struct store_conn, stock_interval_s),
      NULL},
     {"reference_prefix", "ref_prefix", K_PREFIX, offsetof(struct store_conn, ref_prefix), NULL},
+    {"fields_sync", "field_sync", K_ONOFF, offsetof(struct store_conn, fields_sync), NULL},
+    {"name_source", NULL, K_SOURCE,
+     offsetof(struct store_conn, field_source) + STORE_FIELD_NAME * sizeof(int), NULL},
+    {"price_source", NULL, K_SOURCE,
+     offsetof(struct store_conn, field_source) + STORE_FIELD_PRICE * sizeof(int), NULL},
+    {"cost_source", NULL, K_SOURCE,
+     offsetof(struct store_conn, field_source) + STORE_FIELD_COST * sizeof(int), NULL},
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -237,7 +244,8 @@ int manage_setting_set(struct store_conn *c, const char *name, const char *value
         return th_err_set(err, TH_EINVAL,
                           "%s is not a setting; the settings are trigger, customer_per_invoice, "
                           "number_by_order, financial_invoice, inventory_id, "
-                          "payment_account_id, stock_sync, stock_interval and reference_prefix",
+                          "payment_account_id, stock_sync, stock_interval, reference_prefix, "
+                          "fields_sync, name_source, price_source and cost_source",
                           name ? name : "(none)");
     if (!value) value = "";
     char *field = (char *)c + st->off;
@@ -288,6 +296,16 @@ int manage_setting_set(struct store_conn *c, const char *name, const char *value
         char **f = (char **)(void *)field;
         free(*f);
         *f = xstrdup(v);
+        return 0;
+    }
+    case K_SOURCE: {
+        int v = store_src_from_name(value);
+        if (v < 0)
+            return th_err_set(err, TH_EINVAL,
+                              "%s must be store or qoyod (the side whose value wins when both "
+                              "changed), not \"%.64s\"",
+                              name, value);
+        *(int *)(void *)field = v;
         return 0;
     }
     }

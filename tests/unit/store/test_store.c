@@ -75,8 +75,10 @@ static void must(int rc, const struct th_err *err)
 #define UNDO_10 UNDO_11 "ALTER TABLE connections DROP COLUMN ref_prefix; "
 /* ... and from 11 to 10 (tenants and their API tokens). */
 #define UNDO_11                                                                                    \
-    "DROP TABLE api_tokens; DROP TABLE tenants; ALTER TABLE connections DROP COLUMN tenant_id; "   \
-    "ALTER TABLE users DROP COLUMN tenant_id; "
+    UNDO_12 "DROP TABLE api_tokens; DROP TABLE tenants; ALTER TABLE connections DROP COLUMN "     \
+            "tenant_id; ALTER TABLE users DROP COLUMN tenant_id; "
+/* ... and from 12 to 11 (product fields and conflicts). */
+#define UNDO_12 "DROP TABLE conflicts; DROP TABLE fields; DROP TABLE field_settings; "
 
 static void open_store(struct fx *f)
 {
@@ -1351,7 +1353,7 @@ static void test_open_twice_and_urls(void **state)
     reopen(f);
     assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
-                     13); /* 11, and 11's tenants and api_tokens */
+                     16); /* 11, 11's tenants and api_tokens, 12's field_settings, fields, conflicts */
     assert_int_equal(store_shared(f->s), 0); /* one process owns the file */
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM connections"), 1);
 
@@ -1560,6 +1562,130 @@ static void test_stock_rows(void **state)
     assert_int_equal(store_stock_own_begin(f->s, id, "R", &ls, &d, 1, 0, &err), TH_EINVAL);
     longsku[STORE_MAX_SKU - 1] = '\0'; /* the longest kept */
     must(store_stock_untracked(f->s, id, longsku, 0, &err), &err);
+}
+
+/* Collects conflicts listed. */
+struct clist {
+    struct store_conflict v[8];
+    size_t n;
+};
+
+static void clist_add(void *arg, const struct store_conflict *c)
+{
+    struct clist *l = arg;
+    if (l->n < 8) l->v[l->n++] = *c;
+}
+
+static void test_fields_and_conflicts(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int64_t id = f->conn.id;
+    /* Settings: off, and the defaults (name, price: store; cost: Qoyod). */
+    struct store_conn c;
+    must(store_conn_get(f->s, id, &c, &err), &err);
+    assert_int_equal(c.fields_sync, 0);
+    assert_int_equal(store_field_source(&c, STORE_FIELD_NAME), STORE_SRC_STORE);
+    assert_int_equal(store_field_source(&c, STORE_FIELD_PRICE), STORE_SRC_STORE);
+    assert_int_equal(store_field_source(&c, STORE_FIELD_COST), STORE_SRC_QOYOD);
+    c.fields_sync = 1;
+    c.field_source[STORE_FIELD_NAME] = STORE_SRC_QOYOD;
+    c.field_source[STORE_FIELD_COST] = STORE_SRC_STORE;
+    must(store_conn_put_settings(f->s, &c, &err), &err);
+    store_conn_release(&c);
+    must(store_conn_find(f->s, MODEL_PLATFORM_SALLA, f->conn.store_id, &c, &err), &err);
+    assert_int_equal(c.fields_sync, 1);
+    assert_int_equal(store_field_source(&c, STORE_FIELD_NAME), STORE_SRC_QOYOD);
+    assert_int_equal(store_field_source(&c, STORE_FIELD_PRICE), STORE_SRC_STORE);
+    assert_int_equal(store_field_source(&c, STORE_FIELD_COST), STORE_SRC_STORE);
+    store_conn_release(&c);
+    /* A token refresh leaves them alone. */
+    must(store_conn_get(f->s, id, &c, &err), &err);
+    must(store_conn_put_tokens(f->s, &c, &err), &err);
+    store_conn_release(&c);
+    must(store_conn_get(f->s, id, &c, &err), &err);
+    assert_int_equal(c.fields_sync, 1);
+    store_conn_release(&c);
+
+    /* Rows: absent, saved, replaced. */
+    struct store_field_state r[2] = {{.sku = "SKU-1", .field = STORE_FIELD_NAME},
+                                     {.sku = "SKU-1", .field = STORE_FIELD_PRICE}};
+    must(store_fields_load(f->s, id, r, 2, &err), &err);
+    assert_int_equal(r[0].known, 0);
+    snprintf(r[0].store_value, sizeof r[0].store_value, "كوب قهوة");
+    snprintf(r[0].qoyod_value, sizeof r[0].qoyod_value, "Coffee mug");
+    r[0].synced_ms = 5;
+    snprintf(r[1].store_value, sizeof r[1].store_value, "3500");
+    snprintf(r[1].qoyod_value, sizeof r[1].qoyod_value, "3500");
+    r[1].synced_ms = 6;
+    snprintf(r[1].store_ref, sizeof r[1].store_ref, "a1477bb2-72ea");
+    r[1].qoyod_id = 77;
+    must(store_fields_save(f->s, id, r, 2, &err), &err);
+    snprintf(r[1].qoyod_value, sizeof r[1].qoyod_value, "4000");
+    must(store_fields_save(f->s, id, r + 1, 1, &err), &err);
+    struct store_field_state l[3] = {{.sku = "SKU-1", .field = STORE_FIELD_PRICE},
+                                     {.sku = "SKU-1", .field = STORE_FIELD_NAME},
+                                     {.sku = "SKU-1", .field = STORE_FIELD_COST}};
+    must(store_fields_load(f->s, id, l, 3, &err), &err);
+    assert_int_equal(l[0].known, 1);
+    assert_string_equal(l[0].store_value, "3500");
+    assert_string_equal(l[0].qoyod_value, "4000");
+    assert_int_equal(l[0].synced_ms, 6);
+    assert_string_equal(l[0].store_ref, "a1477bb2-72ea");
+    assert_int_equal(l[0].qoyod_id, 77);
+    assert_int_equal(l[1].known, 1);
+    assert_string_equal(l[1].store_value, "كوب قهوة");
+    assert_string_equal(l[1].qoyod_value, "Coffee mug");
+    assert_int_equal(l[2].known, 0);
+    struct store_field_state bad = {.sku = "", .field = 0};
+    assert_int_equal(store_fields_save(f->s, id, &bad, 1, &err), TH_EINVAL);
+
+    /* Conflicts: recorded, listed newest first, resolved once. */
+    struct store_conflict k = {.conn_id = id, .sku = "SKU-1", .field = STORE_FIELD_PRICE,
+                               .store_value = "3900", .qoyod_value = "4100",
+                               .last_store = "3500", .last_qoyod = "3500",
+                               .winner = STORE_SRC_STORE};
+    must(store_conflict_add(f->s, &k, &err), &err);
+    assert_true(k.id > 0);
+    int64_t first = k.id;
+    k.field = STORE_FIELD_NAME;
+    snprintf(k.store_value, sizeof k.store_value, "أ");
+    must(store_conflict_add(f->s, &k, &err), &err);
+    assert_true(k.id > first);
+    struct store_conflict none = {.conn_id = 999999, .sku = "X", .winner = STORE_SRC_QOYOD};
+    assert_int_equal(store_conflict_add(f->s, &none, &err), TH_ENOTFOUND);
+    struct store_conflict g;
+    must(store_conflict_get(f->s, first, &g, &err), &err);
+    assert_string_equal(g.sku, "SKU-1");
+    assert_int_equal(g.field, STORE_FIELD_PRICE);
+    assert_string_equal(g.store_value, "3900");
+    assert_string_equal(g.qoyod_value, "4100");
+    assert_string_equal(g.last_store, "3500");
+    assert_string_equal(g.last_qoyod, "3500");
+    assert_int_equal(g.winner, STORE_SRC_STORE);
+    assert_int_equal(g.at_ms, f->now);
+    assert_int_equal(g.resolved_ms, 0);
+    struct clist cl = {0};
+    must(store_conflict_list(f->s, id, 1, 0, clist_add, &cl, &err), &err);
+    assert_int_equal(cl.n, 2);
+    assert_int_equal(cl.v[0].id, k.id); /* newest first */
+    assert_string_equal(cl.v[0].store_value, "أ");
+    f->now += 1000;
+    must(store_conflict_resolve(f->s, first, "kept qoyod", &err), &err);
+    assert_int_equal(store_conflict_resolve(f->s, first, "reviewed", &err), TH_ECONFLICT);
+    assert_int_equal(store_conflict_resolve(f->s, 424242, "reviewed", &err), TH_ENOTFOUND);
+    must(store_conflict_get(f->s, first, &g, &err), &err);
+    assert_int_equal(g.resolved_ms, f->now);
+    assert_string_equal(g.resolution, "kept qoyod");
+    cl.n = 0;
+    must(store_conflict_list(f->s, id, 1, 0, clist_add, &cl, &err), &err);
+    assert_int_equal(cl.n, 1);
+    cl.n = 0;
+    must(store_conflict_list(f->s, 0, 0, 1, clist_add, &cl, &err), &err);
+    assert_int_equal(cl.n, 1); /* the limit */
+    cl.n = 0;
+    must(store_conflict_list(f->s, id + 1000, 0, 0, clist_add, &cl, &err), &err);
+    assert_int_equal(cl.n, 0);
 }
 
 static void test_manager_token_round_trip(void **state)
@@ -2657,6 +2783,7 @@ int main(int argc, char **argv)
         T(test_newer_schema_refused),
         T(test_manager_token_round_trip),
         T(test_stock_rows),
+        T(test_fields_and_conflicts),
         T(test_concurrent_ingest),
         T(test_ingest_async),
     };
