@@ -40,6 +40,7 @@
 #include "store/store.h"
 #include "worker/manage.h"
 #include "worker/catalogue.h"
+#include "worker/fields.h"
 #include "worker/poller.h"
 #include "worker/stock.h"
 #include "worker/worker.h"
@@ -880,6 +881,155 @@ static int cmd_settings(const struct args *a)
         }
     }
     store_conn_release(&c);
+    store_close(s);
+    return rc;
+}
+
+/* tarheel fields sync --store ID [--full] [--json]: one field-sync pass of
+ * the store now (whether field sync is on or not: a person asked). */
+static int cmd_fields_sync(const struct args *a)
+{
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    struct store_conn c = {0};
+    int rc = find_conn(s, a, &c);
+    if (rc == CLI_OK) {
+        struct fields_config cfg = {.conn_id = c.id, .force = 1, .full = flag(a, "full")};
+        struct fields_stats st;
+        struct th_err err;
+        struct httpc *hc = httpc_new(NULL);
+        if (fields_round(s, hc, &cfg, &st, &err) != 0) {
+            rc = fail(&err);
+        } else if (flag(a, "json")) {
+            print_json(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+                                 "read", (json_int_t)st.read, "no_sku", (json_int_t)st.no_sku,
+                                 "unmatched", (json_int_t)st.unmatched, "compared",
+                                 (json_int_t)st.compared, "first", (json_int_t)st.first,
+                                 "to_store", (json_int_t)st.to_store, "to_qoyod",
+                                 (json_int_t)st.to_qoyod, "same", (json_int_t)st.same,
+                                 "conflicts", (json_int_t)st.conflicts, "qoyod_calls",
+                                 (json_int_t)st.qoyod_calls, "store_calls",
+                                 (json_int_t)st.store_calls, "failed_stores",
+                                 (json_int_t)st.failed, "ok", st.failed == 0));
+        } else {
+            printf("products read %zu (%zu without SKU, skipped), %zu SKUs compared, %zu on "
+                   "one side only\n",
+                   st.read, st.no_sku, st.compared, st.unmatched);
+            printf("fields written: %zu to the store, %zu to Qoyod; %zu changed alike on both "
+                   "sides; %zu conflicts recorded\n",
+                   st.to_store, st.to_qoyod, st.same, st.conflicts);
+            if (st.conflicts)
+                printf("review them: tarheel conflicts --store %lld\n", (long long)c.store_id);
+        }
+        if (rc == CLI_OK && st.failed) {
+            fprintf(stderr, "tarheel: the pass stopped on a remote failure (see the log); run "
+                            "it again later\n");
+            rc = CLI_TEMP;
+        }
+        httpc_free(hc);
+    }
+    store_conn_release(&c);
+    store_close(s);
+    return rc;
+}
+
+static int print_conflicts(const char *json)
+{
+    struct th_err err;
+    json_t *j = jv_parse(json, strlen(json), 16, &err);
+    if (!j) return CLI_FAIL;
+    json_t *v;
+    size_t i;
+    if (!json_array_size(json_object_get(j, "conflicts"))) printf("no conflicts\n");
+    else
+        printf("%-6s %-6s %-12s %-20s %-6s %-24s %-24s %-7s %s\n", "ID", "PLAT", "STORE", "SKU",
+               "FIELD", "STORE VALUE", "QOYOD VALUE", "WON", "WHEN / REVIEW");
+    json_array_foreach(json_object_get(j, "conflicts"), i, v)
+    {
+        char sv[64], qv[64];
+        for (int side = 0; side < 2; side++) {
+            json_t *x = json_object_get(v, side ? "qoyod_value" : "store_value");
+            char *out = side ? qv : sv;
+            if (json_is_integer(x)) {
+                char m[32];
+                money_format((int64_t)json_integer_value(x), m, sizeof m);
+                snprintf(out, 64, "%s", m);
+            } else {
+                snprintf(out, 64, "%.60s", json_string_value(x) ? json_string_value(x) : "");
+            }
+        }
+        const char *res = jv_get_str(v, "resolution");
+        printf("%-6lld %-6s %-12lld %-20s %-6s %-24s %-24s %-7s %s%s%s\n",
+               (long long)json_integer_value(json_object_get(v, "id")),
+               jv_get_str(v, "platform") ? jv_get_str(v, "platform") : "?",
+               (long long)json_integer_value(json_object_get(v, "store_id")),
+               jv_get_str(v, "sku"), jv_get_str(v, "field"), sv, qv, jv_get_str(v, "winner"),
+               jv_get_str(v, "at") ? jv_get_str(v, "at") : "", res ? " / " : " / open",
+               res ? res : "");
+    }
+    json_decref(j);
+    return CLI_OK;
+}
+
+/* tarheel conflicts [--store ID] [--all] [--json]: fields both sides
+ * changed differently, waiting for review (--all: reviewed ones too). */
+static int cmd_conflicts(const struct args *a)
+{
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    struct store_conn c = {0};
+    int rc = opt(a, "store") ? find_conn(s, a, &c) : CLI_OK;
+    if (rc == CLI_OK) {
+        char *json = NULL;
+        struct th_err err;
+        if (fields_conflicts_json(s, c.id, !flag(a, "all"), 0, NULL, NULL, &json, &err) != 0)
+            rc = fail(&err);
+        else if (flag(a, "json"))
+            printf("%s\n", json);
+        else
+            rc = print_conflicts(json);
+        free(json);
+    }
+    store_conn_release(&c);
+    store_close(s);
+    return rc;
+}
+
+/* tarheel conflicts resolve ID [--keep store|qoyod] [--json] */
+static int cmd_conflicts_resolve(const struct args *a)
+{
+    int64_t id;
+    if (a->npos != 1 || parse_i64(a->pos[0], &id) || id <= 0) {
+        fprintf(stderr, "tarheel: conflicts resolve takes one conflict ID (see `tarheel "
+                        "conflicts`)\n");
+        return CLI_USAGE;
+    }
+    int keep = 0;
+    if (opt(a, "keep") && (keep = store_src_from_name(opt(a, "keep"))) < 0) {
+        fprintf(stderr, "tarheel: --keep store|qoyod, not '%s'\n", opt(a, "keep"));
+        return CLI_USAGE;
+    }
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    struct th_err err;
+    struct httpc *hc = httpc_new(NULL);
+    int rc = CLI_OK;
+    if (fields_conflict_resolve(s, hc, id, keep, NULL, &err) != 0) {
+        rc = fail(&err);
+    } else if (flag(a, "json")) {
+        char *json = NULL;
+        if (fields_conflict_json(s, id, &json, &err) != 0)
+            rc = fail(&err);
+        else
+            printf("%s\n", json);
+        free(json);
+    } else {
+        printf("conflict %lld %s\n", (long long)id,
+               keep == STORE_SRC_STORE   ? "resolved: the store's value kept on both sides"
+               : keep == STORE_SRC_QOYOD ? "resolved: Qoyod's value kept on both sides"
+                                         : "marked reviewed");
+    }
+    httpc_free(hc);
     store_close(s);
     return rc;
 }
@@ -1938,6 +2088,28 @@ static const struct command {
      L("tarheel settings --store 1305146709\tshow",
        "tarheel settings --store 1305146709 --trigger completed --financial-invoice off\t",
        "tarheel settings --store 251073 --platform zid --json\t")},
+    {"fields", "sync", cmd_fields_sync, "--store ID [--platform salla|zid] [--full] [--json]",
+     "keep a store's product names, prices and costs the same as Qoyod's, now",
+     "One pass of the field sync (docs/FIELDS.md), whether it is on or not: a field changed on "
+     "one side only is written to the other; changed on both to different values, it is "
+     "recorded as a conflict and the field's source of truth wins. `serve` runs a pass every "
+     "15 minutes for stores with --fields-sync on. Exits 5 when a remote call failed.",
+     L("--store ID [--platform P]\tthe store", "--full\tread both catalogues whole",
+       "--json\tthe pass's counts"),
+     L("tarheel fields sync --store 1305146709\t")},
+    {"conflicts", "resolve", cmd_conflicts_resolve, "ID [--keep store|qoyod] [--json]",
+     "mark a conflict reviewed, or keep one side's value",
+     "Without --keep the values stay as the policy left them. --keep writes the value that "
+     "side had when the conflict was recorded to both sides.",
+     L("--keep store|qoyod\tthe side whose value to keep", "--json\tthe conflict afterwards"),
+     L("tarheel conflicts resolve 12\t", "tarheel conflicts resolve 12 --keep qoyod\t")},
+    {"conflicts", NULL, cmd_conflicts, "[--store ID [--platform salla|zid]] [--all] [--json]",
+     "product fields both sides changed differently, for review",
+     "Each conflict names the store, SKU and field, both values, the values they had agreed "
+     "on, and the side whose value was kept (the field's source of truth).",
+     L("--store ID [--platform P]\tone store", "--all\treviewed ones too",
+       "--json\tas GET /api/v1/conflicts"),
+     L("tarheel conflicts\t", "tarheel conflicts --store 251073 --platform zid --json\t")},
     {"catalogue", NULL, cmd_catalogue, "--store ID [--platform salla|zid]",
      "set up the store's default accounts and categories in Qoyod",
      "Sales, cost of goods sold and opening-balance accounts, and the store's categories; done "

@@ -43,6 +43,7 @@
 #include "qoyod/qoyod.h"
 #include "worker/manage.h"
 #include "worker/pull.h"
+#include "worker/fields.h"
 #include "worker/reconcile.h"
 #include "worker/report.h"
 
@@ -1103,6 +1104,131 @@ static void get_reconcile(struct ctx *x)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Field conflicts (worker/fields.c, docs/FIELDS.md)                        */
+
+static void send_text_json(struct httpd_resp *resp, int status, char *text)
+{
+    httpd_resp_set(resp, status, "application/json", text, strlen(text));
+    httpd_resp_header(resp, "Cache-Control", "no-store");
+    free(text);
+}
+
+/* GET /conflicts?connection=&all=true&limit=: open conflicts (all=true:
+ * reviewed ones too), newest first, as `tarheel conflicts --json`. */
+static void get_conflicts(struct ctx *x)
+{
+    static const char *const params[] = {"connection", "all", "limit", NULL};
+    for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
+        const char *k, *v;
+        httpd_req_arg_at(x->req, i, &k, &v);
+        int ok = 0;
+        for (size_t j = 0; params[j]; j++)
+            ok |= strcmp(k, params[j]) == 0;
+        if (!ok) {
+            send_error(x->resp, 400, TH_EINVAL, NULL,
+                       "%.64s: unknown query parameter; allowed: connection, all, limit", k);
+            return;
+        }
+    }
+    int64_t conn_id = 0;
+    const char *cv = httpd_req_arg(x->req, "connection");
+    if (cv) {
+        struct store_conn c = {0};
+        if (conn_lookup(x, "connection", cv, &c)) return;
+        conn_id = c.id;
+        store_conn_release(&c);
+    }
+    const char *all = httpd_req_arg(x->req, "all");
+    if (all && strcmp(all, "true") && strcmp(all, "false") && strcmp(all, "1") &&
+        strcmp(all, "0")) {
+        send_error(x->resp, 400, TH_EINVAL, NULL, "all must be true or false, not \"%.32s\"", all);
+        return;
+    }
+    int open_only = !all || !strcmp(all, "false") || !strcmp(all, "0");
+    long limit = 0;
+    const char *lv = httpd_req_arg(x->req, "limit");
+    if (lv) {
+        char *end;
+        limit = strtol(lv, &end, 10);
+        if (!*lv || *end || limit < 1 || limit > 10000) {
+            send_error(x->resp, 400, TH_EINVAL, NULL, "limit must be 1 to 10000, not \"%.32s\"",
+                       lv);
+            return;
+        }
+    }
+    char *text = NULL;
+    struct th_err err = {0};
+    if (fields_conflicts_json(x->a->store, conn_id, open_only, (int)limit, NULL, NULL, &text,
+                              &err) != 0) {
+        send_th_err(x->resp, &err);
+        return;
+    }
+    send_text_json(x->resp, 200, text);
+}
+
+static int conflict_id(struct ctx *x, int64_t *id)
+{
+    char *end;
+    long long v = strtoll(x->seg[1], &end, 10);
+    if (*end || v <= 0) {
+        send_error(x->resp, 404, TH_ENOTFOUND, "list them with GET /api/v1/conflicts",
+                   "there is no conflict %.32s", x->seg[1]);
+        return -1;
+    }
+    *id = v;
+    return 0;
+}
+
+static void get_conflict(struct ctx *x)
+{
+    int64_t id;
+    if (conflict_id(x, &id)) return;
+    char *text = NULL;
+    struct th_err err = {0};
+    if (fields_conflict_json(x->a->store, id, &text, &err) != 0) {
+        send_th_err(x->resp, &err);
+        return;
+    }
+    send_text_json(x->resp, 200, text);
+}
+
+/* POST /conflicts/{id}/resolve {"keep": "store"|"qoyod"} (keep optional):
+ * marks it reviewed; keep writes that side's value to both sides first. */
+static void post_conflict_resolve(struct ctx *x)
+{
+    int64_t id;
+    if (conflict_id(x, &id)) return;
+    json_t *body = body_object(x, 1);
+    if (!body) return;
+    static const char *const allowed[] = {"keep", NULL};
+    int keep = 0;
+    if (only_members(x, body, allowed, "keep")) goto out;
+    json_t *kv = json_object_get(body, "keep");
+    if (kv && !json_is_null(kv) &&
+        (!json_is_string(kv) || (keep = store_src_from_name(json_string_value(kv))) < 0)) {
+        send_error(x->resp, 400, TH_EINVAL, NULL, "keep must be \"store\" or \"qoyod\"");
+        goto out;
+    }
+    struct th_err err = {0};
+    struct httpc *hc = httpc_new(NULL);
+    int rc = fields_conflict_resolve(x->a->store, hc, id, keep, NULL, &err);
+    httpc_free(hc);
+    if (rc) {
+        send_th_err(x->resp, &err);
+        goto out;
+    }
+    log_info("api_conflict_resolved", "conflict=%lld keep=%s", (long long)id,
+             keep ? store_src_name(keep) : "none");
+    char *text = NULL;
+    if (fields_conflict_json(x->a->store, id, &text, &err) != 0)
+        send_th_err(x->resp, &err);
+    else
+        send_text_json(x->resp, 200, text);
+out:
+    json_decref(body);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Reports                                                                  */
 
 /* GET /reports/monthly?connection=&from=&to=: worker/report.c computes the
@@ -1688,6 +1814,9 @@ static const struct route {
     {"GET", "session", get_session},
     {"POST", "logout", post_logout},
     {"GET", "reconcile", get_reconcile},
+    {"GET", "conflicts", get_conflicts},
+    {"GET", "conflicts/*", get_conflict},
+    {"POST", "conflicts/*/resolve", post_conflict_resolve},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

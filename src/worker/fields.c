@@ -31,12 +31,14 @@
  */
 #include "worker/fields.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/jv.h"
 #include "core/log.h"
 #include "core/money.h"
 #include "core/xmalloc.h"
@@ -717,4 +719,101 @@ int fields_conflict_resolve(struct store *s, struct httpc *hc, int64_t id, int k
                  store_src_name(keep));
     store_conn_release(&c);
     return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The review list as JSON                                                  */
+
+static json_t *iso_ms(int64_t ms)
+{
+    if (ms <= 0) return json_null();
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[40];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static json_t *value_json(int field, const char *v)
+{
+    if (field == STORE_FIELD_NAME) return json_string(v);
+    return json_integer((json_int_t)money_of(v));
+}
+
+static json_t *conflict_obj(const struct store_conflict *k, const struct store_conn *c)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_integer(k->id));
+    json_object_set_new(j, "connection", json_integer(k->conn_id));
+    json_object_set_new(j, "platform", c ? json_string(model_platform_name(c->platform)) : json_null());
+    json_object_set_new(j, "store_id", c ? json_integer(c->store_id) : json_null());
+    json_object_set_new(j, "sku", json_string(k->sku));
+    json_object_set_new(j, "field", json_string(store_field_name(k->field)));
+    json_object_set_new(j, "unit", json_string(k->field == STORE_FIELD_NAME ? "text" : "halalas"));
+    json_object_set_new(j, "store_value", value_json(k->field, k->store_value));
+    json_object_set_new(j, "qoyod_value", value_json(k->field, k->qoyod_value));
+    json_object_set_new(j, "last_store_value", value_json(k->field, k->last_store));
+    json_object_set_new(j, "last_qoyod_value", value_json(k->field, k->last_qoyod));
+    json_object_set_new(j, "winner", json_string(store_src_name(k->winner)));
+    json_object_set_new(j, "at", iso_ms(k->at_ms));
+    json_object_set_new(j, "resolved", json_boolean(k->resolved_ms > 0));
+    json_object_set_new(j, "resolved_at", iso_ms(k->resolved_ms));
+    json_object_set_new(j, "resolution",
+                        k->resolution[0] ? json_string(k->resolution) : json_null());
+    return j;
+}
+
+struct jlist {
+    struct store *s;
+    json_t *arr;
+    int (*allow)(void *arg, int64_t conn_id);
+    void *arg;
+    struct store_conn conn; /* the last connection read (conflicts come grouped) */
+    int have;
+};
+
+static void jlist_add(void *arg, const struct store_conflict *k)
+{
+    struct jlist *l = arg;
+    if (l->allow && !l->allow(l->arg, k->conn_id)) return;
+    if (!l->have || l->conn.id != k->conn_id) {
+        if (l->have) store_conn_release(&l->conn);
+        struct th_err e;
+        l->have = store_conn_get(l->s, k->conn_id, &l->conn, &e) == 0;
+    }
+    json_array_append_new(l->arr, conflict_obj(k, l->have ? &l->conn : NULL));
+}
+
+int fields_conflicts_json(struct store *s, int64_t conn_id, int open_only, int limit,
+                          int (*allow)(void *arg, int64_t conn_id), void *arg, char **out,
+                          struct th_err *err)
+{
+    struct jlist l = {.s = s, .arr = json_array(), .allow = allow, .arg = arg};
+    int rc = store_conflict_list(s, conn_id, open_only, limit, jlist_add, &l, err);
+    if (l.have) store_conn_release(&l.conn);
+    if (rc) {
+        json_decref(l.arr);
+        return rc;
+    }
+    json_t *j = json_pack("{s:I,s:o}", "count", (json_int_t)json_array_size(l.arr), "conflicts",
+                          l.arr);
+    *out = jv_dump(j);
+    json_decref(j);
+    return 0;
+}
+
+int fields_conflict_json(struct store *s, int64_t id, char **out, struct th_err *err)
+{
+    struct store_conflict k;
+    int rc = store_conflict_get(s, id, &k, err);
+    if (rc) return rc;
+    struct store_conn c;
+    struct th_err e;
+    int have = store_conn_get(s, k.conn_id, &c, &e) == 0;
+    json_t *j = conflict_obj(&k, have ? &c : NULL);
+    if (have) store_conn_release(&c);
+    *out = jv_dump(j);
+    json_decref(j);
+    return 0;
 }

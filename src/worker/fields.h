@@ -82,6 +82,20 @@ int fields_conflict_resolve(struct store *s, struct httpc *hc, int64_t id, int k
                             const struct httpc_config *qoyod_http,
                             struct th_err *err) TH_MUST_CHECK;
 
+/*
+ * The conflicts of connection conn_id (0: every connection that allow
+ * accepts; allow NULL: all), newest first, open_only: not yet reviewed, at
+ * most limit (<= 0: all), as the JSON `tarheel conflicts --json` and
+ * GET /api/v1/conflicts print: {"conflicts": [...], "count": N}. *out is new
+ * text (free()). Money values are halalas (numbers), names text.
+ */
+int fields_conflicts_json(struct store *s, int64_t conn_id, int open_only, int limit,
+                          int (*allow)(void *arg, int64_t conn_id), void *arg, char **out,
+                          struct th_err *err) TH_MUST_CHECK;
+/* One conflict as that list shows it (new text; free()). */
+int fields_conflict_json(struct store *s, int64_t id, char **out,
+                         struct th_err *err) TH_MUST_CHECK;
+
 /* Field values as text, as the rows and conflicts keep them: money as
  * halalas in decimal. out holds STORE_FIELD_VALUE_MAX. */
 void fields_money_text(int64_t halalas, char *out);

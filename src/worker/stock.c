@@ -35,6 +35,7 @@
 #include "platform/platform.h"
 #include "qoyod/qoyod.h"
 #include "worker/catalogue.h"
+#include "worker/fields.h"
 #include "worker/limit.h"
 
 static int64_t clock_ms(void)
@@ -489,6 +490,12 @@ static void *poller_main(void *arg)
         struct th_err err;
         if (round_with(p->store, hc, &p->cfg, p->limit, &st, &err) != 0)
             log_error("stock_store_failed", "code=%s msg=\"%s\"", th_err_name(err.code), err.msg);
+        /* Product fields both sides change, each store at FIELDS_INTERVAL_S. */
+        struct fields_config fcfg = {.qoyod_http = p->cfg.qoyod_http};
+        struct fields_stats fst;
+        if (fields_round(p->store, hc, &fcfg, &fst, &err) != 0)
+            log_error("fields_store_failed", "code=%s msg=\"%s\"", th_err_name(err.code),
+                      err.msg);
         /* Stores connected without the CLI get their catalogue here. */
         if (catalogue_round(p->store, hc, (int64_t)time(NULL), &err) != 0)
             log_error("catalogue_store_failed", "code=%s msg=\"%s\"", th_err_name(err.code),

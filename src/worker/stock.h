@@ -73,8 +73,9 @@ int stock_round(struct store *s, struct httpc *hc, const struct stock_config *cf
 
 struct stock_poller;
 /* A thread running stock_round every STOCK_TICK_MS (each store at its own
- * interval), and catalogue_round (stores connected without the CLI get
- * their accounts and categories). cfg may be NULL (defaults). */
+ * interval), fields_round (worker/fields.h: name, price and cost, each store
+ * every FIELDS_INTERVAL_S) and catalogue_round (stores connected without the
+ * CLI get their accounts and categories). cfg may be NULL (defaults). */
 int stock_poller_start(struct stock_poller **out, struct store *s, const struct stock_config *cfg,
                        struct th_err *err) TH_MUST_CHECK;
 void stock_poller_stop(struct stock_poller *p);

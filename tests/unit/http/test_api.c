@@ -1412,6 +1412,130 @@ static void test_reconcile_refusals(void **state)
     resp_release(&r);
 }
 
+/* GET /conflicts, GET /conflicts/{id}, POST /conflicts/{id}/resolve: a
+ * token is required; the JSON names the store, SKU, field, both values and
+ * the last agreed ones, money in halalas; a conflict is resolved once. */
+static void test_conflicts(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err;
+    struct store_conflict k = {.conn_id = f->c1, .sku = "MUG-001", .field = STORE_FIELD_PRICE,
+                               .store_value = "3900", .qoyod_value = "4100",
+                               .last_store = "3500", .last_qoyod = "3500",
+                               .winner = STORE_SRC_STORE};
+    must(store_conflict_add(f->store, &k, &err), &err);
+    int64_t price_id = k.id;
+    struct store_conflict n = {.conn_id = f->c2, .sku = "TSH-1", .field = STORE_FIELD_NAME,
+                               .store_value = "تي شيرت", .qoyod_value = "T-shirt",
+                               .last_store = "قميص", .last_qoyod = "قميص",
+                               .winner = STORE_SRC_QOYOD};
+    must(store_conflict_add(f->store, &n, &err), &err);
+
+    struct resp r;
+    call_auth(f, "GET", "/api/v1/conflicts", NULL, NULL, &r);
+    want_error(&r, 401, "TH_EAUTH");
+    resp_release(&r);
+    call_auth(f, "POST", "/api/v1/conflicts/1/resolve", NULL, "{}", &r);
+    want_error(&r, 401, "TH_EAUTH");
+    resp_release(&r);
+
+    call(f, "GET", "/api/v1/conflicts", NULL, &r);
+    want_status(&r, 200);
+    want_int(&r, "count", 2);
+    want_int(&r, "conflicts.0.id", n.id); /* newest first */
+    want_str(&r, "conflicts.0.field", "name");
+    want_str(&r, "conflicts.0.unit", "text");
+    want_str(&r, "conflicts.0.store_value", "تي شيرت");
+    want_str(&r, "conflicts.0.winner", "qoyod");
+    want_int(&r, "conflicts.1.connection", f->c1);
+    want_str(&r, "conflicts.1.platform", "salla");
+    want_int(&r, "conflicts.1.store_id", 100);
+    want_str(&r, "conflicts.1.sku", "MUG-001");
+    want_str(&r, "conflicts.1.field", "price");
+    want_str(&r, "conflicts.1.unit", "halalas");
+    want_int(&r, "conflicts.1.store_value", 3900);
+    want_int(&r, "conflicts.1.qoyod_value", 4100);
+    want_int(&r, "conflicts.1.last_store_value", 3500);
+    want_int(&r, "conflicts.1.last_qoyod_value", 3500);
+    want_str(&r, "conflicts.1.winner", "store");
+    want_bool(&r, "conflicts.1.resolved", 0);
+    want_null(&r, "conflicts.1.resolution");
+    assert_non_null(json_string_value(jp(r.json, "conflicts.1.at")));
+    resp_release(&r);
+
+    call(f, "GET", "/api/v1/conflicts?connection=salla:200", NULL, &r);
+    want_status(&r, 200);
+    want_int(&r, "count", 1);
+    want_str(&r, "conflicts.0.sku", "TSH-1");
+    resp_release(&r);
+    call(f, "GET", "/api/v1/conflicts?limit=1", NULL, &r);
+    want_int(&r, "count", 1);
+    resp_release(&r);
+    call(f, "GET", "/api/v1/conflicts?x=1", NULL, &r);
+    want_error(&r, 400, "TH_EINVAL");
+    resp_release(&r);
+    call(f, "GET", "/api/v1/conflicts?connection=99", NULL, &r);
+    want_error(&r, 404, "TH_ENOTFOUND");
+    resp_release(&r);
+
+    char path[96];
+    snprintf(path, sizeof path, "/api/v1/conflicts/%lld", (long long)price_id);
+    call(f, "GET", path, NULL, &r);
+    want_status(&r, 200);
+    want_str(&r, "sku", "MUG-001");
+    resp_release(&r);
+    call(f, "GET", "/api/v1/conflicts/424242", NULL, &r);
+    want_error(&r, 404, "TH_ENOTFOUND");
+    resp_release(&r);
+
+    snprintf(path, sizeof path, "/api/v1/conflicts/%lld/resolve", (long long)price_id);
+    call(f, "POST", path, "{\"keep\":\"both\"}", &r);
+    want_error(&r, 400, "TH_EINVAL");
+    resp_release(&r);
+    call(f, "POST", path, "{\"why\":1}", &r);
+    want_error(&r, 400, "TH_EINVAL");
+    resp_release(&r);
+    call(f, "POST", path, "{}", &r);
+    want_status(&r, 200);
+    want_bool(&r, "resolved", 1);
+    want_str(&r, "resolution", "reviewed");
+    resp_release(&r);
+    call(f, "POST", path, "{}", &r);
+    want_error(&r, 409, "TH_ECONFLICT");
+    resp_release(&r);
+
+    call(f, "GET", "/api/v1/conflicts", NULL, &r);
+    want_int(&r, "count", 1); /* open ones only */
+    resp_release(&r);
+    call(f, "GET", "/api/v1/conflicts?all=true", NULL, &r);
+    want_int(&r, "count", 2);
+    resp_release(&r);
+
+    /* The field-sync settings: off and the defaults, then set. */
+    call(f, "GET", "/api/v1/connections/1/settings", NULL, &r);
+    want_bool(&r, "fields_sync", 0);
+    want_str(&r, "name_source", "store");
+    want_str(&r, "price_source", "store");
+    want_str(&r, "cost_source", "qoyod");
+    resp_release(&r);
+    call(f, "PATCH", "/api/v1/connections/1/settings", "{\"name_source\":\"nobody\"}", &r);
+    want_error(&r, 400, "TH_EINVAL");
+    want_contains(&r, "error.message", "store or qoyod");
+    resp_release(&r);
+    call(f, "PATCH", "/api/v1/connections/1/settings",
+         "{\"fields_sync\":true,\"cost_source\":\"store\",\"price_source\":\"qoyod\"}", &r);
+    want_status(&r, 200);
+    want_bool(&r, "fields_sync", 1);
+    want_str(&r, "cost_source", "store");
+    want_str(&r, "price_source", "qoyod");
+    resp_release(&r);
+    struct store_conn c;
+    must(store_conn_get(f->store, 1, &c, &err), &err);
+    assert_int_equal(c.fields_sync, 1);
+    assert_int_equal(store_field_source(&c, STORE_FIELD_COST), STORE_SRC_STORE);
+    store_conn_release(&c);
+}
+
 static void test_openapi_matches_routes(void **state)
 {
     struct fx *f = *state;
@@ -1465,7 +1589,7 @@ static void test_openapi_matches_routes(void **state)
         }
     }
     fclose(fp);
-    assert_int_equal(ops, 19); /* the routes in src/http/api.c, login included */
+    assert_int_equal(ops, 22); /* the routes in src/http/api.c, login included */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1706,6 +1830,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_monthly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openapi_matches_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_login_csrf_logout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_login_limit, setup, teardown),
