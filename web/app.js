@@ -500,6 +500,13 @@
       Object.keys(st).forEach(function (k) {
         if (KNOWN.indexOf(k) >= 0) return;
         var v = st[k];
+        if (/_source$/.test(k)) { /* a field's source of truth: store or Qoyod */
+          inputs[k] = h('select', { id: 's-' + k }, ['store', 'qoyod'].map(function (o) {
+            return h('option', { value: o, selected: v === o }, t('src_' + o));
+          }));
+          add(form, field(t(k), inputs[k]));
+          return;
+        }
         inputs[k] = typeof v === 'boolean' ? h('input', { type: 'checkbox', id: 's-' + k, checked: v })
           : h('input', { id: 's-' + k, value: String(v), dir: 'ltr', 'data-type': typeof v });
         add(form, typeof v === 'boolean' ? h('label', { class: 'check' }, inputs[k], h('span', null, t(k)))
@@ -521,7 +528,42 @@
         if (!body.payment_account_id) delete body.payment_account_id;
         api('PATCH', 'connections/' + cur + '/settings', body).then(function () { note(msg, t('saved')); }, fail(msg));
       });
+      if (st.fields_sync !== undefined) conflictsCard(main, cur);
     }, fail(msg));
+  }
+
+  /* Product fields both sides changed differently (docs/FIELDS.md): open
+   * ones for this store, each reviewed as it is or with one side kept. */
+  function conflictsCard(main, conn) {
+    var card = h('div', { class: 'card', id: 'conflicts' });
+    var cmsg = h('div', { id: 'conflicts-msg' });
+    add(main, card);
+    function value(c, v) {
+      return c.unit === 'halalas' ? money({ decimal: (Number(v) / 100).toFixed(2) }) : String(v);
+    }
+    function load() {
+      card.textContent = '';
+      add(card, [h('h2', null, t('conflicts_title')), h('p', { class: 'muted' }, t('conflicts_hint')), cmsg]);
+      api('GET', 'conflicts' + q({ connection: conn })).then(function (j) {
+        if (!j.conflicts.length) { add(card, h('p', { class: 'muted', id: 'no-conflicts' }, t('no_conflicts'))); return; }
+        add(card, h('div', { class: 'table-wrap' }, h('table', { id: 'conflicts-table' },
+          h('thead', null, h('tr', null, ['c_sku', 'c_field', 'c_store_value', 'c_qoyod_value', 'c_won', 'c_when', ''].map(function (k) {
+            return h('th', null, k ? t(k) : '');
+          }))),
+          h('tbody', null, j.conflicts.map(function (c) {
+            function act(keep, label) {
+              return h('button', { onclick: function () {
+                api('POST', 'conflicts/' + c.id + '/resolve', keep ? { keep: keep } : {}).then(function () { note(cmsg, t('saved')); load(); }, fail(cmsg));
+              } }, t(label));
+            }
+            return h('tr', { 'data-id': String(c.id) }, h('td', { dir: 'ltr' }, c.sku), h('td', null, t(c.field + '_field')),
+              h('td', null, value(c, c.store_value)), h('td', null, value(c, c.qoyod_value)),
+              h('td', null, t('src_' + c.winner)), h('td', null, when(c.at)),
+              h('td', { class: 'row' }, act(null, 'reviewed'), act('store', 'keep_store'), act('qoyod', 'keep_qoyod')));
+          })))));
+      }, fail(cmsg));
+    }
+    load();
   }
 
   /* ---- Reports ---- */
