@@ -21,7 +21,8 @@
  *    one side only is completed from the last synced row (the other side is
  *    unchanged, or its cursor would have listed it), or at first sight by a
  *    lookup by SKU (Qoyod, Salla; Zid has none: the daily full scan pairs
- *    it).
+ *    it). A lookup that finds nothing is remembered (mapping kind
+ *    "fields_unmatched") and not made again before the next full scan.
  *  - Order per SKU: decide every field, write the store (one call for the
  *    fields it takes), write Qoyod (one call), record the conflicts, save
  *    the rows. A failed write stops the store's pass before anything of
@@ -135,6 +136,7 @@ struct run {
     int64_t now;
     int64_t gap_ms, last_call_ms;
     int failed;
+    int full; /* this pass reads both catalogues whole */
     struct platform_product *sv; /* the store's products read */
     size_t ns, caps;
     struct qoyod_product_fields *qv; /* Qoyod's */
@@ -262,6 +264,19 @@ static size_t merge(struct run *r, struct item **out)
 /* What to do with one field. */
 enum act { A_NONE, A_TO_STORE, A_TO_QOYOD };
 
+/* Remembers that sku was looked up in vain now; returns 1 (skip), or -1
+ * when the store could not record it (the pass stops). */
+static int unmatched(struct run *r, const char *sku)
+{
+    struct th_err e = {0};
+    if (store_map_put(r->s, r->c->id, "fields_unmatched", sku, r->now, &e) != 0) {
+        log_warn("fields_store_failed", "conn=%lld msg=\"%s\"", (long long)r->c->id, e.msg);
+        r->failed = 1;
+        return -1;
+    }
+    return 1;
+}
+
 /* Completes a side the pass did not read: from the rows (it did not change)
  * or, at first sight, by a lookup. Returns 0 (ready), 1 (skip: on one side
  * only, or cannot be looked up), or -1 (a remote failure). */
@@ -291,13 +306,22 @@ static int complete(struct run *r, struct item *it, struct store_field_state *ro
         it->has_q = 2;
     }
     struct th_err e = {0};
+    /* A SKU looked up in vain lately (on one side only) is not looked up
+     * again until the daily full scan: Salla lists every product each pass. */
+    int64_t missed = 0;
+    if (!r->full && (!it->has_s || !it->has_q) &&
+        store_map_get(r->s, r->c->id, "fields_unmatched", it->sku, &missed, NULL) == 0 &&
+        r->now - missed < FIELDS_FULL_SCAN_S * 1000LL) {
+        r->st->unmatched++;
+        return 1;
+    }
     if (!it->has_s) {
         if (!r->p->product_get) return 1;
         store_wait(r);
         int rc = r->p->product_get(r->hc, &r->pc, it->sku, &it->sp, &e);
         if (rc == TH_ENOTFOUND || rc == TH_ECONFIG) {
             r->st->unmatched++;
-            return 1;
+            return unmatched(r, it->sku);
         }
         if (rc) {
             remote_failed(r, "read a store product by SKU", &e);
@@ -310,7 +334,7 @@ static int complete(struct run *r, struct item *it, struct store_field_state *ro
         int rc = qoyod_product_get_sku(r->q, it->sku, &it->qp, &e);
         if (rc == TH_ENOTFOUND || rc == TH_ECONFLICT) {
             r->st->unmatched++;
-            return 1;
+            return unmatched(r, it->sku);
         }
         if (rc) {
             remote_failed(r, "read a Qoyod product by SKU", &e);
@@ -499,7 +523,7 @@ static int conn_pass_held(struct store *s, struct httpc *hc, const struct store_
     st->stores++;
     int full = cfg->full || qcur <= 0 || scur <= 0 || now - full_at >= FIELDS_FULL_SCAN_S * 1000LL;
 
-    struct run r = {.s = s, .hc = hc, .c = c, .p = p, .st = st, .now = now};
+    struct run r = {.s = s, .hc = hc, .c = c, .p = p, .st = st, .now = now, .full = full};
     r.pc = (struct platform_conn){.store_id = c->store_id,
                                   .api_base = c->api_base,
                                   .access_token = c->access_token,

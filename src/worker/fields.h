@@ -4,8 +4,9 @@
  *
  * Owns, per connection with field sync on, the per-SKU, per-field rows of
  * store_fields_* (what each side showed after the last sync), the conflicts
- * (store_conflict_*) and the cursors (mappings of kind "fields":
- * "qoyod_cursor" unix ms, "store_cursor" unix s, "polled_at", "full_at").
+ * (store_conflict_*), the cursors (mappings of kind "fields":
+ * "qoyod_cursor" unix ms, "store_cursor" unix s, "polled_at", "full_at")
+ * and the SKUs found on one side only (kind "fields_unmatched", unix ms).
  * Each field has a source of truth per store (settings: name and price the
  * store, cost Qoyod by default). A pass compares each side with its last
  * synced value: only one side changed → that value is written to the other
