@@ -1113,6 +1113,19 @@ static void send_text_json(struct httpd_resp *resp, int status, char *text)
     free(text);
 }
 
+/* Tenant scope of a conflict: its connection's. */
+static int conflict_in_scope(void *arg, int64_t conn_id)
+{
+    struct ctx *x = arg;
+    if (!x->tenant) return 1;
+    struct store_conn c;
+    struct th_err err;
+    if (store_conn_get(x->a->store, conn_id, &c, &err) != 0) return 0;
+    int ok = in_scope(x, &c);
+    store_conn_release(&c);
+    return ok;
+}
+
 /* GET /conflicts?connection=&all=true&limit=: open conflicts (all=true:
  * reviewed ones too), newest first, as `tarheel conflicts --json`. */
 static void get_conflicts(struct ctx *x)
@@ -1158,21 +1171,32 @@ static void get_conflicts(struct ctx *x)
     }
     char *text = NULL;
     struct th_err err = {0};
-    if (fields_conflicts_json(x->a->store, conn_id, open_only, (int)limit, NULL, NULL, &text,
-                              &err) != 0) {
+    if (fields_conflicts_json(x->a->store, conn_id, open_only, (int)limit,
+                              x->tenant ? conflict_in_scope : NULL, x, &text, &err) != 0) {
         send_th_err(x->resp, &err);
         return;
     }
     send_text_json(x->resp, 200, text);
 }
 
+/* The conflict id of the path, when it exists and is in the caller's scope
+ * (another tenant's is answered as one that does not exist); else answers
+ * 404 (503 when the store failed) and returns -1. */
 static int conflict_id(struct ctx *x, int64_t *id)
 {
     char *end;
     long long v = strtoll(x->seg[1], &end, 10);
-    if (*end || v <= 0) {
+    struct store_conflict k;
+    struct th_err err = {0};
+    int rc = *end || v <= 0 ? TH_ENOTFOUND : store_conflict_get(x->a->store, v, &k, &err);
+    if (rc == 0 && !conflict_in_scope(x, k.conn_id)) rc = TH_ENOTFOUND;
+    if (rc == TH_ENOTFOUND) {
         send_error(x->resp, 404, TH_ENOTFOUND, "list them with GET /api/v1/conflicts",
                    "there is no conflict %.32s", x->seg[1]);
+        return -1;
+    }
+    if (rc) {
+        send_th_err(x->resp, &err);
         return -1;
     }
     *id = v;

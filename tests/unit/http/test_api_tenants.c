@@ -47,6 +47,7 @@ struct side {
     int64_t conn;
     int64_t failed_order, waiting_order;
     int64_t pull;
+    int64_t conflict; /* an open field conflict of its store */
     char token[80];  /* its stored API token */
     char user[32];   /* its dashboard user */
     char cookie[128], csrf[128];
@@ -706,6 +707,62 @@ static void case_logout(struct fx *f, const struct caller *c)
     }
 }
 
+static int64_t add_conflict(struct fx *f, int64_t conn);
+
+/* GET /conflicts: only the caller's own stores' conflicts; naming the
+ * other's connection is 404. */
+static void case_list_conflicts(struct fx *f, const struct caller *c)
+{
+    struct resp r;
+    own(f, c, "GET", "/api/v1/conflicts?all=true", NULL, 200, &r);
+    json_t *v;
+    size_t i;
+    int mine = 0;
+    json_array_foreach(jp(r.json, "conflicts"), i, v)
+    {
+        int64_t conn = json_integer_value(json_object_get(v, "connection"));
+        if (tenant_of(f, conn) != ME->tenant)
+            fail_msg("tenant %s sees a conflict of another tenant: %s", ME->name, r.body);
+        mine += json_integer_value(json_object_get(v, "id")) == ME->conflict;
+    }
+    assert_int_equal(mine, 1);
+    resp_release(&r);
+    f->crossed++;
+    char path[96];
+    snprintf(path, sizeof path, "/api/v1/conflicts?connection=%lld", (long long)THEM->conn);
+    cross(f, c, "GET", path, NULL);
+    snprintf(path, sizeof path, "/api/v1/conflicts?connection=salla:%lld",
+             (long long)THEM->store_id);
+    cross(f, c, "GET", path, NULL);
+    snprintf(path, sizeof path, "/api/v1/conflicts?connection=%lld", (long long)ME->conn);
+    own_ok(f, c, "GET", path, NULL, 200);
+}
+
+static void case_get_conflict(struct fx *f, const struct caller *c)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/api/v1/conflicts/%lld", (long long)THEM->conflict);
+    cross(f, c, "GET", path, NULL);
+    snprintf(path, sizeof path, "/api/v1/conflicts/%lld", (long long)ME->conflict);
+    own_ok(f, c, "GET", path, NULL, 200);
+}
+
+/* POST /conflicts/{id}/resolve: the other's is 404 and stays open; a new
+ * one of the caller's own is resolved. */
+static void case_resolve_conflict(struct fx *f, const struct caller *c)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/api/v1/conflicts/%lld/resolve", (long long)THEM->conflict);
+    cross(f, c, "POST", path, "{}");
+    struct store_conflict k;
+    struct th_err err;
+    must(store_conflict_get(f->store, THEM->conflict, &k, &err), &err);
+    if (k.resolved_ms) fail_msg("tenant %s resolved tenant %s's conflict", ME->name, THEM->name);
+    int64_t mine = add_conflict(f, ME->conn);
+    snprintf(path, sizeof path, "/api/v1/conflicts/%lld/resolve", (long long)mine);
+    own_ok(f, c, "POST", path, "{}", 200);
+}
+
 /* Every route of api.c's table, by method and pattern, and its case. */
 static const struct route_case {
     const char *method, *pattern;
@@ -729,6 +786,9 @@ static const struct route_case {
     {"GET", "session", case_session},
     {"POST", "logout", case_logout},
     {"GET", "reconcile", case_reconcile},
+    {"GET", "conflicts", case_list_conflicts},
+    {"GET", "conflicts/*", case_get_conflict},
+    {"POST", "conflicts/*/resolve", case_resolve_conflict},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -782,7 +842,20 @@ static void add_order(struct fx *f, int64_t conn, int64_t id, enum store_xfer x,
     store_order_release(&o);
 }
 
-/* A tenant with a store on the emulator, two orders, a token and a user. */
+/* An open field conflict (worker/fields.c) of connection conn; its id. */
+static int64_t add_conflict(struct fx *f, int64_t conn)
+{
+    struct store_conflict k = {.conn_id = conn, .sku = "MUG-001", .field = STORE_FIELD_PRICE,
+                               .store_value = "3900", .qoyod_value = "4100",
+                               .last_store = "3500", .last_qoyod = "3500",
+                               .winner = STORE_SRC_STORE};
+    struct th_err err;
+    must(store_conflict_add(f->store, &k, &err), &err);
+    return k.id;
+}
+
+/* A tenant with a store on the emulator, two orders, a conflict, a token
+ * and a user. */
 static void side_make(struct fx *f, struct side *s, const char *name, int64_t store_id,
                       int64_t first_order)
 {
@@ -820,6 +893,7 @@ static void side_make(struct fx *f, struct side *s, const char *name, int64_t st
     s->waiting_order = first_order + 1;
     add_order(f, s->conn, s->failed_order, STORE_XFER_FAILED, 1767225600 + 86400);
     add_order(f, s->conn, s->waiting_order, STORE_XFER_NOT_TRANSFERRED, 1767225600 + 2 * 86400);
+    s->conflict = add_conflict(f, s->conn);
     snprintf(s->token, sizeof s->token, "tht_%s_token_0123456789abcdef", name);
     char hex[65];
     digest_hex(s->token, hex);
