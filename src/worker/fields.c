@@ -410,7 +410,7 @@ static int sku_do(struct run *r, struct item *it, struct store_field_state *rows
         snprintf(s_after.id, sizeof s_after.id, "%s", it->sp.id);
     }
     if (to_qoyod) {
-        if (it->has_q == 2) {
+        if (it->has_q == 2 && (to_qoyod & QOYOD_FIELD_NAME)) {
             /* Known from the rows only: read it, for the names' rule. */
             r->st->qoyod_calls++;
             if (qoyod_product_get_sku(r->q, it->sku, &it->qp, &e) != 0) {
@@ -536,8 +536,9 @@ static int conn_pass_held(struct store *s, struct httpc *hc, const struct store_
                                                c->qoyod_api_key ? c->qoyod_api_key : "")};
     if (lim) qoyod_set_pace(r.q, pace_wait, &pace);
 
-    int64_t qsince = full ? 0 : qcur - FIELDS_OVERLAP_S * 1000LL;
-    int64_t ssince = full ? 0 : scur - FIELDS_OVERLAP_S;
+    int64_t overlap = cfg->overlap_s ? (cfg->overlap_s > 0 ? cfg->overlap_s : 0) : FIELDS_OVERLAP_S;
+    int64_t qsince = full ? 0 : qcur - overlap * 1000LL;
+    int64_t ssince = full ? 0 : scur - overlap;
     /* The cursors move to the newest update read, never past this pass's
      * start (a side's clock ahead of ours must not skip changes). */
     r.qoyod_newest = qcur;

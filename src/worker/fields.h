@@ -45,6 +45,7 @@ struct fields_config {
     int64_t conn_id;   /* 0: every connection; else only this one (sync on or not) */
     int platform_rpm;  /* store calls a minute; 0 = the platform's products_rpm, < 0 none */
     int qoyod_rpm;     /* 0 = FIELDS_QOYOD_RPM, < 0 = no pacing */
+    int overlap_s;     /* the cursors' overlap; 0 = FIELDS_OVERLAP_S, < 0 = none (bench) */
     struct httpc_config qoyod_http;
 };
 
