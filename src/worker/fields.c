@@ -794,6 +794,7 @@ struct jlist {
     json_t *arr;
     int (*allow)(void *arg, int64_t conn_id);
     void *arg;
+    size_t limit;           /* 0: all */
     struct store_conn conn; /* the last connection read (conflicts come grouped) */
     int have;
 };
@@ -802,6 +803,7 @@ static void jlist_add(void *arg, const struct store_conflict *k)
 {
     struct jlist *l = arg;
     if (l->allow && !l->allow(l->arg, k->conn_id)) return;
+    if (l->limit && json_array_size(l->arr) >= l->limit) return;
     if (!l->have || l->conn.id != k->conn_id) {
         if (l->have) store_conn_release(&l->conn);
         struct th_err e;
@@ -814,8 +816,11 @@ int fields_conflicts_json(struct store *s, int64_t conn_id, int open_only, int l
                           int (*allow)(void *arg, int64_t conn_id), void *arg, char **out,
                           struct th_err *err)
 {
-    struct jlist l = {.s = s, .arr = json_array(), .allow = allow, .arg = arg};
-    int rc = store_conflict_list(s, conn_id, open_only, limit, jlist_add, &l, err);
+    /* With a filter the limit counts what passes it, so the store lists all
+     * (a tenant's page is not shortened by other tenants' conflicts). */
+    struct jlist l = {.s = s, .arr = json_array(), .allow = allow, .arg = arg,
+                      .limit = allow && limit > 0 ? (size_t)limit : 0};
+    int rc = store_conflict_list(s, conn_id, open_only, allow ? 0 : limit, jlist_add, &l, err);
     if (l.have) store_conn_release(&l.conn);
     if (rc) {
         json_decref(l.arr);

@@ -727,6 +727,13 @@ static void case_list_conflicts(struct fx *f, const struct caller *c)
     }
     assert_int_equal(mine, 1);
     resp_release(&r);
+    /* a limit counts the caller's conflicts, not the other tenant's newer ones */
+    own(f, c, "GET", "/api/v1/conflicts?all=true&limit=1", NULL, 200, &r);
+    json_t *first = json_array_get(jp(r.json, "conflicts"), 0);
+    if (json_array_size(jp(r.json, "conflicts")) != 1 ||
+        tenant_of(f, json_integer_value(json_object_get(first, "connection"))) != ME->tenant)
+        fail_msg("tenant %s, limit=1: want one of its own conflicts, got %s", ME->name, r.body);
+    resp_release(&r);
     f->crossed++;
     char path[96];
     snprintf(path, sizeof path, "/api/v1/conflicts?connection=%lld", (long long)THEM->conn);
