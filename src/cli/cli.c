@@ -842,8 +842,16 @@ static int cmd_settings(const struct args *a)
     if (rc == CLI_OK) rc = apply_settings(a, &c);
     if (rc == CLI_OK) {
         struct th_err err;
+        struct store_conn now = {0};
         if (store_conn_put_settings(s, &c, &err) != 0) {
             rc = fail(&err);
+        } else if (store_conn_get(s, c.id, &now, &err) != 0) {
+            rc = fail(&err); /* read back: saving may have given it a reference prefix */
+        } else {
+            store_conn_release(&c);
+            c = now;
+        }
+        if (rc != CLI_OK) {
         } else if (flag(a, "json")) {
             print_json(json_pack(
                 "{s:I,s:s,s:I,s:o,s:{s:s,s:b,s:b,s:b,s:I,s:I,s:b,s:I,s:s,s:b,s:s,s:s,s:s}}",

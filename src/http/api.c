@@ -1612,6 +1612,14 @@ static void put_conn_qoyod(struct ctx *x)
     }
     log_info("api_qoyod_set", "conn=%lld inventory=%lld", (long long)c.id,
              (long long)c.inventory_id);
+    /* Read back: a key another store uses gives this one a reference prefix. */
+    struct store_conn now = {0};
+    if (store_conn_get(x->a->store, c.id, &now, &err) == 0) {
+        free(c.ref_prefix);
+        c.ref_prefix = now.ref_prefix;
+        now.ref_prefix = NULL;
+    }
+    store_conn_release(&now);
     send_json(x->resp, 200, conn_json(&c));
 out:
     free(inv);

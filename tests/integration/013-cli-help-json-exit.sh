@@ -76,6 +76,27 @@ want_exit 3 "$TH" report --db "$db" --store 42
 want_exit 3 "$TH" orders show 999 --db "$db"
 want_exit 2 "$TH" settings --db "$db" --store $STORE --trigger shipped
 
+# --- reference prefixes (docs/SETTINGS.md): none for the first store on a
+# Qoyod account, S<id> for a second store on it; the merchant's own, unique
+# on the account (exit 1 when taken), its form checked (exit 2)
+jq -e '.settings.reference_prefix == ""' "$tmp/settings.json" >/dev/null ||
+  fail "the first store has a prefix: $(cat "$tmp/settings.json")"
+S2=1305146710
+T2=$(curl -sf "$url_salla/_sim/salla/install" -d "{\"store_id\":$S2}" | jq -r .access_token)
+"$TH" connect salla --db "$db" --store $S2 --access-token "$T2" --webhook-secret whsec \
+  --qoyod-key demo-key --qoyod-url "$url_qoyod/2.0" --api-base "$url_salla/admin/v2" \
+  >"$tmp/connect2.out" 2>&1 || fail "connect salla $S2"
+"$TH" settings --db "$db" --store $S2 --json >"$tmp/s2.json" || fail "settings $S2"
+jq -e '.settings.reference_prefix == "S\(.connection)"' "$tmp/s2.json" >/dev/null ||
+  fail "the second store on the account has no prefix: $(cat "$tmp/s2.json")"
+"$TH" settings --db "$db" --store $S2 --reference-prefix shop2 --json >"$tmp/s2.json" ||
+  fail "settings --reference-prefix"
+jq -e '.settings.reference_prefix == "SHOP2"' "$tmp/s2.json" >/dev/null || fail "$(cat "$tmp/s2.json")"
+"$TH" settings --db "$db" --store $S2 | grep -q "reference-prefix *SHOP2" || fail "settings text"
+want_exit 1 "$TH" settings --db "$db" --store $STORE --reference-prefix shop2
+grep -q "already uses the reference prefix" "$tmp/last.out" || fail "$(cat "$tmp/last.out")"
+want_exit 2 "$TH" settings --db "$db" --store $S2 --reference-prefix cn
+
 # --- orders: --json lists and shows with history
 "$TH" orders list --db "$db" --json >"$tmp/none.json"
 jq -e '.count == 0 and .orders == []' "$tmp/none.json" >/dev/null || fail "empty list: $(cat "$tmp/none.json")"
@@ -90,6 +111,9 @@ jq -e ".count == 1 and .orders[0].order_id == $id and .orders[0].state == \"tran
 jq -e ".order_id == $id and (.history | length) >= 2 and
   ([.history[].what] | index(\"transferred\")) != null" "$tmp/show.json" >/dev/null ||
   fail "orders show --json: $(cat "$tmp/show.json")"
+# once an order was sent, the store's prefix stays
+want_exit 1 "$TH" settings --db "$db" --store $STORE --reference-prefix one
+grep -q "already sent to Qoyod" "$tmp/last.out" || fail "$(cat "$tmp/last.out")"
 
 # --- errors --json is the error table
 n=$("$TH" errors --json | jq length)
