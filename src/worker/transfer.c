@@ -345,6 +345,7 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
             tracked = 1;
             rc = 0;
         }
+        if (rc == TH_EAUTH) x->env->platform_refused = 1;
         if (rc) return rc;
         /* The stock poller leaves alone what the store does not count. */
         if (!tracked && strlen(sku) < STORE_MAX_SKU &&
@@ -1321,7 +1322,8 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
          * refresh once; the job runs again with the new token. */
         trc = ensure_token(env, &c, 1, &e);
         res->verdict = TRANSFER_RETRY;
-        res->retry_after_ms = trc == TH_EAUTH ? 60000 : 0;
+        /* refreshed: at once (the cause is gone; no backoff) */
+        res->retry_after_ms = trc == TH_EAUTH ? 60000 : trc == 0 ? 1 : 0;
         if (trc == TH_EAUTH)
             rc = hold_order(env->store, &so, trc, e.msg, err);
         goto out;
@@ -1410,6 +1412,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         goto out;
     }
     struct delivery d = {0};
+    env->platform_refused = 0;
     int drc = deliver(env, &c, o, &pl, &so, &d, &e);
     if (drc == 0 && pl.rounding) {
         char note[160], a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
@@ -1454,6 +1457,19 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         res->pause_account_ms = wait;
         log_warn("transfer_rate_limited", "conn=%lld order=%lld wait_ms=%lld", (long long)conn_id,
                  (long long)order_id, (long long)wait);
+    } else if (drc == TH_EAUTH && env->platform_refused && so.attempts < TRANSFER_MAX_ATTEMPTS) {
+        /* The store's token expired (or was rotated) after the order was
+         * read: refresh it and run again; only a grant that is gone holds
+         * the order (needs reinstall), as at the order's read. The fault
+         * matrix found this failing orders for good. */
+        struct th_err e2 = {0};
+        trc = ensure_token(env, &c, 1, &e2);
+        int gone = trc == TH_EAUTH;
+        res->verdict = TRANSFER_RETRY;
+        res->retry_after_ms = gone ? 60000 : trc == 0 ? 1 : 0;
+        rc = hold_order(env->store, &so, gone ? TH_EAUTH : drc, gone ? e2.msg : e.msg, err);
+        log_warn("transfer_retry", "conn=%lld order=%lld attempt=%d code=%s", (long long)conn_id,
+                 (long long)order_id, so.attempts, th_err_name(drc));
     } else if ((drc == TH_ETEMP || drc == TH_EUNKNOWN || drc == TH_ERATE) &&
                so.attempts < TRANSFER_MAX_ATTEMPTS) {
         free(so.reason);

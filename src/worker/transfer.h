@@ -57,6 +57,9 @@ struct transfer_env {
     const char *job_owner;
     int64_t lease_ms;
     int64_t renewed_ms;
+    /* Set by a transfer when the store refused its token on a call after
+     * the order's read (a product's stock): the token expired meanwhile. */
+    int platform_refused;
 };
 
 /* Refresh a token when it expires within this many seconds. */

@@ -97,6 +97,10 @@ static void stub_handler(void *arg, const struct httpd_req *req, struct httpd_re
     for (int i = 0; i < st->n; i++)
         if (st->ids[i] == id) {
             httpd_resp_set(resp, 200, "application/json", st->json[i], strlen(st->json[i]));
+            if (st->expire_after_order) {
+                st->expire_after_order = 0;
+                snprintf(st->token, sizeof st->token, "expired");
+            }
             pthread_mutex_unlock(&st->lock);
             return;
         }

@@ -41,6 +41,7 @@ struct tt_salla_stub {
     int holding;              /* requests waiting at the gate now */
     int released;
     pthread_cond_t cv;
+    int expire_after_order;   /* 1: the token expires once an order was read (once) */
 };
 
 struct tt_order_spec {

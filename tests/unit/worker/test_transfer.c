@@ -456,6 +456,32 @@ static void test_refused_token_forces_one_refresh(void **state)
     assert_int_equal(invoices_with_ref(f, "1001"), 1);
 }
 
+/* The token expires between the order's read and the read of a new
+ * product's stock (the fault matrix found it): the store refuses the second
+ * call; the token is refreshed and the order transferred, never failed. */
+static void test_token_expired_mid_transfer_is_refreshed(void **state)
+{
+    struct fx *f = *state;
+    free(f->conn.refresh_token);
+    f->conn.refresh_token = xstrdup("rt-0");
+    f->conn.token_expires_at = time(NULL) + 10 * 24 * 3600;
+    save_conn(f);
+    f->salla.product_json = "{\"status\":200,\"success\":true,\"data\":{\"id\":78,"
+                            "\"sku\":\"NEW-3\",\"type\":\"product\",\"quantity\":5,"
+                            "\"unlimited_quantity\":false,\"cost_price\":\"35\"}}";
+    f->salla.expire_after_order = 1;
+    struct tt_order_spec o = base;
+    o.sku = "NEW-3";
+    tt_salla_stub_put(&f->salla, &o);
+    event(f, o.id, "x");
+    drain(f);
+    struct store_order so = get_order(f, o.id);
+    if (so.xfer != STORE_XFER_TRANSFERRED) fail_msg("state %d: %s", so.xfer, so.reason);
+    store_order_release(&so);
+    assert_int_equal(f->salla.refreshes, 1);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+}
+
 /* invalid_grant: the connection needs a reinstall, no more calls are made
  * for it, the order says why; a reinstall (new tokens) resumes it. */
 static void test_revoked_grant_needs_reinstall(void **state)
@@ -1113,6 +1139,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_product_create_still_books_opening, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_untracked_store_product, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_expired_mid_transfer_is_refreshed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_customer_found_by_local_phone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_cash_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_first_orders_create_once, setup, teardown),
