@@ -112,7 +112,7 @@ round() {
     { echo "$point: tarheel did not start"; return 1; }
   local ids
   ids=$(curl -sf "http://127.0.0.1:$SP/_sim/salla/generate" -d "{\"store_id\":$STORE,\"count\":$orders}" |
-    tr -dc '0-9,' | tr ',' ' ')
+    jq -r '.orders[]' | tr '\n' ' ')
   local n=0
   for _ in $(seq 300); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$spid" 2>/dev/null; then

@@ -96,9 +96,20 @@ if [ -n "${DEMO_QOYOD_FAULTS:-}" ]; then
   curl -sf "http://127.0.0.1:$QP/_sim/faults" -d "$DEMO_QOYOD_FAULTS" >/dev/null
   echo "demo: Qoyod faults on: $DEMO_QOYOD_FAULTS" | cut -c1-200
 fi
+# DEMO_STOCK: a stock count in the stores before any order (each product
+# they count gets that many units); else the emulators' sample stock.
+if [ -n "${DEMO_STOCK:-}" ]; then
+  curl -sf "http://127.0.0.1:$SP/_sim/salla/stock" -d "{\"store_id\":$STORE,\"quantity\":$DEMO_STOCK}" >/dev/null
+fi
 echo "demo: placing $N orders (VAT, coupons, shipping, cash on delivery, one product without SKU)"
-ids=$(curl -sf "http://127.0.0.1:$SP/_sim/salla/generate" -d "{\"store_id\":$STORE,\"count\":$N}" |
-  tr -dc '0-9,' | tr ',' ' ')
+# (at most 1000 an emulator call; a product sold out is not sold, so the
+# store may take fewer orders than asked)
+ids=""
+for ((left = N; left > 0; left -= 500)); do
+  ids+=" $(curl -sf "http://127.0.0.1:$SP/_sim/salla/generate" \
+    -d "{\"store_id\":$STORE,\"count\":$((left < 500 ? left : 500))}" | jq -r '.orders[]' | tr '\n' ' ')"
+done
+N=$(wc -w <<<"$ids")
 # Move a few orders along, and cancel one, so status webhooks fire too.
 i=0
 for id in $ids; do
@@ -111,6 +122,9 @@ done
 
 echo "demo: connecting Zid store $ZSTORE (OAuth: the merchant opens a link; webhooks registered)"
 curl -sf "http://127.0.0.1:$ZP/_sim/zid/stores" -d "{\"id\":$ZSTORE}" >/dev/null
+if [ -n "${DEMO_STOCK:-}" ]; then
+  curl -sf "http://127.0.0.1:$ZP/_sim/zid/stock" -d "{\"store_id\":$ZSTORE,\"quantity\":$DEMO_STOCK}" >/dev/null
+fi
 "$th" connect zid --oauth --client-id demo-client --client-secret demo-secret \
   --zid-oauth-url "http://127.0.0.1:$ZP" --api-base "http://127.0.0.1:$ZP/v1" \
   --redirect-uri "http://127.0.0.1:$CBP/callback" --public-url "http://127.0.0.1:$TP" --timeout 30 \
@@ -122,9 +136,14 @@ link=$(grep -o "http[^ ]*oauth/authorize?[^ ]*" "$dir/connect-zid.log" || true)
 # (a browser would open the link; the emulator approves at once and redirects back)
 [ -n "$link" ] && curl -sfL "$link" -o /dev/null || true
 wait "$cpid" || { echo "demo: connecting Zid failed:"; cat "$dir/connect-zid.log"; exit 1; }
+if [ -n "${DEMO_ZID_FAULTS:-}" ]; then
+  curl -sf "http://127.0.0.1:$ZP/_sim/faults" -d "$DEMO_ZID_FAULTS" >/dev/null
+  echo "demo: Zid faults on: $DEMO_ZID_FAULTS" | cut -c1-200
+fi
 echo "demo: placing $NZ orders in Zid"
 zids=$(curl -sf "http://127.0.0.1:$ZP/_sim/zid/generate" -d "{\"store_id\":$ZSTORE,\"count\":$NZ}" |
-  tr -dc '0-9,' | tr ',' ' ')
+  jq -r '.orders[]' | tr '\n' ' ')
+NZ=$(wc -w <<<"$zids")
 i=0
 for id in $zids; do
   i=$((i + 1))
@@ -145,6 +164,7 @@ done
 # The checks below read the emulators: no faults for them.
 curl -sf -X DELETE "http://127.0.0.1:$SP/_sim/faults" >/dev/null || true
 curl -sf -X DELETE "http://127.0.0.1:$QP/_sim/faults" >/dev/null || true
+curl -sf -X DELETE "http://127.0.0.1:$ZP/_sim/faults" >/dev/null || true
 
 # After transfer: a cancellation and a refund in Salla, a partial return in
 # Zid; each becomes a Qoyod credit note against its invoice (docs/MONEY.md).

@@ -419,10 +419,15 @@ static json_t *put_order(struct salla *e, long long store_id, json_t *o)
     return o;
 }
 
+static void restock_order(struct salla *e, json_t *o);
+
 static int change_status(struct salla *e, json_t *o, const char *slug, const char *note)
 {
     int i = status_index(slug);
     if (i < 0) return -1;
+    const char *was = jv_get_str(json_object_get(o, "status"), "slug");
+    int gone = was && (!strcmp(was, "canceled") || !strcmp(was, "restored"));
+    if (!gone && (!strcmp(slug, "canceled") || !strcmp(slug, "restored"))) restock_order(e, o);
     json_object_set_new(o, "status", status_obj(i));
     json_object_set_new(o, "updated_at", riyadh_date(time(NULL)));
     long long store_id = json_integer_value(json_object_get(o, "_store"));
@@ -688,10 +693,29 @@ static const struct {
 };
 #define NCATALOGUE (sizeof catalogue / sizeof catalogue[0])
 
+/* The store's product for catalogue entry c (the one without SKU too). */
+static json_t *catalogue_product(struct salla *e, long long sid, size_t c)
+{
+    json_t *p = find_product(e, sid, 0, catalogue[c].sku);
+    if (!p && !catalogue[c].sku[0]) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(bucket(e, "products"), k, v) {
+            if (json_integer_value(json_object_get(v, "_store")) == sid &&
+                !strcmp(jv_get_str(v, "sku"), "")) {
+                p = v;
+                break;
+            }
+        }
+    }
+    return p;
+}
+
 static void seed_catalogue(struct salla *e, long long sid)
 {
     for (size_t i = 0; i < NCATALOGUE; i++) {
-        if (catalogue[i].sku[0] && find_product(e, sid, 0, catalogue[i].sku)) continue;
+        /* (the product without SKU once too: every generate seeds) */
+        if (catalogue_product(e, sid, i)) continue;
         long long id = next_id(e, "product", 1672908878LL);
         json_t *p = json_pack(
             "{s:I,s:s,s:s,s:s,s:o,s:o,s:s,s:i,s:b,s:s,s:[],s:I}", "id", (json_int_t)id, "sku",
@@ -719,6 +743,42 @@ static int64_t vat(int64_t net, int bp)
  * computed per line and on each fee, rounded half away from zero, which is
  * how Qoyod computes its invoice lines [I: Salla's own rounding point is not
  * documented; per line keeps both sides equal]. */
+/* Takes up to want units of a product from the store's stock, as the store
+ * does when an order is placed: all of them for an untracked product
+ * (unlimited_quantity), else what is left. Returns the units taken. */
+static int take_stock(json_t *p, int want)
+{
+    if (!p || json_is_true(json_object_get(p, "unlimited_quantity"))) return want;
+    json_int_t have = json_integer_value(json_object_get(p, "quantity"));
+    if (have <= 0) return 0;
+    int got = have < want ? (int)have : want;
+    json_object_set_new(p, "quantity", json_integer(have - got));
+    if (have == got) json_object_set_new(p, "status", json_string("out"));
+    return got;
+}
+
+/* A cancelled or refunded order's tracked units go back on the shelf [I:
+ * Salla restores the quantities of a cancelled order; for a refund it is a
+ * store setting, on here]. */
+static void restock_order(struct salla *e, json_t *o)
+{
+    long long sid = json_integer_value(json_object_get(o, "_store"));
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(o, "items"), i, it) {
+        json_t *p = find_product(e, sid,
+                                 json_integer_value(json_object_get(json_object_get(it, "product"), "id")),
+                                 NULL);
+        if (!p || json_is_true(json_object_get(p, "unlimited_quantity"))) continue;
+        json_int_t q = json_integer_value(json_object_get(p, "quantity")) +
+                       json_integer_value(json_object_get(it, "quantity"));
+        json_object_set_new(p, "quantity", json_integer(q));
+        if (q > 0) json_object_set_new(p, "status", json_string("sale"));
+    }
+}
+
+/* NULL when nothing the order would hold is in stock (the store would not
+ * take it). */
 static json_t *sample_order(struct salla *e, long long sid, int n)
 {
     uint64_t r = sim_rand(e->s);
@@ -728,21 +788,18 @@ static json_t *sample_order(struct salla *e, long long sid, int n)
     int coupon = (r >> 8) % 4 == 0;
     for (int i = 0; i < nitems; i++) {
         /* the item without SKU appears in every 7th order only */
-        size_t c = (size_t)((r >> (12 + 4 * i)) % (NCATALOGUE - 1));
+        size_t c = (size_t)((r >> (12 + 4 * i)) % (NCATALOGUE - 1)), c0 = c;
         if (n % 7 == 6 && i == 0) c = NCATALOGUE - 1;
-        json_t *p = find_product(e, sid, 0, catalogue[c].sku);
-        if (!p && !catalogue[c].sku[0]) {
-            const char *k;
-            json_t *v;
-            json_object_foreach(bucket(e, "products"), k, v) {
-                if (json_integer_value(json_object_get(v, "_store")) == sid &&
-                    !strcmp(jv_get_str(v, "sku"), "")) {
-                    p = v;
-                    break;
-                }
-            }
+        json_t *p = catalogue_product(e, sid, c);
+        int qty = take_stock(p, 1 + (int)((r >> (20 + 3 * i)) % 3));
+        /* Sold out: the customer picks the next product that is in stock
+         * (a product with a SKU), or buys one item fewer. */
+        for (size_t k = 1; qty == 0 && k < NCATALOGUE - 1; k++) {
+            c = (c0 + k) % (NCATALOGUE - 1);
+            p = catalogue_product(e, sid, c);
+            qty = take_stock(p, 1);
         }
-        int qty = 1 + (int)((r >> (20 + 3 * i)) % 3);
+        if (qty == 0) continue;
         int64_t price = catalogue[c].price;
         int64_t line = price * qty;
         int64_t disc = coupon ? line / 10 : 0; /* 10 % coupon on every item */
@@ -760,6 +817,10 @@ static json_t *sample_order(struct salla *e, long long sid, int n)
                       "percent", "15.00", "amount", money(ltax), "total", money(line), "product",
                       "id", (json_int_t)json_integer_value(json_object_get(p, "id")), "type",
                       catalogue[c].type, "sku", catalogue[c].sku, "name", catalogue[c].name));
+    }
+    if (json_array_size(items) == 0) {
+        json_decref(items);
+        return NULL;
     }
     int cod = (r >> 40) % 3 == 0;
     int64_t shipping = (r >> 44) % 4 == 0 ? 0 : ((r >> 46) % 2 ? 1500 : 2500); /* free sometimes */
@@ -1158,8 +1219,13 @@ static int control(void *stv, const char *sub, const struct sim_req *req, struct
         store_new(e, sid, NULL);
         seed_catalogue(e, sid);
         json_t *ids = json_array();
+        int sold_out = 0;
         for (int i = 0; i < count; i++) {
             json_t *o = sample_order(e, sid, i);
+            if (!o) { /* nothing left to sell: the store takes no order */
+                sold_out++;
+                continue;
+            }
             /* Dates spread evenly over [from, to] (for back-fill tests). */
             if (f || t) {
                 time_t when = count > 1 ? t0 + (time_t)((t1 - t0) * i / (count - 1)) : t0;
@@ -1169,7 +1235,52 @@ static int control(void *stv, const char *sub, const struct sim_req *req, struct
             json_array_append(ids, json_object_get(o, "id"));
             json_decref(o);
         }
-        sim_json(resp, 201, json_pack("{s:o}", "orders", ids));
+        json_t *ans = json_pack("{s:o}", "orders", ids);
+        if (sold_out) json_object_set_new(ans, "sold_out", json_integer(sold_out));
+        sim_json(resp, 201, ans);
+    } else if (post && !strcmp(sub, "stock")) {
+        /* A stock count in the store: every tracked product of the store, or
+         * the one named by sku (or product_id), gets quantity. */
+        long long sid = store_arg(e, req);
+        int64_t qty = -1, pid = 0;
+        const char *sku = jv_get_str(req->body, "sku");
+        if (jv_get_id(req->body, "product_id", &pid, NULL) != 0) pid = 0;
+        if (!sid || jv_get_id(req->body, "quantity", &qty, NULL) != 0 || qty < 0) {
+            sim_json(resp, 400, json_pack("{s:s}", "error",
+                                          "store_id and quantity >= 0, optional sku or product_id"));
+            return 0;
+        }
+        store_new(e, sid, NULL);
+        seed_catalogue(e, sid);
+        json_t *set = json_array();
+        const char *k;
+        json_t *p;
+        json_object_foreach(bucket(e, "products"), k, p) {
+            if (json_integer_value(json_object_get(p, "_store")) != sid ||
+                json_is_true(json_object_get(p, "unlimited_quantity")))
+                continue;
+            if (sku && strcmp(jv_get_str(p, "sku") ? jv_get_str(p, "sku") : "", sku) != 0) continue;
+            if (pid && json_integer_value(json_object_get(p, "id")) != pid) continue;
+            json_object_set_new(p, "quantity", json_integer(qty));
+            json_object_set_new(p, "status", json_string(qty > 0 ? "sale" : "out"));
+            json_array_append_new(set, public_product(p));
+        }
+        sim_json(resp, json_array_size(set) ? 200 : 404, json_pack("{s:o}", "products", set));
+    } else if (post && !strcmp(sub, "tokens/expire")) {
+        /* The store's access tokens expire now (as when Salla ends them
+         * early): the next API call with one answers 401 and the app must
+         * use its refresh token. Refresh tokens are untouched. */
+        long long sid = store_arg(e, req);
+        int n = 0;
+        const char *k;
+        json_t *t;
+        json_object_foreach(bucket(e, "tokens"), k, t) {
+            if (sid && json_integer_value(json_object_get(t, "store_id")) != sid) continue;
+            if (json_integer_value(json_object_get(t, "exp")) < time(NULL)) continue;
+            json_object_set_new(t, "exp", json_integer((json_int_t)time(NULL) - 1));
+            n++;
+        }
+        sim_json(resp, 200, json_pack("{s:i}", "expired", n));
     } else if (!strcmp(req->method, "GET") && !strcmp(sub, "orders")) {
         json_t *a = json_array();
         const char *k;

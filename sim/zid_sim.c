@@ -1536,8 +1536,22 @@ static json_t *invoice_line(const char *code, int64_t v, const char *title, unsi
                      vs, "title", title);
 }
 
+/* Takes up to want units of a product from the store's stock, as the store
+ * does when an order is placed: all of them for an infinite product, else
+ * what is left. Returns the units taken. */
+static int take_stock(json_t *p, int want)
+{
+    if (!p || json_is_true(json_object_get(p, "is_infinite"))) return want;
+    json_int_t have = json_integer_value(json_object_get(p, "quantity"));
+    if (have <= 0) return 0;
+    int got = have < want ? (int)have : want;
+    json_object_set_new(p, "quantity", json_integer(have - got));
+    return got;
+}
+
 /* A realistic order, exact to the halala: VAT is computed on the taxable
- * amount at order level, as Zid's invoice block shows (§4.3). */
+ * amount at order level, as Zid's invoice block shows (§4.3). NULL when
+ * nothing it would hold is in stock (the store would not take it). */
 static json_t *sample_order(struct zid *z, long long sid, int n, time_t created)
 {
     uint64_t r = sim_rand(z->s);
@@ -1545,11 +1559,21 @@ static json_t *sample_order(struct zid *z, long long sid, int n, time_t created)
     json_t *products = json_array();
     int64_t sub = 0, lines_net[3] = {0, 0, 0};
     json_t *lines[3] = {NULL, NULL, NULL};
-    for (int i = 0; i < nitems; i++) {
-        size_t c = (size_t)((r >> (12 + 4 * i)) % (NCATALOGUE - 1));
-        if (n % 9 == 8 && i == 0) c = NCATALOGUE - 1;
+    int nl = 0;
+    for (int j = 0; j < nitems; j++) {
+        size_t c = (size_t)((r >> (12 + 4 * j)) % (NCATALOGUE - 1)), c0 = c;
+        if (n % 9 == 8 && j == 0) c = NCATALOGUE - 1;
         json_t *p = catalogue_product(z, sid, c);
-        int qty = 1 + (int)((r >> (24 + 2 * i)) % 3);
+        int qty = take_stock(p, 1 + (int)((r >> (24 + 2 * j)) % 3));
+        /* Sold out: the customer picks the next product in stock, or buys
+         * one item fewer. */
+        for (size_t k = 1; qty == 0 && k < NCATALOGUE - 1; k++) {
+            c = (c0 + k) % (NCATALOGUE - 1);
+            p = catalogue_product(z, sid, c);
+            qty = take_stock(p, 1);
+        }
+        if (qty == 0) continue;
+        int i = nl++;
         int64_t net = catalogue[c].net, gross = gross_of(net);
         lines_net[i] = net * qty;
         sub += lines_net[i];
@@ -1564,6 +1588,11 @@ static json_t *sample_order(struct zid *z, long long sid, int n, time_t created)
             jv_money_number(gross), "total", jv_money_number(gross * qty), "discounts",
             "options", "custom_fields", "inventory_allocations");
     }
+    if (nl == 0) {
+        json_decref(products);
+        return NULL;
+    }
+    nitems = nl;
     int coupon = (r >> 8) % 4 == 0;
     int64_t disc = coupon ? sub / 10 / 20 * 20 : 0;
     for (int i = 0; i < nitems; i++) {
@@ -1930,13 +1959,58 @@ static int control(void *stv, const char *sub, const struct sim_req *req, struct
         if (t && strptime(to, "%Y-%m-%d %H:%M:%S", &b)) t1 = timegm(&b);
         if (f && !t) t1 = time(NULL);
         json_t *ids = json_array();
+        int sold_out = 0;
         for (int64_t i = 0; i < count; i++) {
             time_t when = count > 1 ? t0 + (time_t)((t1 - t0) * i / (count - 1)) : t0;
             json_t *o = sample_order(z, sid, (int)i, when);
+            if (!o) { /* nothing left to sell: the store takes no order */
+                sold_out++;
+                continue;
+            }
             put_order(z, sid, o);
             json_array_append(ids, json_object_get(o, "id"));
         }
-        sim_json(resp, 201, json_pack("{s:o}", "orders", ids));
+        json_t *ans = json_pack("{s:o}", "orders", ids);
+        if (sold_out) json_object_set_new(ans, "sold_out", json_integer(sold_out));
+        sim_json(resp, 201, ans);
+    } else if (post && !strcmp(sub, "stock")) {
+        /* A stock count in the store: every counted product of the store, or
+         * the one named by sku, gets quantity. */
+        long long sid = store_arg(req);
+        int64_t qty = -1;
+        const char *sku = jv_get_str(req->body, "sku");
+        if (!sid || jv_get_id(req->body, "quantity", &qty, NULL) != 0 || qty < 0) {
+            bad(resp, "store_id and quantity >= 0, optional sku");
+            return 0;
+        }
+        store_new(z, sid, NULL);
+        seed_catalogue(z, sid);
+        json_t *set = json_array();
+        const char *k;
+        json_t *p;
+        json_object_foreach(bucket(z, "products"), k, p) {
+            if (json_integer_value(json_object_get(p, "_store")) != sid ||
+                json_is_true(json_object_get(p, "is_infinite")))
+                continue;
+            if (sku && strcmp(jv_get_str(p, "sku") ? jv_get_str(p, "sku") : "", sku) != 0) continue;
+            json_object_set_new(p, "quantity", json_integer(qty));
+            json_array_append_new(set, public_product(p));
+        }
+        sim_json(resp, json_array_size(set) ? 200 : 404, json_pack("{s:o}", "products", set));
+    } else if (post && !strcmp(sub, "tokens/expire")) {
+        /* The store's tokens expire now (as when Zid ends them early): the
+         * next API call answers 401 and the app must use its refresh token. */
+        long long sid = store_arg(req);
+        int n = 0;
+        const char *k;
+        json_t *t;
+        json_object_foreach(bucket(z, "tokens"), k, t) {
+            if (sid && json_integer_value(json_object_get(t, "store_id")) != sid) continue;
+            if (json_integer_value(json_object_get(t, "exp")) < time(NULL)) continue;
+            json_object_set_new(t, "exp", json_integer((json_int_t)time(NULL) - 1));
+            n++;
+        }
+        sim_json(resp, 200, json_pack("{s:i}", "expired", n));
     } else if (get && !strcmp(sub, "orders")) {
         json_t *a = json_array();
         const char *k;

@@ -219,6 +219,100 @@ static void test_orders_list_details_and_status_webhooks(void **state)
     tt_resp_release(&r);
 }
 
+/* Units of sku sold in every order the emulator holds (cancelled or
+ * refunded ones not counted: their units went back). */
+static long long sold(struct fx *f, const char *sku)
+{
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->s, "/_sim/salla/orders"), NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    long long n = 0;
+    size_t i, k;
+    json_t *o, *it;
+    json_array_foreach(json_object_get(r.json, "orders"), i, o) {
+        const char *slug = json_string_value(jv_path(o, "status.slug"));
+        if (!strcmp(slug, "canceled") || !strcmp(slug, "restored")) continue;
+        json_array_foreach(json_object_get(o, "items"), k, it) {
+            if (!strcmp(json_string_value(json_object_get(it, "sku")), sku))
+                n += json_integer_value(json_object_get(it, "quantity"));
+        }
+    }
+    tt_resp_release(&r);
+    return n;
+}
+
+static long long stock_of(struct fx *f, const char *sku)
+{
+    const char *h[] = {f->token, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->s, "/admin/v2/products/sku/%s", sku), h, NULL, &r);
+    assert_int_equal(r.status, 200);
+    long long q = json_integer_value(jv_path(r.json, "data.quantity"));
+    tt_resp_release(&r);
+    return q;
+}
+
+/* The store keeps stock: a stock count sets it, every generated order takes
+ * its units, nothing sells below zero (a sold-out product is not sold), the
+ * gift card (unlimited) never runs out, and a cancellation puts the units
+ * back. */
+static void test_orders_take_stock(void **state)
+{
+    struct fx *f = *state;
+    struct tt_resp r;
+    tt_http("POST", tt_url(f->s, "/_sim/salla/stock"), NULL,
+            "{\"store_id\":" STORE ",\"quantity\":4}", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "products")), 6); /* not the card */
+    tt_resp_release(&r);
+    tt_http("POST", tt_url(f->s, "/_sim/salla/generate"), NULL,
+            "{\"store_id\":" STORE ",\"count\":40}", &r);
+    assert_int_equal(r.status, 201);
+    long long first = json_integer_value(json_array_get(json_object_get(r.json, "orders"), 0));
+    assert_int_equal(json_array_size(json_object_get(r.json, "orders")), 40);
+    tt_resp_release(&r);
+    static const char *const skus[] = {"TSH-BLK-M", "TSH-WHT-L", "MUG-001", "PERF-50", "DATES-1KG"};
+    for (size_t i = 0; i < 5; i++) {
+        long long q = stock_of(f, skus[i]), n = sold(f, skus[i]);
+        assert_true(q >= 0);
+        assert_int_equal(q + n, 4);
+    }
+    assert_true(sold(f, "GIFT-100") > 0);
+    /* 40 orders of 1-3 items cannot all fit in 20 tracked units */
+    long long left = 0;
+    for (size_t i = 0; i < 5; i++) left += stock_of(f, skus[i]);
+    assert_int_equal(left, 0);
+
+    tt_http("POST", tt_url(f->s, "/_sim/salla/orders/%lld/status", first), NULL,
+            "{\"slug\":\"canceled\"}", &r);
+    assert_int_equal(r.status, 200);
+    tt_resp_release(&r);
+    for (size_t i = 0; i < 5; i++) assert_int_equal(stock_of(f, skus[i]) + sold(f, skus[i]), 4);
+    left = 0;
+    for (size_t i = 0; i < 5; i++) left += stock_of(f, skus[i]);
+    assert_true(left > 0 || sold(f, "GIFT-100") > 0);
+}
+
+/* tokens/expire: the store's access tokens answer 401 from now on; the
+ * refresh token still gives a new pair. */
+static void test_expired_tokens_answer_401(void **state)
+{
+    struct fx *f = *state;
+    const char *h[] = {f->token, NULL};
+    struct tt_resp r;
+    tt_http("GET", tt_url(f->s, "/admin/v2/orders"), h, NULL, &r);
+    assert_int_equal(r.status, 200);
+    tt_resp_release(&r);
+    tt_http("POST", tt_url(f->s, "/_sim/salla/tokens/expire"), NULL, "{\"store_id\":" STORE "}",
+            &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_integer_value(json_object_get(r.json, "expired")) >= 1);
+    tt_resp_release(&r);
+    tt_http("GET", tt_url(f->s, "/admin/v2/orders"), h, NULL, &r);
+    assert_int_equal(r.status, 401);
+    tt_resp_release(&r);
+}
+
 /* generate with from/to dates the orders over the range (Riyadh days), and
  * the list's from_date/to_date select exactly the days asked for. */
 static void test_generate_over_a_date_range(void **state)
@@ -393,6 +487,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_orders_list_details_and_status_webhooks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_generate_over_a_date_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orders_take_stock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_tokens_answer_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_order_in_salla_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_products_and_async_bulk_quantities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_and_auth, setup, teardown),
