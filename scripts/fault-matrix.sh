@@ -191,12 +191,19 @@ qget() { # path key: every page of a Qoyod list, as one JSON array of its `key`
   jq -cs 'add' $(ls "$dir"/page.*.json | sort -t. -k2 -n)
   rm -f "$dir"/page.*.json
 }
+# An invoice's reference is the order's number, after the connection's
+# reference prefix when it has one (a second store gets one: "Z2-").
+prefix() { # store [platform]
+  "$th" settings --db "$db" --store "$1" ${2:+--platform $2} 2>/dev/null |
+    awk '$1 == "reference-prefix" && $2 !~ /^\(/ {print $2 "-"}'
+}
+sp=$(prefix "$STORE") zp=$(prefix "$ZSTORE" zid)
 curl -sf "http://127.0.0.1:$SP/_sim/salla/orders" |
-  jq -c '[.orders[] | {ref: (.reference_id | tostring), total: (.amounts.total.amount * 100 | round),
+  jq -c --arg p "$sp" '[.orders[] | {ref: ($p + (.reference_id | tostring)), total: (.amounts.total.amount * 100 | round),
           nosku: ([.items[] | select((.sku // "") == "")] | length > 0),
           credit: (.status.slug == "canceled" or .status.slug == "restored")}]' >"$dir/store-salla.json"
 curl -sf "http://127.0.0.1:$ZP/_sim/zid/orders" |
-  jq -c '[.orders[] | {ref: (.id | tostring), total: (.order_total | tonumber * 100 | round),
+  jq -c --arg p "$zp" '[.orders[] | {ref: ($p + (.id | tostring)), total: (.order_total | tonumber * 100 | round),
           nosku: ([.products[] | select((.sku // "") == "")] | length > 0),
           credit: (.order_status.code == "reversed" or .order_status.code == "partially_reversed")}]' \
   >"$dir/store-zid.json"
@@ -205,7 +212,9 @@ qget invoice_payments receipts >"$dir/payments.json"
 qget credit_notes credit_notes >"$dir/credit-notes.json"
 "$th" orders list --json --db "$db" >"$dir/tarheel-orders.json"
 
-jq -n --slurpfile s "$dir/store-salla.json" --slurpfile z "$dir/store-zid.json" \
+zc=$("$th" settings --db "$db" --store "$ZSTORE" --platform zid 2>/dev/null |
+  sed -n 's/.*connection \([0-9]*\).*/\1/p' | head -1)
+jq -n --arg sp "$sp" --arg zp "$zp" --argjson zc "${zc:-0}" --slurpfile s "$dir/store-salla.json" --slurpfile z "$dir/store-zid.json" \
   --slurpfile inv "$dir/invoices.json" --slurpfile pay "$dir/payments.json" \
   --slurpfile cn "$dir/credit-notes.json" --slurpfile th "$dir/tarheel-orders.json" '
   ($s[0] + $z[0]) as $orders
@@ -213,7 +222,8 @@ jq -n --slurpfile s "$dir/store-salla.json" --slurpfile z "$dir/store-zid.json" 
   | ($pay[0] | map(.allocations[]? | select(.allocatee_type == "Invoice"))
      | group_by(.allocatee_id) | map({key: (.[0].allocatee_id | tostring), value: .}) | from_entries) as $pbi
   | ($cn[0] | group_by(.parent_id) | map({key: (.[0].parent_id | tostring), value: length}) | from_entries) as $cbi
-  | ($th[0].orders | map({key: .number, value: .}) | from_entries) as $t
+  | ($th[0].orders | map({key: ((if .connection == $zc then $zp else $sp end) + .number), value: .})
+     | from_entries) as $t
   | [ $orders[] | . as $o | ($ibr[$o.ref] // []) as $is | ($t[$o.ref]) as $tt
       | { ref, nosku, credit, invoices: ($is | length), total,
           itotal: (if ($is | length) > 0 then ($is[0].total | tonumber * 100 | round) else null end),

@@ -25,6 +25,9 @@ start salla --rate-limit-plan off
 Q=$url_qoyod S=$url_salla
 STORE=1305146709
 T=$(curl -sf "$S/_sim/salla/install" -d "{\"store_id\":$STORE}" | jq -r .access_token)
+# Enough stock that no product sells out: the orders below are the
+# emulator's seeded sequence (its every 7th order has an item without SKU).
+curl -sf "$S/_sim/salla/stock" -d "{\"store_id\":$STORE,\"quantity\":100000}" >/dev/null
 gen() { curl -sf "$S/_sim/salla/generate" -d "{\"store_id\":$STORE,\"count\":$1,\"from\":\"$2\",\"to\":\"$3\"}" | jq -c .orders; }
 before=$(gen 30 2023-10-01 "2023-10-31 23:59:59")
 inside=$(gen 130 2023-11-01 2024-02-01)
