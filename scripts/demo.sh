@@ -86,8 +86,24 @@ for _ in $(seq 50); do
   "$th" settings --db "$db" --store "$STORE" >/dev/null 2>&1 && break
   sleep 0.1
 done
-# Faults for rehearsals (tests/integration/005): JSON for each emulator's
-# POST /_sim/faults, applied once the store is installed.
+echo "demo: connecting Zid store $ZSTORE (OAuth: the merchant opens a link; webhooks registered)"
+curl -sf "http://127.0.0.1:$ZP/_sim/zid/stores" -d "{\"id\":$ZSTORE}" >/dev/null
+if [ -n "${DEMO_STOCK:-}" ]; then
+  curl -sf "http://127.0.0.1:$ZP/_sim/zid/stock" -d "{\"store_id\":$ZSTORE,\"quantity\":$DEMO_STOCK}" >/dev/null
+fi
+"$th" connect zid --oauth --client-id demo-client --client-secret demo-secret \
+  --zid-oauth-url "http://127.0.0.1:$ZP" --api-base "http://127.0.0.1:$ZP/v1" \
+  --redirect-uri "http://127.0.0.1:$CBP/callback" --public-url "http://127.0.0.1:$TP" --timeout 30 \
+  --db "$db" --qoyod-key demo-key --qoyod-url "http://127.0.0.1:$QP/2.0" \
+  >"$dir/connect-zid.log" 2>&1 &
+cpid=$!
+for _ in $(seq 100); do grep -q "oauth/authorize" "$dir/connect-zid.log" && break; sleep 0.1; done
+link=$(grep -o "http[^ ]*oauth/authorize?[^ ]*" "$dir/connect-zid.log" || true)
+# (a browser would open the link; the emulator approves at once and redirects back)
+[ -n "$link" ] && curl -sfL "$link" -o /dev/null || true
+wait "$cpid" || { echo "demo: connecting Zid failed:"; cat "$dir/connect-zid.log"; exit 1; }
+# Faults for rehearsals (scripts/fault-matrix.sh): JSON for each emulator's
+# POST /_sim/faults, applied once both stores are connected.
 if [ -n "${DEMO_SALLA_FAULTS:-}" ]; then
   curl -sf "http://127.0.0.1:$SP/_sim/faults" -d "$DEMO_SALLA_FAULTS" >/dev/null
   echo "demo: Salla faults on: $DEMO_SALLA_FAULTS" | cut -c1-200
@@ -120,22 +136,6 @@ for id in $ids; do
   curl -sf "http://127.0.0.1:$SP/_sim/salla/orders/$id/status" -d "{\"slug\":\"$slug\"}" >/dev/null
 done
 
-echo "demo: connecting Zid store $ZSTORE (OAuth: the merchant opens a link; webhooks registered)"
-curl -sf "http://127.0.0.1:$ZP/_sim/zid/stores" -d "{\"id\":$ZSTORE}" >/dev/null
-if [ -n "${DEMO_STOCK:-}" ]; then
-  curl -sf "http://127.0.0.1:$ZP/_sim/zid/stock" -d "{\"store_id\":$ZSTORE,\"quantity\":$DEMO_STOCK}" >/dev/null
-fi
-"$th" connect zid --oauth --client-id demo-client --client-secret demo-secret \
-  --zid-oauth-url "http://127.0.0.1:$ZP" --api-base "http://127.0.0.1:$ZP/v1" \
-  --redirect-uri "http://127.0.0.1:$CBP/callback" --public-url "http://127.0.0.1:$TP" --timeout 30 \
-  --db "$db" --qoyod-key demo-key --qoyod-url "http://127.0.0.1:$QP/2.0" \
-  >"$dir/connect-zid.log" 2>&1 &
-cpid=$!
-for _ in $(seq 100); do grep -q "oauth/authorize" "$dir/connect-zid.log" && break; sleep 0.1; done
-link=$(grep -o "http[^ ]*oauth/authorize?[^ ]*" "$dir/connect-zid.log" || true)
-# (a browser would open the link; the emulator approves at once and redirects back)
-[ -n "$link" ] && curl -sfL "$link" -o /dev/null || true
-wait "$cpid" || { echo "demo: connecting Zid failed:"; cat "$dir/connect-zid.log"; exit 1; }
 if [ -n "${DEMO_ZID_FAULTS:-}" ]; then
   curl -sf "http://127.0.0.1:$ZP/_sim/faults" -d "$DEMO_ZID_FAULTS" >/dev/null
   echo "demo: Zid faults on: $DEMO_ZID_FAULTS" | cut -c1-200
