@@ -182,15 +182,24 @@ qget() { # path key: every page of a Qoyod list, as one JSON array of its `key`
   local page=1 n
   rm -f "$dir"/page.*.json
   while :; do
-    curl -sf -H 'API-KEY: demo-key' "http://127.0.0.1:$QP/2.0/$1?per_page=100&page=$page" |
-      jq -c --arg k "$2" 'if type == "object" then .[$k] else [] end' >"$dir/page.$page.json" 2>/dev/null ||
-      echo '[]' >"$dir/page.$page.json"
+    # Qoyod's own budget (300 calls a minute a key) is shared with
+    # tarheel: a 429 or 5xx waits and asks again; a page never read fails.
+    local code=0 tries=0
+    while :; do
+      code=$(curl -s -o "$dir/page.raw" -w '%{http_code}' -H 'API-KEY: demo-key' \
+        "http://127.0.0.1:$QP/2.0/$1?per_page=100&page=$page" || true)
+      [ "$code" = 200 ] || [ "$code" = 404 ] && break
+      tries=$((tries + 1))
+      [ "$tries" -lt 60 ] || { echo "fault matrix: cannot read Qoyod's $1 (HTTP $code)" >&2; exit 1; }
+      sleep 2
+    done
+    jq -c --arg k "$2" 'if type == "object" then .[$k] else [] end' "$dir/page.raw" >"$dir/page.$page.json"
     n=$(jq length "$dir/page.$page.json")
     [ "$n" -lt 100 ] && break
     page=$((page + 1))
   done
   jq -cs 'add' $(ls "$dir"/page.*.json | sort -t. -k2 -n)
-  rm -f "$dir"/page.*.json
+  rm -f "$dir"/page.*.json "$dir/page.raw"
 }
 # An invoice's reference is the order's number, after the connection's
 # reference prefix when it has one (a second store gets one: "Z2-").
