@@ -14,7 +14,7 @@
 set -euo pipefail
 build=$1 src=$2
 source "$src/tests/integration/lib.sh"
-MATRIX_DIR=$tmp/matrix MATRIX_POLL=4 MATRIX_EXPIRE_S=10 MATRIX_REFRESH_REUSE=0 MATRIX_BURSTS=4 MATRIX_TIMEOUT=90 \
+MATRIX_DIR=$tmp/matrix MATRIX_POLL=4 MATRIX_EXPIRE_S=4 MATRIX_REFRESH_REUSE=0 MATRIX_BURSTS=4 MATRIX_TIMEOUT=90 \
   bash "$src/scripts/fault-matrix.sh" "$build" 24 8 >"$tmp/matrix.out" 2>&1 ||
   fail "the fault matrix found faults: $(tail -3 "$tmp/matrix.out")"
 cat "$tmp/matrix.out"
