@@ -798,24 +798,35 @@ static void page_row(void *arg, const struct store_order *o)
     p->last = k;
 }
 
-static void get_orders(struct ctx *x)
+/* 1 when every query parameter of the request is one of params (NULL-
+ * terminated); else answers 400 naming the first stranger and the allowed
+ * ones, and returns 0. */
+static int only_params(struct ctx *x, const char *const *params)
 {
-    static const char *const params[] = {"connection", "state", "from", "to", "limit",
-                                         "cursor",     "q",     "order", NULL};
     for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
         const char *k, *v;
         httpd_req_arg_at(x->req, i, &k, &v);
         int ok = 0;
         for (size_t j = 0; params[j]; j++)
             ok |= strcmp(k, params[j]) == 0;
-        if (!ok) {
-            send_error(x->resp, 400, TH_EINVAL, NULL,
-                       "%.64s: unknown query parameter; allowed: connection, state, from, to, "
-                       "limit, cursor, q, order",
-                       k);
-            return;
-        }
+        if (ok) continue;
+        char allowed[256] = "";
+        size_t len = 0;
+        for (size_t j = 0; params[j] && len < sizeof allowed; j++)
+            len += (size_t)snprintf(allowed + len, sizeof allowed - len, "%s%s", j ? ", " : "",
+                                    params[j]);
+        send_error(x->resp, 400, TH_EINVAL, NULL,
+                   "%.64s: unknown query parameter; allowed: %s", k, allowed);
+        return 0;
     }
+    return 1;
+}
+
+static void get_orders(struct ctx *x)
+{
+    static const char *const params[] = {"connection", "state", "from", "to", "limit",
+                                         "cursor",     "q",     "order", NULL};
+    if (!only_params(x, params)) return;
     struct page p = {.limit = API_PAGE_DEFAULT};
     int xfer = -1;
     int64_t conn_id = 0;
@@ -1063,18 +1074,7 @@ out:
 static void get_reconcile(struct ctx *x)
 {
     static const char *const params[] = {"connection", "from", "to", NULL};
-    for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
-        const char *k, *v;
-        httpd_req_arg_at(x->req, i, &k, &v);
-        int ok = 0;
-        for (size_t j = 0; params[j]; j++)
-            ok |= strcmp(k, params[j]) == 0;
-        if (!ok) {
-            send_error(x->resp, 400, TH_EINVAL, NULL,
-                       "%.64s: unknown query parameter; allowed: connection, from, to", k);
-            return;
-        }
-    }
+    if (!only_params(x, params)) return;
     const char *cv = httpd_req_arg(x->req, "connection");
     const char *from = httpd_req_arg(x->req, "from"), *to = httpd_req_arg(x->req, "to");
     if (!cv || !from || !to) {
@@ -1131,18 +1131,7 @@ static int conflict_in_scope(void *arg, int64_t conn_id)
 static void get_conflicts(struct ctx *x)
 {
     static const char *const params[] = {"connection", "all", "limit", NULL};
-    for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
-        const char *k, *v;
-        httpd_req_arg_at(x->req, i, &k, &v);
-        int ok = 0;
-        for (size_t j = 0; params[j]; j++)
-            ok |= strcmp(k, params[j]) == 0;
-        if (!ok) {
-            send_error(x->resp, 400, TH_EINVAL, NULL,
-                       "%.64s: unknown query parameter; allowed: connection, all, limit", k);
-            return;
-        }
-    }
+    if (!only_params(x, params)) return;
     int64_t conn_id = 0;
     const char *cv = httpd_req_arg(x->req, "connection");
     if (cv) {
@@ -1260,18 +1249,7 @@ out:
 static void get_report_monthly(struct ctx *x)
 {
     static const char *const params[] = {"connection", "from", "to", NULL};
-    for (size_t i = 0; i < httpd_req_nargs(x->req); i++) {
-        const char *k, *v;
-        httpd_req_arg_at(x->req, i, &k, &v);
-        int ok = 0;
-        for (size_t j = 0; params[j]; j++)
-            ok |= strcmp(k, params[j]) == 0;
-        if (!ok) {
-            send_error(x->resp, 400, TH_EINVAL, NULL,
-                       "%.64s: unknown query parameter; allowed: connection, from, to", k);
-            return;
-        }
-    }
+    if (!only_params(x, params)) return;
     const char *cv = httpd_req_arg(x->req, "connection");
     if (!cv) {
         send_error(x->resp, 400, TH_EINVAL,
