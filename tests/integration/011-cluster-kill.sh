@@ -40,8 +40,12 @@ for i in 1 2; do
     >"$tmp/connect$i.out" 2>&1 || fail "connect salla store $sid"
 done
 
+# Each store may run 4 jobs at once (8 slots for 9 workers): with the
+# default 2 (4 slots), a and b's 6 workers could keep every slot, since a
+# worker that finishes a job claims the next one at once while an idle one
+# looks again only every 200 ms, and c might never hold a job to be killed with.
 serve() { # NAME PORT
-  "$th" serve --db "$db" --listen "127.0.0.1:$2" --workers 3 --lease 5 \
+  "$th" serve --db "$db" --listen "127.0.0.1:$2" --workers 3 --lease 5 --per-store 4 \
     --retry-base-ms 200 --poll-interval 3 --qoyod-url "$url_qoyod/2.0" >"$tmp/$1.out" 2>&1 &
   pids+=($!)
   eval "pid_$1=$!"
