@@ -701,7 +701,28 @@ int store_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct s
 int store_order_put(struct store *s, const struct store_order *o, struct th_err *err)
 {
     if (!s || !o) return th_err_set(err, TH_EINVAL, "store_order_put: no store or order");
-    return s->ops->order_put(s, o, err);
+    return s->ops->order_put(s, o, 0, NULL, err);
+}
+
+int store_stale_writer(struct th_err *err, const struct store_order *o, int64_t job_id,
+                       const char *owner, int rc)
+{
+    if (rc != TH_ECONFLICT && rc != TH_ENOTFOUND) return rc;
+    return th_err_set(err, TH_ECONFLICT,
+                      "order %lld of connection %lld not saved: job %lld %s, so %s no longer "
+                      "runs it (its lease ran out) and the holder's record stands",
+                      (long long)o->order_id, (long long)o->conn_id, (long long)job_id,
+                      rc == TH_ECONFLICT ? "was taken over by another worker"
+                                         : "was finished by another worker",
+                      owner);
+}
+
+int store_order_put_as(struct store *s, const struct store_order *o, int64_t job_id,
+                       const char *worker, struct th_err *err)
+{
+    if (!s || !o || !worker || !*worker)
+        return th_err_set(err, TH_EINVAL, "store_order_put_as: no store, order or worker");
+    return s->ops->order_put(s, o, job_id, worker, err);
 }
 
 int store_order_add(struct store *s, const struct store_order *o, int *added,

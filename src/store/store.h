@@ -350,6 +350,17 @@ int store_order_get(struct store *s, int64_t conn_id, int64_t order_id, struct s
 /* Inserts or replaces the whole row (the worker owns the state logic). */
 int store_order_put(struct store *s, const struct store_order *o,
                     struct th_err *err) TH_MUST_CHECK;
+/* The same, fenced by the lease of the job that runs the order: the row is
+ * written only while `worker` still holds job `job_id` (its lease may have
+ * run out, as long as nobody claimed the job since). Otherwise nothing is
+ * written and the answer is TH_ECONFLICT: another worker took the job over
+ * (it runs the order now) or already finished it (the job is gone). So a
+ * worker that stalled past its lease (a slow Qoyod call, a long Retry-After)
+ * cannot write its stale row over the one the new holder wrote. The check
+ * and the write are one atomic step (PostgreSQL: the job row is locked
+ * FOR SHARE until the write commits, so a claim waits for it). */
+int store_order_put_as(struct store *s, const struct store_order *o, int64_t job_id,
+                       const char *worker, struct th_err *err) TH_MUST_CHECK;
 /* Inserts o only when tarheel does not know the order yet, atomically, so
  * an order a worker is transferring (or has transferred) meanwhile keeps
  * its state: *added is 1 when o was inserted, 0 when a row already existed

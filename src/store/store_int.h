@@ -165,8 +165,11 @@ struct store_ops {
     /* out was zeroed by store.c. TH_ENOTFOUND when absent. */
     int (*order_get)(struct store *s, int64_t conn_id, int64_t order_id, struct store_order *out,
                      struct th_err *err);
-    /* An unknown o->conn_id gives TH_ENOTFOUND. */
-    int (*order_put)(struct store *s, const struct store_order *o, struct th_err *err);
+    /* An unknown o->conn_id gives TH_ENOTFOUND. With owner non-NULL, the
+     * write is fenced by job job_id's lease (store_order_put_as): nothing is
+     * written and TH_ECONFLICT comes back unless owner holds that job. */
+    int (*order_put)(struct store *s, const struct store_order *o, int64_t job_id,
+                     const char *owner, struct th_err *err);
     /* store.c has set *added = 0. Inserts atomically only when (conn_id,
      * order_id) is absent; an existing row is left untouched. An unknown
      * o->conn_id gives TH_ENOTFOUND. */
@@ -304,6 +307,14 @@ void store_clock_set(struct store *s, int64_t (*fn)(void *arg), void *arg);
  * call while other threads use s. */
 int store_test_max_pages(struct store *s, int64_t pages, int64_t *cap,
                          struct th_err *err) TH_MUST_CHECK;
+
+/* For a fenced order write that wrote nothing: rc is the backend's
+ * job_missing() answer (TH_ECONFLICT: another worker holds the job;
+ * TH_ENOTFOUND: the job is gone, finished by another worker). Both become
+ * TH_ECONFLICT, naming the order; any other code (the lookup failed) is
+ * returned as it is. */
+int store_stale_writer(struct th_err *err, const struct store_order *o, int64_t job_id,
+                       const char *owner, int rc);
 
 /* Now, by s's clock, in unix ms. */
 static inline int64_t store_now_ms(struct store *s)

@@ -1432,17 +1432,57 @@ static int pg_order_get(struct store *s, int64_t conn_id, int64_t order_id, stru
     return code;
 }
 
-static int pg_order_put(struct store *s, const struct store_order *o, struct th_err *err)
+static int pg_order_put(struct store *s, const struct store_order *o, int64_t job_id,
+                        const char *owner, struct th_err *err)
 {
+    struct pgs *q = pg_of(s);
     struct pp p = {0};
     bind_order(&p, o);
     char what[96];
     snprintf(what, sizeof what, "save order %lld of connection %lld", (long long)o->order_id,
              (long long)o->conn_id);
-    PGresult *r = one(pg_of(s), SQL_ORDER_PUT, &p, err, what);
-    if (!r) return code_of(err);
+    if (!owner) {
+        PGresult *r = one(q, SQL_ORDER_PUT, &p, err, what);
+        if (!r) return code_of(err);
+        PQclear(r);
+        return 0;
+    }
+    /* Fenced: the job row stays locked FOR SHARE until the write commits,
+     * so a claim of the job (an UPDATE of that row) waits for it, and a
+     * claim that committed first makes the SELECT find no row (READ
+     * COMMITTED re-reads a row updated meanwhile before locking it). */
+    PGconn *c = conn_get(q, err);
+    if (!c) return TH_EDB;
+    int rc = plain(q, c, "BEGIN", err, what);
+    if (rc) goto out;
+    struct pp f = {0};
+    p_i64(&f, job_id);
+    p_str(&f, owner);
+    PGresult *r = run(q, c, "SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $2 FOR SHARE", &f,
+                      err, what);
+    if (!r) {
+        rc = code_of(err);
+        goto out;
+    }
+    int held = PQntuples(r) > 0;
     PQclear(r);
-    return 0;
+    if (!held) {
+        rc = store_stale_writer(err, o, job_id, owner, job_missing(q, c, job_id, owner, err));
+        goto out;
+    }
+    r = run(q, c, SQL_ORDER_PUT, &p, err, what);
+    if (!r) {
+        rc = code_of(err);
+        goto out;
+    }
+    PQclear(r);
+out:
+    if (rc)
+        rollback(c);
+    else
+        rc = plain(q, c, "COMMIT", err, what);
+    conn_put(q, c);
+    return rc;
 }
 
 static int pg_order_add(struct store *s, const struct store_order *o, int *added,

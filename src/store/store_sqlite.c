@@ -391,6 +391,7 @@ enum stmt {
     S_JOB_COUNT,
     S_ORDER_GET,
     S_ORDER_PUT,
+    S_ORDER_PUT_AS,
     S_ORDER_ADD,
     S_ORDER_LIST,
     S_NOTE,
@@ -550,6 +551,21 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ORDER_PUT] =
         "INSERT INTO orders (" ORDER_COLS ") VALUES "
         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
+        "ON CONFLICT (conn_id, order_id) DO UPDATE SET number = excluded.number, status = "
+        "excluded.status, xfer = excluded.xfer, reason_code = excluded.reason_code, reason = "
+        "excluded.reason, attempts = excluded.attempts, total = excluded.total, qoyod_total = "
+        "excluded.qoyod_total, qoyod_invoice_id = excluded.qoyod_invoice_id, qoyod_reference = "
+        "excluded.qoyod_reference, qoyod_payment_id = excluded.qoyod_payment_id, created_at = "
+        "excluded.created_at, updated_at = excluded.updated_at, transferred_at = "
+        "excluded.transferred_at, tax = excluded.tax, credit = excluded.credit, credited = "
+        "excluded.credited",
+    /* S_ORDER_PUT fenced by the lease of job ?20 (owner ?21): one statement,
+     * so the check and the write are one step under SQLite's write lock.
+     * (The WHERE also keeps the upsert's ON CONFLICT from parsing as a join.) */
+    [S_ORDER_PUT_AS] =
+        "INSERT INTO orders (" ORDER_COLS ") SELECT "
+        "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19 "
+        "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?20 AND lease_owner = ?21) "
         "ON CONFLICT (conn_id, order_id) DO UPDATE SET number = excluded.number, status = "
         "excluded.status, xfer = excluded.xfer, reason_code = excluded.reason_code, reason = "
         "excluded.reason, attempts = excluded.attempts, total = excluded.total, qoyod_total = "
@@ -1864,17 +1880,24 @@ static void bind_order(sqlite3_stmt *st, const struct store_order *o)
     sqlite3_bind_int64(st, 19, o->credited);
 }
 
-static int sq_order_put(struct store *s, const struct store_order *o, struct th_err *err)
+static int sq_order_put(struct store *s, const struct store_order *o, int64_t job_id,
+                        const char *owner, struct th_err *err)
 {
     struct sq *q = sq_of(s);
     pthread_mutex_lock(&q->db_mu);
-    sqlite3_stmt *st = q->st[S_ORDER_PUT];
+    sqlite3_stmt *st = q->st[owner ? S_ORDER_PUT_AS : S_ORDER_PUT];
     bind_order(st, o);
+    if (owner) {
+        sqlite3_bind_int64(st, 20, job_id);
+        bind_str(st, 21, owner);
+    }
     int rc = run(st);
     int code = rc ? fail(q, rc, err, "save order %lld of connection %lld", (long long)o->order_id,
                          (long long)o->conn_id)
                   : 0;
     done_with(st);
+    if (!code && owner && sqlite3_changes(q->db) == 0)
+        code = store_stale_writer(err, o, job_id, owner, job_missing(q, job_id, owner, err));
     pthread_mutex_unlock(&q->db_mu);
     return code;
 }

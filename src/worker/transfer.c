@@ -86,8 +86,21 @@ static void shown_number(const struct store_conn *c, const struct model_order *o
     snprintf(out, n, "%s%s%.60s", p ? p : "", p ? "-" : "", o->number ? o->number : "");
 }
 
+/* Saves the order's row. Within a job the write is fenced by the job's
+ * lease (store_order_put_as): a worker that stalled past its lease while
+ * another took the order over gets TH_ECONFLICT and writes nothing, so its
+ * stale row never lands over the new holder's (the worker then leaves the
+ * job to that holder). A transfer run by hand (job_id 0) writes plainly. */
+static int save_order(const struct transfer_env *env, const struct store_order *so,
+                      struct th_err *err)
+{
+    if (env->job_id && env->job_owner)
+        return store_order_put_as(env->store, so, env->job_id, env->job_owner, err);
+    return store_order_put(env->store, so, err);
+}
+
 /* The one place a transfer state changes: refuses edges not in the diagram. */
-static int set_state(struct store *st, struct store_order *so, enum store_xfer to, int code,
+static int set_state(const struct transfer_env *env, struct store_order *so, enum store_xfer to, int code,
                      const char *reason, struct th_err *err)
 {
     if (!transfer_edge_ok(so->xfer, to))
@@ -97,11 +110,11 @@ static int set_state(struct store *st, struct store_order *so, enum store_xfer t
     free(so->reason);
     so->reason = reason ? xstrdup(reason) : NULL;
     if (to == STORE_XFER_TRANSFERRED) so->transferred_at = time(NULL);
-    int rc = store_order_put(st, so, err);
+    int rc = save_order(env, so, err);
     if (rc) return rc;
     static const char *const names[] = {"not transferred", "transferring", "transferred",
                                         "failed", "skipped"};
-    return store_order_note(st, so->conn_id, so->order_id, names[to], reason ? reason : "", err);
+    return store_order_note(env->store, so->conn_id, so->order_id, names[to], reason ? reason : "", err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -528,8 +541,8 @@ static void pace_wait(void *arg)
         nanosleep(&d, NULL);
         /* A wait for the budget can outlast the lease (helper-21 saw a 5 s
          * lease expire here, another worker finish the order, and this one
-         * then write its stale row over it): renew while waiting too.
-         * XXX the order write itself is not fenced by the lease. */
+         * then write its stale row over it): renew while waiting too. The
+         * order's writes are fenced by the lease as well (save_order). */
         lease_renew(p->env);
     }
 }
@@ -985,8 +998,8 @@ static void credit_note(struct store *st, const struct store_order *so, const ch
 }
 
 /* Sets the credit state (and reason), saving the order. */
-static int credit_state(struct store *st, struct store_order *so, enum store_credit to, int code,
-                        const char *reason, struct th_err *err)
+static int credit_state(const struct transfer_env *env, struct store_order *so,
+                        enum store_credit to, int code, const char *reason, struct th_err *err)
 {
     so->credit = to;
     if (reason || to == STORE_CREDIT_DONE) {
@@ -994,7 +1007,7 @@ static int credit_state(struct store *st, struct store_order *so, enum store_cre
         so->reason = reason ? xstrdup(reason) : NULL;
         so->reason_code = code;
     }
-    return store_order_put(st, so, err);
+    return save_order(env, so, err);
 }
 
 /*
@@ -1018,9 +1031,9 @@ static int credit_step(struct transfer_env *env, const struct store_conn *c,
                      money_format(o->total, a, sizeof a), so->qoyod_reference,
                      money_format(so->qoyod_total, b, sizeof b));
             credit_note(st, so, "changed after transfer", "needs review: %s → %s", b, a);
-            return credit_state(st, so, STORE_CREDIT_REVIEW, TH_ECONFLICT, why, err);
+            return credit_state(env, so, STORE_CREDIT_REVIEW, TH_ECONFLICT, why, err);
         }
-        return store_order_put(st, so, err);
+        return save_order(env, so, err);
     }
 
     struct plan inv = {0};
@@ -1055,21 +1068,21 @@ static int credit_step(struct transfer_env *env, const struct store_conn *c,
             credit_note(st, so, to == STORE_CREDIT_REVIEW ? "changed after transfer"
                                                           : "credit note failed",
                         "%s", e.msg);
-        rc = credit_state(st, so, to, rc, e.msg, err);
+        rc = credit_state(env, so, to, rc, e.msg, err);
         goto out;
     }
     if (cp.n == 0) {
         if (so->credit != STORE_CREDIT_DONE && done.n)
-            rc = credit_state(st, so, STORE_CREDIT_DONE, 0, NULL, err);
+            rc = credit_state(env, so, STORE_CREDIT_DONE, 0, NULL, err);
         else
-            rc = store_order_put(st, so, err);
+            rc = save_order(env, so, err);
         goto out;
     }
     if (so->credit != STORE_CREDIT_PENDING) {
         for (size_t k = 0; k < cp.n; k++)
             credit_note(st, so, "credit note due", "%s: %s SAR (%s)", cp.notes[k].key,
                         money_format(cp.notes[k].plan.total, a, sizeof a), cp.notes[k].reason);
-        if ((rc = credit_state(st, so, STORE_CREDIT_PENDING, 0, NULL, err)) != 0) goto out;
+        if ((rc = credit_state(env, so, STORE_CREDIT_PENDING, 0, NULL, err)) != 0) goto out;
     }
     struct qoyod *q = qoyod_new(c->qoyod_base, c->qoyod_api_key, &env->qoyod_cfg);
     struct pace pace = {env, c->id, limit_account_key(c->qoyod_base, c->qoyod_api_key)};
@@ -1094,25 +1107,25 @@ static int credit_step(struct transfer_env *env, const struct store_conn *c,
         log_info("credit_note_done", "conn=%lld order=%lld ref=%s id=%lld total=%lld",
                  (long long)c->id, (long long)o->order_id, ref, (long long)info.id,
                  (long long)info.total);
-        if ((rc = store_order_put(st, so, err)) != 0) break;
+        if ((rc = save_order(env, so, err)) != 0) break;
     }
     long status = qoyod_last_status(q), after = qoyod_last_retry_after(q);
     qoyod_free(q);
     if (rc) goto out;
     if (drc == 0) {
-        rc = credit_state(st, so, STORE_CREDIT_DONE, 0, NULL, err);
+        rc = credit_state(env, so, STORE_CREDIT_DONE, 0, NULL, err);
     } else if (drc == TH_ETEMP || drc == TH_EUNKNOWN || drc == TH_ERATE) {
         res->verdict = TRANSFER_RETRY;
         if (status == 429) {
             res->retry_after_ms = (after > 0 ? after : 1) * 1000;
             res->pause_account_ms = res->retry_after_ms;
         }
-        rc = credit_state(st, so, STORE_CREDIT_PENDING, drc, e.msg, err);
+        rc = credit_state(env, so, STORE_CREDIT_PENDING, drc, e.msg, err);
         log_warn("credit_note_retry", "conn=%lld order=%lld code=%s", (long long)c->id,
                  (long long)o->order_id, th_err_name(drc));
     } else {
         credit_note(st, so, "credit note failed", "%s", e.msg);
-        rc = credit_state(st, so, STORE_CREDIT_FAILED, drc, e.msg, err);
+        rc = credit_state(env, so, STORE_CREDIT_FAILED, drc, e.msg, err);
         log_warn("credit_note_failed", "conn=%lld order=%lld code=%s", (long long)c->id,
                  (long long)o->order_id, th_err_name(drc));
     }
@@ -1229,14 +1242,14 @@ out:
 }
 
 /* Records why an order waits on its connection, keeping its state. */
-static int hold_order(struct store *st, struct store_order *so, int code, const char *why,
-                      struct th_err *err)
+static int hold_order(const struct transfer_env *env, struct store_order *so, int code,
+                      const char *why, struct th_err *err)
 {
     if (so->reason && !strcmp(so->reason, why)) return 0;
     free(so->reason);
     so->reason = xstrdup(why);
     so->reason_code = code;
-    return store_order_put(st, so, err);
+    return save_order(env, so, err);
 }
 
 /* The currency of the Qoyod accounts tarheel writes to. Qoyod's API names
@@ -1309,7 +1322,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         res->verdict = TRANSFER_RETRY;
         res->retry_after_ms = trc == TH_EAUTH ? 60000 : 0;
         if (so.xfer == STORE_XFER_NOT_TRANSFERRED || so.xfer == STORE_XFER_TRANSFERRING)
-            rc = hold_order(env->store, &so, trc, e.msg, err);
+            rc = hold_order(env, &so, trc, e.msg, err);
         goto out;
     }
     struct platform_conn pc = {.store_id = c.store_id,
@@ -1325,7 +1338,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         /* refreshed: at once (the cause is gone; no backoff) */
         res->retry_after_ms = trc == TH_EAUTH ? 60000 : trc == 0 ? 1 : 0;
         if (trc == TH_EAUTH)
-            rc = hold_order(env->store, &so, trc, e.msg, err);
+            rc = hold_order(env, &so, trc, e.msg, err);
         goto out;
     }
     if (frc == TH_ETEMP || frc == TH_EUNKNOWN || frc == TH_EAUTH || frc == TH_ERATE) {
@@ -1337,7 +1350,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     if (frc) {
         if (so.xfer != STORE_XFER_TRANSFERRED) {
             so.attempts++;
-            rc = set_state(env->store, &so, STORE_XFER_FAILED, frc, e.msg, err);
+            rc = set_state(env, &so, STORE_XFER_FAILED, frc, e.msg, err);
         }
         res->xfer = so.xfer;
         goto out;
@@ -1358,7 +1371,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         goto out;
     }
     if (o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED) {
-        rc = set_state(env->store, &so, STORE_XFER_SKIPPED, 0,
+        rc = set_state(env, &so, STORE_XFER_SKIPPED, 0,
                        "cancelled in the store before it was transferred", err);
         res->xfer = so.xfer;
         goto out;
@@ -1373,11 +1386,11 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
                                   "created before the connection date", err);
             if (rc) goto out;
         }
-        rc = store_order_put(env->store, &so, err);
+        rc = save_order(env, &so, err);
         goto out;
     }
     if (!manual && !transfer_triggered(c.trigger, o->status)) {
-        rc = store_order_put(env->store, &so, err); /* waits for its trigger status */
+        rc = save_order(env, &so, err); /* waits for its trigger status */
         goto out;
     }
     if (manual) {
@@ -1392,7 +1405,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     if (!vrc) vrc = plan_invoice(o, &pl, &e);
     if (vrc) {
         so.attempts++;
-        rc = set_state(env->store, &so, STORE_XFER_FAILED, vrc, e.msg, err);
+        rc = set_state(env, &so, STORE_XFER_FAILED, vrc, e.msg, err);
         res->xfer = so.xfer;
         goto out;
     }
@@ -1407,7 +1420,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         free(so.qoyod_reference);
         so.qoyod_reference = xstrdup(ref);
     }
-    if ((rc = set_state(env->store, &so, STORE_XFER_TRANSFERRING, 0, NULL, err)) != 0) {
+    if ((rc = set_state(env, &so, STORE_XFER_TRANSFERRING, 0, NULL, err)) != 0) {
         plan_release(&pl);
         goto out;
     }
@@ -1435,7 +1448,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         so.qoyod_invoice_id = d.invoice_id;
         so.qoyod_payment_id = d.payment_id;
         so.qoyod_total = d.qoyod_total;
-        rc = set_state(env->store, &so, STORE_XFER_TRANSFERRED, 0, NULL, err);
+        rc = set_state(env, &so, STORE_XFER_TRANSFERRED, 0, NULL, err);
         if (rc == 0) th_crash_point("order.transferred");
         log_info("transfer_done", "conn=%lld order=%lld invoice=%lld ref=%s attempts=%d",
                  (long long)conn_id, (long long)order_id, (long long)d.invoice_id,
@@ -1451,7 +1464,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         free(so.reason);
         so.reason = xstrdup(e.msg);
         so.reason_code = TH_ERATE;
-        rc = store_order_put(env->store, &so, err);
+        rc = save_order(env, &so, err);
         res->verdict = TRANSFER_RETRY;
         res->retry_after_ms = wait;
         res->pause_account_ms = wait;
@@ -1467,7 +1480,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         int gone = trc == TH_EAUTH;
         res->verdict = TRANSFER_RETRY;
         res->retry_after_ms = gone ? 60000 : trc == 0 ? 1 : 0;
-        rc = hold_order(env->store, &so, gone ? TH_EAUTH : drc, gone ? e2.msg : e.msg, err);
+        rc = hold_order(env, &so, gone ? TH_EAUTH : drc, gone ? e2.msg : e.msg, err);
         log_warn("transfer_retry", "conn=%lld order=%lld attempt=%d code=%s", (long long)conn_id,
                  (long long)order_id, so.attempts, th_err_name(drc));
     } else if ((drc == TH_ETEMP || drc == TH_EUNKNOWN || drc == TH_ERATE) &&
@@ -1475,12 +1488,12 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         free(so.reason);
         so.reason = xstrdup(e.msg);
         so.reason_code = drc;
-        rc = store_order_put(env->store, &so, err);
+        rc = save_order(env, &so, err);
         res->verdict = TRANSFER_RETRY;
         log_warn("transfer_retry", "conn=%lld order=%lld attempt=%d code=%s", (long long)conn_id,
                  (long long)order_id, so.attempts, th_err_name(drc));
     } else {
-        rc = set_state(env->store, &so, STORE_XFER_FAILED, drc, e.msg, err);
+        rc = set_state(env, &so, STORE_XFER_FAILED, drc, e.msg, err);
         log_warn("transfer_failed", "conn=%lld order=%lld code=%s", (long long)conn_id,
                  (long long)order_id, th_err_name(drc));
     }

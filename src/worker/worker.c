@@ -119,6 +119,14 @@ static int run_claimed(const struct worker_config *cfg, struct transfer_env *env
     int rc = transfer_run(env, job.conn_id, job.order_id, job.manual, &res, &terr);
     env->job_id = 0;
     if (!limit_shared(lim)) limit_leave(lim, job.conn_id);
+    if (rc == TH_ECONFLICT) {
+        /* A fenced write of the order found the job in other hands: this
+         * worker stalled past its lease and another took the order over
+         * (or finished it). Nothing was written; the job is the holder's. */
+        log_warn("job_taken_over", "job=%lld order=%lld worker=%s msg=\"%s\"", (long long)job.id,
+                 (long long)job.order_id, owner, terr.msg);
+        return 1;
+    }
     if (rc) {
         /* The store failed mid-transfer: run the job again soon. */
         log_error("worker_store_failed", "job=%lld order=%lld code=%s msg=\"%s\"",

@@ -2225,6 +2225,68 @@ static void test_job_fenced_by_lease(void **state)
     assert_int_equal(job_count(f), 0);
 }
 
+/* The order's row is fenced by the job's lease like the job itself: the
+ * worker that stalled past its lease writes nothing once another took the
+ * job over or finished it, and its error says so (the case helper-21 saw:
+ * a stale "transferring" row written over a finished order). */
+static void test_order_put_fenced_by_lease(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    struct store_order got;
+    assert_int_equal(ingest(f, "e1", 51), 0);
+    struct store_job a = claim(f, "slow", 1000);
+    struct store_order mine = order_make(f->conn.id, 51, 700, STORE_XFER_TRANSFERRING);
+    mine.attempts = 1;
+    must(store_order_put_as(f->s, &mine, a.id, "slow", &err), &err);
+    /* a lease that ran out but was not taken over still lets it write */
+    f->now += 1500;
+    mine.attempts = 2;
+    must(store_order_put_as(f->s, &mine, a.id, "slow", &err), &err);
+    must(store_order_get(f->s, f->conn.id, 51, &got, &err), &err);
+    assert_int_equal(got.attempts, 2);
+    store_order_release(&got);
+    /* another worker's claim is refused, in any case */
+    assert_int_equal(store_order_put_as(f->s, &mine, a.id, "other", &err), TH_ECONFLICT);
+
+    /* "fast" takes the job over and finishes the order */
+    struct store_job b = claim(f, "fast", 1000);
+    assert_int_equal(b.id, a.id);
+    struct store_order theirs = order_make(f->conn.id, 51, 700, STORE_XFER_TRANSFERRED);
+    theirs.attempts = 3;
+    must(store_order_put_as(f->s, &theirs, b.id, "fast", &err), &err);
+    /* the stale worker's write changes nothing while fast holds the job... */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(store_order_put_as(f->s, &mine, a.id, "slow", &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "taken over"));
+    assert_non_null(strstr(err.msg, "order 51"));
+    must(store_order_get(f->s, f->conn.id, 51, &got, &err), &err);
+    assert_order_equal(&got, &theirs);
+    store_order_release(&got);
+    /* ...nor once fast finished it and the job is gone */
+    must(store_job_done_as(f->s, b.id, "fast", &err), &err);
+    assert_int_equal(job_count(f), 0);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(store_order_put_as(f->s, &mine, a.id, "slow", &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "finished by another worker"));
+    must(store_order_get(f->s, f->conn.id, 51, &got, &err), &err);
+    assert_order_equal(&got, &theirs);
+    store_order_release(&got);
+    /* an order the job never wrote is not created by a stale writer either */
+    struct store_order ghost = order_make(f->conn.id, 52, 100, STORE_XFER_TRANSFERRING);
+    assert_int_equal(store_order_put_as(f->s, &ghost, a.id, "slow", &err), TH_ECONFLICT);
+    assert_int_equal(store_order_get(f->s, f->conn.id, 52, &got, &err), TH_ENOTFOUND);
+    /* the plain write (a transfer run by hand) is not fenced */
+    must(store_order_put(f->s, &mine, &err), &err);
+    must(store_order_get(f->s, f->conn.id, 51, &got, &err), &err);
+    assert_int_equal(got.xfer, STORE_XFER_TRANSFERRING);
+    store_order_release(&got);
+    assert_int_equal(store_order_put_as(f->s, &mine, a.id, "", &err), TH_EINVAL);
+    store_order_release(&mine);
+    store_order_release(&theirs);
+    store_order_release(&ghost);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Limits and leases shared by every process */
 
@@ -2766,6 +2828,7 @@ int main(int argc, char **argv)
         T(test_expired_lease_reclaimed),
         T(test_claim_two_handles),
         T(test_job_fenced_by_lease),
+        T(test_order_put_fenced_by_lease),
         T(test_claim_limited),
         T(test_claim_limited_race),
         T(test_account_budget),

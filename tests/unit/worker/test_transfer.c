@@ -1106,12 +1106,61 @@ static void test_rules(void **state)
     }
 }
 
+/* A worker that stalled past its job's lease while another took the order
+ * over writes nothing and sends nothing: its first write of the order is
+ * fenced by the lease (store_order_put_as), whether the holder still runs
+ * the order or has finished it. (helper-21 saw the unfenced write leave a
+ * finished order "transferring" with no job.) */
+static void test_stale_worker_writes_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    tt_salla_stub_put(&f->salla, &base);
+    event(f, base.id, "k1");
+    struct store_job stale;
+    assert_int_equal(store_job_claim(f->store, "stale", 60000, &stale, &err), 0);
+    /* its lease is gone: "holder" has the job now (as after an expiry) */
+    assert_int_equal(store_job_retry_as(f->store, stale.id, "stale", 0, "x", &err), 0);
+    struct store_job held;
+    assert_int_equal(store_job_claim(f->store, "holder", 60000, &held, &err), 0);
+    assert_int_equal(held.id, stale.id);
+
+    struct httpc_config hc = {0};
+    struct transfer_env env = {.store = f->store, .platform_http = httpc_new(&hc),
+                               .job_id = stale.id, .job_owner = "stale", .lease_ms = 60000};
+    struct transfer_result res;
+    assert_int_equal(transfer_run(&env, f->conn.id, base.id, 0, &res, &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "taken over"));
+    struct store_order so;
+    assert_int_equal(store_order_get(f->store, f->conn.id, base.id, &so, &err), TH_ENOTFOUND);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", -2), 0);
+
+    /* the holder finishes the order (a plain drain gives the job back first) */
+    assert_int_equal(store_job_retry_as(f->store, held.id, "holder", 0, "x", &err), 0);
+    drain(f);
+    so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+    store_order_release(&so);
+    /* the stale worker comes back: the job is gone, nothing changes */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(transfer_run(&env, f->conn.id, base.id, 0, &res, &err), TH_ECONFLICT);
+    assert_non_null(strstr(err.msg, "finished by another worker"));
+    so = get_order(f, base.id);
+    assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
+    assert_int_equal(so.attempts, 1);
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", -2), 1);
+    httpc_free(env.platform_http);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules),
         cmocka_unit_test_setup_teardown(test_happy_path_paid_invoice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_worker_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates_and_manual_resend_make_one_invoice, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_faults_on_invoice_create, setup, teardown),
