@@ -14,11 +14,9 @@
  * Connections are named in paths and bodies by tarheel's connection id
  * (1) or by platform and store id ("salla:1305146709").
  *
- * XXX GET /orders pages over store_order_list, which reads every order of
- * the connection (or of all connections) for each page: fine for thousands
- * of orders, not for millions. A keyset-paged store operation (LIMIT after
- * (created_at, order_id, conn_id)) makes each page cheap without changing
- * the cursor format.
+ * GET /orders reads one page from the store (store_order_page: filters in
+ * the query, the page found by its key), so a page costs the same at any
+ * depth; bench/orders measures it.
  */
 #include "http/api.h"
 
@@ -698,20 +696,9 @@ static json_t *order_json(const struct store_order *o)
 }
 
 /* The cursor: the sort key of the last order of a page, (created_at,
- * order_id, conn_id) as store_order_list orders them, as hex text so that
- * clients treat it as opaque. */
-struct key {
-    int64_t created_at, order_id, conn_id;
-};
-
-static int key_after(const struct key *a, const struct key *b)
-{
-    if (a->created_at != b->created_at) return a->created_at > b->created_at;
-    if (a->order_id != b->order_id) return a->order_id > b->order_id;
-    return a->conn_id > b->conn_id;
-}
-
-static void cursor_encode(const struct key *k, char *out, size_t n)
+ * order_id, conn_id) as the store orders them, as hex text so that clients
+ * treat it as opaque. */
+static void cursor_encode(const struct store_order_key *k, char *out, size_t n)
 {
     char plain[96];
     int len = snprintf(plain, sizeof plain, "1.%lld.%lld.%lld", (long long)k->created_at,
@@ -721,7 +708,7 @@ static void cursor_encode(const struct key *k, char *out, size_t n)
         o += (size_t)snprintf(out + o, 3, "%02x", (unsigned char)plain[i]);
 }
 
-static int cursor_decode(const char *s, struct key *k)
+static int cursor_decode(const char *s, struct store_order_key *k)
 {
     size_t len = strlen(s);
     char plain[96];
@@ -737,65 +724,28 @@ static int cursor_decode(const char *s, struct key *k)
     long long a, b, c;
     int n = 0;
     if (sscanf(plain, "1.%lld.%lld.%lld%n", &a, &b, &c, &n) != 3 || plain[n]) return -1;
-    *k = (struct key){a, b, c};
+    *k = (struct store_order_key){a, b, c};
     return 0;
 }
 
+/* A page being built: the store hands out limit + 1 rows, the last only
+ * to tell that there are more. */
 struct page {
-    int64_t from, to; /* created_at in [from, to); to 0 = no bound */
-    int has_cursor;
-    struct key after;
     int limit;
     json_t *arr;
     int more;
-    struct key last;
-    const char *q;   /* text: part of the order number or id; NULL = any */
-    int newest;      /* newest first: every match is kept in keys/arr, cut after */
-    struct key *keys;
-    size_t nkeys, cap;
+    struct store_order_key last;
 };
-
-/* 1 when order o matches the text filter (part of its number or id). */
-static int text_match(const struct store_order *o, const char *q)
-{
-    if (!q || !*q) return 1;
-    char id[32];
-    snprintf(id, sizeof id, "%lld", (long long)o->order_id);
-    return strstr(id, q) || (o->number && strcasestr(o->number, q));
-}
 
 static void page_row(void *arg, const struct store_order *o)
 {
     struct page *p = arg;
-    struct key k = {o->created_at, o->order_id, o->conn_id};
-    if (o->created_at < p->from || (p->to && o->created_at >= p->to)) return;
-    if (!text_match(o, p->q)) return;
-    if (p->newest) {
-        /* Rows come oldest first: keep those before the cursor; the last
-         * `limit` of them, reversed, are the page. */
-        if (p->has_cursor && !key_after(&p->after, &k)) return;
-        if (p->nkeys == p->cap) {
-            p->cap = p->cap ? 2 * p->cap : 256;
-            p->keys = xrealloc(p->keys, p->cap * sizeof *p->keys);
-        }
-        p->keys[p->nkeys++] = k;
-        json_array_append_new(p->arr, order_json(o));
-        if ((int)json_array_size(p->arr) > p->limit) {
-            /* drop the oldest kept: it can no longer be on this page */
-            json_array_remove(p->arr, 0);
-            memmove(p->keys, p->keys + 1, (p->nkeys - 1) * sizeof *p->keys);
-            p->nkeys--;
-            p->more = 1;
-        }
-        return;
-    }
-    if (p->has_cursor && !key_after(&k, &p->after)) return;
     if ((int)json_array_size(p->arr) >= p->limit) {
         p->more = 1;
         return;
     }
     json_array_append_new(p->arr, order_json(o));
-    p->last = k;
+    p->last = (struct store_order_key){o->created_at, o->order_id, o->conn_id};
 }
 
 /* 1 when every query parameter of the request is one of params (NULL-
@@ -827,11 +777,9 @@ static void get_orders(struct ctx *x)
     static const char *const params[] = {"connection", "state", "from", "to", "limit",
                                          "cursor",     "q",     "order", NULL};
     if (!only_params(x, params)) return;
-    struct page p = {.limit = API_PAGE_DEFAULT};
-    int xfer = -1;
-    int64_t conn_id = 0;
+    struct store_order_query q = {.tenant = x->tenant, .xfer = -1, .limit = API_PAGE_DEFAULT};
     const char *v;
-    if ((v = httpd_req_arg(x->req, "state")) && (xfer = store_xfer_from_name(v)) < 0) {
+    if ((v = httpd_req_arg(x->req, "state")) && (q.xfer = store_xfer_from_name(v)) < 0) {
         send_error(x->resp, 400, TH_EINVAL, NULL,
                    "state must be not_transferred, transferring, transferred, failed or skipped, "
                    "not \"%.64s\"",
@@ -839,7 +787,7 @@ static void get_orders(struct ctx *x)
         return;
     }
     const char *tf[2] = {"from", "to"};
-    int64_t *tv[2] = {&p.from, &p.to};
+    int64_t *tv[2] = {&q.from, &q.to};
     for (int i = 0; i < 2; i++)
         if ((v = httpd_req_arg(x->req, tf[i])) && parse_time(v, tv[i])) {
             send_error(x->resp, 400, TH_EINVAL, NULL,
@@ -857,50 +805,41 @@ static void get_orders(struct ctx *x)
                    API_PAGE_MAX, v);
         return;
     } else if (v) {
-        p.limit = (int)lim;
+        q.limit = (int)lim;
     }
-    p.q = httpd_req_arg(x->req, "q");
+    q.text = httpd_req_arg(x->req, "q");
     if ((v = httpd_req_arg(x->req, "order"))) {
         if (strcmp(v, "newest") && strcmp(v, "oldest")) {
             send_error(x->resp, 400, TH_EINVAL, NULL,
                        "order must be oldest (the default) or newest, not \"%.64s\"", v);
             return;
         }
-        p.newest = strcmp(v, "newest") == 0;
+        q.newest = strcmp(v, "newest") == 0;
     }
     if ((v = httpd_req_arg(x->req, "cursor"))) {
-        if (cursor_decode(v, &p.after)) {
+        if (cursor_decode(v, &q.after)) {
             send_error(x->resp, 400, TH_EINVAL,
                        "pass next_cursor from the previous page unchanged, or leave cursor out "
                        "for the first page",
                        "cursor \"%.64s\" is not one this API gave out", v);
             return;
         }
-        p.has_cursor = 1;
+        q.has_after = 1;
     }
     if ((v = httpd_req_arg(x->req, "connection"))) {
         struct store_conn c = {0};
         if (conn_lookup(x, "connection", v, &c)) return;
-        conn_id = c.id;
+        q.conn_id = c.id;
         store_conn_release(&c);
     }
-    p.arr = json_array();
+    /* one row more than the page tells whether there are more */
+    struct page p = {.limit = q.limit, .arr = json_array()};
+    q.limit++;
     struct th_err err = {0};
-    if (store_order_list_in(x->a->store, x->tenant, conn_id, xfer, page_row, &p, &err) != 0) {
+    if (store_order_page(x->a->store, &q, page_row, &p, &err) != 0) {
         json_decref(p.arr);
-        free(p.keys);
         send_th_err(x->resp, &err);
         return;
-    }
-    if (p.newest) {
-        /* newest first; the cursor is the last (oldest) of the page */
-        json_t *rev = json_array();
-        for (size_t i = json_array_size(p.arr); i-- > 0;)
-            json_array_append(rev, json_array_get(p.arr, i));
-        json_decref(p.arr);
-        p.arr = rev;
-        if (p.nkeys) p.last = p.keys[0];
-        free(p.keys);
     }
     json_t *root = json_object();
     json_object_set_new(root, "orders", p.arr);

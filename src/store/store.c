@@ -756,7 +756,34 @@ int store_order_list_in(struct store *s, int64_t tenant, int64_t conn_id, int xf
                         struct th_err *err)
 {
     if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_order_list: no store or callback");
-    return s->ops->order_list(s, tenant < 0 ? 0 : tenant, conn_id, xfer, fn, arg, err);
+    struct store_order_query q = {
+        .tenant = tenant < 0 ? 0 : tenant, .conn_id = conn_id, .xfer = xfer, .from = INT64_MIN};
+    return s->ops->order_list(s, &q, fn, arg, err);
+}
+
+int store_order_page(struct store *s, const struct store_order_query *q,
+                     void (*fn)(void *arg, const struct store_order *o), void *arg,
+                     struct th_err *err)
+{
+    if (!s || !q || !fn) return th_err_set(err, TH_EINVAL, "store_order_page: no store, query or callback");
+    if (q->limit < 1 || q->limit > STORE_ORDER_PAGE_MAX)
+        return th_err_set(err, TH_EINVAL, "a page of %d orders: 1 to %d", q->limit,
+                          STORE_ORDER_PAGE_MAX);
+    struct store_order_query c = *q;
+    if (c.tenant < 0) c.tenant = 0;
+    return s->ops->order_list(s, &c, fn, arg, err);
+}
+
+void store_order_bounds(const struct store_order_query *q, int64_t *lo, int64_t *hi)
+{
+    *lo = q->from;
+    *hi = q->to ? q->to - 1 : INT64_MAX;
+    if (!q->has_after) return;
+    if (q->newest) {
+        if (q->after.created_at < *hi) *hi = q->after.created_at;
+    } else if (q->after.created_at > *lo) {
+        *lo = q->after.created_at;
+    }
 }
 
 static const char *const xfer_names[] = {"not_transferred", "transferring", "transferred",

@@ -382,6 +382,32 @@ int store_order_list(struct store *s, int64_t conn_id, int xfer,
 int store_order_list_in(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
                         void (*fn)(void *arg, const struct store_order *o), void *arg,
                         struct th_err *err) TH_MUST_CHECK;
+/* A page of orders, as GET /api/v1/orders and the dashboard ask for them:
+ * every filter runs in the query and the page starts at its key (keyset
+ * paging), so a page costs about the same at any depth of any store. */
+#define STORE_ORDER_PAGE_MAX 1000
+/* The listing's sort key: created_at, then order_id, then conn_id. */
+struct store_order_key {
+    int64_t created_at, order_id, conn_id;
+};
+struct store_order_query {
+    int64_t tenant;   /* 0: every tenant's connections */
+    int64_t conn_id;  /* 0: every connection */
+    int xfer;         /* < 0: any state */
+    int64_t from, to; /* created_at (unix s) in [from, to); to 0: no upper bound */
+    /* part of the order id or of its number, ASCII letters in any case
+     * (PostgreSQL folds other letters too); NULL or "": any order */
+    const char *text;
+    int newest;       /* newest first (the key descending); else oldest first */
+    int has_after;    /* only orders after `after` in the listing's direction */
+    struct store_order_key after;
+    int limit;        /* 1 to STORE_ORDER_PAGE_MAX orders */
+};
+/* Calls fn for each order of the page, in the listing's order (rules of
+ * store_order_list). TH_EINVAL for a limit out of range. */
+int store_order_page(struct store *s, const struct store_order_query *q,
+                     void (*fn)(void *arg, const struct store_order *o), void *arg,
+                     struct th_err *err) TH_MUST_CHECK;
 /* Lists an order's history, oldest first: fn gets each entry's time (unix
  * ms), what happened and its detail ("" when none), borrowed for the call;
  * fn may call the store. An order without history gives no calls and 0.

@@ -182,8 +182,9 @@ struct store_ops {
      * may call back into the store (the CLI's "retry failed" enqueues from
      * its callback). Either fails without calling fn, or calls it for every
      * row and returns 0. */
-    /* tenant != 0: only orders of that tenant's connections. */
-    int (*order_list)(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
+    /* The orders q selects, in its order (store_order_query); q->limit 0:
+     * no limit (store_order_list). */
+    int (*order_list)(struct store *s, const struct store_order_query *q,
                       void (*fn)(void *arg, const struct store_order *o), void *arg,
                       struct th_err *err);
     /* Optional (NULL: store_order_history returns TH_ECONFIG). Calls fn for
@@ -307,6 +308,11 @@ void store_clock_set(struct store *s, int64_t (*fn)(void *arg), void *arg);
  * call while other threads use s. */
 int store_test_max_pages(struct store *s, int64_t pages, int64_t *cap,
                          struct th_err *err) TH_MUST_CHECK;
+
+/* The created_at range [*lo, *hi] (inclusive) of q's rows: its from/to and,
+ * past a cursor, the cursor's time, so the query reads the index from the
+ * page's first row on (the key comparison then settles equal times). */
+void store_order_bounds(const struct store_order_query *q, int64_t *lo, int64_t *hi);
 
 /* For a fenced order write that wrote nothing: rc is the backend's
  * job_missing() answer (TH_ECONFLICT: another worker holds the job;

@@ -1521,20 +1521,44 @@ static int pg_order_note(struct store *s, int64_t conn_id, int64_t order_id, con
     return 0;
 }
 
-static int pg_order_list(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
+/* Parameters as the SQLite backend's S_ORDER_LIST; $11 NULL: no limit. */
+#define ORDER_WHERE                                                                                \
+    " FROM orders WHERE ($1 = 0 OR conn_id = $1) AND ($2 < 0 OR xfer = $2) AND ($3::bigint = 0 "   \
+    "OR conn_id IN (SELECT id FROM connections WHERE tenant_id = $3::bigint)) AND created_at "     \
+    "BETWEEN $4::bigint AND $5::bigint AND ($6::text IS NULL OR strpos(order_id::text, $6::text) " \
+    "> 0 OR strpos(lower(COALESCE(number, '')), lower($6::text)) > 0) AND ($7::int = 0 OR "        \
+    "(created_at, order_id, conn_id) "
+static const char SQL_ORDER_LIST[] = "SELECT " ORDER_COLS ORDER_WHERE
+    "> ($8::bigint, $9::bigint, $10::bigint)) ORDER BY created_at, order_id, conn_id "
+    "LIMIT $11::bigint";
+static const char SQL_ORDER_LIST_DESC[] = "SELECT " ORDER_COLS ORDER_WHERE
+    "< ($8::bigint, $9::bigint, $10::bigint)) ORDER BY created_at DESC, order_id DESC, "
+    "conn_id DESC LIMIT $11::bigint";
+#undef ORDER_WHERE
+
+static int pg_order_list(struct store *s, const struct store_order_query *q,
                          void (*fn)(void *arg, const struct store_order *o), void *arg,
                          struct th_err *err)
 {
+    int64_t lo, hi;
+    store_order_bounds(q, &lo, &hi);
     struct pp p = {0};
-    p_i64(&p, conn_id);
-    p_i64(&p, xfer < 0 ? -1 : xfer);
-    p_i64(&p, tenant);
-    PGresult *r = one(pg_of(s),
-                      "SELECT " ORDER_COLS " FROM orders WHERE ($1 = 0 OR conn_id = $1) AND "
-                      "($2 < 0 OR xfer = $2) AND ($3::bigint = 0 OR conn_id IN (SELECT id FROM "
-                      "connections WHERE tenant_id = $3::bigint)) "
-                      "ORDER BY created_at, order_id, conn_id",
-                      &p, err, "list orders");
+    p_i64(&p, q->conn_id);
+    p_i64(&p, q->xfer < 0 ? -1 : q->xfer);
+    p_i64(&p, q->tenant);
+    p_i64(&p, lo);
+    p_i64(&p, hi);
+    p_str(&p, q->text && *q->text ? q->text : NULL);
+    p_i64(&p, q->has_after);
+    p_i64(&p, q->after.created_at);
+    p_i64(&p, q->after.order_id);
+    p_i64(&p, q->after.conn_id);
+    if (q->limit > 0)
+        p_i64(&p, q->limit);
+    else
+        p_str(&p, NULL);
+    PGresult *r = one(pg_of(s), q->newest ? SQL_ORDER_LIST_DESC : SQL_ORDER_LIST, &p, err,
+                      "list orders");
     if (!r) return code_of(err);
     int n = PQntuples(r);
     struct store_order *rows = xcalloc((size_t)n + 1, sizeof *rows);

@@ -394,6 +394,7 @@ enum stmt {
     S_ORDER_PUT_AS,
     S_ORDER_ADD,
     S_ORDER_LIST,
+    S_ORDER_LIST_DESC,
     S_NOTE,
     S_HISTORY,
     S_MAP_GET,
@@ -577,9 +578,20 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ORDER_ADD] = "INSERT INTO orders (" ORDER_COLS ") VALUES "
                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
                     "?17, ?18, ?19) ON CONFLICT (conn_id, order_id) DO NOTHING",
-    [S_ORDER_LIST] = "SELECT " ORDER_COLS " FROM orders WHERE (?1 = 0 OR conn_id = ?1) AND "
-                     "(?2 < 0 OR xfer = ?2) AND (?3 = 0 OR conn_id IN (SELECT id FROM "
-                     "connections WHERE tenant_id = ?3)) ORDER BY created_at, order_id, conn_id",
+    /* ?1 conn, ?2 xfer, ?3 tenant, ?4..?5 created_at range (store_order_bounds:
+     * the index orders_by_created is read from the page's start), ?6 text,
+     * ?7 past a key (?8, ?9, ?10), ?11 limit (-1: none). */
+#define ORDER_WHERE                                                                                \
+    " FROM orders WHERE (?1 = 0 OR conn_id = ?1) AND (?2 < 0 OR xfer = ?2) AND (?3 = 0 OR "        \
+    "conn_id IN (SELECT id FROM connections WHERE tenant_id = ?3)) AND created_at BETWEEN ?4 AND " \
+    "?5 AND (?6 IS NULL OR instr(CAST(order_id AS TEXT), ?6) > 0 OR "                            \
+    "instr(lower(COALESCE(number, '')), lower(?6)) > 0) AND (?7 = 0 OR (created_at, order_id, "   \
+    "conn_id) "
+    [S_ORDER_LIST] = "SELECT " ORDER_COLS ORDER_WHERE "> (?8, ?9, ?10)) "
+                     "ORDER BY created_at, order_id, conn_id LIMIT ?11",
+    [S_ORDER_LIST_DESC] = "SELECT " ORDER_COLS ORDER_WHERE "< (?8, ?9, ?10)) "
+                          "ORDER BY created_at DESC, order_id DESC, conn_id DESC LIMIT ?11",
+#undef ORDER_WHERE
     [S_NOTE] = "INSERT INTO order_history (conn_id, order_id, ts_ms, what, detail) "
                "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_HISTORY] = "SELECT ts_ms, what, detail FROM order_history WHERE conn_id = ?1 AND "
@@ -1944,22 +1956,31 @@ static int sq_order_note(struct store *s, int64_t conn_id, int64_t order_id, con
 
 /*
  * Lists copy the rows out under db_mu and call fn after releasing it, so fn
- * may call the store (see store_ops.order_list).
- * XXX the whole result is held in memory; fine for the CLI's listings of a
- * few thousand orders, but a paged API (issue 7) should add LIMIT/OFFSET.
+ * may call the store (see store_ops.order_list). A whole listing (the CLI's,
+ * the report's) is held in memory; the API asks for pages.
  */
-static int sq_order_list(struct store *s, int64_t tenant, int64_t conn_id, int xfer,
+static int sq_order_list(struct store *s, const struct store_order_query *oq,
                          void (*fn)(void *arg, const struct store_order *o), void *arg,
                          struct th_err *err)
 {
     struct sq *q = sq_of(s);
     struct store_order *rows = NULL;
     size_t n = 0, cap = 0;
+    int64_t lo, hi;
+    store_order_bounds(oq, &lo, &hi);
     pthread_mutex_lock(&q->db_mu);
-    sqlite3_stmt *st = q->st[S_ORDER_LIST];
-    sqlite3_bind_int64(st, 1, conn_id);
-    sqlite3_bind_int(st, 2, xfer < 0 ? -1 : xfer);
-    sqlite3_bind_int64(st, 3, tenant);
+    sqlite3_stmt *st = q->st[oq->newest ? S_ORDER_LIST_DESC : S_ORDER_LIST];
+    sqlite3_bind_int64(st, 1, oq->conn_id);
+    sqlite3_bind_int(st, 2, oq->xfer < 0 ? -1 : oq->xfer);
+    sqlite3_bind_int64(st, 3, oq->tenant);
+    sqlite3_bind_int64(st, 4, lo);
+    sqlite3_bind_int64(st, 5, hi);
+    bind_str(st, 6, oq->text && *oq->text ? oq->text : NULL);
+    sqlite3_bind_int(st, 7, oq->has_after);
+    sqlite3_bind_int64(st, 8, oq->after.created_at);
+    sqlite3_bind_int64(st, 9, oq->after.order_id);
+    sqlite3_bind_int64(st, 10, oq->after.conn_id);
+    sqlite3_bind_int64(st, 11, oq->limit > 0 ? oq->limit : -1);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {

@@ -2225,6 +2225,144 @@ static void test_job_fenced_by_lease(void **state)
     assert_int_equal(job_count(f), 0);
 }
 
+/* Keyset pages (store_order_page) give exactly the orders the whole listing
+ * gives, filtered the same way, in the same order (oldest or newest first),
+ * with no order twice or missing across pages, for every page size; ties in
+ * created_at are common (a pull stores many orders of one second). */
+struct pg_rows {
+    struct store_order_key k[256];
+    int n;
+};
+
+static void pg_collect(void *arg, const struct store_order *o)
+{
+    struct pg_rows *r = arg;
+    if (r->n < 256) r->k[r->n] = (struct store_order_key){o->created_at, o->order_id, o->conn_id};
+    r->n++;
+}
+
+struct pg_filter {
+    const struct store_order_query *q;
+    struct pg_rows *want;
+    int64_t tenant_conns[4];
+};
+
+static void pg_filter_row(void *arg, const struct store_order *o)
+{
+    struct pg_filter *f = arg;
+    const struct store_order_query *q = f->q;
+    if (q->conn_id && o->conn_id != q->conn_id) return;
+    if (q->xfer >= 0 && (int)o->xfer != q->xfer) return;
+    if (o->created_at < q->from || (q->to && o->created_at >= q->to)) return;
+    if (q->tenant) {
+        int in = 0;
+        for (int i = 0; i < 4; i++) in |= f->tenant_conns[i] == o->conn_id;
+        if (!in) return;
+    }
+    if (q->text && *q->text) {
+        char id[32];
+        snprintf(id, sizeof id, "%lld", (long long)o->order_id);
+        if (!strstr(id, q->text) && !(o->number && strcasestr(o->number, q->text))) return;
+    }
+    pg_collect(f->want, o);
+}
+
+static void check_pages(struct fx *f, struct store_order_query q, int64_t tenant_conn)
+{
+    struct th_err err = {0};
+    struct pg_rows want = {0};
+    struct pg_filter pf = {.q = &q, .want = &want, .tenant_conns = {tenant_conn}};
+    must(store_order_list(f->s, 0, -1, pg_filter_row, &pf, &err), &err);
+    if (q.newest)
+        for (int i = 0; i < want.n / 2; i++) {
+            struct store_order_key t = want.k[i];
+            want.k[i] = want.k[want.n - 1 - i];
+            want.k[want.n - 1 - i] = t;
+        }
+    static const int sizes[] = {1, 7, 1000};
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        struct pg_rows got = {0};
+        q.has_after = 0;
+        q.limit = sizes[z];
+        for (int pages = 0; pages < 300; pages++) {
+            struct pg_rows page = {0};
+            must(store_order_page(f->s, &q, pg_collect, &page, &err), &err);
+            assert_true(page.n <= q.limit);
+            if (got.n + page.n > want.n)
+                fail_msg("limit %d, newest %d: pages give more than the listing's %d orders",
+                         q.limit, q.newest, want.n);
+            for (int i = 0; i < page.n; i++) got.k[got.n++] = page.k[i];
+            if (page.n < q.limit) break;
+            q.has_after = 1;
+            q.after = page.k[page.n - 1];
+        }
+        if (got.n != want.n)
+            fail_msg("limit %d, text %s, newest %d: %d orders in pages, %d in the listing",
+                     q.limit, q.text ? q.text : "-", q.newest, got.n, want.n);
+        for (int i = 0; i < want.n; i++)
+            if (memcmp(&got.k[i], &want.k[i], sizeof want.k[i]))
+                fail_msg("limit %d, newest %d: row %d is order %lld, the listing has %lld",
+                         q.limit, q.newest, i, (long long)got.k[i].order_id,
+                         (long long)want.k[i].order_id);
+    }
+}
+
+static void test_order_pages(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int64_t acme = 0;
+    must(store_tenant_add(f->s, "acme", &acme, &err), &err);
+    struct store_conn other;
+    conn_fill(&other, 9091);
+    other.tenant_id = acme;
+    must(store_conn_put(f->s, &other, &err), &err);
+    /* 90 orders on two connections, five to a second, numbers in both cases */
+    for (int i = 0; i < 90; i++) {
+        int64_t conn = i % 3 == 0 ? other.id : f->conn.id;
+        struct store_order o = order_make(conn, 1000 + (i * 37) % 90, 1700000000 + i / 5,
+                                          (enum store_xfer)(i % 4));
+        free(o.number);
+        o.number = xasprintf(i % 2 ? "Ab-%d" : "aB-%d", 500 + i);
+        must(store_order_put(f->s, &o, &err), &err);
+        store_order_release(&o);
+    }
+    /* an order without a creation date (its data never fetched) */
+    struct store_order undated = order_make(f->conn.id, 7, 0, STORE_XFER_NOT_TRANSFERRED);
+    undated.created_at = 0;
+    must(store_order_put(f->s, &undated, &err), &err);
+    store_order_release(&undated);
+
+    for (int newest = 0; newest < 2; newest++) {
+        check_pages(f, (struct store_order_query){.xfer = -1, .newest = newest}, 0);
+        check_pages(f, (struct store_order_query){.xfer = 2, .newest = newest}, 0);
+        check_pages(f, (struct store_order_query){.xfer = -1, .conn_id = other.id,
+                                                  .newest = newest}, 0);
+        check_pages(f, (struct store_order_query){.xfer = -1, .tenant = acme, .newest = newest},
+                    other.id);
+        check_pages(f, (struct store_order_query){.xfer = -1, .text = "ab-5", .newest = newest},
+                    0);
+        check_pages(f, (struct store_order_query){.xfer = -1, .text = "104", .newest = newest},
+                    0);
+        check_pages(f, (struct store_order_query){.xfer = -1, .text = "%", .newest = newest}, 0);
+        check_pages(f, (struct store_order_query){.xfer = -1, .from = 1700000003,
+                                                  .to = 1700000011, .newest = newest}, 0);
+        check_pages(f, (struct store_order_query){.xfer = 1, .from = 1700000002, .text = "B-5",
+                                                  .conn_id = f->conn.id, .newest = newest}, 0);
+    }
+    /* the first page of everything, newest first, starts at the last second */
+    struct pg_rows page = {0};
+    must(store_order_page(f->s, &(struct store_order_query){.xfer = -1, .newest = 1, .limit = 3},
+                          pg_collect, &page, &err),
+         &err);
+    assert_int_equal(page.n, 3);
+    assert_int_equal(page.k[0].created_at, 1700000017);
+    assert_int_equal(store_order_page(f->s, &(struct store_order_query){.xfer = -1, .limit = 0},
+                                      pg_collect, &page, &err),
+                     TH_EINVAL);
+    store_conn_release(&other);
+}
+
 /* The order's row is fenced by the job's lease like the job itself: the
  * worker that stalled past its lease writes nothing once another took the
  * job over or finished it, and its error says so (the case helper-21 saw:
@@ -2829,6 +2967,7 @@ int main(int argc, char **argv)
         T(test_claim_two_handles),
         T(test_job_fenced_by_lease),
         T(test_order_put_fenced_by_lease),
+        T(test_order_pages),
         T(test_claim_limited),
         T(test_claim_limited_race),
         T(test_account_budget),
