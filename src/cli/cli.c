@@ -1712,6 +1712,80 @@ static int cmd_user_add(const struct args *a)
     return CLI_OK;
 }
 
+struct user_rows {
+    struct store *s;
+    json_t *arr; /* --json */
+    int n;
+};
+
+static void user_row(void *arg, const char *name, int64_t tenant, int64_t set_ms)
+{
+    struct user_rows *r = arg;
+    struct store_tenant t = {0};
+    struct th_err err;
+    if (store_tenant_get(r->s, tenant, &t, &err) != 0) snprintf(t.name, sizeof t.name, "?");
+    char when[32] = "";
+    time_t sec = (time_t)(set_ms / 1000);
+    struct tm tm;
+    if (set_ms > 0 && gmtime_r(&sec, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    r->n++;
+    if (r->arr)
+        json_array_append_new(r->arr, json_pack("{s:s,s:s,s:s?}", "name", name, "tenant", t.name,
+                                                "password_set_at", when[0] ? when : NULL));
+    else
+        printf("%-32s %-24s %s\n", name, t.name, when[0] ? when : "-");
+}
+
+/* tarheel user list [--tenant NAME] [--json] */
+static int cmd_user_list(const struct args *a)
+{
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    int64_t tenant = 0;
+    int rc = tenant_opt(a, s, &tenant);
+    if (rc) {
+        store_close(s);
+        return rc;
+    }
+    struct user_rows r = {.s = s, .arr = flag(a, "json") ? json_array() : NULL};
+    if (!r.arr) printf("%-32s %-24s %s\n", "NAME", "TENANT", "PASSWORD SET");
+    struct th_err err;
+    rc = store_user_list(s, tenant, user_row, &r, &err);
+    store_close(s);
+    if (rc) {
+        json_decref(r.arr);
+        return fail(&err);
+    }
+    if (r.arr) return print_json(json_pack("{s:o}", "users", r.arr));
+    if (r.n == 0) printf("(no dashboard users: `tarheel user add NAME` makes one)\n");
+    return CLI_OK;
+}
+
+/* tarheel user remove NAME: the login is gone and its sessions end at
+ * their next request (api.c reads the user for every request). */
+static int cmd_user_remove(const struct args *a)
+{
+    if (a->npos != 1) {
+        fprintf(stderr, "tarheel: name one user: tarheel user remove NAME\n");
+        return CLI_USAGE;
+    }
+    struct store *s = open_store(a);
+    if (!s) return CLI_FAIL;
+    struct th_err err;
+    int rc = store_user_delete(s, a->pos[0], &err);
+    store_close(s);
+    if (rc == TH_ENOTFOUND) {
+        fprintf(stderr, "tarheel: %s\n  what to do: `tarheel user list` shows the users\n",
+                err.msg);
+        return cli_exit_code(rc);
+    }
+    if (rc) return fail(&err);
+    printf("user %s removed: it can no longer log in, and its open dashboard sessions end at "
+           "their next request\n",
+           a->pos[0]);
+    return CLI_OK;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Tenants and their API tokens                                             */
 
@@ -2174,11 +2248,22 @@ static const struct command {
      "twice, without echo, on a terminal), never from the command line; it is stored as an "
      "scrypt hash (N=2^15, r=8, p=1). The user sees only its tenant's stores: a new user "
      "without --tenant belongs to the default tenant; a new password keeps the user's tenant "
-     "unless --tenant moves it.",
+     "unless --tenant moves it, and ends the user's dashboard sessions begun under the old "
+     "one.",
      L("--tenant NAME\tthe tenant whose stores the user sees (`tarheel tenant add`)",
        "--password-file FILE\tread the password from the file's first line"),
      L("tarheel user add admin\tasks for the password",
        "printf '%s\\n' \"$PASSWORD\" | tarheel user add sara@shop.sa\tfrom a script")},
+    {"user", "list", cmd_user_list, "[--tenant NAME] [--json]",
+     "the dashboard users: name, tenant, when the password was set (never the password)", NULL,
+     L("--tenant NAME\tonly that tenant's users",
+       "--json\t{\"users\":[{\"name\",\"tenant\",\"password_set_at\"}]}"),
+     L("tarheel user list\t", "tarheel user list --tenant acme --json\t")},
+    {"user", "remove", cmd_user_remove, "NAME", "remove a dashboard login; its sessions end at once",
+     "The user can no longer log in, and every dashboard session of the user ends at its next "
+     "request, also in a `tarheel serve` already running. Setting a new password with `tarheel "
+     "user add NAME` likewise ends the sessions that began under the old one.",
+     L("NAME\tthe user's login name"), L("tarheel user remove sara@shop.sa\t")},
     {"tenant", "add", cmd_tenant_add, "NAME",
      "add a tenant: a set of stores with their own dashboard users and API tokens",
      "A tenant's users and tokens see and change only the tenant's stores and orders in the "

@@ -371,6 +371,7 @@ struct ctx {
     char segbuf[1024];
     char user[SESSION_USER_MAX]; /* the dashboard user; "" for a bearer token */
     char csrf[SESSION_TOKEN_LEN];
+    char stamp[SESSION_TOKEN_LEN]; /* the session's: a digest of the password hash at login */
     /* Whose data this request may see and change: the tenant of the
      * dashboard user or of the stored API token; 0 for an operator token
      * (--api-token-file, $TARHEEL_API_TOKEN: every tenant). Set once by
@@ -1674,6 +1675,8 @@ static void post_login(struct api *a, const struct httpd_req *req, struct httpd_
                                       "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=") &&
              hash;
     }
+    char stamp[SESSION_TOKEN_LEN] = "";
+    if (ok) sessions_stamp(hash, stamp);
     free(hash);
     if (!ok) {
         sessions_login_failed(a->sessions, peer_key, now);
@@ -1688,7 +1691,7 @@ static void post_login(struct api *a, const struct httpd_req *req, struct httpd_
     sessions_login_ok(a->sessions, peer_key);
     sessions_login_ok(a->sessions, user_key);
     char id[SESSION_TOKEN_LEN], csrf[SESSION_TOKEN_LEN];
-    sessions_start(a->sessions, user, now, id, csrf);
+    sessions_start_as(a->sessions, user, stamp, now, id, csrf);
     log_info("api_login", "user=%s peer=%s", user, httpd_req_peer(req));
     struct store_tenant tn = {0};
     if (store_tenant_get(a->store, tenant, &tn, &err) != 0) snprintf(tn.name, sizeof tn.name, "?");
@@ -1886,7 +1889,8 @@ static int authorized(struct api *a, const struct httpd_req *req, struct httpd_r
  * echoes its CSRF token; else answers 401 / 403 and returns 0. */
 static int session_ok(struct ctx *x, const char *id)
 {
-    if (!sessions_check(x->a->sessions, id, (int64_t)time(NULL), x->user, x->csrf)) {
+    if (!sessions_check_as(x->a->sessions, id, (int64_t)time(NULL), x->user, x->csrf,
+                           x->stamp)) {
         send_error(x->resp, 401, TH_EAUTH, NO_SESSION_REMEDY,
                    "the session has ended (logged out, idle too long or tarheel restarted)");
         httpd_resp_header(x->resp, "Set-Cookie",
@@ -1927,14 +1931,25 @@ void api_handle(struct api *a, const struct httpd_req *req, struct httpd_resp *r
         int ok = session_ok(&x, sid);
         OPENSSL_cleanse(sid, sizeof sid);
         if (!ok) return;
-        /* The user's tenant, read for every request: moving a user (`tarheel
-         * user add NAME --tenant T`) takes effect at once. */
+        /* The user, read for every request: moving a user (`tarheel user
+         * add NAME --tenant T`), removing one (`tarheel user remove`) or
+         * setting a new password (which ends the sessions started under the
+         * old one, e.g. on a device that was lost) takes effect at once,
+         * also when done from another process. */
         char *hash = NULL;
         struct th_err uerr = {0};
         int rc = store_user_get_in(a->store, x.user, &hash, &x.tenant, &uerr);
+        char now_stamp[SESSION_TOKEN_LEN] = "";
+        if (!rc) sessions_stamp(hash, now_stamp);
         free(hash);
-        if (rc == TH_ENOTFOUND) {
-            send_error(resp, 401, TH_EAUTH, NO_SESSION_REMEDY, "this session's user is gone");
+        if (rc == TH_ENOTFOUND || (!rc && strcmp(now_stamp, x.stamp) != 0)) {
+            if (session_cookie(req, sid) == 0) sessions_end(a->sessions, sid);
+            OPENSSL_cleanse(sid, sizeof sid);
+            send_error(resp, 401, TH_EAUTH, NO_SESSION_REMEDY,
+                       rc ? "this session's user is gone"
+                          : "this user's password was changed since this session began");
+            httpd_resp_header(resp, "Set-Cookie",
+                              COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
             return;
         }
         if (rc) {

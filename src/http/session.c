@@ -24,6 +24,7 @@ struct slot {
     unsigned char digest[DIGEST_LEN];
     char user[SESSION_USER_MAX];
     char csrf[SESSION_TOKEN_LEN];
+    char stamp[SESSION_TOKEN_LEN];
     int64_t started, seen;
 };
 
@@ -75,8 +76,22 @@ static int expired(const struct slot *s, int64_t now)
     return now - s->seen >= SESSION_IDLE_S || now - s->started >= SESSION_MAX_S || now < s->started;
 }
 
+void sessions_stamp(const char *text, char out[SESSION_TOKEN_LEN])
+{
+    unsigned char d[DIGEST_LEN];
+    digest(text, d);
+    for (size_t i = 0; i < DIGEST_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
 void sessions_start(struct sessions *t, const char *user, int64_t now,
                     char id[SESSION_TOKEN_LEN], char csrf[SESSION_TOKEN_LEN])
+{
+    sessions_start_as(t, user, NULL, now, id, csrf);
+}
+
+void sessions_start_as(struct sessions *t, const char *user, const char *stamp, int64_t now,
+                       char id[SESSION_TOKEN_LEN], char csrf[SESSION_TOKEN_LEN])
 {
     random_hex(id);
     random_hex(csrf);
@@ -95,6 +110,7 @@ void sessions_start(struct sessions *t, const char *user, int64_t now,
     digest(id, pick->digest);
     snprintf(pick->user, sizeof pick->user, "%s", user);
     snprintf(pick->csrf, sizeof pick->csrf, "%s", csrf);
+    snprintf(pick->stamp, sizeof pick->stamp, "%s", stamp ? stamp : "");
     pick->started = pick->seen = now;
     pthread_mutex_unlock(&t->mu);
 }
@@ -111,6 +127,13 @@ static struct slot *find(struct sessions *t, const unsigned char d[DIGEST_LEN])
 int sessions_check(struct sessions *t, const char *id, int64_t now, char user[SESSION_USER_MAX],
                    char csrf[SESSION_TOKEN_LEN])
 {
+    return sessions_check_as(t, id, now, user, csrf, NULL);
+}
+
+int sessions_check_as(struct sessions *t, const char *id, int64_t now,
+                      char user[SESSION_USER_MAX], char csrf[SESSION_TOKEN_LEN],
+                      char stamp[SESSION_TOKEN_LEN])
+{
     if (!id || strlen(id) != SESSION_TOKEN_LEN - 1) return 0;
     unsigned char d[DIGEST_LEN];
     digest(id, d);
@@ -123,6 +146,7 @@ int sessions_check(struct sessions *t, const char *id, int64_t now, char user[SE
         s->seen = now;
         if (user) snprintf(user, SESSION_USER_MAX, "%s", s->user);
         if (csrf) snprintf(csrf, SESSION_TOKEN_LEN, "%s", s->csrf);
+        if (stamp) snprintf(stamp, SESSION_TOKEN_LEN, "%s", s->stamp);
         ok = 1;
     }
     pthread_mutex_unlock(&t->mu);

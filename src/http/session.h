@@ -48,11 +48,25 @@ void sessions_free(struct sessions *t);
 void sessions_start(struct sessions *t, const char *user, int64_t now,
                     char id[SESSION_TOKEN_LEN], char csrf[SESSION_TOKEN_LEN]);
 
+/* The same, with a stamp kept for the session (up to SESSION_TOKEN_LEN - 1
+ * characters; NULL or "": none): api.c stamps a session with a digest of
+ * the user's password hash (sessions_stamp), so a new password ends the
+ * sessions started under the old one. */
+void sessions_start_as(struct sessions *t, const char *user, const char *stamp, int64_t now,
+                       char id[SESSION_TOKEN_LEN], char csrf[SESSION_TOKEN_LEN]);
+
+/* The stamp of a credential: the hex SHA-256 of text. */
+void sessions_stamp(const char *text, char out[SESSION_TOKEN_LEN]);
+
 /* 1 when id names a live session (then its idle time restarts, and user
  * and csrf, each may be NULL, are filled); 0 when unknown or expired (an
  * expired session is removed). */
 int sessions_check(struct sessions *t, const char *id, int64_t now, char user[SESSION_USER_MAX],
                    char csrf[SESSION_TOKEN_LEN]);
+/* The same, also filling stamp (may be NULL) with the session's stamp. */
+int sessions_check_as(struct sessions *t, const char *id, int64_t now,
+                      char user[SESSION_USER_MAX], char csrf[SESSION_TOKEN_LEN],
+                      char stamp[SESSION_TOKEN_LEN]);
 
 /* Ends the session id names (logout). Unknown ids are ignored. */
 void sessions_end(struct sessions *t, const char *id);

@@ -982,6 +982,22 @@ int store_user_count(struct store *s, int64_t *n, struct th_err *err)
     return s->ops->user_count(s, n, err);
 }
 
+int store_user_list(struct store *s, int64_t tenant,
+                    void (*fn)(void *arg, const char *name, int64_t tenant, int64_t set_ms),
+                    void *arg, struct th_err *err)
+{
+    if (!s || !fn) return th_err_set(err, TH_EINVAL, "store_user_list: no store or callback");
+    if (!s->ops->user_list) return th_err_set(err, TH_ECONFIG, "this store keeps no users");
+    return s->ops->user_list(s, tenant < 0 ? 0 : tenant, fn, arg, err);
+}
+
+int store_user_delete(struct store *s, const char *name, struct th_err *err)
+{
+    if (!s || !name) return th_err_set(err, TH_EINVAL, "store_user_delete: no store or name");
+    if (!s->ops->user_delete) return th_err_set(err, TH_ECONFIG, "this store keeps no users");
+    return s->ops->user_delete(s, name, err);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Tenants and their API tokens */
 

@@ -600,6 +600,15 @@ int store_user_put_in(struct store *s, const char *name, const char *hash, int64
                       struct th_err *err) TH_MUST_CHECK;
 int store_user_get_in(struct store *s, const char *name, char **hash, int64_t *tenant,
                       struct th_err *err) TH_MUST_CHECK;
+/* Calls fn for each dashboard user of tenant (0: every tenant's) by name,
+ * with its tenant and when its password was last set (unix ms); never the
+ * hash. */
+int store_user_list(struct store *s, int64_t tenant,
+                    void (*fn)(void *arg, const char *name, int64_t tenant, int64_t set_ms),
+                    void *arg, struct th_err *err) TH_MUST_CHECK;
+/* Removes a dashboard user (its sessions end at their next request).
+ * TH_ENOTFOUND when there is none of that name. */
+int store_user_delete(struct store *s, const char *name, struct th_err *err) TH_MUST_CHECK;
 
 /* ---- tenants ---- */
 /*

@@ -237,6 +237,12 @@ struct store_ops {
     int (*user_get)(struct store *s, const char *name, char **hash, int64_t *tenant,
                     struct th_err *err);
     int (*user_count)(struct store *s, int64_t *n, struct th_err *err);
+    /* Users of tenant (0: all) ordered by name, fn called with no lock held
+     * (it may call the store); user_delete: TH_ENOTFOUND when absent. */
+    int (*user_list)(struct store *s, int64_t tenant,
+                     void (*fn)(void *arg, const char *name, int64_t tenant, int64_t set_ms),
+                     void *arg, struct th_err *err);
+    int (*user_delete)(struct store *s, const char *name, struct th_err *err);
 
     /* Tenants and their API tokens (store.h). store.c has checked names,
      * digests and labels, and that a token's tenant exists. tenant_get

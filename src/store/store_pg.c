@@ -1700,6 +1700,50 @@ static int pg_user_count(struct store *s, int64_t *n, struct th_err *err)
     return 0;
 }
 
+static int pg_user_list(struct store *s, int64_t tenant,
+                        void (*fn)(void *arg, const char *name, int64_t tenant, int64_t set_ms),
+                        void *arg, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, tenant);
+    PGresult *r = one(pg_of(s),
+                      "SELECT name, tenant_id, updated_at_ms FROM users WHERE $1::bigint = 0 OR "
+                      "tenant_id = $1::bigint ORDER BY name",
+                      &p, err, "list dashboard users");
+    if (!r) return code_of(err);
+    int n = PQntuples(r);
+    char **names = xcalloc((size_t)n + 1, sizeof *names);
+    int64_t *t = xcalloc((size_t)n + 1, sizeof *t), *ms = xcalloc((size_t)n + 1, sizeof *ms);
+    for (int i = 0; i < n; i++) {
+        names[i] = col_str(r, i, 0);
+        t[i] = col_i64(r, i, 1);
+        ms[i] = col_i64(r, i, 2);
+    }
+    PQclear(r);
+    for (int i = 0; i < n; i++) {
+        fn(arg, names[i], t[i], ms[i]);
+        free(names[i]);
+    }
+    free(names);
+    free(t);
+    free(ms);
+    return 0;
+}
+
+static int pg_user_delete(struct store *s, const char *name, struct th_err *err)
+{
+    struct pp p = {0};
+    p_str(&p, name);
+    char op[128];
+    snprintf(op, sizeof op, "remove dashboard user '%.64s'", name);
+    PGresult *r = one(pg_of(s), "DELETE FROM users WHERE name = $1", &p, err, op);
+    if (!r) return code_of(err);
+    int64_t n = affected(r);
+    PQclear(r);
+    if (n == 0) return th_err_set(err, TH_ENOTFOUND, "no dashboard user '%s'", name);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Tenants and their API tokens (SQL as store_sqlite.c's) */
 
@@ -2439,6 +2483,8 @@ const struct store_ops store_pg_ops = {
     .user_put = pg_user_put,
     .user_get = pg_user_get,
     .user_count = pg_user_count,
+    .user_list = pg_user_list,
+    .user_delete = pg_user_delete,
     .tenant_add = pg_tenant_add,
     .tenant_get = pg_tenant_get,
     .tenant_list = pg_tenant_list,

@@ -402,6 +402,8 @@ enum stmt {
     S_USER_PUT,
     S_USER_GET,
     S_USER_COUNT,
+    S_USER_LIST,
+    S_USER_DELETE,
     S_TENANT_ADD,
     S_TENANT_GET,
     S_TENANT_LIST,
@@ -614,6 +616,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_TOKEN_REVOKE] = "DELETE FROM api_tokens WHERE id = ?1",
     [S_TOKEN_COUNT] = "SELECT COUNT(*) FROM api_tokens",
     [S_USER_COUNT] = "SELECT COUNT(*) FROM users",
+    [S_USER_LIST] = "SELECT name, tenant_id, updated_at_ms FROM users WHERE ?1 = 0 OR "
+                    "tenant_id = ?1 ORDER BY name",
+    [S_USER_DELETE] = "DELETE FROM users WHERE name = ?1",
     [S_MAP_GET] = "SELECT qoyod_id FROM mappings WHERE conn_id = ?1 AND kind = ?2 AND key = ?3",
     [S_MAP_PUT] = "INSERT INTO mappings (conn_id, kind, key, qoyod_id, updated_at_ms) "
                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conn_id, kind, key) DO UPDATE SET "
@@ -2316,6 +2321,56 @@ static int sq_user_count(struct store *s, int64_t *n, struct th_err *err)
     return code;
 }
 
+struct user_row {
+    char *name;
+    int64_t tenant, set_ms;
+};
+
+static int sq_user_list(struct store *s, int64_t tenant,
+                        void (*fn)(void *arg, const char *name, int64_t tenant, int64_t set_ms),
+                        void *arg, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    struct user_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_USER_LIST];
+    sqlite3_bind_int64(st, 1, tenant);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = xrealloc(rows, cap * sizeof *rows);
+        }
+        rows[n++] = (struct user_row){xstrdup((const char *)sqlite3_column_text(st, 0)),
+                                      sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)};
+    }
+    int code = rc == SQLITE_DONE ? 0 : fail(q, rc, err, "list dashboard users");
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!code) fn(arg, rows[i].name, rows[i].tenant, rows[i].set_ms);
+        free(rows[i].name);
+    }
+    free(rows);
+    return code;
+}
+
+static int sq_user_delete(struct store *s, const char *name, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_USER_DELETE];
+    bind_str(st, 1, name);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "remove dashboard user '%s'", name) : 0;
+    if (!code && sqlite3_changes(q->db) == 0)
+        code = th_err_set(err, TH_ENOTFOUND, "no dashboard user '%s'", name);
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Tenants and their API tokens */
 
@@ -2843,6 +2898,8 @@ const struct store_ops store_sqlite_ops = {
     .user_put = sq_user_put,
     .user_get = sq_user_get,
     .user_count = sq_user_count,
+    .user_list = sq_user_list,
+    .user_delete = sq_user_delete,
     .tenant_add = sq_tenant_add,
     .tenant_get = sq_tenant_get,
     .tenant_list = sq_tenant_list,

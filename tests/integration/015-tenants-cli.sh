@@ -87,8 +87,25 @@ grep -q "moving salla store 222 from tenant beta to tenant acme" "$tmp/move.out"
 curl -sf -b "$tmp/jar" "$API/connections" >"$tmp/sara2.json" || fail "sara GET connections after the move"
 jq -e '[.connections[].store_id] == [111, 222]' "$tmp/sara2.json" >/dev/null || fail "after the move: $(cat "$tmp/sara2.json")"
 
+# the operator lists the users and removes sara while serve runs: her
+# session ends at its next request, and she can no longer log in
+th user list --tenant acme --json >"$tmp/users.json" || fail "user list"
+jq -e '[.users[] | .name + "/" + .tenant] == ["sara/acme"]' "$tmp/users.json" >/dev/null ||
+  fail "user list --tenant acme: $(cat "$tmp/users.json")"
+th user remove sara >"$tmp/remove.out" 2>&1 || fail "user remove: $(cat "$tmp/remove.out")"
+st=$(curl -s -o "$tmp/gone.json" -w '%{http_code}' -b "$tmp/jar" "$API/connections")
+[ "$st" = 401 ] || fail "removed user's session: $st $(cat "$tmp/gone.json")"
+st=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' "$API/login" \
+  -d '{"user":"sara","password":"sara-password-123"}')
+[ "$st" = 401 ] || fail "removed user logs in: $st"
+set +e
+th user remove sara >"$tmp/remove2.out" 2>&1
+rc=$?
+set -e
+[ "$rc" = 3 ] && grep -q "user list" "$tmp/remove2.out" || fail "removing her twice: $rc $(cat "$tmp/remove2.out")"
+
 # the tokens are nowhere tarheel wrote but the files the test made of them
 for t in "$A" "$B"; do
   if grep -rlaF "$t" "$tmp" --exclude='tokens-*' >/dev/null; then fail "a token is in $(grep -rlaF "$t" "$tmp" --exclude='tokens-*')"; fi
 done
-echo "ok: 2 tenants, isolation by token and session, revoke at once, move by the operator"
+echo "ok: 2 tenants, isolation by token and session, revoke at once, move by the operator, a user removed at once"

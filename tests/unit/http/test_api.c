@@ -1709,6 +1709,61 @@ static void test_session_login_csrf_logout(void **state)
     resp_release(&r);
 }
 
+/* A new password ends the sessions begun under the old one (a lost laptop:
+ * the admin sets a new password and the thief's session is over), and a
+ * removed user's sessions end; both at the next request, as the CLI that
+ * does it is another process. Other users' sessions go on. */
+static void test_session_ends_with_new_password_or_removal(void **state)
+{
+    struct fx *f = *state;
+    add_user(f, "admin");
+    add_user(f, "sara");
+    char lost[128], lost_csrf[128], other[128], other_csrf[128], sara[128], sara_csrf[128];
+    login(f, "admin", lost, lost_csrf);
+    login(f, "admin", other, other_csrf);
+    login(f, "sara", sara, sara_csrf);
+    struct resp r;
+    const char *h_lost[] = {lost, NULL}, *h_other[] = {other, NULL}, *h_sara[] = {sara, NULL};
+    call_hdrs(f, "GET", "/api/v1/connections", h_lost, NULL, &r);
+    want_status(&r, 200);
+    resp_release(&r);
+    /* the same password set again is a new hash (a new salt): sessions end */
+    add_user(f, "admin");
+    for (int i = 0; i < 2; i++) {
+        call_hdrs(f, "GET", "/api/v1/connections", i ? h_other : h_lost, NULL, &r);
+        want_error(&r, 401, "TH_EAUTH");
+        want_contains(&r, "error.message", "password was changed");
+        want_contains(&r, "error.remedy", "log in");
+        assert_non_null(strstr(r.set_cookie, "Max-Age=0"));
+        resp_release(&r);
+    }
+    /* ended for good, not only refused: still refused once more */
+    call_hdrs(f, "GET", "/api/v1/session", h_lost, NULL, &r);
+    want_error(&r, 401, "TH_EAUTH");
+    want_contains(&r, "error.message", "session has ended");
+    resp_release(&r);
+    /* a new login with the new password works */
+    char again[128], again_csrf[128];
+    login(f, "admin", again, again_csrf);
+    const char *h_again[] = {again, NULL};
+    call_hdrs(f, "GET", "/api/v1/connections", h_again, NULL, &r);
+    want_status(&r, 200);
+    resp_release(&r);
+    /* sara's session went on; removing sara ends it */
+    call_hdrs(f, "GET", "/api/v1/connections", h_sara, NULL, &r);
+    want_status(&r, 200);
+    resp_release(&r);
+    struct th_err err = {0};
+    must(store_user_delete(f->store, "sara", &err), &err);
+    call_hdrs(f, "GET", "/api/v1/connections", h_sara, NULL, &r);
+    want_error(&r, 401, "TH_EAUTH");
+    want_contains(&r, "error.message", "user is gone");
+    resp_release(&r);
+    call_hdrs(f, "GET", "/api/v1/connections", h_again, NULL, &r);
+    want_status(&r, 200);
+    resp_release(&r);
+}
+
 static void test_session_login_limit(void **state)
 {
     struct fx *f = *state;
@@ -1833,6 +1888,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openapi_matches_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_login_csrf_logout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_ends_with_new_password_or_removal, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_session_login_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qoyod_routes_refuse_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_routes_without_an_app, setup, teardown),

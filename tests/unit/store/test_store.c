@@ -1020,6 +1020,18 @@ static void test_mappings(void **state)
     assert_int_equal(store_map_get(f->s, f->conn.id, "product", NULL, &id, &err), TH_EINVAL);
 }
 
+/* "name/tenant " for each user, with "@ms" after the tenant for users whose
+ * password was set after the fixture's starting time (1 000 000 ms) */
+static void user_seen(void *arg, const char *name, int64_t tenant, int64_t set_ms)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+    if (set_ms > 1000000)
+        snprintf(out + len, 256 - len, "%s/%lld@%lld ", name, (long long)tenant, (long long)set_ms);
+    else
+        snprintf(out + len, 256 - len, "%s/%lld ", name, (long long)tenant);
+}
+
 static void test_users(void **state)
 {
     struct fx *f = *state;
@@ -1055,6 +1067,29 @@ static void test_users(void **state)
     must(store_user_get(f->s, "sara@shop.sa", &h, &err), &err);
     assert_string_equal(h, "$scrypt$two");
     free(h);
+
+    /* listed by name, per tenant, with when the password was set; removed */
+    int64_t acme = 0;
+    must(store_tenant_add(f->s, "acme", &acme, &err), &err);
+    f->now += 5000;
+    must(store_user_put_in(f->s, "bob", "$scrypt$four", acme, &err), &err);
+    char seen[256] = "";
+    must(store_user_list(f->s, 0, user_seen, seen, &err), &err);
+    char want[256];
+    /* by name: "admin" < "bob" < "sara@shop.sa" */
+    snprintf(want, sizeof want, "admin/%d bob/%lld@%lld sara@shop.sa/%d ", STORE_TENANT_DEFAULT,
+             (long long)acme, (long long)f->now, STORE_TENANT_DEFAULT);
+    assert_string_equal(seen, want);
+    seen[0] = '\0';
+    must(store_user_list(f->s, acme, user_seen, seen, &err), &err);
+    snprintf(want, sizeof want, "bob/%lld@%lld ", (long long)acme, (long long)f->now);
+    assert_string_equal(seen, want);
+    must(store_user_delete(f->s, "sara@shop.sa", &err), &err);
+    assert_int_equal(store_user_get(f->s, "sara@shop.sa", &h, &err), TH_ENOTFOUND);
+    assert_int_equal(store_user_delete(f->s, "sara@shop.sa", &err), TH_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "sara@shop.sa"));
+    must(store_user_count(f->s, &n, &err), &err);
+    assert_int_equal(n, 2);
 }
 
 /* ---------------------------------------------------------------------- */
