@@ -72,21 +72,43 @@
   }
 
   /* A failure in the page's language. tarheel's messages are English (they
-   * name fields, SKUs and amounts as the platforms write them) and stay as
-   * they are, marked left-to-right; what to do comes from i18n.js
+   * name fields, SKUs and amounts as the platforms write them); the ones a
+   * merchant meets most have an Arabic form (i18n.js reasons), the others
+   * stay as they are, marked left-to-right; what to do comes from i18n.js
    * (todo_<CODE>, one per error code) when the page is not English. */
+  function localText(text) {
+    var out = { text: text || '', local: false };
+    (S.lang !== 'en' && window.I18N[S.lang].reasons || []).some(function (p) {
+      if (!p[0].test(out.text)) return false;
+      out = { text: out.text.replace(p[0], p[1]), local: true };
+      return true;
+    });
+    return out;
+  }
   function reasonParts(r) {
     var own = r.code && S.lang !== 'en' && window.I18N[S.lang]['todo_' + r.code] !== undefined;
-    return { head: r.message || '', remedy: own ? t('todo_' + r.code) : r.remedy || '' };
+    var l = localText(r.message);
+    return { head: l.text, local: l.local, remedy: own ? t('todo_' + r.code) : r.remedy || '' };
   }
-  function msgEl(tag, text) {
-    return h(tag, S.lang !== 'en' ? { dir: 'ltr', lang: 'en' } : null, text);
+  function msgEl(tag, text, local) {
+    return h(tag, S.lang !== 'en' && !local ? { dir: 'ltr', lang: 'en' } : null, text);
+  }
+  /* A reason in a list: the head in the page's language where it can be,
+   * what to do on hover. */
+  function reasonSpan(r) {
+    var p = reasonParts(r);
+    return h('span', { class: 'reason', title: p.remedy, dir: p.local ? 'rtl' : 'auto' }, p.head);
+  }
+  /* An event of an order's history in the page's language (i18n.js ev_*). */
+  function eventName(what) {
+    var s = S.lang !== 'en' ? window.I18N[S.lang]['ev_' + String(what).replace(/ /g, '_')] : undefined;
+    return s !== undefined ? s : what;
   }
   /* An error box: the message, then what to do. */
   function errorBox(e) {
     var p = reasonParts(e.info || { message: String(e.message || e) });
     return h('div', { class: 'alert error', role: 'alert' },
-      msgEl('strong', p.head), p.remedy ? h('div', { class: 'remedy' }, t('remedy') + ': ' + p.remedy) : null);
+      msgEl('strong', p.head, p.local), p.remedy ? h('div', { class: 'remedy' }, t('remedy') + ': ' + p.remedy) : null);
   }
   function note(el, text, kind) {
     el.textContent = '';
@@ -219,8 +241,7 @@
       var key = o.connection + ':' + o.order_id;
       var cb = h('input', { type: 'checkbox', class: 'sel', 'aria-label': t('select') + ' ' + o.number, 'data-key': key,
         onchange: function () { if (cb.checked) S.selected[key] = o; else delete S.selected[key]; updateSel(); } });
-      var rp = o.reason ? reasonParts(o.reason) : null;
-      var reason = rp ? h('span', { class: 'reason', title: rp.remedy, dir: 'auto' }, rp.head) : null;
+      var reason = o.reason ? reasonSpan(o.reason) : null;
       return h('tr', { 'data-order': String(o.order_id), class: 'row-' + o.state },
         h('td', null, cb),
         h('td', null, h('a', { href: '#/order/' + o.connection + '/' + o.order_id, class: 'num' }, o.number || String(o.order_id))),
@@ -374,7 +395,7 @@
         h('dt', null, t('c_state')), h('dd', null, badge(o.state)));
       var rp = o.reason ? reasonParts(o.reason) : null;
       var reason = rp ? h('div', { class: 'alert error', id: 'order-reason' },
-        msgEl('strong', (o.reason.code ? o.reason.code + ': ' : '') + rp.head),
+        msgEl('strong', rp.local ? rp.head : (o.reason.code ? o.reason.code + ': ' : '') + rp.head, rp.local),
         rp.remedy ? h('div', { class: 'remedy' }, t('remedy') + ': ' + rp.remedy) : null) : null;
       var qy = o.qoyod ? h('dl', { class: 'facts', id: 'order-qoyod' },
         h('dt', null, t('invoice')), h('dd', null, String(o.qoyod.invoice_id)),
@@ -384,7 +405,7 @@
       var hist = h('table', { class: 'history', id: 'order-history' },
         h('thead', null, h('tr', null, h('th', null, t('h_at')), h('th', null, t('h_what')), h('th', null, t('h_detail')))),
         h('tbody', null, (o.history || []).map(function (e) {
-          return h('tr', null, h('td', { class: 'nowrap' }, when(e.at)), h('td', null, e.what), h('td', { class: 'detail', dir: 'auto' }, e.detail));
+          return h('tr', null, h('td', { class: 'nowrap' }, when(e.at)), h('td', null, eventName(e.what)), h('td', { class: 'detail', dir: 'auto' }, localText(e.detail).text));
         })));
       var again = o.state !== 'transferred' ? h('button', { class: 'primary', id: 'order-transfer', onclick: function () {
         api('POST', 'orders/transfer', { connection: o.connection, orders: [o.order_id] })
@@ -637,7 +658,7 @@
               h('h3', null, h('a', { href: '#/order/' + o.connection + '/' + o.order_id }, t('order') + ' ' + (o.number || o.order_id)), ' ',
                 h('span', { class: 'muted' }, t('c_id') + ' ' + o.order_id), ' ', badge(o.state)),
               h('table', { class: 'history' }, h('tbody', null, (d.history || []).map(function (e) {
-                return h('tr', null, h('td', { class: 'nowrap' }, when(e.at)), h('td', null, e.what), h('td', { class: 'detail', dir: 'auto' }, e.detail));
+                return h('tr', null, h('td', { class: 'nowrap' }, when(e.at)), h('td', null, eventName(e.what)), h('td', { class: 'detail', dir: 'auto' }, localText(e.detail).text));
               })))));
           });
         });
@@ -648,7 +669,7 @@
       return h('tr', null, h('td', { class: 'nowrap' }, when(o.updated_at || o.created_at)),
         h('td', null, h('a', { href: '#/order/' + o.connection + '/' + o.order_id }, o.number || String(o.order_id))),
         h('td', { class: 'muted' }, storeName(o.connection)), h('td', null, badge(o.state)),
-        h('td', null, withReason && o.reason ? h('span', { class: 'reason' }, o.reason.message) : ''));
+        h('td', null, withReason && o.reason ? reasonSpan(o.reason) : ''));
     }
     add(main, [h('h1', null, t('activity_title')), form, out,
       h('div', { class: 'card' }, h('h2', null, t('recent_errors')), h('table', null, errs)),

@@ -82,7 +82,30 @@ window.I18N = {
     todo_TH_ECONFIG: 'اضبط الخيار المذكور في الرسالة (انظر tarheel --help)',
     todo_TH_ECONFLICT: 'أعد المحاولة؛ وإن تكرر فافحص السجل المذكور في الرسالة',
     todo_TH_ELIMIT: 'الرسالة تذكر الحد؛ انتظر، أو ارفعه إن كان الحمل مشروعاً',
-    todo_TH_ELISTEN: 'اختر منفذاً آخر بالخيار ‎--listen HOST:PORT‎، أو أوقف العملية التي تشغل المنفذ المذكور في الرسالة (يعرضها ‎ss -ltnp‎)'
+    todo_TH_ELISTEN: 'اختر منفذاً آخر بالخيار ‎--listen HOST:PORT‎، أو أوقف العملية التي تشغل المنفذ المذكور في الرسالة (يعرضها ‎ss -ltnp‎)',
+    /* An order's history: ev_<what, spaces as _> for every event tarheel
+     * notes (integration 000 checks that each one in src/ is here). */
+    ev_not_transferred: 'لم يُرحَّل', ev_transferring: 'جارٍ الترحيل', ev_transferred: 'مُرحَّل',
+    ev_failed: 'فشل', ev_skipped: 'متجاهَل', ev_queued_by_hand: 'أُضيف للترحيل يدوياً',
+    ev_pulled: 'سُحب من المتجر', ev_held: 'موقوف', ev_opening_stock_booked: 'قُيِّد الرصيد الافتتاحي',
+    ev_rounding_adjusted: 'سُوّي فرق التقريب', ev_changed_after_transfer: 'تغيّر بعد الترحيل',
+    ev_credit_note_due: 'إشعار دائن مستحق', ev_credit_note_issued: 'صدر إشعار دائن',
+    ev_credit_note_failed: 'فشل الإشعار الدائن',
+    /* The reasons a merchant meets most, in Arabic: [the server's English
+     * text as a pattern, the Arabic with $1.. from it]. Any other reason is
+     * shown as tarheel wrote it, with what to do in Arabic. */
+    reasons: [
+      [/^item '(.*)' has no SKU in Salla: give the product a SKU in the store \(it must match the product's SKU in Qoyod\), then retry$/,
+        'المنتج «$1» بلا رمز SKU في سلة: أضف له رمزاً في المتجر (مطابقاً لرمزه في قيود)، ثم أعد المحاولة'],
+      [/^item '(.*)' has no SKU in Zid: give the product a SKU in the store \(it must match the product's SKU in Qoyod\), then retry$/,
+        'المنتج «$1» بلا رمز SKU في زد: أضف له رمزاً في المتجر (مطابقاً لرمزه في قيود)، ثم أعد المحاولة'],
+      [/^created before the store was connected to tarheel: it is sent only by hand \(tarheel orders transfer ID\)$/,
+        'أُنشئ قبل ربط المتجر بترحيل: لا يُرحَّل إلا يدوياً (زر «ترحيل الآن» أو tarheel orders transfer)'],
+      [/^the store's connection is (.*): reinstall the tarheel app in the store$/,
+        'ربط المتجر في حالة «$1»: أعد تثبيت تطبيق ترحيل في المتجر'],
+      [/^the store's access token was refused and there is no refresh token: reinstall the tarheel app in the store$/,
+        'رفض المتجر رمز الدخول ولا يوجد رمز تجديد: أعد تثبيت تطبيق ترحيل في المتجر']
+    ]
   },
   en: {
     dir: 'ltr', other: 'العربية', other_lang: 'ar', brand: 'tarheel',

@@ -229,7 +229,13 @@ async function until(pred, what, ms = 20000) {
       /* what to do is Arabic (i18n.js todo_<CODE>), not the server's English remedy */
       assert.match(await text('#order-reason'), /ما العمل: [\u0600-\u06FF]/);
       assert.doesNotMatch(await text('#order-reason'), /then retry$/);
+      /* the reason itself is Arabic too (i18n.js reasons), naming the item */
+      assert.match(await text('#order-reason'), /بلا رمز SKU في سلة/);
+      assert.doesNotMatch(await text('#order-reason'), /has no SKU/);
       assert.ok((await page.$$('#order-history tbody tr')).length >= 2, 'the history has fewer than 2 events');
+      /* and so are the history's events (i18n.js ev_*): pulled, queued, failed */
+      const events = await page.$$eval('#order-history tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent));
+      assert.ok(events.includes('سُحب من المتجر') && events.includes('فشل'), 'history events not in Arabic: ' + events.join(', '));
       await shot('order-ar');
       await page.click('#nav-orders');
       await page.waitForSelector('#orders');
@@ -298,6 +304,9 @@ async function until(pred, what, ms = 20000) {
       await page.click(`#orders-body tr[data-order="${r[0].id}"] a.num`);
       await page.waitForSelector('#order-history tbody tr');
       assert.match(await text('#order-reason'), /What to do/);
+      assert.match(await text('#order-reason'), /has no SKU in Salla/);
+      const enEvents = await page.$$eval('#order-history tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent));
+      assert.ok(enEvents.includes('pulled') && enEvents.includes('failed'), 'history events: ' + enEvents.join(', '));
       await shot('order-en');
       await page.click('#lang');
       await page.waitForFunction(() => document.documentElement.dir === 'rtl');
