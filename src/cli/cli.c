@@ -1498,7 +1498,7 @@ static int cmd_serve(const struct args *a)
         return CLI_USAGE;
     }
     struct poller *pl = NULL;
-    if (poll_s > 0 && poller_start(&pl, s, (long)poll_s, &err) != 0) {
+    if (poll_s > 0 && poller_start(&pl, s, (long)poll_s, wc.apps, &err) != 0) {
         server_close(srv);
         api_close(sc.api);
         connect_free(sc.connect);

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "platform/platform.h"
+#include "worker/transfer.h"
 
 /* Does this listed order need a job? */
 static int changed(struct store *s, int64_t conn, const struct platform_order_ref *ref,
@@ -52,14 +53,40 @@ static void collect(void *arg, const struct store_conn *c)
     d->api_base = xstrdup(c->api_base);
     d->access_token = xstrdup(c->access_token);
     d->manager_token = xstrdup(c->manager_token);
+    /* and what a token refresh reads and writes (transfer_token_ensure) */
+    d->refresh_token = xstrdup(c->refresh_token);
+    d->token_expires_at = c->token_expires_at;
+    d->status = xstrdup(c->status);
 }
 
-static int poll_conn(struct store *s, struct httpc *hc, const struct store_conn *c, int64_t now,
+/* The connection's grant is gone: said as a transfer says it (the
+ * connection is "needs_reinstall" and err names what to do). */
+static void report_gone(const struct store_conn *c, const struct th_err *e, struct poller_stats *st)
+{
+    st->reinstall++;
+    log_error("poll_needs_reinstall", "conn=%lld store=%lld code=%s msg=\"%s\"", (long long)c->id,
+              (long long)c->store_id, th_err_name(e->code), e->msg);
+}
+
+static int poll_conn(struct transfer_env *env, struct store_conn *c, int64_t now,
                      struct poller_stats *st, struct th_err *err)
 {
+    struct store *s = env->store;
+    struct httpc *hc = env->platform_http;
     const struct platform_ops *p = platform_by_id(c->platform);
     if (!p || !p->orders_page) return 0;
     st->stores++;
+    /* A token about to expire is refreshed first, through the one refresh
+     * path the transfers use (per-store lock, new pair saved before use). */
+    struct th_err te;
+    int trc = transfer_token_ensure(env, c, 0, &te);
+    if (trc == TH_EAUTH) {
+        report_gone(c, &te, st);
+        return 0;
+    }
+    if (trc)
+        log_warn("poll_token_refresh_failed", "conn=%lld code=%s msg=\"%s\"", (long long)c->id,
+                 th_err_name(trc), te.msg);
     int64_t cursor = 0;
     int rc = store_map_get(s, c->id, "poll", "cursor", &cursor, err);
     if (rc == TH_ENOTFOUND) {
@@ -81,10 +108,33 @@ static int poll_conn(struct store *s, struct httpc *hc, const struct store_conn 
                                .access_token = c->access_token,
                                .manager_token = c->manager_token};
     int64_t newest = cursor;
+    int refreshed = 0;
     for (; q.page <= POLLER_MAX_PAGES; q.page++) {
         struct platform_page pg;
         struct th_err e;
-        if (p->orders_page(hc, &pc, &q, &pg, &e) != 0) {
+        int lrc = p->orders_page(hc, &pc, &q, &pg, &e);
+        if (lrc == TH_EAUTH && !refreshed) {
+            /* The token expired early or was rotated: refresh it once (or
+             * take the one another worker just saved) and list this page
+             * again; only a grant that is gone stops the store. */
+            refreshed = 1;
+            trc = transfer_token_ensure(env, c, 1, &te);
+            if (trc == TH_EAUTH) {
+                report_gone(c, &te, st);
+                return 0;
+            }
+            if (trc == 0) {
+                /* c may now hold the stored row (its strings replaced) */
+                pc = (struct platform_conn){.store_id = c->store_id,
+                                            .api_base = c->api_base,
+                                            .access_token = c->access_token,
+                                            .manager_token = c->manager_token};
+                lrc = p->orders_page(hc, &pc, &q, &pg, &e);
+            } else {
+                e = te; /* why the refresh failed says more than the 401 */
+            }
+        }
+        if (lrc != 0) {
             st->failed++;
             log_warn("poll_failed", "conn=%lld page=%d code=%s msg=\"%s\"", (long long)c->id,
                      q.page, th_err_name(e.code), e.msg);
@@ -133,16 +183,20 @@ static int poll_conn(struct store *s, struct httpc *hc, const struct store_conn 
     return newest != cursor ? store_map_put(s, c->id, "poll", "cursor", newest, err) : 0;
 }
 
-int poller_round(struct store *s, struct httpc *hc, int64_t now, struct poller_stats *st,
-                 struct th_err *err)
+int poller_round(struct store *s, struct httpc *hc, const struct platform_app *const *apps,
+                 int64_t now, struct poller_stats *st, struct th_err *err)
 {
-    return poller_round_as(s, hc, now, NULL, 0, st, err);
+    return poller_round_as(s, hc, apps, now, NULL, 0, st, err);
 }
 
-int poller_round_as(struct store *s, struct httpc *hc, int64_t now, const char *owner,
-                    int64_t lease_ms, struct poller_stats *st, struct th_err *err)
+int poller_round_as(struct store *s, struct httpc *hc, const struct platform_app *const *apps,
+                    int64_t now, const char *owner, int64_t lease_ms, struct poller_stats *st,
+                    struct th_err *err)
 {
     memset(st, 0, sizeof *st);
+    struct transfer_env env = {.store = s, .platform_http = hc};
+    for (int i = 0; apps && i < 4; i++)
+        env.apps[i] = apps[i];
     struct conns cs = {0};
     int rc = store_conn_list(s, collect, &cs, err);
     for (size_t i = 0; i < cs.n && !rc; i++) {
@@ -156,19 +210,21 @@ int poller_round_as(struct store *s, struct httpc *hc, int64_t now, const char *
                 continue;
             }
         }
-        rc = poll_conn(s, hc, &cs.v[i], now, st, err);
+        rc = poll_conn(&env, &cs.v[i], now, st, err);
     }
     for (size_t i = 0; i < cs.n; i++) store_conn_release(&cs.v[i]);
     free(cs.v);
-    if (!rc && st->queued)
-        log_info("poll_round", "stores=%zu listed=%zu queued=%zu failed=%zu", st->stores,
-                 st->listed, st->queued, st->failed);
+    if (!rc && (st->queued || st->reinstall))
+        log_info("poll_round", "stores=%zu listed=%zu queued=%zu failed=%zu reinstall=%zu",
+                 st->stores, st->listed, st->queued, st->failed, st->reinstall);
     return rc;
 }
 
 struct poller {
     struct store *store;
     long interval_s;
+    struct platform_app apps[4];
+    const struct platform_app *app_ptrs[4]; /* NULL where no client is configured */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -192,7 +248,7 @@ static void *poller_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         struct poller_stats st;
         struct th_err err;
-        if (poller_round_as(p->store, hc, (int64_t)time(NULL), owner[0] ? owner : NULL,
+        if (poller_round_as(p->store, hc, p->app_ptrs, (int64_t)time(NULL), owner[0] ? owner : NULL,
                             (int64_t)p->interval_s * 1000, &st, &err) != 0)
             log_error("poll_store_failed", "code=%s msg=\"%s\"", th_err_name(err.code), err.msg);
         pthread_mutex_lock(&p->mu);
@@ -206,12 +262,17 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-int poller_start(struct poller **out, struct store *s, long interval_s, struct th_err *err)
+int poller_start(struct poller **out, struct store *s, long interval_s,
+                 const struct platform_app *apps, struct th_err *err)
 {
     if (interval_s <= 0) return th_err_set(err, TH_EINVAL, "poll interval must be positive");
     struct poller *p = xcalloc(1, sizeof *p);
     p->store = s;
     p->interval_s = interval_s;
+    for (int i = 0; apps && i < 4; i++) {
+        p->apps[i] = apps[i];
+        p->app_ptrs[i] = apps[i].client_id ? &p->apps[i] : NULL;
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (pthread_create(&p->thread, NULL, poller_main, p) != 0) {

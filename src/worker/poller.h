@@ -27,6 +27,7 @@
 
 #include "core/err.h"
 #include "net/httpc.h"
+#include "platform/platform.h"
 #include "store/store.h"
 
 #define POLLER_OVERLAP_S 600          /* re-list the last ten minutes each round */
@@ -39,24 +40,37 @@ struct poller_stats {
     size_t queued;                    /* jobs queued (new or changed orders) */
     size_t failed;                    /* stores whose listing failed (retried next round) */
     size_t elsewhere;                 /* stores another process polls (poller_round_as) */
+    size_t reinstall;                 /* stores whose grant is gone: "needs_reinstall" */
 };
 
 /* One round over every active connection at `now` (unix seconds). Listing
  * failures are logged and counted, not returned: the next round retries.
+ * A store's token about to expire, or refused by a listing (401: expired
+ * early, rotated), is refreshed through transfer_token_ensure, the one
+ * refresh path the transfers use (so the poll and a transfer never both
+ * spend a single-use refresh token), and the listing tried again once. A
+ * grant that is gone makes the connection "needs_reinstall" (counted in
+ * st->reinstall, logged `poll_needs_reinstall` saying to reinstall the
+ * app). apps: the OAuth clients by enum model_platform (an array of 4; it
+ * or an entry may be NULL: that platform's tokens are then not refreshed).
  * Returns 0, or a store error. */
-int poller_round(struct store *s, struct httpc *hc, int64_t now, struct poller_stats *st,
-                 struct th_err *err) TH_MUST_CHECK;
+int poller_round(struct store *s, struct httpc *hc, const struct platform_app *const *apps,
+                 int64_t now, struct poller_stats *st, struct th_err *err) TH_MUST_CHECK;
 /* poller_round as process `owner` of a shared store: a store whose lease
  * "poll:<conn id>" another owner holds is skipped (counted in st->leased
  * elsewhere); the others are leased to owner for lease_ms, then polled.
  * owner NULL: no leases (poller_round). */
-int poller_round_as(struct store *s, struct httpc *hc, int64_t now, const char *owner,
-                    int64_t lease_ms, struct poller_stats *st, struct th_err *err) TH_MUST_CHECK;
+int poller_round_as(struct store *s, struct httpc *hc, const struct platform_app *const *apps,
+                    int64_t now, const char *owner, int64_t lease_ms, struct poller_stats *st,
+                    struct th_err *err) TH_MUST_CHECK;
 
 struct poller;
-/* A thread running poller_round every interval_s (> 0). */
+/* A thread running poller_round every interval_s (> 0). apps: NULL or an
+ * array of 4 OAuth clients by enum model_platform (copied; the strings
+ * they point to must outlive the poller; an entry without client_id: that
+ * platform's tokens are not refreshed), as struct worker_config.apps. */
 int poller_start(struct poller **out, struct store *s, long interval_s,
-                 struct th_err *err) TH_MUST_CHECK;
+                 const struct platform_app *apps, struct th_err *err) TH_MUST_CHECK;
 void poller_stop(struct poller *p);
 
 #endif

@@ -1160,16 +1160,9 @@ static void conn_swap(struct store_conn *a, struct store_conn *b)
     *b = t;
 }
 
-/*
- * Makes sure c carries a usable access token: when it expires within the
- * margin (or force is set, after the platform refused it) the tokens are
- * refreshed under the store's lock and both new tokens are persisted before
- * anything uses them. Returns 0 (c up to date); TH_EAUTH when the grant is
- * gone, after marking the connection "needs_reinstall" (no call is made for
- * it until the merchant reinstalls); or another code to retry later.
- */
-static int ensure_token(struct transfer_env *env, struct store_conn *c, int force,
-                        struct th_err *err)
+/* transfer_token_ensure: see transfer.h. */
+int transfer_token_ensure(struct transfer_env *env, struct store_conn *c, int force,
+                          struct th_err *err)
 {
     const struct platform_ops *p = platform_by_id(c->platform);
     int64_t now = (int64_t)time(NULL);
@@ -1317,7 +1310,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
 
     const struct platform_ops *p = platform_by_id(c.platform);
     if (!p) TH_BUG("connection %lld has unknown platform %d", (long long)c.id, c.platform);
-    int trc = ensure_token(env, &c, 0, &e);
+    int trc = transfer_token_ensure(env, &c, 0, &e);
     if (trc) {
         res->verdict = TRANSFER_RETRY;
         res->retry_after_ms = trc == TH_EAUTH ? 60000 : 0;
@@ -1333,7 +1326,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     if (frc == TH_EAUTH && c.refresh_token && *c.refresh_token) {
         /* Refused before its expiry (revoked, or refreshed elsewhere):
          * refresh once; the job runs again with the new token. */
-        trc = ensure_token(env, &c, 1, &e);
+        trc = transfer_token_ensure(env, &c, 1, &e);
         res->verdict = TRANSFER_RETRY;
         /* refreshed: at once (the cause is gone; no backoff) */
         res->retry_after_ms = trc == TH_EAUTH ? 60000 : trc == 0 ? 1 : 0;
@@ -1476,7 +1469,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
          * the order (needs reinstall), as at the order's read. The fault
          * matrix found this failing orders for good. */
         struct th_err e2 = {0};
-        trc = ensure_token(env, &c, 1, &e2);
+        trc = transfer_token_ensure(env, &c, 1, &e2);
         int gone = trc == TH_EAUTH;
         res->verdict = TRANSFER_RETRY;
         res->retry_after_ms = gone ? 60000 : trc == 0 ? 1 : 0;

@@ -66,6 +66,24 @@ struct transfer_env {
 #define TRANSFER_REFRESH_MARGIN_S (24 * 3600)
 
 /*
+ * Makes sure c (a connection as read from the store; its access, refresh
+ * and manager tokens, expiry and status must be filled) carries a usable
+ * access token: when it expires within the margin, or force is set (the
+ * platform refused it), the tokens are refreshed under the store's lock
+ * and both new tokens are persisted before anything uses them. This is the
+ * only code that spends a refresh token: transfers and the catch-up poll
+ * (poller.c) both call it, with env->store, env->platform_http and
+ * env->apps set (the rest of env may be zero). Refresh tokens are single
+ * use, so a caller whose copy is stale (another thread or process
+ * refreshed meanwhile) gets the stored tokens instead of a second refresh.
+ * Returns 0 (c up to date); TH_EAUTH when the grant is gone, after marking
+ * the connection "needs_reinstall" (no call is made for it until the
+ * merchant reinstalls), err saying so; or another code to retry later.
+ */
+int transfer_token_ensure(struct transfer_env *env, struct store_conn *c, int force,
+                          struct th_err *err) TH_MUST_CHECK;
+
+/*
  * Runs one job: brings order `order_id` of connection `conn_id` as far as its
  * status and the connection's settings allow. Automatic jobs (manual = 0)
  * leave alone orders created before the connection date and orders not yet

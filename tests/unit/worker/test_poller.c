@@ -5,6 +5,7 @@
  * a status change made without any webhook is found and acted on; the
  * cursor is kept; a failing list is retried next round.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +35,10 @@ struct fx {
     struct sim *qoyod, *shop;
     struct httpc *hc;
     struct store_conn conn;
+    /* the emulator's OAuth client, for token refreshes */
+    char token_url[160];
+    struct platform_app app;
+    const struct platform_app *apps[4];
 };
 
 static void start(struct fx *f, const struct sim_ops *shop_ops, const char *const *opts)
@@ -58,6 +63,8 @@ static void start(struct fx *f, const struct sim_ops *shop_ops, const char *cons
     c->financial_invoice = 1;
     c->webhook_secret = xstrdup("unused");
     c->connected_at = time(NULL) - 60;
+    f->app = (struct platform_app){
+        .client_id = "demo-client", .client_secret = "demo-secret", .token_url = f->token_url};
 }
 
 static int setup_salla(void **state)
@@ -70,7 +77,11 @@ static int setup_salla(void **state)
     f->conn.platform = MODEL_PLATFORM_SALLA;
     f->conn.store_id = 4242;
     f->conn.access_token = xstrdup(json_string_value(json_object_get(r.json, "access_token")));
+    f->conn.refresh_token = xstrdup(json_string_value(json_object_get(r.json, "refresh_token")));
+    f->conn.token_expires_at = time(NULL) + 14 * 86400;
     f->conn.api_base = xasprintf("%s/admin/v2", sim_base_url(f->shop));
+    snprintf(f->token_url, sizeof f->token_url, "%s/oauth2/token", sim_base_url(f->shop));
+    f->apps[MODEL_PLATFORM_SALLA] = &f->app;
     tt_resp_release(&r);
     struct th_err err;
     assert_int_equal(store_conn_put(f->store, &f->conn, &err), 0);
@@ -89,7 +100,11 @@ static int setup_zid(void **state)
     f->conn.store_id = 251073;
     f->conn.access_token = xstrdup(json_string_value(json_object_get(r.json, "authorization")));
     f->conn.manager_token = xstrdup(json_string_value(json_object_get(r.json, "access_token")));
+    f->conn.refresh_token = xstrdup(json_string_value(json_object_get(r.json, "refresh_token")));
+    f->conn.token_expires_at = time(NULL) + 365 * 86400;
     f->conn.api_base = xasprintf("%s/v1", sim_base_url(f->shop));
+    snprintf(f->token_url, sizeof f->token_url, "%s/oauth/token", sim_base_url(f->shop));
+    f->apps[MODEL_PLATFORM_ZID] = &f->app;
     f->conn.webhook_strategy = xstrdup("basic");
     tt_resp_release(&r);
     struct th_err err;
@@ -117,7 +132,8 @@ static size_t round_queued(struct fx *f)
 {
     struct poller_stats st;
     struct th_err err;
-    if (poller_round(f->store, f->hc, time(NULL), &st, &err) != 0) fail_msg("poll: %s", err.msg);
+    if (poller_round(f->store, f->hc, f->apps, time(NULL), &st, &err) != 0)
+        fail_msg("poll: %s", err.msg);
     assert_int_equal(st.failed, 0);
     assert_int_equal(st.stores, 1);
     return st.queued;
@@ -230,22 +246,27 @@ static void test_rounds_share_stores_by_lease(void **state)
     json_decref(ids);
     struct poller_stats st;
     struct th_err err;
-    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-a", 60000, &st, &err), 0);
+    assert_int_equal(
+        poller_round_as(f->store, f->hc, f->apps, time(NULL), "host-a", 60000, &st, &err), 0);
     assert_int_equal(st.stores, 1);
     assert_int_equal(st.queued, 3);
-    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-b", 60000, &st, &err), 0);
+    assert_int_equal(
+        poller_round_as(f->store, f->hc, f->apps, time(NULL), "host-b", 60000, &st, &err), 0);
     assert_int_equal(st.stores, 0); /* host-a polls it */
     assert_int_equal(st.elsewhere, 1);
     assert_int_equal(st.listed, 0);
-    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-a", 1, &st, &err), 0);
+    assert_int_equal(poller_round_as(f->store, f->hc, f->apps, time(NULL), "host-a", 1, &st, &err),
+                     0);
     assert_int_equal(st.stores, 1); /* its holder renews it (for 1 ms now) */
     usleep(20000);                  /* host-a "died": its lease ran out */
-    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-b", 60000, &st, &err), 0);
+    assert_int_equal(
+        poller_round_as(f->store, f->hc, f->apps, time(NULL), "host-b", 60000, &st, &err), 0);
     assert_int_equal(st.stores, 1);
     assert_int_equal(st.elsewhere, 0);
     assert_int_equal(st.listed, 3);
     assert_int_equal(st.queued, 0); /* the same orders: already queued */
-    assert_int_equal(poller_round_as(f->store, f->hc, time(NULL), "host-a", 60000, &st, &err), 0);
+    assert_int_equal(
+        poller_round_as(f->store, f->hc, f->apps, time(NULL), "host-a", 60000, &st, &err), 0);
     assert_int_equal(st.elsewhere, 1);
 }
 
@@ -258,10 +279,168 @@ static void test_a_failing_list_is_retried_next_round(void **state)
                        "\"count\":1}");
     struct poller_stats st;
     struct th_err err;
-    assert_int_equal(poller_round(f->store, f->hc, time(NULL), &st, &err), 0);
+    assert_int_equal(poller_round(f->store, f->hc, f->apps, time(NULL), &st, &err), 0);
     assert_int_equal(st.failed, 1);
     assert_int_equal(st.queued, 0);
     assert_int_equal(round_queued(f), 3);
+}
+
+/* The store's tokens as saved. */
+static struct store_conn stored(struct fx *f)
+{
+    struct store_conn c;
+    struct th_err err;
+    if (store_conn_get(f->store, f->conn.id, &c, &err) != 0) fail_msg("conn: %s", err.msg);
+    return c;
+}
+
+static void expire_tokens(struct fx *f, const char *platform, long long store_id)
+{
+    struct tt_resp r;
+    char body[64];
+    snprintf(body, sizeof body, "{\"store_id\":%lld}", store_id);
+    tt_http("POST", tt_url(f->shop, "/_sim/%s/tokens/expire", platform), NULL, body, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_integer_value(json_object_get(r.json, "expired")) >= 1);
+    tt_resp_release(&r);
+}
+
+/* The store ends its access token early (the fault matrix's MATRIX_EXPIRE_S)
+ * and no order moves, so no transfer refreshes it: the poll itself refreshes
+ * the token (saving the new pair) and still lists and queues every order,
+ * round after round. On the old code the listing failed with TH_EAUTH every
+ * round and queued nothing. */
+static void expired_token_still_polled(struct fx *f, const char *platform, long long store_id,
+                                       const char *gen)
+{
+    char body[64];
+    snprintf(body, sizeof body, "{\"store_id\":%lld,\"count\":3}", store_id);
+    json_t *ids = generate(f, gen, body);
+    size_t n = json_array_size(ids);
+    assert_true(n > 0);
+    expire_tokens(f, platform, store_id);
+    assert_int_equal(round_queued(f), n);
+    struct store_conn c = stored(f);
+    assert_string_equal(c.status, "active");
+    assert_string_not_equal(c.access_token, f->conn.access_token);
+    assert_string_not_equal(c.refresh_token, f->conn.refresh_token);
+    assert_true(c.token_expires_at > time(NULL));
+    drain(f); /* the worker uses the saved token: no refresh needed there */
+    all_transferred(f, ids);
+    assert_int_equal(invoices(f), (int)n);
+    json_decref(ids);
+    /* expired again: the new refresh token is used, not the spent one */
+    ids = generate(f, gen, body);
+    expire_tokens(f, platform, store_id);
+    assert_int_equal(round_queued(f), json_array_size(ids));
+    struct store_conn c2 = stored(f);
+    assert_string_equal(c2.status, "active");
+    assert_string_not_equal(c2.refresh_token, c.refresh_token);
+    store_conn_release(&c2);
+    store_conn_release(&c);
+    json_decref(ids);
+}
+
+static void test_salla_expired_token_refreshed_by_poll(void **state)
+{
+    expired_token_still_polled(*state, "salla", 4242, "/_sim/salla/generate");
+}
+
+static void test_zid_expired_token_refreshed_by_poll(void **state)
+{
+    expired_token_still_polled(*state, "zid", 251073, "/_sim/zid/generate");
+}
+
+struct poll_thread {
+    struct fx *f;
+    struct poller_stats st;
+    int rc;
+};
+
+static void *poll_main(void *arg)
+{
+    struct poll_thread *pt = arg;
+    struct th_err err;
+    pt->rc = poller_round(pt->f->store, pt->f->hc, pt->f->apps, time(NULL), &pt->st, &err);
+    return NULL;
+}
+
+/* A poll round and the worker meet the same expired token at once (the
+ * token answer is slowed so that one refresh is still under way when the
+ * other side needs one): Salla's refresh token is single use and a reuse
+ * revokes the grant, so both must go through the one refresh path. One
+ * refresh is made, the connection stays active, every order is queued and
+ * transferred. With a copy of the refresh code under its own lock, the
+ * second refresh spends the same token and the store needs a reinstall. */
+static void test_poll_and_transfer_refresh_once(void **state)
+{
+    struct fx *f = *state;
+    json_t *first = generate(f, "/_sim/salla/generate", "{\"store_id\":4242,\"count\":3}");
+    assert_int_equal(round_queued(f), 3);
+    expire_tokens(f, "salla", 4242);
+    json_t *later = generate(f, "/_sim/salla/generate", "{\"store_id\":4242,\"count\":2}");
+    tt_faults(f->shop, "{\"match\":\"POST /oauth2/token\",\"mode\":\"latency\","
+                       "\"latency_ms\":400}");
+    struct poll_thread pt = {.f = f};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, poll_main, &pt), 0);
+    struct worker_config wc = {.store = f->store, .backoff_base_ms = 5, .qoyod_rpm = -1};
+    wc.apps[MODEL_PLATFORM_SALLA] = f->app;
+    struct th_err err;
+    assert_int_equal(worker_drain(&wc, worker_now_ms() + 20000, &err), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(pt.rc, 0);
+    assert_int_equal(pt.st.failed, 0);
+    assert_int_equal(pt.st.reinstall, 0);
+    assert_int_equal(pt.st.listed, 5);
+    assert_int_equal(tt_count_requests(f->shop, "POST", "/oauth2/token", -2), 1);
+    struct store_conn c = stored(f);
+    assert_string_equal(c.status, "active");
+    store_conn_release(&c);
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(worker_drain(&wc, worker_now_ms() + 20000, &err), 0);
+        int64_t n = 0;
+        assert_int_equal(store_job_count(f->store, &n, &err), 0);
+        if (n == 0) break;
+        tt_sleep_ms(10);
+    }
+    all_transferred(f, first);
+    all_transferred(f, later);
+    assert_int_equal(invoices(f), 5);
+    json_decref(first);
+    json_decref(later);
+}
+
+/* The refresh token was spent elsewhere (Salla revokes the whole chain on
+ * reuse): the poll says the grant is gone as a transfer does (the
+ * connection "needs_reinstall", the reason names the reinstall), and later
+ * rounds leave the store alone until the merchant reinstalls. */
+static void test_poll_gone_grant_needs_reinstall(void **state)
+{
+    struct fx *f = *state;
+    json_decref(generate(f, "/_sim/salla/generate", "{\"store_id\":4242,\"count\":2}"));
+    struct tt_resp r;
+    char *form = xasprintf("grant_type=refresh_token&refresh_token=%s&client_id=demo-client&"
+                           "client_secret=demo-secret",
+                           f->conn.refresh_token);
+    const char *h[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    tt_http("POST", tt_url(f->shop, "/oauth2/token"), h, form, &r);
+    assert_int_equal(r.status, 200); /* spent by someone else; tarheel's copy is now stale */
+    tt_resp_release(&r);
+    free(form);
+    expire_tokens(f, "salla", 4242);
+    struct poller_stats st;
+    struct th_err err;
+    assert_int_equal(poller_round(f->store, f->hc, f->apps, time(NULL), &st, &err), 0);
+    assert_int_equal(st.reinstall, 1);
+    assert_int_equal(st.queued, 0);
+    struct store_conn c = stored(f);
+    assert_string_equal(c.status, "needs_reinstall");
+    store_conn_release(&c);
+    int refreshes = tt_count_requests(f->shop, "POST", "/oauth2/token", -2);
+    assert_int_equal(poller_round(f->store, f->hc, f->apps, time(NULL), &st, &err), 0);
+    assert_int_equal(st.stores, 0);
+    assert_int_equal(tt_count_requests(f->shop, "POST", "/oauth2/token", -2), refreshes);
 }
 
 static void test_zid_orders_found_by_update_time(void **state)
@@ -380,6 +559,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_failing_list_is_retried_next_round, setup_salla,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_zid_orders_found_by_update_time, setup_zid, teardown),
+        cmocka_unit_test_setup_teardown(test_salla_expired_token_refreshed_by_poll, setup_salla,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_zid_expired_token_refreshed_by_poll, setup_zid,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_poll_gone_grant_needs_reinstall, setup_salla,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_poll_and_transfer_refresh_once, setup_salla, teardown),
         cmocka_unit_test(test_zid_each_trigger_exact_invoices),
         cmocka_unit_test_setup_teardown(test_zid_broken_webhooks_recovered, setup_zid, teardown),
     };
