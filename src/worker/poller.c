@@ -76,17 +76,6 @@ static int poll_conn(struct transfer_env *env, struct store_conn *c, int64_t now
     const struct platform_ops *p = platform_by_id(c->platform);
     if (!p || !p->orders_page) return 0;
     st->stores++;
-    /* A token about to expire is refreshed first, through the one refresh
-     * path the transfers use (per-store lock, new pair saved before use). */
-    struct th_err te;
-    int trc = transfer_token_ensure(env, c, 0, &te);
-    if (trc == TH_EAUTH) {
-        report_gone(c, &te, st);
-        return 0;
-    }
-    if (trc)
-        log_warn("poll_token_refresh_failed", "conn=%lld code=%s msg=\"%s\"", (long long)c->id,
-                 th_err_name(trc), te.msg);
     int64_t cursor = 0;
     int rc = store_map_get(s, c->id, "poll", "cursor", &cursor, err);
     if (rc == TH_ENOTFOUND) {
@@ -114,11 +103,15 @@ static int poll_conn(struct transfer_env *env, struct store_conn *c, int64_t now
         struct th_err e;
         int lrc = p->orders_page(hc, &pc, &q, &pg, &e);
         if (lrc == TH_EAUTH && !refreshed) {
-            /* The token expired early or was rotated: refresh it once (or
-             * take the one another worker just saved) and list this page
-             * again; only a grant that is gone stops the store. */
+            /* The token expired (early, or while no order moved: the
+             * transfers refresh a day ahead) or was rotated: refresh it
+             * once through the transfers' own path (per-store lock, new
+             * pair saved before use), or take the one another worker just
+             * saved, and list this page again; only a grant that is gone
+             * stops the store. */
             refreshed = 1;
-            trc = transfer_token_ensure(env, c, 1, &te);
+            struct th_err te;
+            int trc = transfer_token_ensure(env, c, 1, &te);
             if (trc == TH_EAUTH) {
                 report_gone(c, &te, st);
                 return 0;

@@ -45,10 +45,10 @@ struct poller_stats {
 
 /* One round over every active connection at `now` (unix seconds). Listing
  * failures are logged and counted, not returned: the next round retries.
- * A store's token about to expire, or refused by a listing (401: expired
- * early, rotated), is refreshed through transfer_token_ensure, the one
- * refresh path the transfers use (so the poll and a transfer never both
- * spend a single-use refresh token), and the listing tried again once. A
+ * A store's token refused by a listing (401: expired early or while no
+ * order moved, rotated) is refreshed through transfer_token_ensure, the
+ * one refresh path the transfers use (so the poll and a transfer never
+ * both spend a single-use refresh token), and the page listed again once. A
  * grant that is gone makes the connection "needs_reinstall" (counted in
  * st->reinstall, logged `poll_needs_reinstall` saying to reinstall the
  * app). apps: the OAuth clients by enum model_platform (an array of 4; it
