@@ -196,10 +196,33 @@ int cli_exit_code(int th_code)
     }
 }
 
+/* What to do about code, for a command: the error table's advice, except
+ * where it speaks of the daemon retrying (a command that ended does not). */
+static const char *cli_todo(int code)
+{
+    if (code == TH_ERATE) return "wait a few minutes, then run the command again";
+    return th_err_todo(code);
+}
+
 static int fail(const struct th_err *err)
 {
-    fprintf(stderr, "tarheel: %s\n  what to do: %s\n", err->msg, th_err_todo(err->code));
+    fprintf(stderr, "tarheel: %s\n  what to do: %s\n", err->msg, cli_todo(err->code));
     return cli_exit_code(err->code);
+}
+
+/* Says on stderr that the command waits out Qoyod's rate limit. */
+static void say_waiting(void *arg, long wait_s, const char *what)
+{
+    (void)arg;
+    fprintf(stderr, "tarheel: Qoyod is busy (HTTP 429, too many requests) and asks to wait %ld s "
+                    "before it will %s; waiting\n", wait_s, what);
+}
+
+/* One command's patience with Qoyod's rate limit: QOYOD_PATIENCE_MS in
+ * all, shared by every Qoyod client the command makes. */
+static struct qoyod_patience patience(void)
+{
+    return (struct qoyod_patience){.max_ms = QOYOD_PATIENCE_MS, .notify = say_waiting};
 }
 
 /* Prints v (taken) as one line of JSON on stdout. */
@@ -262,6 +285,8 @@ static int cmd_connect_qoyod(const struct args *a)
     }
     const char *url = opt(a, "qoyod-url");
     struct qoyod *q = qoyod_new(url ? url : QOYOD_BASE_DEFAULT, key, NULL);
+    struct qoyod_patience pat = patience();
+    qoyod_set_patience(q, &pat);
     struct qoyod_inventory *inv = NULL;
     size_t n = 0;
     struct th_err err;
@@ -307,19 +332,20 @@ static int apply_settings(const struct args *a, struct store_conn *c)
 }
 
 /* Sets up the store's default accounts and categories in Qoyod and says
- * what was found and created. Returns 0 or CLI_FAIL (after saying why and
- * how to retry). */
-static int run_catalogue(struct store *s, const struct store_conn *c)
+ * what was found and created, waiting out Qoyod's rate limit within pat.
+ * Returns 0 or CLI_FAIL (after saying why and how to retry). */
+static int run_catalogue(struct store *s, const struct store_conn *c,
+                         struct qoyod_patience *pat)
 {
     struct httpc *hc = httpc_new(NULL);
     struct catalogue_report r;
     struct th_err err;
-    int rc = catalogue_setup(s, hc, NULL, c, &r, &err);
+    int rc = catalogue_setup(s, hc, NULL, pat, c, &r, &err);
     httpc_free(hc);
     if (rc) {
         fprintf(stderr, "tarheel: setting up the store's accounts and categories in Qoyod "
                         "failed: %s\n  what to do: %s; then run `tarheel catalogue --store "
-                        "%lld`\n", err.msg, th_err_todo(err.code), (long long)c->store_id);
+                        "%lld`\n", err.msg, cli_todo(err.code), (long long)c->store_id);
         return CLI_FAIL;
     }
     printf("Qoyod accounts: sales %lld, cost of goods sold %lld, opening balances %lld "
@@ -372,10 +398,13 @@ static void env_name(const struct platform_ops *ops, const char *what, char *out
     snprintf(out + k, n - k, "_%s", what);
 }
 
-/* Checks the Qoyod key and the chosen inventory location. */
-static int check_qoyod(const char *qurl, const char *key, int64_t inventory)
+/* Checks the Qoyod key and the chosen inventory location, waiting out
+ * Qoyod's rate limit within pat. */
+static int check_qoyod(const char *qurl, const char *key, int64_t inventory,
+                       struct qoyod_patience *pat)
 {
     struct qoyod *q = qoyod_new(qurl, key, NULL);
+    qoyod_set_patience(q, pat);
     struct qoyod_inventory *inv = NULL;
     size_t n = 0;
     struct th_err err;
@@ -383,8 +412,9 @@ static int check_qoyod(const char *qurl, const char *key, int64_t inventory)
     for (int attempt = 0;; attempt++) {
         rc = qoyod_inventories(q, &inv, &n, &err);
         if (rc != TH_ETEMP || attempt == 3) break;
-        /* A temporary failure (503, 429, a reset) need not fail a connect
-         * the merchant is waiting on: try again shortly, as the daemon would. */
+        /* A temporary failure (503, a reset) need not fail a connect the
+         * merchant is waiting on: try again shortly, as the daemon would
+         * (a 429 is waited out by the patience, as Qoyod asks). */
         usleep((useconds_t)(400000u << attempt));
     }
     qoyod_free(q);
@@ -441,8 +471,11 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
         fprintf(stderr, "tarheel: --qoyod-key is required (the Qoyod API key to post into)\n");
         rc = CLI_USAGE;
     }
+    /* one patience for the whole command: its Qoyod calls wait at most
+     * QOYOD_PATIENCE_MS in all for the rate limit */
+    struct qoyod_patience pat = patience();
     if (!rc) rc = check_qoyod(key ? qurl : c.qoyod_base, key ? key : c.qoyod_api_key,
-                              c.inventory_id);
+                              c.inventory_id, &pat);
     if (rc) goto out;
 #define SET(field, value)                                                                          \
     do {                                                                                           \
@@ -501,7 +534,7 @@ static int save_connection(const struct args *a, enum model_platform p, int64_t 
         print_settings(&c);
         /* A failure here leaves the store connected; the message says how
          * to finish (and `serve` retries it in the background). */
-        (void)run_catalogue(s, &c);
+        (void)run_catalogue(s, &c, &pat);
         if (!ops->webhooks_register)
             printf("Point the store's webhooks at http://<this host>/webhooks/%s\n",
                    model_platform_name(p));
@@ -827,7 +860,8 @@ static int cmd_catalogue(const struct args *a)
     if (!s) return CLI_FAIL;
     struct store_conn c = {0};
     int rc = find_conn(s, a, &c);
-    if (rc == CLI_OK) rc = run_catalogue(s, &c);
+    struct qoyod_patience pat = patience();
+    if (rc == CLI_OK) rc = run_catalogue(s, &c, &pat);
     store_conn_release(&c);
     store_close(s);
     return rc;

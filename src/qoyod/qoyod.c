@@ -41,6 +41,9 @@
  * from basis points ("15.0"), quantities as integers, ids as numbers (§1.4).
  *
  * The client never retries and never logs (STYLE C6): the worker decides.
+ * The one exception is asked for by the caller: with a patience set
+ * (qoyod_set_patience, for commands a person waits on) qy_call() waits out
+ * a 429 through the caller's sleep function and sends the request again.
  */
 #include "qoyod/qoyod.h"
 
@@ -77,6 +80,7 @@ struct qoyod {
     long last_retry_after; /* its Retry-After in seconds, -1 when none */
     void (*pace)(void *arg); /* called before every request (rate limits) */
     void *pace_arg;
+    struct qoyod_patience *patience; /* borrowed; NULL: a 429 fails at once */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -123,6 +127,40 @@ void qoyod_set_pace(struct qoyod *q, void (*pace)(void *arg), void *arg)
 long qoyod_last_retry_after(const struct qoyod *q)
 {
     return q ? q->last_retry_after : -1;
+}
+
+void qoyod_set_patience(struct qoyod *q, struct qoyod_patience *p)
+{
+    q->patience = p;
+}
+
+/* For a 429 answer: 1 when the patience allows waiting it out (having
+ * waited), 0 when there is no patience, or -1 with err set when the wait
+ * would pass the patience's total. */
+static int wait_out(struct qoyod *q, const char *what, long retry_after_s, struct th_err *err)
+{
+    struct qoyod_patience *p = q->patience;
+    if (!p) return 0;
+    long wait_s = retry_after_s > 0 ? retry_after_s : 1;
+    if (p->waited_ms + wait_s * 1000 > p->max_ms) {
+        th_err_set(err, TH_ERATE,
+                          "Qoyod is limiting this API key's calls (HTTP 429, too many requests) "
+                          "and asked to wait %ld s before it will %s; tarheel already waited %ld "
+                          "s and waits at most %ld s in all: wait a few minutes, then run the "
+                          "command again (another app, or a running `tarheel serve`, may be "
+                          "using the key's 300 calls a minute)",
+                          wait_s, what, p->waited_ms / 1000, p->max_ms / 1000);
+        return -1;
+    }
+    if (p->notify) p->notify(p->arg, wait_s, what);
+    if (p->sleep_ms) {
+        p->sleep_ms(p->arg, wait_s * 1000);
+    } else {
+        struct timespec ts = {wait_s, 0};
+        while (nanosleep(&ts, &ts) != 0) {}
+    }
+    p->waited_ms += wait_s * 1000;
+    return 1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -429,11 +467,26 @@ static int qy_call(struct qoyod *q, const struct qy_req *rq, json_t **out, struc
     struct httpc_resp resp;
     httpc_resp_init(&resp);
     struct th_err herr = {0};
-    if (q->pace) q->pace(q->pace_arg);
-    int rc =
-        httpc_do(q->http, rq->method, url, headers, body, body ? strlen(body) : 0, &resp, &herr);
-    q->last_status = resp.status;
-    q->last_retry_after = resp.retry_after_s;
+    int rc;
+    for (;;) {
+        if (q->pace) q->pace(q->pace_arg);
+        rc = httpc_do(q->http, rq->method, url, headers, body, body ? strlen(body) : 0, &resp,
+                      &herr);
+        q->last_status = resp.status;
+        q->last_retry_after = resp.retry_after_s;
+        if (resp.status != 429) break;
+        int w = wait_out(q, rq->what, resp.retry_after_s, err);
+        if (w == 0) break;
+        if (w < 0) {
+            httpc_resp_release(&resp);
+            free(body);
+            free(url);
+            return TH_ERATE;
+        }
+        httpc_resp_release(&resp);
+        httpc_resp_init(&resp);
+        herr = (struct th_err){0};
+    }
     rc = classify(q, rq, rc, &resp, &herr, out, err);
     scrub_key(q, err);
     httpc_resp_release(&resp);

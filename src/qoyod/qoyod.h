@@ -5,9 +5,11 @@
  * API-KEY header, envelopes, Ransack lookups, the "404 with a string body
  * means an empty list" quirk, money on the wire as decimal strings, and the
  * mapping of Qoyod's answers to TH_E* codes. It keeps no state between calls
- * beyond the HTTP connection and never retries: every failure is returned
- * classified (TH_ETEMP, TH_EPERM, TH_EUNKNOWN, TH_EAUTH; TH_ENOTFOUND for a
- * lookup that found nothing) and the worker decides. It must not log secrets.
+ * beyond the HTTP connection and never retries on its own: every failure is
+ * returned classified (TH_ETEMP, TH_EPERM, TH_EUNKNOWN, TH_EAUTH; TH_ENOTFOUND
+ * for a lookup that found nothing) and the worker decides; the one exception
+ * is a 429 waited out when the caller set a patience (qoyod_set_patience).
+ * It must not log secrets.
  *
  * One struct qoyod is one account (base URL + API key) used by one thread at
  * a time.
@@ -42,6 +44,36 @@ long qoyod_last_status(const struct qoyod *q);
 void qoyod_set_pace(struct qoyod *q, void (*pace)(void *arg), void *arg);
 /* Retry-After of the last answer in seconds, -1 when it had none. */
 long qoyod_last_retry_after(const struct qoyod *q);
+
+/*
+ * Waiting out Qoyod's rate limit, for commands a person waits on (`tarheel
+ * connect`, `tarheel catalogue`); the worker never sets it (it pauses the
+ * whole account instead, worker/limit.c). With a patience set, a request
+ * Qoyod answers 429 is sent again after its Retry-After (1 s when it names
+ * none) while the waits add up to at most max_ms; the next 429 fails the
+ * call with TH_ERATE, the message naming the wait Qoyod asked for and how
+ * long was waited. A 429 means Qoyod did not handle the request (qoyod.md
+ * §2.7; [I]: a rate limiter answers before any handler runs), so sending a
+ * create again cannot make a second document. One patience may
+ * be shared by the clients of one command: max_ms is then the command's
+ * total. The client neither sleeps on its own nor prints: sleep_ms (NULL:
+ * nanosleep; tests count instead of sleeping) and notify (NULL: silent;
+ * the CLI says it is waiting) are the caller's.
+ */
+struct qoyod_patience {
+    long max_ms;    /* total wait allowed */
+    long waited_ms; /* waited so far (updated by the clients) */
+    void (*sleep_ms)(void *arg, long ms);
+    void (*notify)(void *arg, long wait_s, const char *what);
+    void *arg;
+};
+/* Interactive commands wait at most this long in all for Qoyod's rate
+ * limit: Qoyod's window is one minute (300 calls, qoyod.md §2.7), so two
+ * minutes outlast a window another app or a running `tarheel serve`
+ * exhausted, and still end a stuck command in a time a person waits. */
+#define QOYOD_PATIENCE_MS (2 * 60 * 1000L)
+/* p is borrowed (NULL: a 429 fails at once, as TH_ETEMP). */
+void qoyod_set_patience(struct qoyod *q, struct qoyod_patience *p);
 
 struct qoyod_inventory {
     int64_t id;

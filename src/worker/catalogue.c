@@ -164,14 +164,16 @@ static int setup_categories(struct store *s, struct httpc *hc, struct qoyod *q,
 }
 
 int catalogue_setup(struct store *s, struct httpc *platform_http,
-                    const struct httpc_config *qoyod_cfg, const struct store_conn *c,
-                    struct catalogue_report *out, struct th_err *err)
+                    const struct httpc_config *qoyod_cfg, struct qoyod_patience *patience,
+                    const struct store_conn *c, struct catalogue_report *out,
+                    struct th_err *err)
 {
     memset(out, 0, sizeof *out);
     if (!c->id) return th_err_set(err, TH_EINVAL, "the connection must be saved first");
     struct httpc_config dflt = {0};
     struct qoyod *q = qoyod_new(c->qoyod_base ? c->qoyod_base : QOYOD_BASE_DEFAULT,
                                 c->qoyod_api_key, qoyod_cfg ? qoyod_cfg : &dflt);
+    if (patience) qoyod_set_patience(q, patience);
     int rc = setup_accounts(s, q, c, out, err);
     if (!rc) rc = setup_categories(s, platform_http, q, c, out, err);
     qoyod_free(q);
@@ -229,7 +231,7 @@ int catalogue_round(struct store *s, struct httpc *platform_http, int64_t now_s,
             continue;
         if ((rc = store_map_put(s, c->id, "catalogue", "tried_at", now_s, err)) != 0) break;
         struct catalogue_report r;
-        if (catalogue_setup(s, platform_http, NULL, c, &r, &e) != 0)
+        if (catalogue_setup(s, platform_http, NULL, NULL, c, &r, &e) != 0)
             log_warn("catalogue_failed", "conn=%lld code=%s msg=\"%s\"", (long long)c->id,
                      th_err_name(e.code), e.msg);
         else

@@ -19,6 +19,7 @@
 
 #include "core/err.h"
 #include "net/httpc.h"
+#include "qoyod/qoyod.h"
 #include "store/store.h"
 
 struct catalogue_report {
@@ -32,12 +33,16 @@ struct catalogue_report {
  * Sets up connection c (saved: c->id set) in its Qoyod account: the three
  * default accounts, then the store's categories. A failure to read the
  * store's categories is reported (categories_failed) but does not fail the
- * accounts. Returns 0, or the first failure (Qoyod's, classified, or the
- * store's); what was done before it stays done and mapped.
+ * accounts. patience (NULL: none) waits out Qoyod's 429s, for a command a
+ * person waits on (qoyod_set_patience; `tarheel connect`); without it a
+ * 429 fails the setup, which the background pass tries again later.
+ * Returns 0, or the first failure (Qoyod's, classified, or the store's);
+ * what was done before it stays done and mapped.
  */
 int catalogue_setup(struct store *s, struct httpc *platform_http,
-                    const struct httpc_config *qoyod_cfg, const struct store_conn *c,
-                    struct catalogue_report *out, struct th_err *err) TH_MUST_CHECK;
+                    const struct httpc_config *qoyod_cfg, struct qoyod_patience *patience,
+                    const struct store_conn *c, struct catalogue_report *out,
+                    struct th_err *err) TH_MUST_CHECK;
 
 /* A connection made without the CLI (Easy Mode: the app's install reaches
  * `tarheel serve`) is set up in the background: one pass over the active

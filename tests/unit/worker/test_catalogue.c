@@ -8,7 +8,9 @@
  * then creates for an order carries the store's accounts, and its opening
  * balance is booked against the opening-balance account; Zid's nested,
  * bilingual categories arrive by their Arabic names; a store whose
- * categories cannot be read still gets its accounts.
+ * categories cannot be read still gets its accounts; with a patience (as
+ * `tarheel connect` sets) Qoyod's 429s are waited out, and past the
+ * patience the set-up gives up saying how long.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -132,7 +134,7 @@ static struct catalogue_report setup(struct fx *f)
 {
     struct catalogue_report r;
     struct th_err err;
-    if (catalogue_setup(f->store, f->hc, NULL, &f->conn, &r, &err) != 0)
+    if (catalogue_setup(f->store, f->hc, NULL, NULL, &f->conn, &r, &err) != 0)
         fail_msg("catalogue: %s", err.msg);
     return r;
 }
@@ -330,6 +332,99 @@ static void test_zid_categories(void **state)
     json_decref(cats);
 }
 
+/* Counts the waits instead of sleeping (no test depends on the clock). */
+struct waits {
+    int n;
+    long ms;
+    long asked_s[8];
+};
+
+static void fake_sleep(void *arg, long ms)
+{
+    struct waits *w = arg;
+    w->ms += ms;
+    w->n++;
+}
+
+static void noted(void *arg, long wait_s, const char *what)
+{
+    struct waits *w = arg;
+    assert_non_null(what);
+    if (w->n < 8) w->asked_s[w->n] = wait_s;
+}
+
+/* `tarheel connect` meets Qoyod's rate limit (another app, or a serve on the
+ * same key, used the minute's calls): the set-up waits what Qoyod asks,
+ * each time, and goes on to the same result as without the 429s. The
+ * requests refused are sent again; nothing is created twice. Without a
+ * patience (the old behaviour, and the background pass's) the first 429
+ * failed the set-up. */
+static void test_rate_limit_waited_out(void **state)
+{
+    struct fx *f = *state;
+    tt_faults(f->qoyod, "{\"faults\":["
+                        "{\"match\":\"GET /2.0/accounts*\",\"mode\":\"rate_limit\","
+                        "\"retry_after\":7,\"count\":2},"
+                        "{\"match\":\"POST /2.0/accounts*\",\"mode\":\"rate_limit\","
+                        "\"retry_after\":30,\"count\":1},"
+                        "{\"match\":\"POST /2.0/categories*\",\"mode\":\"rate_limit\","
+                        "\"retry_after\":0,\"count\":1}]}");
+    struct waits w = {0};
+    struct qoyod_patience pat = {
+        .max_ms = QOYOD_PATIENCE_MS, .sleep_ms = fake_sleep, .notify = noted, .arg = &w};
+    struct catalogue_report r;
+    struct th_err err;
+    if (catalogue_setup(f->store, f->hc, NULL, &pat, &f->conn, &r, &err) != 0)
+        fail_msg("catalogue: %s: %s", th_err_name(err.code), err.msg);
+    assert_int_equal(w.n, 4);
+    assert_int_equal(w.asked_s[0], 7);
+    assert_int_equal(w.asked_s[1], 7);
+    assert_int_equal(w.asked_s[2], 30);
+    assert_int_equal(w.asked_s[3], 1); /* Retry-After: 0 still waits a second */
+    assert_int_equal(w.ms, (7 + 7 + 30 + 1) * 1000);
+    assert_int_equal(pat.waited_ms, w.ms);
+    assert_int_equal(r.accounts_created, 2);
+    assert_int_equal(r.accounts_found, 1);
+    assert_int_equal(r.categories_failed, 0);
+    assert_int_equal(r.categories_created, 4);
+    assert_int_equal(tt_count_requests(f->qoyod, "GET", "/2.0/accounts*", 429), 2);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/accounts*", 201), 2);
+    json_t *acc = qoyod_get(f, "/2.0/accounts");
+    assert_non_null(account_named(acc, "Salla sales"));
+    assert_non_null(account_named(acc, "Salla cost of goods sold"));
+    json_decref(acc);
+}
+
+/* Qoyod keeps answering 429: the set-up waits while the total stays within
+ * the patience (two waits of 50 s), then gives up with TH_ERATE, naming the
+ * wait Qoyod asked for, what was waited and the limit; nothing was
+ * created. Without a patience a 429 fails at once, with no wait (the
+ * worker's way: it pauses the account instead). */
+static void test_rate_limit_gives_up_after_patience(void **state)
+{
+    struct fx *f = *state;
+    tt_faults(f->qoyod, "{\"match\":\"GET /2.0/accounts*\",\"mode\":\"rate_limit\","
+                        "\"retry_after\":50}");
+    struct catalogue_report r;
+    struct th_err err;
+    assert_int_equal(catalogue_setup(f->store, f->hc, NULL, NULL, &f->conn, &r, &err), TH_ETEMP);
+    assert_int_equal(tt_count_requests(f->qoyod, "GET", "/2.0/accounts*", 429), 1);
+
+    struct waits w = {0};
+    struct qoyod_patience pat = {
+        .max_ms = QOYOD_PATIENCE_MS, .sleep_ms = fake_sleep, .notify = noted, .arg = &w};
+    assert_int_equal(catalogue_setup(f->store, f->hc, NULL, &pat, &f->conn, &r, &err), TH_ERATE);
+    assert_int_equal(w.n, 2);
+    assert_int_equal(w.ms, 100000);
+    assert_int_equal(tt_count_requests(f->qoyod, "GET", "/2.0/accounts*", 429), 1 + 3);
+    assert_non_null(strstr(err.msg, "429"));
+    assert_non_null(strstr(err.msg, "asked to wait 50 s"));
+    assert_non_null(strstr(err.msg, "already waited 100 s"));
+    assert_non_null(strstr(err.msg, "at most 120 s"));
+    assert_non_null(strstr(err.msg, "run the command again"));
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/accounts*", -2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +433,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer_uses_accounts, setup_salla, teardown),
         cmocka_unit_test_setup_teardown(test_categories_unreadable, setup_salla, teardown),
         cmocka_unit_test_setup_teardown(test_zid_categories, setup_zid, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_waited_out, setup_salla, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_gives_up_after_patience, setup_salla,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
