@@ -550,7 +550,7 @@ int store_job_retry(struct store *s, int64_t job_id, int64_t run_after, const ch
                     struct th_err *err)
 {
     if (!s) return th_err_set(err, TH_EINVAL, "store_job_retry: no store");
-    return s->ops->job_retry(s, job_id, NULL, run_after, error, err);
+    return s->ops->job_retry(s, job_id, NULL, run_after, error, 0, err);
 }
 
 int store_job_done_as(struct store *s, int64_t job_id, const char *worker, struct th_err *err)
@@ -565,7 +565,15 @@ int store_job_retry_as(struct store *s, int64_t job_id, const char *worker, int6
 {
     if (!s || !worker || !*worker)
         return th_err_set(err, TH_EINVAL, "store_job_retry_as: no store or worker");
-    return s->ops->job_retry(s, job_id, worker, run_after, error, err);
+    return s->ops->job_retry(s, job_id, worker, run_after, error, 0, err);
+}
+
+int store_job_defer_as(struct store *s, int64_t job_id, const char *worker, int64_t run_after,
+                       const char *error, struct th_err *err)
+{
+    if (!s || !worker || !*worker)
+        return th_err_set(err, TH_EINVAL, "store_job_defer_as: no store or worker");
+    return s->ops->job_retry(s, job_id, worker, run_after, error, 1, err);
 }
 
 int store_job_renew(struct store *s, int64_t job_id, const char *worker, int64_t lease_ms,

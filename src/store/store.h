@@ -292,6 +292,12 @@ int store_job_done_as(struct store *s, int64_t job_id, const char *worker,
                       struct th_err *err) TH_MUST_CHECK;
 int store_job_retry_as(struct store *s, int64_t job_id, const char *worker, int64_t run_after,
                        const char *error, struct th_err *err) TH_MUST_CHECK;
+/* store_job_retry_as for a wait that is no failure (a rate limit's
+ * Retry-After, the Qoyod account's turn, a token just refreshed): the claim
+ * it ends is not counted in the job's attempts, so the worker's backoff,
+ * which grows with attempts, grows only with failures. */
+int store_job_defer_as(struct store *s, int64_t job_id, const char *worker, int64_t run_after,
+                       const char *error, struct th_err *err) TH_MUST_CHECK;
 /* Extends the lease `worker` holds on a job to now + lease_ms, for a job
  * that runs long. TH_ECONFLICT when the worker no longer holds it. */
 int store_job_renew(struct store *s, int64_t job_id, const char *worker, int64_t lease_ms,

@@ -144,9 +144,10 @@ struct store_ops {
      * job exists under another owner or none). */
     int (*job_done)(struct store *s, int64_t job_id, const char *owner, struct th_err *err);
     /* error may be NULL. Clears the lease. TH_ENOTFOUND when absent; owner
-     * as for job_done. */
+     * as for job_done. uncount: the claim being ended is taken back out of
+     * the job's attempts (never below 0): a wait that was no failure. */
     int (*job_retry)(struct store *s, int64_t job_id, const char *owner, int64_t run_after,
-                     const char *error, struct th_err *err);
+                     const char *error, int uncount, struct th_err *err);
     /* owner is non-empty, lease_ms > 0: lease_until = now + lease_ms while
      * owner holds the lease; TH_ECONFLICT otherwise (TH_ENOTFOUND: no job). */
     int (*job_renew)(struct store *s, int64_t job_id, const char *owner, int64_t lease_ms,

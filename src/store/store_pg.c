@@ -1137,19 +1137,20 @@ static int job_write(struct pgs *q, const char *sql, const struct pp *p, int64_t
 }
 
 static int pg_job_retry(struct store *s, int64_t job_id, const char *owner, int64_t run_after,
-                        const char *error, struct th_err *err)
+                        const char *error, int uncount, struct th_err *err)
 {
     struct pp p = {0};
     p_i64(&p, job_id);
     p_i64(&p, run_after);
     p_str(&p, error);
     p_str(&p, owner);
+    p_i64(&p, uncount ? 1 : 0);
     char what[64];
     snprintf(what, sizeof what, "reschedule job %lld", (long long)job_id);
     return job_write(pg_of(s),
                      "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
-                     "run_after_ms = $2, last_error = $3 WHERE id = $1 AND "
-                     "($4::text IS NULL OR lease_owner = $4)",
+                     "run_after_ms = $2, last_error = $3, attempts = GREATEST(attempts - $5, 0) "
+                     "WHERE id = $1 AND ($4::text IS NULL OR lease_owner = $4)",
                      &p, job_id, owner, err, what);
 }
 

@@ -544,8 +544,8 @@ static const char *const stmt_sql[S_COUNT] = {
                     "attempts = 0, last_error = NULL, run_after_ms = ?2 WHERE id = ?1 AND "
                     "(?3 IS NULL OR lease_owner = ?3)",
     [S_JOB_RETRY] = "UPDATE jobs SET lease_owner = NULL, lease_until_ms = 0, rerun = 0, "
-                    "run_after_ms = ?2, last_error = ?3 WHERE id = ?1 AND "
-                    "(?4 IS NULL OR lease_owner = ?4)",
+                    "run_after_ms = ?2, last_error = ?3, attempts = MAX(attempts - ?5, 0) "
+                    "WHERE id = ?1 AND (?4 IS NULL OR lease_owner = ?4)",
     [S_JOB_RENEW] = "UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2",
     [S_JOB_EXISTS] = "SELECT COUNT(*) FROM jobs WHERE id = ?1",
     [S_JOB_COUNT] = "SELECT COUNT(*) FROM jobs",
@@ -1582,7 +1582,7 @@ out:
 }
 
 static int sq_job_retry(struct store *s, int64_t job_id, const char *owner, int64_t run_after,
-                        const char *error, struct th_err *err)
+                        const char *error, int uncount, struct th_err *err)
 {
     struct sq *q = sq_of(s);
     pthread_mutex_lock(&q->db_mu);
@@ -1591,6 +1591,7 @@ static int sq_job_retry(struct store *s, int64_t job_id, const char *owner, int6
     sqlite3_bind_int64(st, 2, run_after);
     bind_str(st, 3, error);
     bind_str(st, 4, owner);
+    sqlite3_bind_int(st, 5, uncount ? 1 : 0);
     int rc = run(st);
     int changed = rc == SQLITE_OK ? sqlite3_changes(q->db) : 0;
     done_with(st);

@@ -36,10 +36,13 @@
 #include "qoyod/qoyod.h"
 #include "worker/catalogue.h"
 
-/* Attempts (claims of the job) before a transfer that keeps failing
- * temporarily is declared failed: with the worker's backoff capped at 10
- * minutes this is roughly three hours of an unreachable service. */
-#define TRANSFER_MAX_ATTEMPTS 25
+/* Attempts to deliver an order (store_order.attempts) before one that keeps
+ * failing temporarily is declared failed. A rate limit does not use them
+ * up (transfer_run). The worker's backoff doubles from 1 s to its 60 s
+ * ceiling in 6 failures (63 s), then waits 60 s: 190 attempts are about
+ * three hours of an unreachable Qoyod (63 + 184 × 60 s), as long as the
+ * old 25 attempts lasted under the old ten-minute ceiling. */
+#define TRANSFER_MAX_ATTEMPTS 190
 
 /* ---------------------------------------------------------------------- */
 /* Rules                                                                    */
@@ -517,7 +520,9 @@ static void lease_renew(struct transfer_env *env)
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (now - env->renewed_ms < env->lease_ms / 3) return;
     struct th_err err = {0};
-    if (store_job_renew(env->store, env->job_id, env->job_owner, env->lease_ms, &err) != 0) {
+    int rc = store_job_renew(env->store, env->job_id, env->job_owner, env->lease_ms, &err);
+    if (rc != 0) {
+        if (rc == TH_ECONFLICT) env->lease_lost = 1;
         log_warn("lease_renew_failed", "job=%lld worker=%s code=%s msg=\"%s\"",
                  (long long)env->job_id, env->job_owner, th_err_name(err.code), err.msg);
         return;
@@ -1117,6 +1122,7 @@ static int credit_step(struct transfer_env *env, const struct store_conn *c,
     } else if (drc == TH_ETEMP || drc == TH_EUNKNOWN || drc == TH_ERATE) {
         res->verdict = TRANSFER_RETRY;
         if (status == 429) {
+            res->cause = TRANSFER_CAUSE_RATE;
             res->retry_after_ms = (after > 0 ? after : 1) * 1000;
             res->pause_account_ms = res->retry_after_ms;
         }
@@ -1281,6 +1287,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
 {
     memset(res, 0, sizeof *res);
     res->verdict = TRANSFER_DONE;
+    env->lease_lost = 0;
     struct store_conn c = {0};
     struct store_order so = {0};
     struct model_order *o = NULL;
@@ -1304,6 +1311,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         /* Tokens are being renewed or the store must be reinstalled: keep
          * the job, check again later. */
         res->verdict = TRANSFER_RETRY;
+        res->cause = TRANSFER_CAUSE_WAIT;
         res->retry_after_ms = 60000;
         goto out;
     }
@@ -1313,6 +1321,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     int trc = transfer_token_ensure(env, &c, 0, &e);
     if (trc) {
         res->verdict = TRANSFER_RETRY;
+        res->cause = trc == TH_EAUTH ? TRANSFER_CAUSE_WAIT : TRANSFER_CAUSE_FAILURE;
         res->retry_after_ms = trc == TH_EAUTH ? 60000 : 0;
         if (so.xfer == STORE_XFER_NOT_TRANSFERRED || so.xfer == STORE_XFER_TRANSFERRING)
             rc = hold_order(env, &so, trc, e.msg, err);
@@ -1329,7 +1338,10 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         trc = transfer_token_ensure(env, &c, 1, &e);
         res->verdict = TRANSFER_RETRY;
         /* refreshed: at once (the cause is gone; no backoff) */
-        res->retry_after_ms = trc == TH_EAUTH ? 60000 : trc == 0 ? 1 : 0;
+        res->cause = trc == TH_EAUTH ? TRANSFER_CAUSE_WAIT
+                     : trc == 0      ? TRANSFER_CAUSE_AT_ONCE
+                                     : TRANSFER_CAUSE_FAILURE;
+        res->retry_after_ms = trc == TH_EAUTH ? 60000 : 0;
         if (trc == TH_EAUTH)
             rc = hold_order(env, &so, trc, e.msg, err);
         goto out;
@@ -1338,6 +1350,13 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         log_warn("transfer_fetch_retry", "conn=%lld order=%lld code=%s", (long long)conn_id,
                  (long long)order_id, th_err_name(frc));
         res->verdict = TRANSFER_RETRY;
+        /* The store's own rate limit: wait what it said (its Retry-After). */
+        long st = 0, after = -1;
+        httpc_last_answer(env->platform_http, &st, &after);
+        if (frc == TH_ETEMP && st == 429) {
+            res->cause = TRANSFER_CAUSE_RATE;
+            res->retry_after_ms = (after > 0 ? after : 1) * 1000;
+        }
         goto out;
     }
     if (frc) {
@@ -1450,15 +1469,19 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         if (rc == 0 && transfer_credit_needed(o)) rc = credit_step(env, &c, o, &so, res, err);
     } else if (drc == TH_ETEMP && d.last_status == 429) {
         /* Rate limited: not the order's fault, so it never fails the order
-         * (attempts still counts, so the next try looks before it creates).
+         * nor uses up its attempts: this try is taken back, except a first
+         * one (attempts must stay above 1 once anything may have been sent,
+         * so every later try looks before it creates: deliver's look_first).
          * The job waits Retry-After, and the worker pauses every job of this
          * Qoyod account as long, so one busy store cannot start a 429 storm. */
         int64_t wait = (d.retry_after_s > 0 ? d.retry_after_s : 1) * 1000;
+        if (so.attempts > 1) so.attempts--;
         free(so.reason);
         so.reason = xstrdup(e.msg);
         so.reason_code = TH_ERATE;
         rc = save_order(env, &so, err);
         res->verdict = TRANSFER_RETRY;
+        res->cause = TRANSFER_CAUSE_RATE;
         res->retry_after_ms = wait;
         res->pause_account_ms = wait;
         log_warn("transfer_rate_limited", "conn=%lld order=%lld wait_ms=%lld", (long long)conn_id,
@@ -1472,7 +1495,10 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         trc = transfer_token_ensure(env, &c, 1, &e2);
         int gone = trc == TH_EAUTH;
         res->verdict = TRANSFER_RETRY;
-        res->retry_after_ms = gone ? 60000 : trc == 0 ? 1 : 0;
+        res->cause = gone        ? TRANSFER_CAUSE_WAIT
+                     : trc == 0 ? TRANSFER_CAUSE_AT_ONCE
+                                : TRANSFER_CAUSE_FAILURE;
+        res->retry_after_ms = gone ? 60000 : 0;
         rc = hold_order(env, &so, gone ? TH_EAUTH : drc, gone ? e2.msg : e.msg, err);
         log_warn("transfer_retry", "conn=%lld order=%lld attempt=%d code=%s", (long long)conn_id,
                  (long long)order_id, so.attempts, th_err_name(drc));
@@ -1492,6 +1518,12 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     }
     res->xfer = so.xfer;
 out:
+    if (res->verdict == TRANSFER_RETRY && env->lease_lost) {
+        /* Another worker holds the job now: the retry written for it is
+         * fenced (nothing changes); were it not taken, it runs at once. */
+        res->cause = TRANSFER_CAUSE_AT_ONCE;
+        res->retry_after_ms = 0;
+    }
     model_order_free(o);
     store_order_release(&so);
     store_conn_release(&c);

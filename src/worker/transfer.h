@@ -32,11 +32,27 @@ enum transfer_verdict {
     TRANSFER_RETRY = 1, /* a temporary failure: run again after `retry_after_ms` */
 };
 
+/* Why a job runs again: the worker picks the delay by it
+ * (worker_retry_delay_ms) and counts only failures in the job's attempts,
+ * which its backoff grows with. */
+enum transfer_cause {
+    TRANSFER_CAUSE_FAILURE = 0, /* unknown outcome, 5xx, network error, the store failed:
+                                   exponential backoff, capped; counted */
+    TRANSFER_CAUSE_RATE = 1,    /* a 429: wait retry_after_ms, what the service said
+                                   (Retry-After); not counted */
+    TRANSFER_CAUSE_AT_ONCE = 2, /* the cause is gone (a token was refreshed, the job's lease
+                                   was lost): run again now; not counted */
+    TRANSFER_CAUSE_WAIT = 3,    /* waiting on the merchant or another process (the store needs
+                                   a reinstall, its tokens are being renewed): check again
+                                   after retry_after_ms; not counted */
+};
+
 struct transfer_result {
     enum transfer_verdict verdict;
-    int64_t retry_after_ms; /* hint from the remote (Retry-After), 0 = use backoff */
-    enum store_xfer xfer;   /* the order's state afterwards */
-    int64_t pause_account_ms; /* Qoyod rate-limited the account: pause all its jobs */
+    enum transfer_cause cause; /* with TRANSFER_RETRY: why */
+    int64_t retry_after_ms;    /* RATE and WAIT: how long (ms); 0 otherwise */
+    enum store_xfer xfer;      /* the order's state afterwards */
+    int64_t pause_account_ms;  /* Qoyod rate-limited the account: pause all its jobs */
 };
 
 /* Per-thread resources a transfer uses (borrowed). */
@@ -60,6 +76,9 @@ struct transfer_env {
     /* Set by a transfer when the store refused its token on a call after
      * the order's read (a product's stock): the token expired meanwhile. */
     int platform_refused;
+    /* Set when renewing the job's lease found it taken over by another
+     * worker (that one runs the order now). */
+    int lease_lost;
 };
 
 /* Refresh a token when it expires within this many seconds. */

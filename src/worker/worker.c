@@ -43,6 +43,29 @@ int64_t worker_backoff_ms(int attempts, uint64_t rnd, long base_ms)
     return d;
 }
 
+int64_t worker_retry_delay_ms(enum transfer_cause cause, int64_t hint_ms, int attempts,
+                              uint64_t rnd, long base_ms)
+{
+    switch (cause) {
+    case TRANSFER_CAUSE_RATE:
+        if (hint_ms <= 0) return 1000;
+        return hint_ms > WORKER_RATE_WAIT_MAX_MS ? WORKER_RATE_WAIT_MAX_MS : hint_ms;
+    case TRANSFER_CAUSE_AT_ONCE:
+        return 0;
+    case TRANSFER_CAUSE_WAIT:
+        return hint_ms > 0 ? hint_ms : WORKER_WAIT_DEFAULT_MS;
+    case TRANSFER_CAUSE_FAILURE:
+    default:
+        return worker_backoff_ms(attempts, rnd, base_ms);
+    }
+}
+
+int worker_retry_counts(enum transfer_cause cause)
+{
+    return cause != TRANSFER_CAUSE_RATE && cause != TRANSFER_CAUSE_AT_ONCE &&
+           cause != TRANSFER_CAUSE_WAIT;
+}
+
 static uint64_t xorshift(uint64_t *s)
 {
     uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
@@ -92,7 +115,8 @@ static int run_one(const struct worker_config *cfg, struct transfer_env *env, st
     if (rc == 0 && !later) limit_enter(lim, job.conn_id);
     limit_unlock(lim);
     if (later) {
-        rc = store_job_retry_as(cfg->store, job.id, owner, worker_now_ms() + 200,
+        /* its turn, not a failure: the claim is not counted */
+        rc = store_job_defer_as(cfg->store, job.id, owner, worker_now_ms() + 200,
                                 "waiting for the Qoyod account's limit", err);
         return rc ? rc : 0;
     }
@@ -132,16 +156,20 @@ static int run_claimed(const struct worker_config *cfg, struct transfer_env *env
         log_error("worker_store_failed", "job=%lld order=%lld code=%s msg=\"%s\"",
                   (long long)job.id, (long long)job.order_id, th_err_name(rc), terr.msg);
         res.verdict = TRANSFER_RETRY;
+        res.cause = TRANSFER_CAUSE_FAILURE;
         res.retry_after_ms = 0;
     }
     if (res.pause_account_ms > 0)
         limit_pause(lim, job.conn_id, worker_now_ms() + res.pause_account_ms);
     if (res.verdict == TRANSFER_RETRY) {
-        int64_t delay = res.retry_after_ms > 0
-                            ? res.retry_after_ms
-                            : worker_backoff_ms(job.attempts, xorshift(rng), cfg->backoff_base_ms);
-        rc = store_job_retry_as(cfg->store, job.id, owner, worker_now_ms() + delay,
-                                terr.msg[0] ? terr.msg : "retry", err);
+        /* The delay by why (worker_retry_delay_ms); only failures count in
+         * the job's attempts, so only they grow the backoff. */
+        int64_t delay = worker_retry_delay_ms(res.cause, res.retry_after_ms, job.attempts,
+                                              xorshift(rng), cfg->backoff_base_ms);
+        const char *why = terr.msg[0] ? terr.msg : "retry";
+        rc = worker_retry_counts(res.cause)
+                 ? store_job_retry_as(cfg->store, job.id, owner, worker_now_ms() + delay, why, err)
+                 : store_job_defer_as(cfg->store, job.id, owner, worker_now_ms() + delay, why, err);
     } else {
         rc = store_job_done_as(cfg->store, job.id, owner, err);
     }

@@ -2460,6 +2460,47 @@ static void test_order_put_fenced_by_lease(void **state)
     store_order_release(&ghost);
 }
 
+/* A deferred job (a wait that was no failure: a rate limit, the account's
+ * turn, a refreshed token) runs again at its time without its claim counted
+ * in attempts, so the worker's backoff grows with failures only; a retry
+ * counts it. The defer is fenced by the lease like the retry. */
+static void test_job_defer_not_counted(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    assert_int_equal(ingest(f, "e1", 51), 0);
+    struct store_job a = claim(f, "w1", 1000);
+    assert_int_equal(a.attempts, 1);
+    must(store_job_defer_as(f->s, a.id, "w1", f->now + 500, "rate limited", &err), &err);
+    claim_none(f); /* not before its time */
+    f->now += 500;
+    a = claim(f, "w1", 1000);
+    assert_int_equal(a.attempts, 1);
+    for (int i = 0; i < 5; i++) {
+        must(store_job_defer_as(f->s, a.id, "w1", f->now, "the account's turn", &err), &err);
+        a = claim(f, "w1", 1000);
+    }
+    assert_int_equal(a.attempts, 1);
+    must(store_job_retry_as(f->s, a.id, "w1", f->now, "503", &err), &err);
+    a = claim(f, "w1", 1000);
+    assert_int_equal(a.attempts, 2);
+    must(store_job_defer_as(f->s, a.id, "w1", f->now, "token refreshed", &err), &err);
+    a = claim(f, "w1", 1000);
+    assert_int_equal(a.attempts, 2);
+    /* fenced: a worker whose lease was taken over changes nothing */
+    f->now += 1001;
+    struct store_job b = claim(f, "w2", 1000);
+    assert_int_equal(b.attempts, 3);
+    assert_int_equal(store_job_defer_as(f->s, a.id, "w1", f->now, "x", &err), TH_ECONFLICT);
+    assert_int_equal(store_job_defer_as(f->s, a.id, "", f->now, "x", &err), TH_EINVAL);
+    must(store_job_defer_as(f->s, b.id, "w2", f->now, "y", &err), &err);
+    b = claim(f, "w2", 1000);
+    assert_int_equal(b.attempts, 3);
+    must(store_job_done_as(f->s, b.id, "w2", &err), &err);
+    assert_int_equal(job_count(f), 0);
+    assert_int_equal(store_job_defer_as(f->s, b.id, "w2", f->now, "z", &err), TH_ENOTFOUND);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Limits and leases shared by every process */
 
@@ -3003,6 +3044,7 @@ int main(int argc, char **argv)
         T(test_job_fenced_by_lease),
         T(test_order_put_fenced_by_lease),
         T(test_order_pages),
+        T(test_job_defer_not_counted),
         T(test_claim_limited),
         T(test_claim_limited_race),
         T(test_account_budget),

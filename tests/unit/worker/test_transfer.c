@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/httpd.h"
@@ -573,6 +575,142 @@ static void test_rate_limit_pauses_the_qoyod_account(void **state)
     struct store_order so = get_order(f, base.id);
     assert_int_equal(so.xfer, STORE_XFER_TRANSFERRED);
     store_order_release(&so);
+}
+
+/* The job row of the only job (SQLite fixture), read behind the store's back
+ * to see what the worker scheduled. */
+static int64_t job_col(struct fx *f, const char *col)
+{
+    char path[96], sql[96];
+    snprintf(path, sizeof path, "%s/t.db", f->dir);
+    snprintf(sql, sizeof sql, "SELECT %s FROM jobs", col);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Makes the job due now (instead of waiting for it). */
+static void job_due(struct fx *f)
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/t.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "UPDATE jobs SET run_after_ms = 0", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* One worker_drain: runs the job once (a retry is not due again within it);
+ * *before and *after bracket it on the worker's clock. */
+static void drain_once(struct fx *f, const struct worker_config *wc, int64_t *before,
+                       int64_t *after)
+{
+    struct th_err err;
+    *before = worker_now_ms();
+    assert_int_equal(worker_drain(wc, *before + 20000, &err), 0);
+    *after = worker_now_ms();
+}
+
+/* The worker's delay follows the cause (issue 8): three 429s from Qoyod
+ * (Retry-After: 30) each wait exactly what Qoyod said, and neither count in
+ * the job's attempts nor use up the order's; the 503 that follows is the
+ * first failure, so it waits the first step of the backoff (base ±25 %),
+ * not a step grown by the 429s before it. On the old code the job's
+ * attempts counted every claim (1, 2, 3, then 4 for the 503, which waited
+ * 8 × base) and the order's attempts were used up by rate limits. No
+ * assertion depends on the machine's speed: the scheduled times are
+ * checked against the worker's clock read around each run. */
+static void test_retry_delay_follows_cause(void **state)
+{
+    struct fx *f = *state;
+    tt_faults(f->qoyod, "{\"faults\":["
+                        "{\"match\":\"POST /2.0/invoices\",\"mode\":\"rate_limit\","
+                        "\"retry_after\":30,\"count\":3},"
+                        "{\"match\":\"POST /2.0/invoices\",\"mode\":\"error\","
+                        "\"status\":503,\"count\":1}]}");
+    tt_salla_stub_put(&f->salla, &base);
+    event(f, base.id, "a");
+    struct worker_config wc = wconfig(f);
+    wc.backoff_base_ms = 10000;
+    int64_t t0, t1;
+    for (int i = 1; i <= 3; i++) {
+        drain_once(f, &wc, &t0, &t1);
+        assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", 429), i);
+        assert_int_equal(job_col(f, "attempts"), 0); /* the claim was not counted */
+        int64_t at = job_col(f, "run_after_ms");
+        if (at < t0 + 30000 || at > t1 + 30000)
+            fail_msg("429 #%d: run after %lld ms, want Retry-After's 30000", i,
+                     (long long)(at - t0));
+        struct store_order so = get_order(f, base.id);
+        assert_int_equal(so.xfer, STORE_XFER_TRANSFERRING);
+        assert_int_equal(so.attempts, 1); /* only the first try (it may have sent something) */
+        assert_int_equal(so.reason_code, TH_ERATE);
+        store_order_release(&so);
+        job_due(f);
+    }
+    drain_once(f, &wc, &t0, &t1);
+    assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/invoices", 503), 1);
+    assert_int_equal(job_col(f, "attempts"), 1); /* the first failure */
+    int64_t at = job_col(f, "run_after_ms");
+    if (at < t0 + 7500 || at > t1 + 12500)
+        fail_msg("503 after three 429s: run after %lld ms, want 7500..12500", (long long)(at - t0));
+    job_due(f);
+    drain_once(f, &wc, &t0, &t1);
+    struct th_err err;
+    int64_t n = 1;
+    assert_int_equal(store_job_count(f->store, &n, &err), 0);
+    assert_int_equal(n, 0);
+    struct store_order so = get_order(f, base.id);
+    if (so.xfer != STORE_XFER_TRANSFERRED) fail_msg("state %d: %s", so.xfer, so.reason);
+    assert_int_equal(so.attempts, 3); /* first try, the 503's, the last: not the 429s */
+    store_order_release(&so);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+}
+
+/* The retry policy as a pure function: the delay by cause, and which
+ * causes count as failures. */
+static void test_retry_policy(void **unused)
+{
+    (void)unused;
+    for (int n = 1; n < 40; n++) {
+        uint64_t rnd = (uint64_t)n * 7919;
+        int64_t d = worker_retry_delay_ms(TRANSFER_CAUSE_FAILURE, 0, n, rnd, 1000);
+        assert_int_equal(d, worker_backoff_ms(n, rnd, 1000));
+        assert_true(d >= 750 && d <= 75000); /* capped at 60 s, ±25 % */
+        /* a hint does not shorten a failure's backoff */
+        assert_int_equal(worker_retry_delay_ms(TRANSFER_CAUSE_FAILURE, 5, n, rnd, 1000), d);
+        /* a rate limit waits what the service said, whatever came before */
+        assert_int_equal(worker_retry_delay_ms(TRANSFER_CAUSE_RATE, 7000, n, rnd, 1000), 7000);
+        assert_int_equal(worker_retry_delay_ms(TRANSFER_CAUSE_RATE, 0, n, rnd, 1000), 1000);
+        assert_int_equal(worker_retry_delay_ms(TRANSFER_CAUSE_AT_ONCE, 0, n, rnd, 1000), 0);
+        assert_int_equal(worker_retry_delay_ms(TRANSFER_CAUSE_AT_ONCE, 9000, n, rnd, 1000), 0);
+        assert_int_equal(worker_retry_delay_ms(TRANSFER_CAUSE_WAIT, 60000, n, rnd, 1000), 60000);
+        assert_int_equal(worker_retry_delay_ms(TRANSFER_CAUSE_WAIT, 0, n, rnd, 1000),
+                         WORKER_WAIT_DEFAULT_MS);
+    }
+    /* the ceiling: doubling 1, 2, 4 .. 32 s, then 60 s (±25 %) */
+    assert_int_equal(WORKER_BACKOFF_MAX_MS, 60000);
+    assert_int_equal(worker_backoff_ms(6, 0, 1000), 32000 - 8000);
+    assert_int_equal(worker_backoff_ms(7, 0, 1000), 60000 - 15000);
+    assert_int_equal(worker_backoff_ms(7, 30000, 1000), 60000 + 15000);
+    assert_int_equal(worker_backoff_ms(30, 0, 1000), 45000);
+    /* a far-off Retry-After (an HTTP date years ahead) is capped */
+    assert_int_equal(worker_retry_delay_ms(TRANSFER_CAUSE_RATE, (int64_t)1 << 40, 1, 0, 1000),
+                     WORKER_RATE_WAIT_MAX_MS);
+    assert_true(worker_retry_counts(TRANSFER_CAUSE_FAILURE));
+    assert_false(worker_retry_counts(TRANSFER_CAUSE_RATE));
+    assert_false(worker_retry_counts(TRANSFER_CAUSE_AT_ONCE));
+    assert_false(worker_retry_counts(TRANSFER_CAUSE_WAIT));
 }
 
 /* One busy store cannot take every worker: with a per-store limit of 1, a
@@ -1173,6 +1311,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_token_forces_one_refresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_grant_needs_reinstall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_pauses_the_qoyod_account, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_delay_follows_cause, setup, teardown),
+        cmocka_unit_test(test_retry_policy),
         cmocka_unit_test_setup_teardown(test_busy_store_does_not_starve_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_financial_off_and_own_numbering, setup,
                                         teardown),
