@@ -920,6 +920,64 @@ int store_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, in
     return s->ops->stock_own_settle(s, conn_id, ref, applied != 0, err);
 }
 
+int store_stock_lines_note(struct store *s, int64_t conn_id, int64_t order_id, int64_t created_s,
+                           const char *const *skus, const int64_t *units, size_t n,
+                           struct th_err *err)
+{
+    if (!s || (n && (!skus || !units)))
+        return th_err_set(err, TH_EINVAL, "store_stock_lines_note: no store or lines");
+    if (n > STORE_STOCK_MAX_BATCH)
+        return th_err_set(err, TH_ELIMIT, "at most %d SKUs an order", STORE_STOCK_MAX_BATCH);
+    for (size_t i = 0; i < n; i++)
+        if (!sku_ok(skus[i]))
+            return th_err_set(err, TH_EINVAL, "an order line needs a SKU of 1 to %d bytes",
+                              STORE_MAX_SKU - 1);
+    return n ? s->ops->stock_lines_note(s, conn_id, order_id, created_s, skus, units, n, err) : 0;
+}
+
+int store_stock_lines_open(struct store *s, int64_t conn_id, const char *sku, int64_t before_ms,
+                           int64_t *units, struct th_err *err)
+{
+    if (!s || !units) return th_err_set(err, TH_EINVAL, "store_stock_lines_open: no store");
+    *units = 0;
+    if (!sku_ok(sku))
+        return th_err_set(err, TH_EINVAL, "an order line needs a SKU of 1 to %d bytes",
+                          STORE_MAX_SKU - 1);
+    return s->ops->stock_lines_open(s, conn_id, sku, before_ms, units, err);
+}
+
+int store_stock_line_get(struct store *s, int64_t conn_id, int64_t order_id, const char *sku,
+                         struct store_stock_line *out, struct th_err *err)
+{
+    if (!s || !out) return th_err_set(err, TH_EINVAL, "store_stock_line_get: no store");
+    if (!sku_ok(sku))
+        return th_err_set(err, TH_EINVAL, "an order line needs a SKU of 1 to %d bytes",
+                          STORE_MAX_SKU - 1);
+    memset(out, 0, sizeof *out);
+    out->order_id = order_id;
+    snprintf(out->sku, sizeof out->sku, "%s", sku);
+    return s->ops->stock_line_get(s, conn_id, order_id, sku, out, err);
+}
+
+int store_stock_line_put(struct store *s, int64_t conn_id, const struct store_stock_line *l,
+                         struct th_err *err)
+{
+    if (!s || !l) return th_err_set(err, TH_EINVAL, "store_stock_line_put: no store or line");
+    if (!sku_ok(l->sku))
+        return th_err_set(err, TH_EINVAL, "an order line needs a SKU of 1 to %d bytes",
+                          STORE_MAX_SKU - 1);
+    if (l->mark < STORE_OPEN_NONE || l->mark > STORE_OPEN_FIXING)
+        return th_err_set(err, TH_EINVAL, "unknown opening mark %d", l->mark);
+    return s->ops->stock_line_put(s, conn_id, l, err);
+}
+
+int store_stock_lines_forget(struct store *s, int64_t conn_id, int64_t order_id,
+                             struct th_err *err)
+{
+    if (!s) return th_err_set(err, TH_EINVAL, "store_stock_lines_forget: no store");
+    return s->ops->stock_lines_forget(s, conn_id, order_id, err);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Dashboard users */
 

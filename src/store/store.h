@@ -499,6 +499,54 @@ int store_stock_own_begin(struct store *s, int64_t conn_id, const char *ref,
 int store_stock_own_settle(struct store *s, int64_t conn_id, const char *ref, int applied,
                            struct th_err *err) TH_MUST_CHECK;
 
+/* ---- order lines against a product's opening balance (worker/transfer.c) ---- */
+/*
+ * When tarheel creates a product in Qoyod it books its opening stock as the
+ * store's count at one read plus the units of the orders the store took
+ * before that read and tarheel invoices after it (docs/STOCK.md). These rows
+ * are the order lines tarheel knows of such products: per connection, SKU
+ * and order, the units, when the store took them, and how they stand
+ * against the opening. A line is kept until its order is transferred or
+ * skipped (store_stock_lines_forget).
+ */
+enum store_open_mark {
+    STORE_OPEN_NONE = 0,    /* not in the opening (seen after it, or placed after its read) */
+    STORE_OPEN_COUNTED = 1, /* in the opening's count, or corrected for since */
+    STORE_OPEN_FIXING = 2,  /* a correction count (fix_from -> fix_to) was sent, its outcome
+                             * not recorded (persisted: never renumber) */
+};
+
+struct store_stock_line {
+    int64_t order_id;
+    char sku[STORE_MAX_SKU];
+    int64_t units;      /* whole units of sku in the order */
+    int64_t created_ms; /* when the store took the order (the platform's creation time) */
+    int mark;           /* enum store_open_mark */
+    int64_t fix_from;   /* STORE_OPEN_FIXING: Qoyod's count read before the correction */
+    int64_t fix_to;     /* and the count sent */
+};
+
+/* Records the order's units of each SKU (one entry a SKU; n <=
+ * STORE_STOCK_MAX_BATCH) and its creation (unix seconds), keeping the mark of
+ * a line already known. */
+int store_stock_lines_note(struct store *s, int64_t conn_id, int64_t order_id, int64_t created_s,
+                           const char *const *skus, const int64_t *units, size_t n,
+                           struct th_err *err) TH_MUST_CHECK;
+/* In one transaction: *units = the units of every known line of sku whose
+ * order was created before before_ms; those lines are marked
+ * STORE_OPEN_COUNTED, the others STORE_OPEN_NONE. */
+int store_stock_lines_open(struct store *s, int64_t conn_id, const char *sku, int64_t before_ms,
+                           int64_t *units, struct th_err *err) TH_MUST_CHECK;
+/* One line (out->sku and the rest filled), or TH_ENOTFOUND. */
+int store_stock_line_get(struct store *s, int64_t conn_id, int64_t order_id, const char *sku,
+                         struct store_stock_line *out, struct th_err *err) TH_MUST_CHECK;
+/* Inserts or replaces one line, mark and correction included. */
+int store_stock_line_put(struct store *s, int64_t conn_id, const struct store_stock_line *l,
+                         struct th_err *err) TH_MUST_CHECK;
+/* Deletes every line of the order. */
+int store_stock_lines_forget(struct store *s, int64_t conn_id, int64_t order_id,
+                             struct th_err *err) TH_MUST_CHECK;
+
 /* ---- product fields both sides change (worker/fields.c, docs/FIELDS.md) ---- */
 enum store_field {
     STORE_FIELD_NAME = 0,

@@ -228,6 +228,20 @@ struct store_ops {
                            int64_t origin_s, struct th_err *err);
     int (*stock_own_settle)(struct store *s, int64_t conn_id, const char *ref, int applied,
                             struct th_err *err);
+    /* Order lines against an opening balance (store.h). store.c has
+     * checked skus (non-empty, < STORE_MAX_SKU), n <= STORE_STOCK_MAX_BATCH
+     * and the mark. */
+    int (*stock_lines_note)(struct store *s, int64_t conn_id, int64_t order_id, int64_t created_s,
+                            const char *const *skus, const int64_t *units, size_t n,
+                            struct th_err *err);
+    int (*stock_lines_open)(struct store *s, int64_t conn_id, const char *sku, int64_t before_ms,
+                            int64_t *units, struct th_err *err);
+    int (*stock_line_get)(struct store *s, int64_t conn_id, int64_t order_id, const char *sku,
+                          struct store_stock_line *out, struct th_err *err);
+    int (*stock_line_put)(struct store *s, int64_t conn_id, const struct store_stock_line *l,
+                          struct th_err *err);
+    int (*stock_lines_forget)(struct store *s, int64_t conn_id, int64_t order_id,
+                              struct th_err *err);
     /* Dashboard users. name and hash are non-NULL and non-empty. user_put
      * inserts or replaces the user's hash; tenant 0 keeps an existing
      * user's tenant (new: STORE_TENANT_DEFAULT), else sets it (store.c has

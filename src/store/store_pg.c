@@ -261,6 +261,20 @@ static const char *const migrations[] = {
     "  resolution TEXT NOT NULL DEFAULT ''"
     ");"
     "CREATE INDEX conflicts_by_conn ON conflicts (conn_id, resolved_ms);",
+    /* 9: SQLite's 13, order lines against a product's opening balance
+     * (store.h, struct store_stock_line; docs/STOCK.md). */
+    "CREATE TABLE stock_lines ("
+    "  conn_id BIGINT NOT NULL REFERENCES connections(id),"
+    "  sku TEXT NOT NULL,"
+    "  order_id BIGINT NOT NULL,"
+    "  units BIGINT NOT NULL,"
+    "  created_ms BIGINT NOT NULL,"
+    "  mark INTEGER NOT NULL DEFAULT 0,"
+    "  fix_from BIGINT NOT NULL DEFAULT 0,"
+    "  fix_to BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conn_id, sku, order_id)"
+    ");"
+    "CREATE INDEX stock_lines_by_order ON stock_lines (conn_id, order_id);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_PG_SCHEMA_VERSION,
@@ -2349,6 +2363,155 @@ static int pg_stock_own_settle(struct store *s, int64_t conn_id, const char *ref
 }
 
 /* ---------------------------------------------------------------------- */
+/* Order lines against an opening balance */
+
+struct lines_args {
+    int64_t conn_id, order_id, created_s, before_ms;
+    const char *sku;
+    const char *const *skus;
+    const int64_t *units;
+    size_t n;
+    int64_t sum;
+};
+
+static int lines_note_tx(struct pgs *q, PGconn *c, void *arg, struct th_err *err)
+{
+    struct lines_args *a = arg;
+    char op[160];
+    snprintf(op, sizeof op, "record the lines of order %lld (connection %lld)",
+             (long long)a->order_id, (long long)a->conn_id);
+    for (size_t i = 0; i < a->n; i++) {
+        struct pp p = {0};
+        p_i64(&p, a->conn_id);
+        p_str(&p, a->skus[i]);
+        p_i64(&p, a->order_id);
+        p_i64(&p, a->units[i]);
+        p_i64(&p, a->created_s * 1000);
+        PGresult *r = run(q, c,
+                          "INSERT INTO stock_lines (conn_id, sku, order_id, units, created_ms) "
+                          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conn_id, sku, order_id) DO "
+                          "UPDATE SET units = excluded.units, created_ms = excluded.created_ms",
+                          &p, err, op);
+        if (!r) return code_of(err);
+        PQclear(r);
+    }
+    return 0;
+}
+
+static int pg_stock_lines_note(struct store *s, int64_t conn_id, int64_t order_id,
+                               int64_t created_s, const char *const *skus, const int64_t *units,
+                               size_t n, struct th_err *err)
+{
+    struct lines_args a = {.conn_id = conn_id, .order_id = order_id, .created_s = created_s,
+                           .skus = skus, .units = units, .n = n};
+    return in_tx(pg_of(s), err, "record order lines", lines_note_tx, &a);
+}
+
+static int lines_open_tx(struct pgs *q, PGconn *c, void *arg, struct th_err *err)
+{
+    struct lines_args *a = arg;
+    char op[200];
+    snprintf(op, sizeof op, "count the order lines of SKU %.128s (connection %lld)", a->sku,
+             (long long)a->conn_id);
+    struct pp p = {0};
+    p_i64(&p, a->conn_id);
+    p_str(&p, a->sku);
+    p_i64(&p, a->before_ms);
+    /* The lines are locked for the count and the marks alike. */
+    PGresult *r = run(q, c,
+                      "UPDATE stock_lines SET mark = CASE WHEN created_ms < $3 THEN 1 ELSE 0 END "
+                      "WHERE conn_id = $1 AND sku = $2 RETURNING units, created_ms < $3",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    a->sum = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        if (PQgetvalue(r, i, 1)[0] == 't') a->sum += col_i64(r, i, 0);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_stock_lines_open(struct store *s, int64_t conn_id, const char *sku,
+                               int64_t before_ms, int64_t *units, struct th_err *err)
+{
+    struct lines_args a = {.conn_id = conn_id, .sku = sku, .before_ms = before_ms};
+    int rc = in_tx(pg_of(s), err, "count the order lines of an opening balance", lines_open_tx,
+                   &a);
+    if (!rc) *units = a.sum;
+    return rc;
+}
+
+static int pg_stock_line_get(struct store *s, int64_t conn_id, int64_t order_id, const char *sku,
+                             struct store_stock_line *out, struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_str(&p, sku);
+    p_i64(&p, order_id);
+    char op[200];
+    snprintf(op, sizeof op, "read the line of SKU %.128s in order %lld (connection %lld)", sku,
+             (long long)order_id, (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      "SELECT units, created_ms, mark, fix_from, fix_to FROM stock_lines WHERE "
+                      "conn_id = $1 AND sku = $2 AND order_id = $3",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    int code = 0;
+    if (PQntuples(r)) {
+        out->units = col_i64(r, 0, 0);
+        out->created_ms = col_i64(r, 0, 1);
+        out->mark = (int)col_i64(r, 0, 2);
+        out->fix_from = col_i64(r, 0, 3);
+        out->fix_to = col_i64(r, 0, 4);
+    } else {
+        code = th_err_set(err, TH_ENOTFOUND, "no line of SKU %s in order %lld (connection %lld)",
+                          sku, (long long)order_id, (long long)conn_id);
+    }
+    PQclear(r);
+    return code;
+}
+
+static int pg_stock_line_put(struct store *s, int64_t conn_id, const struct store_stock_line *l,
+                             struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_str(&p, l->sku);
+    p_i64(&p, l->order_id);
+    p_i64(&p, l->units);
+    p_i64(&p, l->created_ms);
+    p_i64(&p, l->mark);
+    p_i64(&p, l->fix_from);
+    p_i64(&p, l->fix_to);
+    char op[200];
+    snprintf(op, sizeof op, "save the line of SKU %.128s in order %lld (connection %lld)", l->sku,
+             (long long)l->order_id, (long long)conn_id);
+    PGresult *r = one(pg_of(s),
+                      "INSERT INTO stock_lines (conn_id, sku, order_id, units, created_ms, mark, "
+                      "fix_from, fix_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT "
+                      "(conn_id, sku, order_id) DO UPDATE SET units = excluded.units, "
+                      "created_ms = excluded.created_ms, mark = excluded.mark, fix_from = "
+                      "excluded.fix_from, fix_to = excluded.fix_to",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_stock_lines_forget(struct store *s, int64_t conn_id, int64_t order_id,
+                                 struct th_err *err)
+{
+    struct pp p = {0};
+    p_i64(&p, conn_id);
+    p_i64(&p, order_id);
+    char op[120];
+    snprintf(op, sizeof op, "forget the lines of order %lld (connection %lld)",
+             (long long)order_id, (long long)conn_id);
+    PGresult *r = one(pg_of(s), "DELETE FROM stock_lines WHERE conn_id = $1 AND order_id = $2",
+                      &p, err, op);
+    if (!r) return code_of(err);
+    PQclear(r);
+    return 0;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Reference prefixes (store_int.h conn_prefix_assign, conn_prefix_set) */
@@ -2481,6 +2644,11 @@ const struct store_ops store_pg_ops = {
     .stock_untracked = pg_stock_untracked,
     .stock_own_begin = pg_stock_own_begin,
     .stock_own_settle = pg_stock_own_settle,
+    .stock_lines_note = pg_stock_lines_note,
+    .stock_lines_open = pg_stock_lines_open,
+    .stock_line_get = pg_stock_line_get,
+    .stock_line_put = pg_stock_line_put,
+    .stock_lines_forget = pg_stock_lines_forget,
     .user_put = pg_user_put,
     .user_get = pg_user_get,
     .user_count = pg_user_count,

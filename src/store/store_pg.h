@@ -15,7 +15,7 @@
 
 /* The schema version this build writes (tarheel_schema.version). A database
  * with a higher version was written by a newer tarheel and is refused. */
-#define STORE_PG_SCHEMA_VERSION 8
+#define STORE_PG_SCHEMA_VERSION 9
 
 /* Server connections one process keeps at most (calls beyond wait for a
  * free one). Worker threads, intake threads and the poller share them. */

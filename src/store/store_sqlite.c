@@ -336,6 +336,22 @@ static const char *const migrations[] = {
     "  resolution TEXT NOT NULL DEFAULT ''"
     ");"
     "CREATE INDEX conflicts_by_conn ON conflicts (conn_id, resolved_ms);",
+    /* 13: order lines against a product's opening balance (store.h, struct
+     * store_stock_line; docs/STOCK.md): the units of orders tarheel knows
+     * of a product it may create, so the opening counts them, and the
+     * corrections booked for orders it learnt of too late. */
+    "CREATE TABLE stock_lines ("
+    "  conn_id INTEGER NOT NULL REFERENCES connections(id),"
+    "  sku TEXT NOT NULL,"
+    "  order_id INTEGER NOT NULL,"
+    "  units INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  mark INTEGER NOT NULL DEFAULT 0,"
+    "  fix_from INTEGER NOT NULL DEFAULT 0,"
+    "  fix_to INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (conn_id, sku, order_id)"
+    ");"
+    "CREATE INDEX stock_lines_by_order ON stock_lines (conn_id, order_id);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SQLITE_SCHEMA_VERSION,
@@ -421,6 +437,12 @@ enum stmt {
     S_OWN_ADD,
     S_OWN_APPLY,
     S_OWN_DROP,
+    S_LINE_NOTE,
+    S_LINE_SUM,
+    S_LINE_MARK,
+    S_LINE_GET,
+    S_LINE_PUT,
+    S_LINE_FORGET,
     S_ACCT_ENSURE,
     S_ACCT_GET,
     S_ACCT_SET,
@@ -652,6 +674,21 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_OWN_APPLY] = "UPDATE stock_own SET settled_ms = ?3 WHERE conn_id = ?1 AND ref = ?2 AND "
                     "settled_ms = 0",
     [S_OWN_DROP] = "DELETE FROM stock_own WHERE conn_id = ?1 AND ref = ?2 AND settled_ms = 0",
+    [S_LINE_NOTE] = "INSERT INTO stock_lines (conn_id, sku, order_id, units, created_ms) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conn_id, sku, order_id) DO UPDATE "
+                    "SET units = excluded.units, created_ms = excluded.created_ms",
+    [S_LINE_SUM] = "SELECT COALESCE(SUM(units), 0) FROM stock_lines WHERE conn_id = ?1 AND "
+                   "sku = ?2 AND created_ms < ?3",
+    [S_LINE_MARK] = "UPDATE stock_lines SET mark = CASE WHEN created_ms < ?3 THEN 1 ELSE 0 END "
+                    "WHERE conn_id = ?1 AND sku = ?2",
+    [S_LINE_GET] = "SELECT units, created_ms, mark, fix_from, fix_to FROM stock_lines WHERE "
+                   "conn_id = ?1 AND sku = ?2 AND order_id = ?3",
+    [S_LINE_PUT] = "INSERT INTO stock_lines (conn_id, sku, order_id, units, created_ms, mark, "
+                   "fix_from, fix_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT "
+                   "(conn_id, sku, order_id) DO UPDATE SET units = excluded.units, created_ms = "
+                   "excluded.created_ms, mark = excluded.mark, fix_from = excluded.fix_from, "
+                   "fix_to = excluded.fix_to",
+    [S_LINE_FORGET] = "DELETE FROM stock_lines WHERE conn_id = ?1 AND order_id = ?2",
 };
 
 /* ---------------------------------------------------------------------- */
@@ -2264,6 +2301,142 @@ static int sq_stock_own_settle(struct store *s, int64_t conn_id, const char *ref
 }
 
 /* ---------------------------------------------------------------------- */
+/* Order lines against an opening balance */
+
+static int sq_stock_lines_note(struct store *s, int64_t conn_id, int64_t order_id,
+                               int64_t created_s, const char *const *skus, const int64_t *units,
+                               size_t n, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, "record order lines");
+    for (size_t i = 0; i < n && !code; i++) {
+        sqlite3_stmt *st = q->st[S_LINE_NOTE];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, skus[i]);
+        sqlite3_bind_int64(st, 3, order_id);
+        sqlite3_bind_int64(st, 4, units[i]);
+        sqlite3_bind_int64(st, 5, created_s * 1000);
+        int rc = run(st);
+        done_with(st);
+        if (rc)
+            code = fail(q, rc, err, "record the line of SKU %s in order %lld (connection %lld)",
+                        skus[i], (long long)order_id, (long long)conn_id);
+    }
+    if (!code)
+        code = commit(q, err, "record order lines");
+    else
+        rollback(q);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_stock_lines_open(struct store *s, int64_t conn_id, const char *sku,
+                               int64_t before_ms, int64_t *units, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    int code = begin(q, err, "count the order lines of an opening balance");
+    if (!code) {
+        sqlite3_stmt *st = q->st[S_LINE_SUM];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, sku);
+        sqlite3_bind_int64(st, 3, before_ms);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) *units = sqlite3_column_int64(st, 0);
+        else code = fail(q, rc, err, "sum the order lines of SKU %s (connection %lld)", sku,
+                         (long long)conn_id);
+        done_with(st);
+    }
+    if (!code) {
+        sqlite3_stmt *st = q->st[S_LINE_MARK];
+        sqlite3_bind_int64(st, 1, conn_id);
+        bind_str(st, 2, sku);
+        sqlite3_bind_int64(st, 3, before_ms);
+        int rc = run(st);
+        done_with(st);
+        if (rc)
+            code = fail(q, rc, err, "mark the order lines of SKU %s (connection %lld)", sku,
+                        (long long)conn_id);
+    }
+    if (!code)
+        code = commit(q, err, "count the order lines of an opening balance");
+    else
+        rollback(q);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_stock_line_get(struct store *s, int64_t conn_id, int64_t order_id, const char *sku,
+                             struct store_stock_line *out, struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_LINE_GET];
+    sqlite3_bind_int64(st, 1, conn_id);
+    bind_str(st, 2, sku);
+    sqlite3_bind_int64(st, 3, order_id);
+    int rc = sqlite3_step(st);
+    int code = 0;
+    if (rc == SQLITE_ROW) {
+        out->units = sqlite3_column_int64(st, 0);
+        out->created_ms = sqlite3_column_int64(st, 1);
+        out->mark = sqlite3_column_int(st, 2);
+        out->fix_from = sqlite3_column_int64(st, 3);
+        out->fix_to = sqlite3_column_int64(st, 4);
+    } else if (rc == SQLITE_DONE) {
+        code = th_err_set(err, TH_ENOTFOUND, "no line of SKU %s in order %lld (connection %lld)",
+                          sku, (long long)order_id, (long long)conn_id);
+    } else {
+        code = fail(q, rc, err, "read the line of SKU %s in order %lld (connection %lld)", sku,
+                    (long long)order_id, (long long)conn_id);
+    }
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_stock_line_put(struct store *s, int64_t conn_id, const struct store_stock_line *l,
+                             struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_LINE_PUT];
+    sqlite3_bind_int64(st, 1, conn_id);
+    bind_str(st, 2, l->sku);
+    sqlite3_bind_int64(st, 3, l->order_id);
+    sqlite3_bind_int64(st, 4, l->units);
+    sqlite3_bind_int64(st, 5, l->created_ms);
+    sqlite3_bind_int(st, 6, l->mark);
+    sqlite3_bind_int64(st, 7, l->fix_from);
+    sqlite3_bind_int64(st, 8, l->fix_to);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "save the line of SKU %s in order %lld (connection %lld)",
+                         l->sku, (long long)l->order_id, (long long)conn_id)
+                  : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+static int sq_stock_lines_forget(struct store *s, int64_t conn_id, int64_t order_id,
+                                 struct th_err *err)
+{
+    struct sq *q = sq_of(s);
+    pthread_mutex_lock(&q->db_mu);
+    sqlite3_stmt *st = q->st[S_LINE_FORGET];
+    sqlite3_bind_int64(st, 1, conn_id);
+    sqlite3_bind_int64(st, 2, order_id);
+    int rc = run(st);
+    int code = rc ? fail(q, rc, err, "forget the lines of order %lld (connection %lld)",
+                         (long long)order_id, (long long)conn_id)
+                  : 0;
+    done_with(st);
+    pthread_mutex_unlock(&q->db_mu);
+    return code;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Dashboard users */
 
 static int sq_user_put(struct store *s, const char *name, const char *hash, int64_t tenant,
@@ -2914,6 +3087,11 @@ const struct store_ops store_sqlite_ops = {
     .stock_untracked = sq_stock_untracked,
     .stock_own_begin = sq_stock_own_begin,
     .stock_own_settle = sq_stock_own_settle,
+    .stock_lines_note = sq_stock_lines_note,
+    .stock_lines_open = sq_stock_lines_open,
+    .stock_line_get = sq_stock_line_get,
+    .stock_line_put = sq_stock_line_put,
+    .stock_lines_forget = sq_stock_lines_forget,
     .account_pause = sq_account_pause,
     .account_take = sq_account_take,
     .lease_take = sq_lease_take,

@@ -17,7 +17,7 @@
 
 /* The schema version this build writes (PRAGMA user_version). A database
  * with a higher version was written by a newer tarheel and is refused. */
-#define STORE_SQLITE_SCHEMA_VERSION 12
+#define STORE_SQLITE_SCHEMA_VERSION 13
 
 /* Format version written with every raw event (events.format). */
 #define STORE_SQLITE_EVENT_FORMAT 1

@@ -78,7 +78,9 @@ static void must(int rc, const struct th_err *err)
     UNDO_12 "DROP TABLE api_tokens; DROP TABLE tenants; ALTER TABLE connections DROP COLUMN "     \
             "tenant_id; ALTER TABLE users DROP COLUMN tenant_id; "
 /* ... and from 12 to 11 (product fields and conflicts). */
-#define UNDO_12 "DROP TABLE conflicts; DROP TABLE fields; DROP TABLE field_settings; "
+#define UNDO_12 UNDO_13 "DROP TABLE conflicts; DROP TABLE fields; DROP TABLE field_settings; "
+/* ... and from 13 to 12 (order lines against an opening balance). */
+#define UNDO_13 "DROP TABLE stock_lines; "
 
 static void open_store(struct fx *f)
 {
@@ -1388,7 +1390,8 @@ static void test_open_twice_and_urls(void **state)
     reopen(f);
     assert_int_equal(raw_int(f, "PRAGMA user_version"), STORE_SQLITE_SCHEMA_VERSION);
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"),
-                     16); /* 11, 11's tenants and api_tokens, 12's field_settings, fields, conflicts */
+                     17); /* 11, 11's tenants and api_tokens, 12's field_settings, fields,
+                           * conflicts, 13's stock_lines */
     assert_int_equal(store_shared(f->s), 0); /* one process owns the file */
     assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM connections"), 1);
 
@@ -1597,6 +1600,79 @@ static void test_stock_rows(void **state)
     assert_int_equal(store_stock_own_begin(f->s, id, "R", &ls, &d, 1, 0, &err), TH_EINVAL);
     longsku[STORE_MAX_SKU - 1] = '\0'; /* the longest kept */
     must(store_stock_untracked(f->s, id, longsku, 0, &err), &err);
+}
+
+/* Order lines against an opening balance: noted lines keep their mark, the
+ * opening counts (and marks) only those created before its read, a
+ * correction's mark and counts round-trip, forget drops an order's lines. */
+static void test_stock_lines(void **state)
+{
+    struct fx *f = *state;
+    struct th_err err = {0};
+    int64_t id = f->conn.id;
+    const char *skus[] = {"A", "B"};
+    int64_t units[] = {3, 1};
+    must(store_stock_lines_note(f->s, id, 101, 1000, skus, units, 2, &err), &err); /* 1000 s */
+    int64_t two = 2;
+    must(store_stock_lines_note(f->s, id, 102, 1001, skus, &two, 1, &err), &err);
+    int64_t five = 5;
+    must(store_stock_lines_note(f->s, id, 103, 1003, skus, &five, 1, &err), &err);
+
+    int64_t n = -1;
+    must(store_stock_lines_open(f->s, id, "A", 1002000, &n, &err), &err); /* before 1002 s */
+    assert_int_equal(n, 5);
+    struct store_stock_line l;
+    must(store_stock_line_get(f->s, id, 101, "A", &l, &err), &err);
+    assert_int_equal(l.units, 3);
+    assert_int_equal(l.created_ms, 1000000);
+    assert_int_equal(l.mark, STORE_OPEN_COUNTED);
+    assert_string_equal(l.sku, "A");
+    must(store_stock_line_get(f->s, id, 103, "A", &l, &err), &err);
+    assert_int_equal(l.mark, STORE_OPEN_NONE);
+    must(store_stock_line_get(f->s, id, 101, "B", &l, &err), &err);
+    assert_int_equal(l.units, 1);
+    assert_int_equal(l.mark, STORE_OPEN_NONE); /* another SKU's opening */
+    assert_int_equal(store_stock_line_get(f->s, id, 104, "A", &l, &err), TH_ENOTFOUND);
+
+    /* noting again updates the units and keeps the mark */
+    int64_t four = 4;
+    must(store_stock_lines_note(f->s, id, 101, 1000, skus, &four, 1, &err), &err);
+    must(store_stock_line_get(f->s, id, 101, "A", &l, &err), &err);
+    assert_int_equal(l.units, 4);
+    assert_int_equal(l.mark, STORE_OPEN_COUNTED);
+
+    /* a correction in flight, then settled */
+    struct store_stock_line fix = {.order_id = 104, .sku = "A", .units = 2,
+                                   .created_ms = 999000, .mark = STORE_OPEN_FIXING,
+                                   .fix_from = 7, .fix_to = 9};
+    must(store_stock_line_put(f->s, id, &fix, &err), &err);
+    must(store_stock_line_get(f->s, id, 104, "A", &l, &err), &err);
+    assert_int_equal(l.mark, STORE_OPEN_FIXING);
+    assert_int_equal(l.fix_from, 7);
+    assert_int_equal(l.fix_to, 9);
+    assert_int_equal(l.created_ms, 999000);
+    fix.mark = STORE_OPEN_COUNTED;
+    must(store_stock_line_put(f->s, id, &fix, &err), &err);
+    must(store_stock_line_get(f->s, id, 104, "A", &l, &err), &err);
+    assert_int_equal(l.mark, STORE_OPEN_COUNTED);
+
+    /* a later opening (booked again) counts from its own read */
+    must(store_stock_lines_open(f->s, id, "A", 1004000, &n, &err), &err);
+    assert_int_equal(n, 4 + 2 + 5 + 2);
+
+    must(store_stock_lines_forget(f->s, id, 101, &err), &err);
+    assert_int_equal(store_stock_line_get(f->s, id, 101, "A", &l, &err), TH_ENOTFOUND);
+    assert_int_equal(store_stock_line_get(f->s, id, 101, "B", &l, &err), TH_ENOTFOUND);
+    must(store_stock_line_get(f->s, id, 102, "A", &l, &err), &err);
+
+    /* limits */
+    const char *empty = "";
+    assert_int_equal(store_stock_lines_note(f->s, id, 1, 1, &empty, &two, 1, &err), TH_EINVAL);
+    assert_int_equal(store_stock_lines_note(f->s, id, 1, 1, skus, &two, STORE_STOCK_MAX_BATCH + 1,
+                                            &err),
+                     TH_ELIMIT);
+    fix.mark = 3;
+    assert_int_equal(store_stock_line_put(f->s, id, &fix, &err), TH_EINVAL);
 }
 
 /* Collects conflicts listed. */
@@ -3062,6 +3138,7 @@ int main(int argc, char **argv)
         T(test_newer_schema_refused),
         T(test_manager_token_round_trip),
         T(test_stock_rows),
+        T(test_stock_lines),
         T(test_fields_and_conflicts),
         T(test_concurrent_ingest),
         T(test_ingest_async),
