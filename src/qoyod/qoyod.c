@@ -1134,6 +1134,17 @@ int qoyod_stock_count(struct qoyod *q, int64_t inventory_id, int64_t product_id,
                       int64_t unit_value, const char *date, int64_t increase_account,
                       int64_t decrease_account, struct th_err *err)
 {
+    return qoyod_stock_count_as(q, inventory_id, product_id, quantity, unit_value, date,
+                                increase_account, decrease_account,
+                                "Opening balance (tarheel, first transfer)", err);
+}
+
+int qoyod_stock_count_as(struct qoyod *q, int64_t inventory_id, int64_t product_id,
+                         int64_t quantity, int64_t unit_value, const char *date,
+                         int64_t increase_account, int64_t decrease_account,
+                         const char *description, struct th_err *err)
+{
+    if (!description || !*description) description = "Stock count (tarheel)";
     if (inventory_id <= 0 || product_id <= 0 || quantity < 0 || unit_value < 0 || !valid_date(date))
         return th_err_set(err, TH_EINVAL, "a stock count needs an inventory, a product, a "
                           "quantity >= 0 and a YYYY-MM-DD date");
@@ -1149,7 +1160,7 @@ int qoyod_stock_count(struct qoyod *q, int64_t inventory_id, int64_t product_id,
         (json_int_t)inventory_id, "revenue_account_id",
         (json_int_t)(increase_account > 0 ? increase_account : 18), "expense_account_id",
         (json_int_t)(decrease_account > 0 ? decrease_account : 12), "date", date, "description",
-        "Opening balance (tarheel, first transfer)", "line_items", "product_id",
+        description, "line_items", "product_id",
         (json_int_t)product_id, "actual_quantity", (json_int_t)quantity, "rate", dec(unit_value));
     struct qy_req rq = {.method = "POST", .path = "/inventory_adjustments", .body = body,
                         .what = what};
@@ -1365,6 +1376,32 @@ static int64_t row_stock(const json_t *row, int64_t inventory_id)
         if (jv_get_dec(inv, "stock", 3, &milli, NULL) != 0) return 0;
         return milli / 1000;
     }
+    return 0;
+}
+
+int qoyod_product_stock(struct qoyod *q, int64_t inventory_id, int64_t product_id,
+                        int64_t *qty, struct th_err *err)
+{
+    *qty = 0;
+    if (inventory_id <= 0 || product_id <= 0)
+        return th_err_set(err, TH_EINVAL, "reading a product's stock needs an inventory and a "
+                                          "product");
+    char path[64], what[128];
+    snprintf(path, sizeof path, "/products/%lld", (long long)product_id);
+    snprintf(what, sizeof what, "read the stock of product %lld at inventory %lld",
+             (long long)product_id, (long long)inventory_id);
+    struct qy_req rq = {.method = "GET", .path = path, .what = what};
+    json_t *ans = NULL;
+    int rc = qy_call(q, &rq, &ans, err);
+    if (rc) return rc;
+    json_t *row = json_object_get(ans, "product");
+    if (!json_is_object(row)) {
+        json_decref(ans);
+        return th_err_set(err, TH_EPERM, "Qoyod's answer when asked to %s has no \"product\": "
+                          "its API may have changed", what);
+    }
+    *qty = row_stock(row, inventory_id);
+    json_decref(ans);
     return 0;
 }
 

@@ -241,6 +241,17 @@ int qoyod_stock_set(struct qoyod *q, int64_t inventory_id, int64_t product_id, i
 int qoyod_stock_count(struct qoyod *q, int64_t inventory_id, int64_t product_id, int64_t quantity,
                       int64_t unit_value, const char *date, int64_t increase_account,
                       int64_t decrease_account, struct th_err *err) TH_MUST_CHECK;
+/* The same with the count's description (NULL: "Stock count (tarheel)"):
+ * tarheel's corrections of an opening balance say what they are. */
+int qoyod_stock_count_as(struct qoyod *q, int64_t inventory_id, int64_t product_id,
+                         int64_t quantity, int64_t unit_value, const char *date,
+                         int64_t increase_account, int64_t decrease_account,
+                         const char *description, struct th_err *err) TH_MUST_CHECK;
+/* One product's stock at an inventory location, in whole units (GET
+ * /products/<id>, inventories[].stock, §4.2; cut toward zero; 0 when the
+ * product is not listed there). */
+int qoyod_product_stock(struct qoyod *q, int64_t inventory_id, int64_t product_id,
+                        int64_t *qty, struct th_err *err) TH_MUST_CHECK;
 
 
 /* ---- chart of accounts and categories (worker/catalogue.c) ---- */

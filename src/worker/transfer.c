@@ -289,49 +289,105 @@ static int64_t ordered_units(const struct model_order *o, const char *sku)
     return n;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether sku is a line tarheel may book opening stock for, or correct. */
+static int stock_sku(const struct model_line *l)
+{
+    return l->kind == MODEL_ITEM_PRODUCT && l->sku && *l->sku && strlen(l->sku) < STORE_MAX_SKU &&
+           l->quantity > 0;
+}
+
 /*
  * Books the opening balance of a product tarheel just created (seeds 001,
  * 002: "the first order transferred is reflected as an inventory count with
- * an opening balance"): the store's quantity now, plus what this order took,
- * so that after the invoice Qoyod holds what the store holds. The marker
- * mapping "opening" is written before the product is created (id 0: "being
- * created") and again with the product's id after, and the "product"
- * mapping only once the balance is booked, so a retry after a crash
- * anywhere in between finds the marker and books it (an absolute count, so
- * repeating it is harmless). The crash rehearsal (job.claimed, which kills
- * every worker thread of the process mid-flight) found the gap when the
- * marker was written only after the create.
+ * an opening balance") so that, once every order the store took is invoiced,
+ * Qoyod holds what the store holds (docs/STOCK.md):
+ *
+ *   count = the store's quantity at the read (read_ms, tarheel's clock)
+ *         + the units of every order of the SKU tarheel knows (stock_lines,
+ *           noted when each order is fetched) that the store took before
+ *           the read; this order is one of them.
+ *
+ * Those orders are marked "counted"; an order placed before the read that
+ * tarheel learns of only later gets a correction before its invoice
+ * (opening_fix). The read's time is kept as the mapping "opening_read" (it
+ * also says "tarheel booked this product's opening").
+ *
+ * The marker mapping "opening" is written before the product is created (id
+ * 0: "being created") and again with the product's id after, and the
+ * "product" mapping only once the balance is booked, so a retry after a
+ * crash anywhere in between finds the marker and books it again: an
+ * absolute count, computed afresh from a new read and the orders known then
+ * (no invoice of the product can exist before the "product" mapping). The
+ * crash rehearsal (job.claimed) found the gap when the marker was written
+ * only after the create.
+ *
+ * For the stock poller the count is tarheel's own doing, by what it changes:
+ * count - Qoyod's quantity before it (fresh: 0, the product was just
+ * created; a booking again reads it), so booking again after the poller
+ * matched the first count is not pushed back as -count.
  */
-static int book_opening(struct pctx *x, const char *sku, int64_t pid, int64_t store_qty,
-                        int64_t cost, int64_t price, struct th_err *err)
+static int book_opening(struct pctx *x, const char *sku, int64_t pid, int fresh,
+                        int64_t store_qty, int64_t read_ms, int64_t cost, int64_t price,
+                        struct th_err *err)
 {
+    struct store *st = x->env->store;
+    int64_t inv = x->c->inventory_id ? x->c->inventory_id : 1;
     char date[32];
     riyadh_date(x->o->created_at, date);
-    int64_t qty = store_qty + ordered_units(x->o, sku);
-    /* For the stock poller, this count is tarheel's own doing (the product
-     * is new in Qoyod: from 0 to qty), so it is never pushed back to the
-     * store (docs/STOCK.md). */
+    /* This order was fetched before the read: the store took it before,
+     * whatever the two clocks say. */
+    int64_t mine = ordered_units(x->o, sku);
+    int64_t before = read_ms;
+    if ((int64_t)x->o->created_at * 1000 >= before) before = (int64_t)x->o->created_at * 1000 + 1;
+    /* A SKU too long to keep (none seen in practice) counts this order only. */
+    int kept = strlen(sku) < STORE_MAX_SKU;
+    int64_t known = mine;
+    int rc = kept ? store_stock_lines_note(st, x->c->id, x->o->order_id, x->o->created_at, &sku,
+                                           &mine, 1, err)
+                  : 0;
+    if (!rc && kept) rc = store_stock_lines_open(st, x->c->id, sku, before, &known, err);
+    if (rc) return rc;
+    int64_t qty = store_qty + known;
+    int64_t was = 0;
+    if (!fresh && (rc = qoyod_product_stock(x->q, inv, pid, &was, err)) != 0) return rc;
+    int64_t delta = qty - was;
     char ref[STORE_MAX_SKU + 8];
     snprintf(ref, sizeof ref, "OPEN-%s", sku);
-    int own = x->c->stock_sync && strlen(sku) < STORE_MAX_SKU;
-    int rc = own ? store_stock_own_begin(x->env->store, x->c->id, ref, &sku, &qty, 1,
-                                         x->o->created_at, err)
-                 : 0;
+    int own = x->c->stock_sync && kept;
+    rc = own ? store_stock_own_begin(st, x->c->id, ref, &sku, &delta, 1, x->o->created_at, err)
+             : 0;
     if (rc) return rc;
     int64_t sales = 0, cogs = 0, opening = 0;
-    catalogue_accounts(x->env->store, x->c->id, &sales, &cogs, &opening);
-    rc = qoyod_stock_count(x->q, x->c->inventory_id ? x->c->inventory_id : 1, pid, qty,
-                           cost > 0 ? cost : price, date, opening, cogs, err);
+    catalogue_accounts(st, x->c->id, &sales, &cogs, &opening);
+    rc = qoyod_stock_count(x->q, inv, pid, qty, cost > 0 ? cost : price, date, opening, cogs,
+                           err);
     if (own) {
         struct th_err e2;
         int done = rc == 0 || (rc != TH_EUNKNOWN && rc != TH_ETOOBIG);
-        if (done && store_stock_own_settle(x->env->store, x->c->id, ref, rc == 0, &e2) != 0)
+        if (done && store_stock_own_settle(st, x->c->id, ref, rc == 0, &e2) != 0)
             log_warn("stock_own_settle_failed", "conn=%lld ref=%s msg=\"%s\"",
                      (long long)x->c->id, ref, e2.msg);
     }
-    if (rc == 0)
-        rc = store_order_note(x->env->store, x->c->id, x->o->order_id, "opening stock booked", sku,
-                              err);
+    if (rc) return rc;
+    log_info("opening_booked",
+             "conn=%lld order=%lld sku=%s product=%lld count=%lld store=%lld orders=%lld",
+             (long long)x->c->id, (long long)x->o->order_id, sku, (long long)pid, (long long)qty,
+             (long long)store_qty, (long long)known);
+    char note[STORE_MAX_SKU + 96];
+    snprintf(note, sizeof note, "%s: %lld (the store's %lld + %lld in orders not yet invoiced)",
+             sku, (long long)qty, (long long)store_qty, (long long)known);
+    rc = store_order_note(st, x->c->id, x->o->order_id, "opening stock booked", note, err);
+    if (!rc && kept) rc = store_map_put(st, x->c->id, "opening_rate", sku, cost > 0 ? cost : price,
+                                        err);
+    if (!rc && kept) rc = store_map_put(st, x->c->id, "opening_read", sku, read_ms, err);
+    if (!rc) th_crash_point("opening.booked");
     return rc;
 }
 
@@ -348,6 +404,9 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
     int64_t store_qty = 0, cost = 0;
     int tracked = kind == MODEL_ITEM_PRODUCT;
     const struct platform_ops *p = platform_by_id(c->platform);
+    /* When the store's quantity was read (docs/STOCK.md: the orders the
+     * store took before it are added to the opening). */
+    int64_t read_ms = wall_ms();
     if (tracked && l && (l->platform_product_id || l->platform_product_key) && p &&
         p->product_stock) {
         struct platform_conn pc = {.store_id = c->store_id,
@@ -376,7 +435,7 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
         /* Created by an earlier attempt that stopped before its opening
          * balance was booked (pending 0: it stopped before it learnt the
          * new product's id). */
-        rc = book_opening(x, sku, *id, store_qty, cost, price, err);
+        rc = book_opening(x, sku, *id, 0, store_qty, read_ms, cost, price, err);
     } else if (rc == TH_ENOTFOUND) {
         const char *type = qoyod_type(kind);
         if (!type)
@@ -404,7 +463,7 @@ static int product_for_locked(struct pctx *x, const struct model_line *l, const 
         rc = qoyod_product_create(x->q, &spec, id, err);
         if (rc == 0 && spec.track_quantity) {
             rc = store_map_put(st, c->id, "opening", sku, *id, err);
-            if (rc == 0) rc = book_opening(x, sku, *id, store_qty, cost, price, err);
+            if (rc == 0) rc = book_opening(x, sku, *id, 1, store_qty, read_ms, cost, price, err);
         }
     }
     if (rc) return rc;
@@ -428,6 +487,296 @@ static int product_for(struct pctx *x, const struct model_line *l, const char *s
         cluster_unlock(x->env->store, lease);
     }
     pthread_mutex_unlock(mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Corrections of an opening balance                                        */
+
+/*
+ * An order of a product whose opening tarheel booked, placed before that
+ * opening's read but not counted in it (tarheel learnt of the order later:
+ * its webhook or job came after, or it is an old order sent by hand), was
+ * already out of the store's count at the read; its invoice would take its
+ * units out of Qoyod a second time. So before the invoice its units are
+ * added back: a correction, an inventory count of Qoyod's quantity now plus
+ * the order's units (§4.5 counts are absolute: there is no "add").
+ *
+ * A count undoes any other movement of the product between the read of
+ * Qoyod's quantity and the count, so corrections and the invoices and credit
+ * notes of the same SKUs are serialised by a stock lock per SKU (mutexes in
+ * one process, and a lease "stock-fix:<conn>:<sku>" in the store when it is
+ * shared). Invoices take it for TRANSFER_OPENING_LOCK_MS after an opening
+ * (when late orders come: a burst at go-live, a lost webhook caught up by
+ * the poller), and always when they may need a correction themselves.
+ * XXX what stays racy: a correction more than TRANSFER_OPENING_LOCK_MS
+ * after the opening (an old order sent by hand) against an invoice of the
+ * same SKU sent at that moment by another process; and anything done to the
+ * product in Qoyod by hand or by another program between the read and the
+ * count.
+ *
+ * Exactly once: the line is marked FIXING with Qoyod's count read and the
+ * count sent before it is sent (the mapping "opening_fix" names the order
+ * fixing each SKU), then COUNTED. Adjustments cannot be looked up (§4.5), so
+ * a lost answer is settled by reading the quantity again, still under the
+ * lock: the count sent means applied, the count read means not. After a
+ * crash, whoever takes the SKU's lock next settles it the same way, before
+ * anything else moves the product. A quantity that is neither (someone
+ * else moved it meanwhile) is taken as applied, noted on the order and
+ * logged for review: counting again could add the units twice.
+ */
+#define TRANSFER_OPENING_LOCK_MS (7LL * 24 * 3600 * 1000)
+#define STOCK_LOCKS 64
+static pthread_mutex_t stock_locks[STOCK_LOCKS];
+static pthread_once_t stock_once = PTHREAD_ONCE_INIT;
+
+static void stock_locks_init(void)
+{
+    for (int i = 0; i < STOCK_LOCKS; i++) pthread_mutex_init(&stock_locks[i], NULL);
+}
+
+static unsigned stock_bucket(int64_t conn, const char *sku)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)conn;
+    for (const char *p = sku; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    return (unsigned)(h % STOCK_LOCKS);
+}
+
+/* The SKUs of one document under the stock lock, and what is held. */
+struct stock_hold {
+    size_t n;
+    struct {
+        const char *sku;   /* borrowed from the order */
+        int64_t read_ms;   /* the opening's read */
+        int64_t units;     /* the order's units */
+        int leased;
+    } v[STORE_STOCK_MAX_BATCH];
+    unsigned char held[STOCK_LOCKS];
+    const struct transfer_env *env;
+    int64_t conn;
+};
+
+static int cmp_sku(const void *a, const void *b)
+{
+    const char *const *x = a, *const *y = b;
+    return strcmp(*x, *y);
+}
+
+static void stock_unhold(struct stock_hold *h)
+{
+    if (!h->env) return;
+    for (size_t i = 0; i < h->n; i++) {
+        if (!h->v[i].leased) continue;
+        char lease[200];
+        snprintf(lease, sizeof lease, "stock-fix:%lld:%.160s", (long long)h->conn, h->v[i].sku);
+        cluster_unlock(h->env->store, lease);
+        h->v[i].leased = 0;
+    }
+    for (int i = STOCK_LOCKS - 1; i >= 0; i--)
+        if (h->held[i]) {
+            pthread_mutex_unlock(&stock_locks[i]);
+            h->held[i] = 0;
+        }
+    h->env = NULL;
+}
+
+/*
+ * Takes the stock lock of every SKU of the order (skus, n; duplicates
+ * allowed) whose opening tarheel booked, when it is recent or the order was
+ * placed before it. Mutex buckets in ascending order, then leases in SKU
+ * order, so two documents never wait for each other.
+ */
+static int stock_hold(struct transfer_env *env, const struct store_conn *c,
+                      const struct model_order *o, struct stock_hold *h, struct th_err *err)
+{
+    memset(h, 0, sizeof *h);
+    const char *skus[STORE_STOCK_MAX_BATCH];
+    size_t n = 0;
+    for (size_t i = 0; i < o->nlines && n < STORE_STOCK_MAX_BATCH; i++)
+        if (stock_sku(&o->lines[i])) skus[n++] = o->lines[i].sku;
+    if (!n) return 0;
+    qsort(skus, n, sizeof *skus, cmp_sku);
+    int64_t now = wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(skus[i], skus[i - 1]) == 0) continue;
+        int64_t read_ms = 0;
+        int rc = store_map_get(env->store, c->id, "opening_read", skus[i], &read_ms, err);
+        if (rc == TH_ENOTFOUND) continue;
+        if (rc) return rc;
+        if (now - read_ms > TRANSFER_OPENING_LOCK_MS && (int64_t)o->created_at * 1000 >= read_ms)
+            continue;
+        h->v[h->n].sku = skus[i];
+        h->v[h->n].read_ms = read_ms;
+        h->v[h->n].units = ordered_units(o, skus[i]);
+        h->n++;
+    }
+    if (!h->n) return 0;
+    pthread_once(&stock_once, stock_locks_init);
+    h->env = env;
+    h->conn = c->id;
+    for (size_t i = 0; i < h->n; i++) h->held[stock_bucket(c->id, h->v[i].sku)] = 1;
+    for (int i = 0; i < STOCK_LOCKS; i++)
+        if (h->held[i]) pthread_mutex_lock(&stock_locks[i]);
+    for (size_t i = 0; i < h->n; i++) {
+        char lease[200];
+        snprintf(lease, sizeof lease, "stock-fix:%lld:%.160s", (long long)c->id, h->v[i].sku);
+        int rc = cluster_lock(env, lease, err);
+        if (rc) {
+            stock_unhold(h);
+            return rc;
+        }
+        h->v[i].leased = store_shared(env->store);
+    }
+    return 0;
+}
+
+/* The reference of a correction's own stock movement. */
+static void fix_ref(int64_t order_id, const char *sku, char *out, size_t n)
+{
+    snprintf(out, n, "FIX-%lld-%.160s", (long long)order_id, sku);
+}
+
+/* Records a correction's outcome: the line COUNTED (applied) or NONE, its
+ * own stock movement settled the same way, "opening_fix" cleared. */
+static int fix_done(struct transfer_env *env, const struct store_conn *c,
+                    struct store_stock_line *l, int applied, struct th_err *err)
+{
+    char ref[200];
+    fix_ref(l->order_id, l->sku, ref, sizeof ref);
+    int rc = 0;
+    if (c->stock_sync && (rc = store_stock_own_settle(env->store, c->id, ref, applied, err)) != 0)
+        return rc;
+    l->mark = applied ? STORE_OPEN_COUNTED : STORE_OPEN_NONE;
+    if ((rc = store_stock_line_put(env->store, c->id, l, err)) != 0) return rc;
+    return store_map_put(env->store, c->id, "opening_fix", l->sku, 0, err);
+}
+
+/* Settles a correction left FIXING (l) by reading Qoyod's quantity now
+ * (under the SKU's lock): l->mark becomes COUNTED (applied, or unknown) or
+ * NONE (not applied), saved, and "opening_fix" cleared. */
+static int fix_settle(struct transfer_env *env, struct qoyod *q, const struct store_conn *c,
+                      int64_t pid, struct store_stock_line *l, struct th_err *err)
+{
+    int64_t now_qty = 0;
+    int rc = qoyod_product_stock(q, c->inventory_id ? c->inventory_id : 1, pid, &now_qty, err);
+    if (rc) return rc;
+    int applied = now_qty != l->fix_from || l->fix_from == l->fix_to;
+    if (now_qty != l->fix_to && now_qty != l->fix_from) {
+        char note[STORE_MAX_SKU + 200];
+        snprintf(note, sizeof note,
+                 "%s: the correction to %lld may or may not have been booked (Qoyod shows %lld, "
+                 "was %lld before it); taken as booked: check this product's count in Qoyod",
+                 l->sku, (long long)l->fix_to, (long long)now_qty, (long long)l->fix_from);
+        log_warn("opening_fix_unknown", "conn=%lld order=%lld sku=%s from=%lld to=%lld now=%lld",
+                 (long long)c->id, (long long)l->order_id, l->sku, (long long)l->fix_from,
+                 (long long)l->fix_to, (long long)now_qty);
+        if ((rc = store_order_note(env->store, c->id, l->order_id, "stock check needed", note,
+                                   err)) != 0)
+            return rc;
+    }
+    return fix_done(env, c, l, applied, err);
+}
+
+/* Books the corrections the order needs, SKUs held (see above). */
+static int opening_fix(struct transfer_env *env, struct qoyod *q, const struct store_conn *c,
+                       const struct model_order *o, const char *ref,
+                       const struct stock_hold *h, struct th_err *err)
+{
+    struct store *st = env->store;
+    int rc = 0;
+    for (size_t i = 0; i < h->n && rc == 0; i++) {
+        const char *sku = h->v[i].sku;
+        int64_t pid = 0;
+        if ((rc = store_map_get(st, c->id, "product", sku, &pid, err)) != 0) break;
+        /* A correction a crash left unsettled, this order's or another's. */
+        int64_t fixing = 0;
+        rc = store_map_get(st, c->id, "opening_fix", sku, &fixing, err);
+        if (rc == TH_ENOTFOUND) rc = 0, fixing = 0;
+        if (rc) break;
+        if (fixing) {
+            struct store_stock_line l;
+            rc = store_stock_line_get(st, c->id, fixing, sku, &l, err);
+            if (rc == 0 && l.mark == STORE_OPEN_FIXING) rc = fix_settle(env, q, c, pid, &l, err);
+            else if (rc == 0 || rc == TH_ENOTFOUND)
+                rc = store_map_put(st, c->id, "opening_fix", sku, 0, err);
+            if (rc) break;
+        }
+        int64_t created_ms = (int64_t)o->created_at * 1000;
+        if (created_ms >= h->v[i].read_ms) continue; /* placed after the read */
+        struct store_stock_line l;
+        rc = store_stock_line_get(st, c->id, o->order_id, sku, &l, err);
+        if (rc == TH_ENOTFOUND) rc = 0, l.mark = STORE_OPEN_NONE;
+        if (rc) break;
+        if (l.mark != STORE_OPEN_NONE) continue; /* counted, or corrected */
+        int64_t was = 0;
+        int64_t inv = c->inventory_id ? c->inventory_id : 1;
+        if ((rc = qoyod_product_stock(q, inv, pid, &was, err)) != 0) break;
+        l = (struct store_stock_line){.order_id = o->order_id,
+                                      .units = h->v[i].units,
+                                      .created_ms = created_ms,
+                                      .mark = STORE_OPEN_FIXING,
+                                      .fix_from = was,
+                                      .fix_to = was + h->v[i].units};
+        snprintf(l.sku, sizeof l.sku, "%s", sku);
+        char own_ref[200];
+        fix_ref(o->order_id, sku, own_ref, sizeof own_ref);
+        if ((rc = store_stock_line_put(st, c->id, &l, err)) != 0 ||
+            (rc = store_map_put(st, c->id, "opening_fix", sku, o->order_id, err)) != 0)
+            break;
+        if (c->stock_sync && (rc = store_stock_own_begin(st, c->id, own_ref, &sku,
+                                                         &h->v[i].units, 1, o->created_at,
+                                                         err)) != 0)
+            break;
+        int64_t sales = 0, cogs = 0, opening = 0, rate = 0;
+        catalogue_accounts(st, c->id, &sales, &cogs, &opening);
+        /* Valued as the opening was. */
+        if (store_map_get(st, c->id, "opening_rate", sku, &rate, err) != 0) {
+            rate = 0;
+            for (size_t k = 0; k < o->nlines && !rate; k++)
+                if (o->lines[k].sku && !strcmp(o->lines[k].sku, sku)) rate = o->lines[k].unit_price;
+        }
+        char date[32], desc[200];
+        riyadh_date(o->created_at, date);
+        snprintf(desc, sizeof desc, "Opening balance correction (tarheel): %.120s placed before "
+                 "the first transfer", ref);
+        th_crash_point("opening.fixing");
+        rc = qoyod_stock_count_as(q, inv, pid, l.fix_to, rate, date, opening, cogs, desc, err);
+        if (rc == 0) {
+            if ((rc = fix_done(env, c, &l, 1, err)) != 0) break;
+        } else if (rc == TH_EUNKNOWN || rc == TH_ETOOBIG) {
+            /* The answer was lost: what Qoyod shows now (nothing else
+             * moves the SKU while it is held) says whether it was booked. */
+            struct th_err e2 = {0};
+            rc = fix_settle(env, q, c, pid, &l, &e2);
+            if (rc) {
+                *err = e2;
+                break;
+            }
+            if (l.mark != STORE_OPEN_COUNTED) {
+                rc = th_err_set(err, TH_ETEMP, "the stock correction of %s was lost before "
+                                "Qoyod booked it; will retry", sku);
+                break;
+            }
+        } else {
+            struct th_err e2 = {0};
+            l.mark = STORE_OPEN_NONE;
+            if (c->stock_sync && store_stock_own_settle(st, c->id, own_ref, 0, &e2) != 0)
+                log_warn("stock_own_settle_failed", "conn=%lld ref=%s msg=\"%s\"",
+                         (long long)c->id, own_ref, e2.msg);
+            if (store_stock_line_put(st, c->id, &l, &e2) != 0 ||
+                store_map_put(st, c->id, "opening_fix", sku, 0, &e2) != 0)
+                log_warn("opening_fix_unmark_failed", "conn=%lld order=%lld sku=%s msg=\"%s\"",
+                         (long long)c->id, (long long)o->order_id, sku, e2.msg);
+            break;
+        }
+        log_info("opening_fixed", "conn=%lld order=%lld sku=%s product=%lld from=%lld to=%lld",
+                 (long long)c->id, (long long)o->order_id, sku, (long long)pid,
+                 (long long)l.fix_from, (long long)l.fix_to);
+        char note[STORE_MAX_SKU + 96];
+        snprintf(note, sizeof note, "%s: +%lld (placed before the opening balance's read), %lld "
+                 "-> %lld", sku, (long long)l.units, (long long)l.fix_from, (long long)l.fix_to);
+        rc = store_order_note(st, c->id, o->order_id, "opening stock corrected", note, err);
+    }
     return rc;
 }
 
@@ -620,6 +969,7 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
     int look_first = so->attempts > 1;
     struct qoyod_invoice_info inv = {0};
     int64_t contact = 0;
+    struct stock_hold hold = {0};
     int rc = 0;
 
     /* An earlier attempt may already have created the invoice. */
@@ -632,6 +982,12 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
     if ((rc = contact_for(env, q, c, o, &contact, err)) != 0) goto out;
     struct pctx px = {.env = env, .q = q, .c = c, .o = o};
     if ((rc = build_lines(&px, pl, &ls, err)) != 0) goto out;
+
+    /* Orders placed before a product's opening but not counted in it get
+     * their units back first, under the SKUs' stock lock, held until the
+     * invoice is settled (opening_fix). */
+    if ((rc = stock_hold(env, c, o, &hold, err)) != 0) goto out;
+    if ((rc = opening_fix(env, q, c, o, ref, &hold, err)) != 0) goto out;
 
     /* The stock this invoice takes in Qoyod, recorded before it is sent:
      * the store already took it, so the stock poller must not push it
@@ -667,6 +1023,7 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
                      (long long)c->id, (long long)o->order_id, ref, th_err_name(was));
     }
     own_stock_settle(env, c, ref, looked_up_failed ? TH_EUNKNOWN : rc);
+    stock_unhold(&hold);
     if (rc) goto out;
 
 pay:
@@ -696,6 +1053,7 @@ pay:
         }
     }
 out:
+    stock_unhold(&hold);
     out->last_status = qoyod_last_status(q);
     out->retry_after_s = qoyod_last_retry_after(q);
     lines_release(&ls);
@@ -1282,6 +1640,47 @@ static int first_missing_sku(const struct model_order *o, struct th_err *err)
     return 0;
 }
 
+/*
+ * Records the order's units of each product Qoyod may not have yet (no
+ * "product" mapping), so that the product's opening balance, when some
+ * order creates it, counts this order too (book_opening). Orders of known
+ * products need no line: one placed before an opening and not counted in it
+ * is corrected (opening_fix).
+ */
+static int note_lines(struct transfer_env *env, const struct store_conn *c,
+                      const struct model_order *o, struct th_err *err)
+{
+    const char *skus[STORE_STOCK_MAX_BATCH];
+    int64_t units[STORE_STOCK_MAX_BATCH];
+    size_t n = 0;
+    for (size_t i = 0; i < o->nlines && n < STORE_STOCK_MAX_BATCH; i++) {
+        const struct model_line *l = &o->lines[i];
+        if (!stock_sku(l)) continue;
+        size_t k = 0;
+        while (k < n && strcmp(skus[k], l->sku) != 0) k++;
+        if (k < n) continue; /* counted with its first line */
+        int64_t pid = 0;
+        int rc = store_map_get(env->store, c->id, "product", l->sku, &pid, err);
+        if (rc == 0) continue;
+        if (rc != TH_ENOTFOUND) return rc;
+        skus[n] = l->sku;
+        units[n++] = ordered_units(o, l->sku);
+    }
+    return n ? store_stock_lines_note(env->store, c->id, o->order_id, o->created_at, skus, units,
+                                      n, err)
+             : 0;
+}
+
+/* Drops the order's lines once it is invoiced or skipped (only logged when
+ * it fails: a stale line of a product Qoyod has is never read again). */
+static void forget_lines(struct transfer_env *env, int64_t conn_id, int64_t order_id)
+{
+    struct th_err e = {0};
+    if (store_stock_lines_forget(env->store, conn_id, order_id, &e) != 0)
+        log_warn("stock_lines_forget_failed", "conn=%lld order=%lld msg=\"%s\"",
+                 (long long)conn_id, (long long)order_id, e.msg);
+}
+
 int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, int manual,
                  struct transfer_result *res, struct th_err *err)
 {
@@ -1385,6 +1784,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
     if (o->status == MODEL_STATUS_CANCELLED || o->status == MODEL_STATUS_REFUNDED) {
         rc = set_state(env, &so, STORE_XFER_SKIPPED, 0,
                        "cancelled in the store before it was transferred", err);
+        if (rc == 0) forget_lines(env, conn_id, order_id);
         res->xfer = so.xfer;
         goto out;
     }
@@ -1401,6 +1801,8 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         rc = save_order(env, &so, err);
         goto out;
     }
+    /* Known before any opening balance of its products is booked. */
+    if ((rc = note_lines(env, &c, o, err)) != 0) goto out;
     if (!manual && !transfer_triggered(c.trigger, o->status)) {
         rc = save_order(env, &so, err); /* waits for its trigger status */
         goto out;
@@ -1461,6 +1863,7 @@ int transfer_run(struct transfer_env *env, int64_t conn_id, int64_t order_id, in
         so.qoyod_payment_id = d.payment_id;
         so.qoyod_total = d.qoyod_total;
         rc = set_state(env, &so, STORE_XFER_TRANSFERRED, 0, NULL, err);
+        if (rc == 0) forget_lines(env, conn_id, order_id);
         if (rc == 0) th_crash_point("order.transferred");
         log_info("transfer_done", "conn=%lld order=%lld invoice=%lld ref=%s attempts=%d",
                  (long long)conn_id, (long long)order_id, (long long)d.invoice_id,

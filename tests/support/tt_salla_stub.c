@@ -132,7 +132,7 @@ char *tt_salla_order_json(const struct tt_order_spec *o)
          *tx = dec(tax), *tt = dec(total), *lt = dec(vat(net, o->tax_bp)), *sub = dec(o->qty * o->price);
     char *j = xasprintf(
         "{\"status\":200,\"success\":true,\"data\":{\"id\":%lld,\"reference_id\":\"%s\","
-        "\"date\":{\"date\":\"2026-11-20 10:00:00.000000\",\"timezone_type\":3,"
+        "\"date\":{\"date\":\"%s.000000\",\"timezone_type\":3,"
         "\"timezone\":\"Asia/Riyadh\"},\"status\":{\"id\":1,\"name\":\"x\",\"slug\":\"%s\"},"
         "\"payment_method\":\"%s\",\"currency\":\"SAR\",\"amounts\":{\"sub_total\":{\"amount\":%s,"
         "\"currency\":\"SAR\"},\"shipping_cost\":{\"amount\":%s,\"currency\":\"SAR\"},"
@@ -144,7 +144,7 @@ char *tt_salla_order_json(const struct tt_order_spec *o)
         "\"sku\":\"%s\",\"quantity\":%d,\"amounts\":{\"price_without_tax\":{\"amount\":%s},"
         "\"total_discount\":{\"amount\":%s},\"tax\":{\"percent\":\"%d.%02d\",\"amount\":{"
         "\"amount\":%s}},\"total\":{\"amount\":%s}},\"product\":{\"id\":77,\"type\":\"product\"}}]}}",
-        (long long)o->id, o->number, o->slug, o->cod ? "cod" : "mada", sub, sh, cd, o->tax_bp / 100,
+        (long long)o->id, o->number, o->date ? o->date : "2026-11-20 10:00:00", o->slug, o->cod ? "cod" : "mada", sub, sh, cd, o->tax_bp / 100,
         o->tax_bp % 100, tx, o->discount ? "{\"title\":\"c\",\"discount\":\"" : "",
         o->discount ? d : "", o->discount ? "\"}" : "", tt, (long long)o->customer_id, o->phone,
         (long long)o->customer_id, o->sku, o->qty, p, d, o->tax_bp / 100, o->tax_bp % 100, lt, sub);

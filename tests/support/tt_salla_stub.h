@@ -57,6 +57,7 @@ struct tt_order_spec {
     int64_t cod;
     int64_t customer_id;
     const char *phone;
+    const char *date;     /* creation, Riyadh "YYYY-MM-DD HH:MM:SS"; NULL: 2026-11-20 10:00:00 */
 };
 
 /* Starts the stub on a free loopback port (fails the test on error). */
