@@ -14,9 +14,11 @@ static char target[64];
 static long nth = 1;
 static atomic_long hits;
 
-static void arm(void)
+static void arm_with(const char *v)
 {
-    const char *v = getenv("TARHEEL_CRASH_AT");
+    target[0] = '\0';
+    nth = 1;
+    atomic_store(&hits, 0);
     if (!v || !*v) return;
     const char *colon = strchr(v, ':');
     size_t len = colon ? (size_t)(colon - v) : strlen(v);
@@ -27,6 +29,17 @@ static void arm(void)
         nth = strtol(colon + 1, NULL, 10);
         if (nth < 1) nth = 1;
     }
+}
+
+static void arm(void)
+{
+    arm_with(getenv("TARHEEL_CRASH_AT"));
+}
+
+void th_crash_arm(const char *spec)
+{
+    pthread_once(&once, arm);
+    arm_with(spec);
 }
 
 void th_crash_point(const char *name)

@@ -16,10 +16,17 @@
  *   payment.answered   Qoyod recorded the payment, the outcome not recorded
  *   order.transferred  "transferred" recorded, the job not yet finished
  *   token.refreshed    the platform issued a new token pair, not yet saved
+ *   opening.booked     a new product's opening balance counted in Qoyod, the
+ *                      product's mapping not yet saved (it is booked again)
+ *   opening.fixed      a correction of an opening balance counted in Qoyod,
+ *                      its outcome not yet recorded (docs/STOCK.md)
  */
 #ifndef TH_CORE_CRASH_H
 #define TH_CORE_CRASH_H
 
 void th_crash_point(const char *name);
+/* Arms the switch as TARHEEL_CRASH_AT=spec would, whatever the environment
+ * said ("" disarms). For tests that fork a child to crash in. */
+void th_crash_arm(const char *spec);
 
 #endif

@@ -739,9 +739,9 @@ static int opening_fix(struct transfer_env *env, struct qoyod *q, const struct s
         riyadh_date(o->created_at, date);
         snprintf(desc, sizeof desc, "Opening balance correction (tarheel): %.120s placed before "
                  "the first transfer", ref);
-        th_crash_point("opening.fixing");
         rc = qoyod_stock_count_as(q, inv, pid, l.fix_to, rate, date, opening, cogs, desc, err);
         if (rc == 0) {
+            th_crash_point("opening.fixed");
             if ((rc = fix_done(env, c, &l, 1, err)) != 0) break;
         } else if (rc == TH_EUNKNOWN || rc == TH_ETOOBIG) {
             /* The answer was lost: what Qoyod shows now (nothing else

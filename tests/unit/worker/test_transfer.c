@@ -16,9 +16,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <sqlite3.h>
 
+#include "core/crash.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "net/httpd.h"
@@ -27,6 +30,7 @@
 #include "th_test.h"
 #include "tt_salla_stub.h"
 #include "worker/report.h"
+#include "worker/stock.h"
 #include "worker/transfer.h"
 #include "worker/worker.h"
 
@@ -1244,6 +1248,92 @@ static void test_orders_before_opening_are_counted(void **state)
     burst_round(f, 2, perms[2], NULL);
 }
 
+/* Runs jobs with a short lease (a dead process's job is taken over after
+ * it) until none is left. */
+static void drain_short_lease(struct fx *f, struct store *s)
+{
+    struct worker_config wc = wconfig(f);
+    wc.store = s;
+    wc.lease_ms = 300;
+    struct th_err err;
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(worker_drain(&wc, worker_now_ms() + 20000, &err), 0);
+        int64_t n = 0;
+        assert_int_equal(store_job_count(s, &n, &err), 0);
+        if (n == 0) return;
+        tt_sleep_ms(20);
+    }
+    fail_msg("jobs did not finish");
+}
+
+/* One stock round now; returns the SKUs whose change was not tarheel's. */
+static size_t stock_changes(struct fx *f)
+{
+    tt_sleep_ms(5); /* own movements settle strictly before the round's reads */
+    struct httpc *hc = httpc_new(NULL);
+    struct stock_config cfg = {.force = 1, .qoyod_rpm = -1, .platform_rpm = -1};
+    struct stock_stats st;
+    struct th_err err;
+    if (stock_round(f->store, hc, &cfg, &st, &err) != 0) fail_msg("stock round: %s", err.msg);
+    httpc_free(hc);
+    return st.changed;
+}
+
+/*
+ * The XXX of docs/STOCK.md: a process dies after a new product's opening
+ * balance is counted in Qoyod but before the product's mapping is saved;
+ * the stock poller meanwhile reads Qoyod and matches the count; the retry
+ * books the count again. That second booking changes nothing in Qoyod, so
+ * it must explain nothing either: the poller must find no change to push
+ * (it used to take the whole count as tarheel's own once more and tell the
+ * store -10).
+ */
+static void test_opening_booked_again_after_crash_not_pushed(void **state)
+{
+    struct fx *f = *state;
+    f->conn.stock_sync = 1;
+    save_conn(f);
+    f->salla.product_json = "{\"status\":200,\"success\":true,\"data\":{\"id\":79,"
+                            "\"sku\":\"XXX-1\",\"type\":\"product\",\"quantity\":8,"
+                            "\"unlimited_quantity\":false,\"cost_price\":\"35\"}}";
+    struct tt_order_spec o = base;
+    o.sku = "XXX-1";
+    tt_salla_stub_put(&f->salla, &o);
+    assert_int_equal(stock_changes(f), 0); /* the first round reads the baselines */
+    event(f, o.id, "x1");
+
+    char *url = xasprintf("sqlite:%s/t.db", f->dir);
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct store *s2;
+        struct th_err err;
+        if (store_open(&s2, url, &err) != 0) _exit(2);
+        th_crash_arm("opening.booked");
+        drain_short_lease(f, s2);
+        _exit(3); /* the crash point was not reached */
+    }
+    free(url);
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+        fail_msg("the child did not die at opening.booked (status %d)", status);
+    assert_int_equal(qoyod_stock_of(f, "XXX-1"), 10); /* counted: 8 + this order's 2 */
+    assert_int_equal(invoices_with_ref(f, "1001"), 0);
+
+    assert_int_equal(stock_changes(f), 0); /* the poller matches the count */
+    drain_short_lease(f, f->store);        /* books it again, then the invoice */
+    expect_transferred(f, o.id);
+    assert_int_equal(invoices_with_ref(f, "1001"), 1);
+    assert_int_equal(qoyod_stock_of(f, "XXX-1"), 8);
+    assert_int_equal(count_bodies(f, "POST", "/2.0/inventory_adjustments", 201,
+                                  "Opening balance (tarheel, first transfer)"),
+                     2);
+    assert_int_equal(stock_changes(f), 0); /* nothing to tell the store */
+    f->salla.product_json = NULL;
+}
+
 /* A customer typed into Qoyod by hand as 0501112233 is the Salla customer
  * +966 501112233: found, not created again. */
 static void test_customer_found_by_local_phone(void **state)
@@ -1481,6 +1571,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_untracked_store_product, setup, teardown),
         cmocka_unit_test_setup_teardown(test_orders_before_opening_are_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_opening_booked_again_after_crash_not_pushed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_token_expired_mid_transfer_is_refreshed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_customer_found_by_local_phone, setup, teardown),
