@@ -640,6 +640,32 @@ static void test_sim_products(void **state)
                            "included in the list");
 }
 
+/* A count sets the stock absolutely, with the description asked for; a
+ * product's stock is read at one location (0 where it has none). */
+static void test_sim_stock_count_and_read(void **state)
+{
+    struct ex *e = *state;
+    int64_t id = 0, qty = -1;
+    struct qoyod_product_spec p = {.sku = "CNT-1", .name_en = "Cup", .type = "Product",
+                                   .track_quantity = 1, .selling_price = 500};
+    want_rc(qoyod_product_create(e->q, &p, &id, &e->err), 0, &e->err);
+    want_rc(qoyod_product_stock(e->q, 1, id, &qty, &e->err), 0, &e->err);
+    want_i64(qty, 0);
+    want_rc(qoyod_stock_count_as(e->q, 1, id, 7, 300, "2026-01-15", 0, 0, "Fix (test)", &e->err),
+            0, &e->err);
+    want_rc(qoyod_product_stock(e->q, 1, id, &qty, &e->err), 0, &e->err);
+    want_i64(qty, 7);
+    want_rc(qoyod_stock_count(e->q, 1, id, 4, 300, "2026-01-15", 0, 0, &e->err), 0, &e->err);
+    want_rc(qoyod_product_stock(e->q, 1, id, &qty, &e->err), 0, &e->err);
+    want_i64(qty, 4);
+    struct tt_resp r;
+    tt_http("GET", tt_url(e->s, "/_sim/requests"), NULL, NULL, &r);
+    want_has(r.body, "Fix (test)");
+    want_has(r.body, "Opening balance (tarheel, first transfer)");
+    tt_resp_release(&r);
+    want_rc(qoyod_product_stock(e->q, 1, id + 1000, &qty, &e->err), TH_EPERM, &e->err);
+}
+
 /* A customer and an untracked product to invoice; returns their ids. */
 static void sim_parties(struct ex *e, int64_t *contact, int64_t *product)
 {
@@ -761,6 +787,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sim_inventories_and_key, sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_contacts, sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_products, sim_setup, sim_teardown),
+        cmocka_unit_test_setup_teardown(test_sim_stock_count_and_read, sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_invoice_and_payment, sim_setup, sim_teardown),
         cmocka_unit_test_setup_teardown(test_sim_commit_then_drop, sim_setup, sim_teardown),
     };

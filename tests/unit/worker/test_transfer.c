@@ -1334,6 +1334,65 @@ static void test_opening_booked_again_after_crash_not_pushed(void **state)
     f->salla.product_json = NULL;
 }
 
+/*
+ * A process dies right after Qoyod booked a correction (crash point
+ * opening.fixed): the store holds 10, A (3) and C (4) are placed, A's
+ * transfer books the opening (3 + 3), C is learnt of later and corrected
+ * (3 -> 7) when the process dies. E (1), placed after the read, comes next.
+ * Whoever takes the SKU next settles C's correction by reading Qoyod (7: it
+ * was booked), so it is never booked twice: Qoyod ends at the store's 2.
+ */
+static void test_crash_after_correction_not_counted_twice(void **state)
+{
+    struct fx *f = *state;
+    f->salla.product_json = "{\"status\":200,\"success\":true,\"data\":{\"id\":80,"
+                            "\"sku\":\"FIXC-1\",\"type\":\"product\",\"quantity\":3,"
+                            "\"unlimited_quantity\":false,\"cost_price\":\"35\"}}";
+    char future[32];
+    riyadh_text(time(NULL) + 3600, future);
+    struct tt_order_spec a = base, c = base, e = base;
+    a.id = 9701, a.number = "F-A", a.sku = "FIXC-1", a.qty = 3;
+    c.id = 9702, c.number = "F-C", c.sku = "FIXC-1", c.qty = 4;
+    e.id = 9703, e.number = "F-E", e.sku = "FIXC-1", e.qty = 1, e.date = future;
+    tt_salla_stub_put(&f->salla, &a);
+    tt_salla_stub_put(&f->salla, &c);
+    event(f, a.id, "fa");
+    drain(f);
+    expect_transferred(f, a.id);
+    assert_int_equal(qoyod_stock_of(f, "FIXC-1"), 3);
+
+    event(f, c.id, "fc");
+    char *url = xasprintf("sqlite:%s/t.db", f->dir);
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct store *s2;
+        struct th_err err;
+        if (store_open(&s2, url, &err) != 0) _exit(2);
+        th_crash_arm("opening.fixed");
+        drain_short_lease(f, s2);
+        _exit(3);
+    }
+    free(url);
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+        fail_msg("the child did not die at opening.fixed (status %d)", status);
+    assert_int_equal(qoyod_stock_of(f, "FIXC-1"), 7);
+
+    tt_salla_stub_put(&f->salla, &e);
+    event(f, e.id, "fe");
+    drain_short_lease(f, f->store);
+    expect_transferred(f, c.id);
+    expect_transferred(f, e.id);
+    assert_int_equal(count_bodies(f, "POST", "/2.0/inventory_adjustments", 201,
+                                  "Opening balance correction"),
+                     1);
+    assert_int_equal(qoyod_stock_of(f, "FIXC-1"), 2);
+    f->salla.product_json = NULL;
+}
+
 /* A customer typed into Qoyod by hand as 0501112233 is the Salla customer
  * +966 501112233: found, not created again. */
 static void test_customer_found_by_local_phone(void **state)
@@ -1572,6 +1631,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_untracked_store_product, setup, teardown),
         cmocka_unit_test_setup_teardown(test_orders_before_opening_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_opening_booked_again_after_crash_not_pushed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_correction_not_counted_twice, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_token_expired_mid_transfer_is_refreshed, setup,
                                         teardown),
