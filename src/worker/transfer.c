@@ -506,9 +506,10 @@ static int product_for(struct pctx *x, const struct model_line *l, const char *s
  * Qoyod's quantity and the count, so corrections and the invoices and credit
  * notes of the same SKUs are serialised by a stock lock per SKU (mutexes in
  * one process, and a lease "stock-fix:<conn>:<sku>" in the store when it is
- * shared). Invoices take it for TRANSFER_OPENING_LOCK_MS after an opening
- * (when late orders come: a burst at go-live, a lost webhook caught up by
- * the poller), and always when they may need a correction themselves.
+ * shared). Invoices and credit notes take it for TRANSFER_OPENING_LOCK_MS
+ * after an opening (when late orders come: a burst at go-live, a lost
+ * webhook caught up by the poller), and always when their order was placed
+ * before the opening (it may need a correction).
  * XXX what stays racy: a correction more than TRANSFER_OPENING_LOCK_MS
  * after the opening (an old order sent by hand) against an invoice of the
  * same SKU sent at that moment by another process; and anything done to the
@@ -674,13 +675,19 @@ static int fix_settle(struct transfer_env *env, struct qoyod *q, const struct st
                                    err)) != 0)
             return rc;
     }
-    return fix_done(env, c, l, applied, err);
+    if ((rc = fix_done(env, c, l, applied, err)) != 0) return rc;
+    if (!applied || now_qty != l->fix_to) return 0;
+    char note[STORE_MAX_SKU + 96];
+    snprintf(note, sizeof note, "%s: +%lld, %lld -> %lld (its outcome read back from Qoyod)",
+             l->sku, (long long)l->units, (long long)l->fix_from, (long long)l->fix_to);
+    return store_order_note(env->store, c->id, l->order_id, "opening stock corrected", note, err);
 }
 
-/* Books the corrections the order needs, SKUs held (see above). */
+/* Settles the corrections a crash left unsettled on the SKUs held, then
+ * (correct 1) books the corrections the order needs (see above). */
 static int opening_fix(struct transfer_env *env, struct qoyod *q, const struct store_conn *c,
                        const struct model_order *o, const char *ref,
-                       const struct stock_hold *h, struct th_err *err)
+                       const struct stock_hold *h, int correct, struct th_err *err)
 {
     struct store *st = env->store;
     int rc = 0;
@@ -702,7 +709,7 @@ static int opening_fix(struct transfer_env *env, struct qoyod *q, const struct s
             if (rc) break;
         }
         int64_t created_ms = (int64_t)o->created_at * 1000;
-        if (created_ms >= h->v[i].read_ms) continue; /* placed after the read */
+        if (!correct || created_ms >= h->v[i].read_ms) continue; /* placed after the read */
         struct store_stock_line l;
         rc = store_stock_line_get(st, c->id, o->order_id, sku, &l, err);
         if (rc == TH_ENOTFOUND) rc = 0, l.mark = STORE_OPEN_NONE;
@@ -987,7 +994,7 @@ static int deliver(struct transfer_env *env, const struct store_conn *c,
      * their units back first, under the SKUs' stock lock, held until the
      * invoice is settled (opening_fix). */
     if ((rc = stock_hold(env, c, o, &hold, err)) != 0) goto out;
-    if ((rc = opening_fix(env, q, c, o, ref, &hold, err)) != 0) goto out;
+    if ((rc = opening_fix(env, q, c, o, ref, &hold, 1, err)) != 0) goto out;
 
     /* The stock this invoice takes in Qoyod, recorded before it is sent:
      * the store already took it, so the stock poller must not push it
@@ -1296,10 +1303,20 @@ static int credit_deliver(struct transfer_env *env, struct qoyod *q, const struc
     struct qoyod_credit_spec spec;
     transfer_credit_spec(c, o, so->qoyod_reference, so->qoyod_invoice_id, contact, cn, ls.l, ls.n,
                          &tx, &spec);
+    /* The returned goods come back to Qoyod's stock: not while a
+     * correction of the same SKU reads and counts it (opening_fix). */
+    struct stock_hold hold;
+    if ((rc = stock_hold(env, c, o, &hold, err)) != 0 ||
+        (rc = opening_fix(env, q, c, o, so->qoyod_reference, &hold, 0, err)) != 0) {
+        stock_unhold(&hold);
+        lines_release(&ls);
+        return rc;
+    }
     /* An approved credit note returns its goods to Qoyod's stock [I]; the
      * store restocked them when it cancelled or took the return, so the
      * stock poller must not push them again (docs/STOCK.md). */
     if ((rc = own_credit_stock_begin(env, c, o, cn, ref, err)) != 0) {
+        stock_unhold(&hold);
         lines_release(&ls);
         return rc;
     }
@@ -1317,6 +1334,7 @@ static int credit_deliver(struct transfer_env *env, struct qoyod *q, const struc
             *err = e2, unknown = 1;
     }
     own_stock_settle(env, c, ref, unknown ? TH_EUNKNOWN : rc);
+    stock_unhold(&hold);
     if (rc) return rc;
     if (info->total != cn->plan.total) {
         char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];

@@ -1338,13 +1338,14 @@ static void test_opening_booked_again_after_crash_not_pushed(void **state)
  * A process dies right after Qoyod booked a correction (crash point
  * opening.fixed): the store holds 10, A (3) and C (4) are placed, A's
  * transfer books the opening (3 + 3), C is learnt of later and corrected
- * (3 -> 7) when the process dies. E (1), placed after the read, comes next.
- * Whoever takes the SKU next settles C's correction by reading Qoyod (7: it
- * was booked), so it is never booked twice: Qoyod ends at the store's 2.
+ * (3 -> 7) when the process dies. Next comes E (1, placed after the read),
+ * or A's cancellation (a credit note bringing its 3 back). Whoever takes the
+ * SKU next settles C's correction by reading Qoyod (7: it was booked) before
+ * moving the product, so it is never booked twice nor guessed: Qoyod ends
+ * at the store's count.
  */
-static void test_crash_after_correction_not_counted_twice(void **state)
+static void crash_after_correction(struct fx *f, int cancel_a)
 {
-    struct fx *f = *state;
     f->salla.product_json = "{\"status\":200,\"success\":true,\"data\":{\"id\":80,"
                             "\"sku\":\"FIXC-1\",\"type\":\"product\",\"quantity\":3,"
                             "\"unlimited_quantity\":false,\"cost_price\":\"35\"}}";
@@ -1381,16 +1382,40 @@ static void test_crash_after_correction_not_counted_twice(void **state)
         fail_msg("the child did not die at opening.fixed (status %d)", status);
     assert_int_equal(qoyod_stock_of(f, "FIXC-1"), 7);
 
-    tt_salla_stub_put(&f->salla, &e);
-    event(f, e.id, "fe");
+    if (cancel_a) {
+        /* A's credit note (its 3 come back) must first settle C's count. */
+        a.slug = "canceled";
+        tt_salla_stub_put(&f->salla, &a);
+        event(f, a.id, "fa2");
+    } else {
+        tt_salla_stub_put(&f->salla, &e);
+        event(f, e.id, "fe");
+    }
     drain_short_lease(f, f->store);
     expect_transferred(f, c.id);
-    expect_transferred(f, e.id);
+    expect_transferred(f, cancel_a ? a.id : e.id);
     assert_int_equal(count_bodies(f, "POST", "/2.0/inventory_adjustments", 201,
                                   "Opening balance correction"),
                      1);
-    assert_int_equal(qoyod_stock_of(f, "FIXC-1"), 2);
+    /* the store: 10 - 3 - 4 (+ 3 when A is cancelled, else - 1) */
+    assert_int_equal(qoyod_stock_of(f, "FIXC-1"), cancel_a ? 6 : 2);
+    if (cancel_a) assert_int_equal(tt_count_requests(f->qoyod, "POST", "/2.0/credit_notes", 201), 1);
+    /* settled by reading the count, not by a guess */
+    struct hist h;
+    history(f, c.id, &h);
+    if (strstr(h.text, "stock check needed")) fail_msg("C's history:\n%s", h.text);
+    assert_non_null(strstr(h.text, "opening stock corrected"));
     f->salla.product_json = NULL;
+}
+
+static void test_crash_after_correction_not_counted_twice(void **state)
+{
+    crash_after_correction(*state, 0);
+}
+
+static void test_crash_after_correction_then_credit_note(void **state)
+{
+    crash_after_correction(*state, 1);
 }
 
 /* A customer typed into Qoyod by hand as 0501112233 is the Salla customer
@@ -1633,6 +1658,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_opening_booked_again_after_crash_not_pushed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_crash_after_correction_not_counted_twice, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_correction_then_credit_note, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_token_expired_mid_transfer_is_refreshed, setup,
                                         teardown),
