@@ -91,6 +91,7 @@ window.I18N = {
     ev_rounding_adjusted: 'سُوّي فرق التقريب', ev_changed_after_transfer: 'تغيّر بعد الترحيل',
     ev_credit_note_due: 'إشعار دائن مستحق', ev_credit_note_issued: 'صدر إشعار دائن',
     ev_credit_note_failed: 'فشل الإشعار الدائن',
+    ev_opening_stock_corrected: 'صُحِّح الرصيد الافتتاحي', ev_stock_check_needed: 'يلزم فحص المخزون',
     /* The reasons a merchant meets most, in Arabic: [the server's English
      * text as a pattern, the Arabic with $1.. from it]. Any other reason is
      * shown as tarheel wrote it, with what to do in Arabic. */
