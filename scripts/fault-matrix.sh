@@ -223,7 +223,7 @@ qget credit_notes credit_notes >"$dir/credit-notes.json"
 "$th" orders list --json --db "$db" >"$dir/tarheel-orders.json"
 
 zc=$("$th" settings --db "$db" --store "$ZSTORE" --platform zid 2>/dev/null |
-  sed -n 's/.*connection \([0-9]*\).*/\1/p' | head -1)
+  sed -n 's/.*connection \([0-9]*\).*/\1/p' | sed -n 1p)
 jq -n --arg sp "$sp" --arg zp "$zp" --argjson zc "${zc:-0}" --slurpfile s "$dir/store-salla.json" --slurpfile z "$dir/store-zid.json" \
   --slurpfile inv "$dir/invoices.json" --slurpfile pay "$dir/payments.json" \
   --slurpfile cn "$dir/credit-notes.json" --slurpfile th "$dir/tarheel-orders.json" '

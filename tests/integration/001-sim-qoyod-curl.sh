@@ -30,11 +30,11 @@ code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
 cust=$(q "$url/2.0/customers" -d '{"contact":{"name":"Ahmed Ali","phone_number":"0500000000"}}')
 cid=$(echo "$cust" | sed -n 's/.*"contact":{"id":\([0-9]*\).*/\1/p')
-[ -n "$cid" ] || cid=$(echo "$cust" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+[ -n "$cid" ] || cid=$(echo "$cust" | grep -o '"id":[0-9]*' | sed -n 1p | cut -d: -f2)
 [ -n "$cid" ] || fail "customer not created: $cust"
 
 prod=$(q "$url/2.0/products" -d '{"product":{"sku":"SKU-1","name_ar":"قميص","name_en":"Shirt","type":"Product","product_unit_type_id":6,"category_id":1,"tax_id":1,"track_quantity":"1","sale_item":"1","selling_price":"100.0","sales_account_id":17,"purchase_item":"1","buying_price":"60.0","expense_account_id":12}}')
-pid_q=$(echo "$prod" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+pid_q=$(echo "$prod" | grep -o '"id":[0-9]*' | sed -n 1p | cut -d: -f2)
 [ -n "$pid_q" ] || fail "product not created: $prod"
 adj=$(code -H 'API-KEY: k1' -H 'Content-Type: application/json' "$url/2.0/inventory_adjustments" \
   -d "{\"inventory_adjustment\":{\"inventory_id\":1,\"revenue_account_id\":18,\"expense_account_id\":12,\"date\":\"2026-01-15\",\"line_items\":[{\"product_id\":$pid_q,\"actual_quantity\":10,\"rate\":60}]}}")

@@ -53,14 +53,14 @@ for id in $ids; do
 done
 
 # the order's history, as `orders show` prints it
-first=$(echo "$ids" | head -1)
+first=$(sed -n 1p <<<"$ids")
 "$build/tarheel" orders show "$first" --db "$db" >"$tmp/show.out" 2>&1 || fail "orders show"
 grep -q "history (Riyadh time)" "$tmp/show.out" || fail "orders show prints no history"
 grep -qE "^    20[0-9-]+ [0-9:]+  transferring" "$tmp/show.out" || fail "history lacks 'transferring'"
 grep -qE "^    20[0-9-]+ [0-9:]+  transferred" "$tmp/show.out" || fail "history lacks 'transferred'"
 
 # a status change: a webhook, no second invoice
-first=$(echo "$ids" | head -1)
+first=$(sed -n 1p <<<"$ids")
 curl -sf "$url_zid/_sim/zid/orders/$first/status" -d '{"status":"delivered"}' >/dev/null
 sleep 1
 got=$(curl -sf -H 'API-KEY: demo-key' -G "$url_qoyod/2.0/invoices" --data-urlencode "q[reference_eq]=$first" | jq '.invoices | length')
@@ -71,7 +71,7 @@ body=$(curl -sf "$url_zid/_sim/zid/orders" | jq -c '.orders[0]')
 # The Basic credential tarheel registered, as Zid holds it (tarheel's copy is
 # sealed at rest).
 secret=$(echo "$subs" | jq -r '.webhooks[0] | "\(.username):\(.password)"')
-token=$(grep -o '/webhooks/zid/[0-9a-f]*' "$tmp/zid.out" | head -1 || true)
+token=$(grep -o '/webhooks/zid/[0-9a-f]*' "$tmp/zid.out" | sed -n 1p || true)
 code=$(curl -s -o /dev/null -w '%{http_code}' -u "$secret" -H 'Content-Type: application/json' \
   "http://127.0.0.1:$TP/webhooks/zid/00000000000000000000000000000000" -d "$body")
 [ "$code" = 401 ] || fail "a wrong URL token should be 401, got $code"
