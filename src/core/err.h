@@ -41,7 +41,9 @@
       "re-enter the credential, or reconnect the store; for webhooks check the secret")           \
     X(TH_EMONEY, 12, "an amount could not be represented exactly in halalas",                     \
       "the message shows the amount; amounts must be decimal numbers within range")               \
-    X(TH_ERATE, 13, "a rate limit was reached", "nothing to do: tarheel waits and retries")         \
+    X(TH_ERATE, 13, "a rate limit was reached",                                                   \
+      "the service waits and retries by itself; a command that stopped on it: run it again in "    \
+      "a few minutes")                                                                             \
     X(TH_EDB, 14, "the database could not be read or written",                                    \
       "check the database file or server named in the message; tarheel retries on its own")       \
     X(TH_EDISKFULL, 15, "the disk is (nearly) full", "free space; intake resumes by itself")        \
