@@ -12,7 +12,10 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include "cli/cli.h"
 #include "core/jv.h"
 #include "core/xmalloc.h"
 #include "net/httpd.h"
@@ -290,4 +293,45 @@ size_t tt_receiver_wait(struct tt_receiver *r, size_t n, long timeout_ms)
     size_t got = r->n;
     pthread_mutex_unlock(&r->lock);
     return got;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The CLI in this process                                                   */
+
+static char *slurp_file(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char *text = xcalloc(1, 65536);
+    size_t n = fread(text, 1, 65535, fp);
+    text[n] = '\0';
+    fclose(fp);
+    return text;
+}
+
+int tt_cli_run(const char *dir, int argc, char **argv, char **out, char **err)
+{
+    char *po = xasprintf("%s/cli.out", dir), *pe = xasprintf("%s/cli.err", dir);
+    fflush(stdout);
+    fflush(stderr);
+    int o = dup(1), e = dup(2);
+    int fo = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fe = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(o >= 0 && e >= 0 && fo >= 0 && fe >= 0);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    int rc = cli_main(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(o, 1);
+    dup2(e, 2);
+    close(o);
+    close(e);
+    close(fo);
+    close(fe);
+    *out = slurp_file(po);
+    *err = slurp_file(pe);
+    free(po);
+    free(pe);
+    return rc;
 }

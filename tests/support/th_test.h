@@ -74,4 +74,9 @@ size_t tt_receiver_wait(struct tt_receiver *r, size_t n, long timeout_ms);
 
 void tt_sleep_ms(long ms);
 
+/* Runs `tarheel` (cli_main) in this process with argv (argv[argc] NULL),
+ * its standard output and error captured through files in dir; returns its
+ * exit code and sets *out and *err (new strings, free()). */
+int tt_cli_run(const char *dir, int argc, char **argv, char **out, char **err);
+
 #endif

@@ -8,7 +8,6 @@
  * message naming the wait and what to do. The waits here are Qoyod's
  * Retry-After of 1 s (real sleeps; nothing is timed).
  */
-#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,17 +75,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    assert_non_null(fp);
-    char *text = xcalloc(1, 65536);
-    size_t n = fread(text, 1, 65535, fp);
-    text[n] = '\0';
-    fclose(fp);
-    return text;
-}
-
 /* Runs `tarheel <args...>` (NULL-terminated), capturing stdout and stderr. */
 static void run(struct fx *f, struct run *r, ...)
 {
@@ -99,28 +87,7 @@ static void run(struct fx *f, struct run *r, ...)
         argv[argc++] = (char *)a;
     va_end(ap);
     argv[argc] = NULL;
-    char *out = xasprintf("%s/out", f->dir), *err = xasprintf("%s/err", f->dir);
-    fflush(stdout);
-    fflush(stderr);
-    int o = dup(1), e = dup(2);
-    int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(o >= 0 && e >= 0 && fo >= 0 && fe >= 0);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    r->rc = cli_main(argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(o, 1);
-    dup2(e, 2);
-    close(o);
-    close(e);
-    close(fo);
-    close(fe);
-    r->out = slurp(out);
-    r->err = slurp(err);
-    free(out);
-    free(err);
+    r->rc = tt_cli_run(f->dir, argc, argv, &r->out, &r->err);
 }
 
 static void run_release(struct run *r)

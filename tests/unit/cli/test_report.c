@@ -4,7 +4,6 @@
  * store in a temp directory; stdout and stderr are captured and compared
  * with the exact text expected.
  */
-#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +21,7 @@
 #include "cli/cli.h"
 #include "core/xmalloc.h"
 #include "store/store.h"
+#include "th_test.h"
 
 struct fx {
     char dir[64];
@@ -116,17 +116,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    assert_non_null(fp);
-    char *text = xcalloc(1, 65536);
-    size_t n = fread(text, 1, 65535, fp);
-    text[n] = '\0';
-    fclose(fp);
-    return text;
-}
-
 /* Runs `tarheel report --db DB <args...>` (NULL-terminated), capturing
  * stdout and stderr. */
 static void run(struct fx *f, struct run *r, ...)
@@ -140,28 +129,7 @@ static void run(struct fx *f, struct run *r, ...)
         argv[argc++] = (char *)a;
     va_end(ap);
     argv[argc] = NULL;
-    char *out = xasprintf("%s/out", f->dir), *err = xasprintf("%s/err", f->dir);
-    fflush(stdout);
-    fflush(stderr);
-    int o = dup(1), e = dup(2);
-    int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(o >= 0 && e >= 0 && fo >= 0 && fe >= 0);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    r->rc = cli_main(argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(o, 1);
-    dup2(e, 2);
-    close(o);
-    close(e);
-    close(fo);
-    close(fe);
-    r->out = slurp(out);
-    r->err = slurp(err);
-    free(out);
-    free(err);
+    r->rc = tt_cli_run(f->dir, argc, argv, &r->out, &r->err);
 }
 
 static void run_release(struct run *r)
