@@ -1887,18 +1887,49 @@ static int authorized(struct api *a, const struct httpd_req *req, struct httpd_r
 /* For a request without Authorization that carries the session cookie:
  * 1 when the session is live and, for a state-changing method, the request
  * echoes its CSRF token; else answers 401 / 403 and returns 0. */
+/* Refuses the request's session: 401 saying why, the cookie cleared, and
+ * the session ended when id is given. Returns 0. */
+static int session_refused(struct ctx *x, const char *id, const char *why)
+{
+    if (id) sessions_end(x->a->sessions, id);
+    send_error(x->resp, 401, TH_EAUTH, NO_SESSION_REMEDY, "%s", why);
+    httpd_resp_header(x->resp, "Set-Cookie", COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    return 0;
+}
+
+/* The session's user, read for every request: moving a user (`tarheel user
+ * add NAME --tenant T`), removing one (`tarheel user remove`) or setting a
+ * new password (which ends the sessions started under the old one, e.g. on
+ * a device that was lost) takes effect at once, also when done from another
+ * process. Sets x->tenant; else answers and returns 0. */
+static int session_user_ok(struct ctx *x, const char *id)
+{
+    char *hash = NULL;
+    struct th_err uerr = {0};
+    int rc = store_user_get_in(x->a->store, x->user, &hash, &x->tenant, &uerr);
+    char now_stamp[SESSION_TOKEN_LEN] = "";
+    if (!rc) sessions_stamp(hash, now_stamp);
+    free(hash);
+    if (rc == TH_ENOTFOUND) return session_refused(x, id, "this session's user is gone");
+    if (rc) {
+        send_th_err(x->resp, &uerr);
+        return 0;
+    }
+    if (strcmp(now_stamp, x->stamp) != 0)
+        return session_refused(x, id,
+                               "this user's password was changed since this session began");
+    return 1;
+}
+
 static int session_ok(struct ctx *x, const char *id)
 {
     if (!sessions_check_as(x->a->sessions, id, (int64_t)time(NULL), x->user, x->csrf,
-                           x->stamp)) {
-        send_error(x->resp, 401, TH_EAUTH, NO_SESSION_REMEDY,
-                   "the session has ended (logged out, idle too long or tarheel restarted)");
-        httpd_resp_header(x->resp, "Set-Cookie",
-                          COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-        return 0;
-    }
+                           x->stamp))
+        return session_refused(x, NULL,
+                               "the session has ended (logged out, idle too long or tarheel "
+                               "restarted)");
     const char *m = httpd_req_method(x->req);
-    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return 1;
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return session_user_ok(x, id);
     const char *t = httpd_req_header(x->req, "X-CSRF-Token");
     if (!t || strlen(t) != SESSION_TOKEN_LEN - 1 ||
         CRYPTO_memcmp(t, x->csrf, SESSION_TOKEN_LEN - 1) != 0) {
@@ -1909,7 +1940,7 @@ static int session_ok(struct ctx *x, const char *id)
                    "this request lacks the session's CSRF token");
         return 0;
     }
-    return 1;
+    return session_user_ok(x, id);
 }
 
 void api_handle(struct api *a, const struct httpd_req *req, struct httpd_resp *resp)
@@ -1931,31 +1962,6 @@ void api_handle(struct api *a, const struct httpd_req *req, struct httpd_resp *r
         int ok = session_ok(&x, sid);
         OPENSSL_cleanse(sid, sizeof sid);
         if (!ok) return;
-        /* The user, read for every request: moving a user (`tarheel user
-         * add NAME --tenant T`), removing one (`tarheel user remove`) or
-         * setting a new password (which ends the sessions started under the
-         * old one, e.g. on a device that was lost) takes effect at once,
-         * also when done from another process. */
-        char *hash = NULL;
-        struct th_err uerr = {0};
-        int rc = store_user_get_in(a->store, x.user, &hash, &x.tenant, &uerr);
-        char now_stamp[SESSION_TOKEN_LEN] = "";
-        if (!rc) sessions_stamp(hash, now_stamp);
-        free(hash);
-        if (rc == TH_ENOTFOUND || (!rc && strcmp(now_stamp, x.stamp) != 0)) {
-            if (session_cookie(req, sid) == 0) sessions_end(a->sessions, sid);
-            OPENSSL_cleanse(sid, sizeof sid);
-            send_error(resp, 401, TH_EAUTH, NO_SESSION_REMEDY,
-                       rc ? "this session's user is gone"
-                          : "this user's password was changed since this session began");
-            httpd_resp_header(resp, "Set-Cookie",
-                              COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-            return;
-        }
-        if (rc) {
-            send_th_err(resp, &uerr);
-            return;
-        }
     } else {
         int64_t users = 0, stored = 0;
         struct th_err uerr = {0};
