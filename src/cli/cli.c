@@ -1092,15 +1092,21 @@ struct list_ctx {
     int nfound;
 };
 
-static json_t *json_time(int64_t unix_s)
+/* unix_s as UTC text ("2026-01-15T10:00:00Z") in out; "" when it cannot be
+ * shown. Returns out. */
+static char *utc_text(int64_t unix_s, char out[32])
 {
-    if (unix_s <= 0) return json_null();
     time_t t = (time_t)unix_s;
     struct tm tm;
+    out[0] = '\0';
+    if (gmtime_r(&t, &tm)) strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return out;
+}
+
+static json_t *json_time(int64_t unix_s)
+{
     char b[32];
-    gmtime_r(&t, &tm);
-    strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(b);
+    return unix_s <= 0 ? json_null() : json_string(utc_text(unix_s, b));
 }
 
 /* An order as `orders list --json` and `orders show --json` print it (the
@@ -1759,9 +1765,7 @@ static void user_row(void *arg, const char *name, int64_t tenant, int64_t set_ms
     struct th_err err;
     if (store_tenant_get(r->s, tenant, &t, &err) != 0) snprintf(t.name, sizeof t.name, "?");
     char when[32] = "";
-    time_t sec = (time_t)(set_ms / 1000);
-    struct tm tm;
-    if (set_ms > 0 && gmtime_r(&sec, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (set_ms > 0) utc_text(set_ms / 1000, when);
     r->n++;
     if (r->arr)
         json_array_append_new(r->arr, json_pack("{s:s,s:s,s:s?}", "name", name, "tenant", t.name,
@@ -1875,10 +1879,8 @@ static void tenant_row(void *arg, const struct store_tenant *t)
     int64_t conns = 0, tokens = 0;
     if (!r->rc) r->rc = store_conn_list_in(r->s, t->id, count_in_tenant, &conns, &r->err);
     if (!r->rc) r->rc = store_token_list(r->s, t->id, count_token, &tokens, &r->err);
-    char when[32] = "";
-    time_t sec = (time_t)(t->created_ms / 1000);
-    struct tm tm;
-    if (gmtime_r(&sec, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char when[32];
+    utc_text(t->created_ms / 1000, when);
     if (r->arr)
         json_array_append_new(r->arr, json_pack("{s:I,s:s,s:s,s:I,s:I}", "id", (json_int_t)t->id,
                                                 "name", t->name, "created_at", when,
@@ -1980,10 +1982,8 @@ static void token_row(void *arg, const struct store_token *t)
     struct th_err err;
     if (store_tenant_get(r->s, t->tenant_id, &tn, &err) != 0)
         snprintf(tn.name, sizeof tn.name, "%lld", (long long)t->tenant_id);
-    char when[32] = "";
-    time_t sec = (time_t)(t->created_ms / 1000);
-    struct tm tm;
-    if (gmtime_r(&sec, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char when[32];
+    utc_text(t->created_ms / 1000, when);
     if (r->arr)
         json_array_append_new(r->arr, json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)t->id,
                                                 "tenant", tn.name, "label", t->label,
