@@ -598,6 +598,17 @@ static void rollback(PGconn *c)
     if (PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
 }
 
+/* Ends the transaction begun on c: ROLLBACK when rc is a failure, else
+ * COMMIT (whose own failure is returned). Returns the outcome. */
+static int end_tx(struct pgs *q, PGconn *c, int rc, struct th_err *err, const char *what)
+{
+    if (rc) {
+        rollback(c);
+        return rc;
+    }
+    return plain(q, c, "COMMIT", err, what);
+}
+
 static int64_t col_i64(const PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
@@ -678,10 +689,7 @@ static int migrate(struct pgs *q, PGconn *c, struct th_err *err)
     }
     PQclear(r);
 out:
-    if (rc)
-        rollback(c);
-    else
-        rc = plain(q, c, "COMMIT", err, "migrate: commit");
+    rc = end_tx(q, c, rc, err, "migrate: commit");
     return rc;
 }
 
@@ -1122,10 +1130,7 @@ static int pg_job_done(struct store *s, int64_t job_id, const char *owner, struc
         if (n == 0) rc = job_missing(q, c, job_id, owner, err);
     }
 out:
-    if (rc)
-        rollback(c);
-    else
-        rc = plain(q, c, "COMMIT", err, what);
+    rc = end_tx(q, c, rc, err, what);
     conn_put(q, c);
     return rc;
 }
@@ -1329,12 +1334,8 @@ static int pg_account_take(struct store *s, int64_t conn_id, int per_min, int bu
     }
     PQclear(r);
 out:
-    if (rc) {
-        *wait_ms = 0;
-        rollback(c);
-    } else {
-        rc = plain(q, c, "COMMIT", err, what);
-    }
+    if (rc) *wait_ms = 0;
+    rc = end_tx(q, c, rc, err, what);
     conn_put(q, c);
     return rc;
 }
@@ -1492,10 +1493,7 @@ static int pg_order_put(struct store *s, const struct store_order *o, int64_t jo
     }
     PQclear(r);
 out:
-    if (rc)
-        rollback(c);
-    else
-        rc = plain(q, c, "COMMIT", err, what);
+    rc = end_tx(q, c, rc, err, what);
     conn_put(q, c);
     return rc;
 }
@@ -2210,11 +2208,10 @@ static int in_tx(struct pgs *q, struct th_err *err, const char *what,
     PGconn *c = conn_get(q, err);
     if (!c) return code_of(err);
     int code = plain(q, c, "BEGIN", err, what);
-    if (!code) code = fn(q, c, arg, err);
-    if (!code)
-        code = plain(q, c, "COMMIT", err, what);
-    else
+    if (code)
         rollback(c);
+    else
+        code = end_tx(q, c, fn(q, c, arg, err), err, what);
     conn_put(q, c);
     return code;
 }
